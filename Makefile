@@ -1,0 +1,63 @@
+# hvc: `make run` sets up this machine and runs a command in a micro-VM; `make test` runs every test.
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+BUILD := $(CURDIR)/build
+ASSETS := $(BUILD)/share/hvc
+HVC := $(CURDIR)/.build/release/hvc
+AGENT := $(CURDIR)/.build/release/hvc-agent
+export HVC_ASSETS ?= $(ASSETS)
+
+# Debian packages hvc needs to build and run, and the peers the benchmark measures.
+PACKAGES := qemu-system-x86 qemu-utils busybox-static e2fsprogs erofs-utils cpio \
+	linux-source-6.1 flex bison bc libelf-dev libssl-dev \
+	libseccomp-dev libcap-dev runc python3
+
+.PHONY: all deps build kernel initramfs assets image run test unit-test e2e-test bench install clean
+
+all: build assets
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+build: deps
+	swift build -c release
+
+kernel: deps
+	rootfs/kernel/build.sh $(ASSETS)/vmlinux
+
+initramfs: build
+	rootfs/agent/build-initramfs.sh $(AGENT) $(ASSETS)/initramfs.cpio
+
+assets: kernel initramfs
+
+# The default image, in the default store (/var/lib/hvc) unless HVC_ROOT says otherwise.
+image: build
+	rootfs/images/busybox/build.sh $(HVC)
+
+run: assets image
+	$(HVC) run --rm busybox uname -a
+
+unit-test: build
+	swift test -c release --skip EndToEndTests
+
+e2e-test: assets
+	HVC_BIN=$(HVC) swift test -c release --filter EndToEndTests
+
+test: assets
+	HVC_BIN=$(HVC) swift test -c release
+
+bench: assets image
+	bench/run.sh $(HVC)
+
+install: build assets
+	install -D -m 755 $(HVC) $(DESTDIR)$(PREFIX)/bin/hvc
+	install -D -m 644 $(ASSETS)/vmlinux $(DESTDIR)$(PREFIX)/share/hvc/vmlinux
+	install -D -m 644 $(ASSETS)/initramfs.cpio $(DESTDIR)$(PREFIX)/share/hvc/initramfs.cpio
+	install -D -m 644 $(ASSETS)/kernel-release $(DESTDIR)$(PREFIX)/share/hvc/kernel-release
+
+clean:
+	rm -rf .build $(BUILD)

@@ -1,0 +1,45 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "hvc",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "hvc", targets: ["hvc"]),
+        .executable(name: "hvc-agent", targets: ["hvc-agent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // C: only what Swift cannot do safely (fork→exec with no Swift in between, ioctl macros).
+        .target(name: "CLinux"),
+        // Syscall layer: Errno, file descriptors, pipes, poll. No Foundation: the guest links it.
+        .target(name: "HVCSystem", dependencies: ["CLinux"]),
+        // Host↔guest wire protocol, shared by both sides. No Foundation.
+        .target(name: "AgentProtocol"),
+        // The guest's PID 1.
+        .executableTarget(
+            name: "hvc-agent",
+            dependencies: ["AgentProtocol", "HVCSystem", "CLinux"],
+            linkerSettings: [.unsafeFlags(["-static-executable"])]
+        ),
+        // The VirtualMachine protocol and its QEMU backend.
+        .target(name: "VMM", dependencies: ["AgentProtocol", "HVCSystem", "CLinux"]),
+        // Containers, images, state on disk.
+        .target(
+            name: "Runtime",
+            dependencies: ["VMM", "AgentProtocol", "HVCSystem", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .executableTarget(
+            name: "hvc",
+            dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Runtime"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,210 @@
+/// What the host asks of a process in the guest.
+public struct ProcessSpec: Equatable, Sendable {
+    /// `argv`; the first element is looked up in the container's `PATH` when it has no slash.
+    public var arguments: [String]
+    /// `KEY=VALUE` entries, exactly as the process gets them.
+    public var environment: [String]
+    public var workingDirectory: String
+    /// `uid[:gid]` or a user name from the image's `/etc/passwd`; empty means root.
+    public var user: String
+    /// Give the process a pseudo-terminal instead of pipes.
+    public var terminal: Bool
+    public var rows: UInt16
+    public var columns: UInt16
+
+    public init(
+        arguments: [String], environment: [String] = [], workingDirectory: String = "/",
+        user: String = "", terminal: Bool = false, rows: UInt16 = 24, columns: UInt16 = 80
+    ) {
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.user = user
+        self.terminal = terminal
+        self.rows = rows
+        self.columns = columns
+    }
+}
+
+/// Session parameters the host sends once, answering the guest's `ready`.
+public struct Hello: Equatable, Sendable {
+    public var version: UInt16
+    /// Fresh host randomness; the guest credits it to its RNG before running anything.
+    public var entropy: [UInt8]
+    /// Host wall-clock time, nanoseconds since the epoch; the guest sets its clock from it.
+    public var unixTimeNanoseconds: UInt64
+    public var hostname: String
+
+    public init(version: UInt16 = Limits.version, entropy: [UInt8], unixTimeNanoseconds: UInt64, hostname: String) {
+        self.version = version
+        self.entropy = entropy
+        self.unixTimeNanoseconds = unixTimeNanoseconds
+        self.hostname = hostname
+    }
+}
+
+/// The guest's first message: its version and when it got there (guest monotonic clock).
+public struct Ready: Equatable, Sendable {
+    public var version: UInt16
+    /// Guest uptime when the agent's `main` began.
+    public var agentStartNanoseconds: UInt64
+    /// Guest uptime when the agent had the root filesystem mounted and the channel open.
+    public var readyNanoseconds: UInt64
+
+    public init(version: UInt16 = Limits.version, agentStartNanoseconds: UInt64, readyNanoseconds: UInt64) {
+        self.version = version
+        self.agentStartNanoseconds = agentStartNanoseconds
+        self.readyNanoseconds = readyNanoseconds
+    }
+}
+
+/// Why a process could not be started; maps to Docker's 126 and 127.
+public enum StartFailure: UInt8, Equatable, Sendable {
+    case notFound = 1
+    case notExecutable = 2
+    case other = 3
+}
+
+/// How a process ended.
+public enum ExitStatus: Equatable, Sendable {
+    case exited(Int32)
+    case signaled(Int32)
+
+    /// The shell convention: the exit code, or 128 + the signal number.
+    public var code: Int32 {
+        switch self {
+        case .exited(let code): code
+        case .signaled(let signal): 128 + signal
+        }
+    }
+}
+
+/// One message on the channel. Messages about a process carry its id in the frame header.
+public enum Message: Equatable, Sendable {
+    // host → guest
+    case hello(Hello)
+    case start(ProcessSpec)
+    case stdin([UInt8])
+    case closeStdin
+    case signal(Int32)
+    case resize(rows: UInt16, columns: UInt16)
+    case shutdown
+    // guest → host
+    case ready(Ready)
+    case started(pid: Int32)
+    case startFailed(StartFailure, String)
+    case stdout([UInt8])
+    case stderr([UInt8])
+    case exited(ExitStatus)
+    /// A fatal error in the agent; the session ends after it.
+    case failure(String)
+
+    var kind: UInt8 {
+        switch self {
+        case .hello: 1
+        case .start: 2
+        case .stdin: 3
+        case .closeStdin: 4
+        case .signal: 5
+        case .resize: 6
+        case .shutdown: 7
+        case .ready: 64
+        case .started: 65
+        case .startFailed: 66
+        case .stdout: 67
+        case .stderr: 68
+        case .exited: 69
+        case .failure: 70
+        }
+    }
+
+    func encodePayload(into w: inout ByteWriter) {
+        switch self {
+        case .hello(let h):
+            w.write(h.version)
+            w.write(bytes: h.entropy)
+            w.write(h.unixTimeNanoseconds)
+            w.write(h.hostname)
+        case .start(let p):
+            w.write(p.arguments)
+            w.write(p.environment)
+            w.write(p.workingDirectory)
+            w.write(p.user)
+            w.write(p.terminal)
+            w.write(p.rows)
+            w.write(p.columns)
+        case .stdin(let data), .stdout(let data), .stderr(let data):
+            w.write(bytes: data)
+        case .closeStdin, .shutdown:
+            break
+        case .signal(let signal):
+            w.write(signal)
+        case .resize(let rows, let columns):
+            w.write(rows)
+            w.write(columns)
+        case .ready(let r):
+            w.write(r.version)
+            w.write(r.agentStartNanoseconds)
+            w.write(r.readyNanoseconds)
+        case .started(let pid):
+            w.write(pid)
+        case .startFailed(let reason, let text):
+            w.write(reason.rawValue)
+            w.write(text)
+        case .exited(let status):
+            switch status {
+            case .exited(let code): w.write(UInt8(0)); w.write(code)
+            case .signaled(let signal): w.write(UInt8(1)); w.write(signal)
+            }
+        case .failure(let text):
+            w.write(text)
+        }
+    }
+
+    static func decode(kind: UInt8, payload: ArraySlice<UInt8>) throws(ProtocolError) -> Message {
+        var r = ByteReader(payload)
+        let message: Message
+        switch kind {
+        case 1:
+            message = .hello(Hello(
+                version: try r.readUInt16(), entropy: try r.readBytes(max: Limits.maxEntropy),
+                unixTimeNanoseconds: try r.readUInt64(), hostname: try r.readString(max: 64)))
+        case 2:
+            let arguments = try r.readStrings()
+            guard !arguments.isEmpty else { throw .invalidField("empty argument list") }
+            message = .start(ProcessSpec(
+                arguments: arguments, environment: try r.readStrings(),
+                workingDirectory: try r.readString(), user: try r.readString(max: 256),
+                terminal: try r.readBool(), rows: try r.readUInt16(), columns: try r.readUInt16()))
+        case 3: message = .stdin(try r.readBytes(max: Limits.maxChunk))
+        case 4: message = .closeStdin
+        case 5: message = .signal(try r.readInt32())
+        case 6: message = .resize(rows: try r.readUInt16(), columns: try r.readUInt16())
+        case 7: message = .shutdown
+        case 64:
+            message = .ready(Ready(
+                version: try r.readUInt16(), agentStartNanoseconds: try r.readUInt64(),
+                readyNanoseconds: try r.readUInt64()))
+        case 65: message = .started(pid: try r.readInt32())
+        case 66:
+            guard let reason = StartFailure(rawValue: try r.readUInt8()) else {
+                throw .invalidField("start failure reason")
+            }
+            message = .startFailed(reason, try r.readString(max: 4096))
+        case 67: message = .stdout(try r.readBytes(max: Limits.maxChunk))
+        case 68: message = .stderr(try r.readBytes(max: Limits.maxChunk))
+        case 69:
+            let how = try r.readUInt8()
+            let value = try r.readInt32()
+            switch how {
+            case 0 where (0...255).contains(value): message = .exited(.exited(value))
+            case 1 where (1...64).contains(value): message = .exited(.signaled(value))
+            default: throw .invalidField("exit status")
+            }
+        case 70: message = .failure(try r.readString(max: 4096))
+        default: throw .unknownKind(kind)
+        }
+        try r.finish()
+        return message
+    }
+}

@@ -1,0 +1,88 @@
+#ifndef HVC_CLINUX_H
+#define HVC_CLINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// What went wrong in a child between fork and exec, reported to the parent through a pipe.
+enum hvc_child_stage {
+    HVC_STAGE_PID = 0,          /* not an error: value is the final child's pid */
+    HVC_STAGE_CGROUP = 1,       /* joining the container cgroup, or its namespace */
+    HVC_STAGE_MOUNTS = 2,       /* /proc, /sys, /dev inside the container root */
+    HVC_STAGE_HOSTNAME = 3,
+    HVC_STAGE_PIVOT_ROOT = 4,
+    HVC_STAGE_NAMESPACES = 5,   /* entering a running container's namespaces */
+    HVC_STAGE_STDIO = 6,        /* session, stdio, controlling terminal */
+    HVC_STAGE_IDENTITY = 7,     /* setgroups/setgid/setuid */
+    HVC_STAGE_CWD = 8,          /* chdir to the working directory */
+    HVC_STAGE_EXEC = 9,         /* execve: value is its errno (ENOENT, EACCES, ...) */
+    HVC_STAGE_SUPERVISION = 10, /* parent-death signal, session, fds of a host helper */
+};
+
+/// A process to exec inside a container. Every pointer must stay valid until spawn returns.
+struct hvc_process {
+    const char *const *argv;      /* NULL-terminated; argv[0] is looked up in path if it has no '/' */
+    const char *const *envp;      /* NULL-terminated */
+    const char *path;             /* the container's PATH, for the lookup */
+    const char *cwd;
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t group_count;
+    int stdin_fd, stdout_fd, stderr_fd;
+    int terminal;                 /* stdin is a pty slave: make it the controlling terminal */
+};
+
+/// The container a process runs in.
+struct hvc_container {
+    const char *rootfs;           /* a mount point, becomes / */
+    const char *hostname;
+    const char *cgroup;           /* cgroup v2 directory to join, or NULL */
+};
+
+/// Result of a spawn: the pid, or the stage and errno at which the child failed.
+struct hvc_spawn_result {
+    pid_t pid;
+    int stage;
+    int error;
+};
+
+/// Starts the container's first process as PID 1 of new pid, mount, UTS, IPC and cgroup
+/// namespaces, with /proc, /sys, /dev and the cgroup filesystem mounted inside `rootfs`.
+/// Returns 0, or -1 with errno when the clone itself failed; child failures are in `result`.
+int hvc_spawn_container_init(const struct hvc_container *container, const struct hvc_process *process,
+                             struct hvc_spawn_result *result);
+
+/// Starts a further process inside the namespaces and cgroup of `init_pid`, as a child of the
+/// caller (so the caller can wait for it).
+int hvc_spawn_container_exec(pid_t init_pid, const struct hvc_container *container,
+                             const struct hvc_process *process, struct hvc_spawn_result *result);
+
+/// Starts a host helper (the VMM): new session, stdin from /dev/null, stdout/stderr to the
+/// given fds, every other fd closed, killed with SIGKILL when the calling thread's process dies.
+int hvc_spawn_supervised(const char *path, const char *const *argv, const char *const *envp,
+                         int stdout_fd, int stderr_fd, struct hvc_spawn_result *result);
+
+/// ioctl(TIOCGWINSZ); returns 0 or -1 with errno.
+int hvc_get_window_size(int fd, uint16_t *rows, uint16_t *columns);
+/// ioctl(TIOCSWINSZ); returns 0 or -1 with errno.
+int hvc_set_window_size(int fd, uint16_t rows, uint16_t columns);
+/// ioctl(RNDADDENTROPY): credits `length` bytes to the kernel RNG (needs CAP_SYS_ADMIN).
+int hvc_add_entropy(int fd, const uint8_t *bytes, size_t length);
+/// Opens a pseudo-terminal pair; returns 0 or -1 with errno.
+int hvc_open_pty(int *master, int *slave);
+
+/// pipe2(O_CLOEXEC); returns 0 or -1 with errno.
+int hvc_pipe(int fds[2]);
+/// Blocks SIGCHLD in the calling thread and returns a non-blocking signalfd for it, or -1.
+int hvc_signalfd_sigchld(void);
+
+/// reboot(RB_AUTOBOOT): with `reboot=t` on the kernel command line and QEMU's -no-reboot,
+/// the quickest way for a guest to end its VM.
+void hvc_reboot(void);
+
+/// socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC) connected to `path`; returns the fd or -1 with errno.
+int hvc_unix_connect(const char *path);
+
+#endif

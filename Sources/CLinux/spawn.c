@@ -1,0 +1,341 @@
+// fork→exec paths in C, so that nothing but async-signal-safe calls run in the child.
+#define _GNU_SOURCE
+#include "CLinux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/random.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+struct report { int32_t stage; int32_t value; };
+
+static void report(int fd, int stage, int value) {
+    struct report r = { stage, value };
+    ssize_t n;
+    do { n = write(fd, &r, sizeof r); } while (n < 0 && errno == EINTR);
+}
+
+static _Noreturn void fail(int fd, int stage) {
+    report(fd, stage, errno);
+    _exit(127);
+}
+
+/// fork() without glibc's atfork handlers, with extra clone flags.
+static pid_t raw_clone(unsigned long flags) {
+    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+}
+
+/// Reads the child's reports until every write end is closed (the exec succeeded or it failed).
+static void collect(int fd, struct hvc_spawn_result *result) {
+    struct report r;
+    for (;;) {
+        ssize_t n = read(fd, &r, sizeof r);
+        if (n < 0 && errno == EINTR) continue;
+        if (n != (ssize_t)sizeof r) break;
+        if (r.stage == HVC_STAGE_PID) {
+            result->pid = r.value;
+        } else if (result->stage == 0) {
+            result->stage = r.stage;
+            result->error = r.value;
+        }
+    }
+    close(fd);
+}
+
+static void reset_signals(void) {
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+    }
+}
+
+static int join_path(char *out, size_t size, const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la + lb + 1 > size) { errno = ENAMETOOLONG; return -1; }
+    memcpy(out, a, la);
+    memcpy(out + la, b, lb + 1);
+    return 0;
+}
+
+static int mount_at(const char *root, const char *target, const char *type, unsigned long flags,
+                    const char *data, mode_t mode) {
+    char path[PATH_MAX];
+    if (join_path(path, sizeof path, root, target) < 0) return -1;
+    if (mkdir(path, mode) < 0 && errno != EEXIST) return -1;
+    return mount(type, path, type, flags, data);
+}
+
+static int make_node(const char *root, const char *name, unsigned major_, unsigned minor_) {
+    char path[PATH_MAX];
+    if (join_path(path, sizeof path, root, name) < 0) return -1;
+    if (mknod(path, S_IFCHR | 0666, makedev(major_, minor_)) < 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static int make_link(const char *root, const char *name, const char *target) {
+    char path[PATH_MAX];
+    if (join_path(path, sizeof path, root, name) < 0) return -1;
+    if (symlink(target, path) < 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static int join_cgroup(const char *cgroup) {
+    char path[PATH_MAX];
+    if (cgroup == NULL) return 0;
+    if (join_path(path, sizeof path, cgroup, "/cgroup.procs") < 0) return -1;
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, "0", 1);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return n == 1 ? 0 : -1;
+}
+
+/// The container's filesystem view: /proc of its pid namespace, read-only /sys, a private /dev.
+static int populate_root(const char *root) {
+    const unsigned long hardened = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (mount_at(root, "/proc", "proc", hardened, NULL, 0555) < 0) return -1;
+    if (mount_at(root, "/sys", "sysfs", hardened | MS_RDONLY, NULL, 0555) < 0) return -1;
+    if (mount_at(root, "/sys/fs/cgroup", "cgroup2", hardened | MS_RDONLY, NULL, 0555) < 0) return -1;
+    if (mount_at(root, "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k", 0755) < 0) return -1;
+    if (make_node(root, "/dev/null", 1, 3) < 0 || make_node(root, "/dev/zero", 1, 5) < 0 ||
+        make_node(root, "/dev/full", 1, 7) < 0 || make_node(root, "/dev/random", 1, 8) < 0 ||
+        make_node(root, "/dev/urandom", 1, 9) < 0 || make_node(root, "/dev/tty", 5, 0) < 0)
+        return -1;
+    if (mount_at(root, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620", 0755) < 0)
+        return -1;
+    if (mount_at(root, "/dev/shm", "tmpfs", hardened, "mode=1777,size=65536k", 01777) < 0) return -1;
+    if (make_link(root, "/dev/ptmx", "pts/ptmx") < 0 || make_link(root, "/dev/fd", "/proc/self/fd") < 0 ||
+        make_link(root, "/dev/stdin", "/proc/self/fd/0") < 0 || make_link(root, "/dev/stdout", "/proc/self/fd/1") < 0 ||
+        make_link(root, "/dev/stderr", "/proc/self/fd/2") < 0)
+        return -1;
+    return 0;
+}
+
+static void exec_in_path(const struct hvc_process *p) {
+    const char *file = p->argv[0];
+    if (strchr(file, '/') != NULL) {
+        execve(file, (char *const *)p->argv, (char *const *)p->envp);
+        return;
+    }
+    const char *path = (p->path && *p->path) ? p->path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    int seen_eacces = 0;
+    char candidate[PATH_MAX];
+    size_t flen = strlen(file);
+    for (const char *dir = path;; ) {
+        const char *end = strchrnul(dir, ':');
+        size_t dlen = (size_t)(end - dir);
+        if (dlen + 1 + flen + 1 <= sizeof candidate) {
+            memcpy(candidate, dir, dlen);
+            candidate[dlen] = '/';
+            memcpy(candidate + dlen + 1, file, flen + 1);
+            execve(candidate, (char *const *)p->argv, (char *const *)p->envp);
+            if (errno == EACCES) seen_eacces = 1;
+            else if (errno != ENOENT && errno != ENOTDIR) return;
+        }
+        if (*end == '\0') break;
+        dir = end + 1;
+    }
+    errno = seen_eacces ? EACCES : ENOENT;
+}
+
+/// The last steps common to both spawn paths; never returns.
+static _Noreturn void become_process(const struct hvc_process *p, int report_fd) {
+    if (setsid() < 0) fail(report_fd, HVC_STAGE_STDIO);
+    if (dup2(p->stdin_fd, 0) < 0 || dup2(p->stdout_fd, 1) < 0 || dup2(p->stderr_fd, 2) < 0)
+        fail(report_fd, HVC_STAGE_STDIO);
+    if (p->terminal && ioctl(0, TIOCSCTTY, 0) < 0) fail(report_fd, HVC_STAGE_STDIO);
+    // Drop to the requested identity: groups first, then gid, then uid (after which no more).
+    if (setgroups(p->group_count, p->groups) < 0) fail(report_fd, HVC_STAGE_IDENTITY);
+    if (setgid(p->gid) < 0 || setuid(p->uid) < 0) fail(report_fd, HVC_STAGE_IDENTITY);
+    if (chdir(p->cwd) < 0) fail(report_fd, HVC_STAGE_CWD);
+    umask(022);
+    reset_signals();
+    exec_in_path(p);
+    fail(report_fd, HVC_STAGE_EXEC);
+}
+
+int hvc_spawn_container_init(const struct hvc_container *c, const struct hvc_process *p,
+                             struct hvc_spawn_result *result) {
+    memset(result, 0, sizeof *result);
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) return -1;
+    pid_t pid = raw_clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC);
+    if (pid < 0) {
+        int saved = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        errno = saved;
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = pipefd[1];
+        close(pipefd[0]);
+        umask(0);
+        // Join the container cgroup, then make it this namespace's root.
+        if (join_cgroup(c->cgroup) < 0 || unshare(CLONE_NEWCGROUP) < 0) fail(fd, HVC_STAGE_CGROUP);
+        // Keep every mount below private to this namespace.
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(fd, HVC_STAGE_MOUNTS);
+        if (populate_root(c->rootfs) < 0) fail(fd, HVC_STAGE_MOUNTS);
+        if (sethostname(c->hostname, strlen(c->hostname)) < 0) fail(fd, HVC_STAGE_HOSTNAME);
+        // pivot_root onto the container root, stacking the old root on it, then detach the old.
+        if (chdir(c->rootfs) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
+            chdir("/") < 0)
+            fail(fd, HVC_STAGE_PIVOT_ROOT);
+        become_process(p, fd);
+    }
+    close(pipefd[1]);
+    collect(pipefd[0], result);
+    result->pid = pid;
+    return 0;
+}
+
+int hvc_spawn_container_exec(pid_t init_pid, const struct hvc_container *c, const struct hvc_process *p,
+                             struct hvc_spawn_result *result) {
+    static const char *const kinds[] = { "cgroup", "ipc", "uts", "pid", "mnt" };
+    enum { KIND_COUNT = sizeof kinds / sizeof kinds[0] };
+    memset(result, 0, sizeof *result);
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) return -1;
+    pid_t helper = raw_clone(0);
+    if (helper < 0) {
+        int saved = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        errno = saved;
+        return -1;
+    }
+    if (helper == 0) {
+        int fd = pipefd[1];
+        close(pipefd[0]);
+        int ns[KIND_COUNT];
+        char path[64];
+        // Open every namespace before entering any: entering mnt changes what /proc means.
+        for (int i = 0; i < KIND_COUNT; i++) {
+            snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)init_pid, kinds[i]);
+            ns[i] = open(path, O_RDONLY | O_CLOEXEC);
+            if (ns[i] < 0) fail(fd, HVC_STAGE_NAMESPACES);
+        }
+        if (join_cgroup(c->cgroup) < 0) fail(fd, HVC_STAGE_CGROUP);
+        for (int i = 0; i < KIND_COUNT; i++) {
+            if (setns(ns[i], 0) < 0) fail(fd, HVC_STAGE_NAMESPACES);
+            close(ns[i]);
+        }
+        // A pid namespace applies to children only: the process itself is a sibling of this
+        // helper (CLONE_PARENT), so the caller reaps it.
+        pid_t pid = raw_clone(CLONE_PARENT);
+        if (pid < 0) fail(fd, HVC_STAGE_NAMESPACES);
+        if (pid == 0) become_process(p, fd);
+        // Report the pid as the caller sees it (the global namespace the helper lives in).
+        report(fd, HVC_STAGE_PID, pid);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    collect(pipefd[0], result);
+    int status;
+    while (waitpid(helper, &status, __WALL) < 0 && errno == EINTR) {}
+    if (result->pid == 0 && result->stage == 0) {
+        result->stage = HVC_STAGE_NAMESPACES;
+        result->error = ECHILD;
+    }
+    return 0;
+}
+
+int hvc_spawn_supervised(const char *path, const char *const *argv, const char *const *envp,
+                         int stdout_fd, int stderr_fd, struct hvc_spawn_result *result) {
+    memset(result, 0, sizeof *result);
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) return -1;
+    pid_t parent = getpid();
+    pid_t pid = raw_clone(0);
+    if (pid < 0) {
+        int saved = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        errno = saved;
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = pipefd[1];
+        close(pipefd[0]);
+        // Die with the supervisor, even by SIGKILL; check for a parent that died already.
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_STAGE_SUPERVISION);
+        if (getppid() != parent) _exit(127);
+        // Own session: a Ctrl-C on the user's terminal goes to hvc, not to the VMM.
+        if (setsid() < 0) fail(fd, HVC_STAGE_SUPERVISION);
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0)
+            fail(fd, HVC_STAGE_SUPERVISION);
+        // Every other inherited fd closes on exec; the report pipe too, so success is EOF.
+        if (syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) fail(fd, HVC_STAGE_SUPERVISION);
+        reset_signals();
+        execve(path, (char *const *)argv, (char *const *)envp);
+        fail(fd, HVC_STAGE_EXEC);
+    }
+    close(pipefd[1]);
+    collect(pipefd[0], result);
+    result->pid = pid;
+    return 0;
+}
+
+int hvc_get_window_size(int fd, uint16_t *rows, uint16_t *columns) {
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) < 0) return -1;
+    *rows = ws.ws_row;
+    *columns = ws.ws_col;
+    return 0;
+}
+
+int hvc_set_window_size(int fd, uint16_t rows, uint16_t columns) {
+    struct winsize ws = { .ws_row = rows, .ws_col = columns };
+    return ioctl(fd, TIOCSWINSZ, &ws);
+}
+
+int hvc_add_entropy(int fd, const uint8_t *bytes, size_t length) {
+    struct { struct rand_pool_info info; uint8_t data[512]; } pool;
+    if (length > sizeof pool.data) length = sizeof pool.data;
+    pool.info.entropy_count = (int)(length * 8);
+    pool.info.buf_size = (int)length;
+    memcpy(pool.data, bytes, length);
+    return ioctl(fd, RNDADDENTROPY, &pool);
+}
+
+int hvc_open_pty(int *master, int *slave) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return -1;
+    char name[64];
+    if (grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, name, sizeof name) != 0) {
+        int saved = errno;
+        close(m);
+        errno = saved;
+        return -1;
+    }
+    int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        int saved = errno;
+        close(m);
+        errno = saved;
+        return -1;
+    }
+    *master = m;
+    *slave = s;
+    return 0;
+}

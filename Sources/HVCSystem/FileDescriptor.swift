@@ -1,0 +1,72 @@
+import CLinux
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// An owned file descriptor, closed when the last reference goes away.
+///
+/// Not thread-safe for concurrent `close`; reads and writes from different threads are fine,
+/// as they are for the kernel object.
+public final class FileDescriptor: @unchecked Sendable {
+    // @unchecked: `raw` only changes in `close()`, which callers serialize with any use.
+    public private(set) var raw: Int32
+
+    /// Takes ownership of `raw`.
+    public init(_ raw: Int32) { self.raw = raw }
+
+    deinit { if raw >= 0 { _ = Glibc.close(raw) } }
+
+    /// `open(2)` with `O_CLOEXEC`.
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(Errno) -> FileDescriptor {
+        FileDescriptor(try valueOrErrno { Glibc.open(path, flags | O_CLOEXEC, mode) })
+    }
+
+    /// `pipe2(2)` with `O_CLOEXEC`; returns (read end, write end).
+    public static func pipe() throws(Errno) -> (read: FileDescriptor, write: FileDescriptor) {
+        var fds: [Int32] = [-1, -1]
+        try valueOrErrno { hvc_pipe(&fds) }
+        return (FileDescriptor(fds[0]), FileDescriptor(fds[1]))
+    }
+
+    public func close() {
+        if raw >= 0 { _ = Glibc.close(raw) }
+        raw = -1
+    }
+
+    /// One `read(2)`; an empty result means end of file.
+    public func read(max: Int) throws(Errno) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: max)
+        let fd = raw
+        let count = try valueOrErrno { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, max) } }
+        buffer.removeSubrange(count...)
+        return buffer
+    }
+
+    /// Writes all of `bytes`, looping over short writes.
+    public func writeAll<C: Collection<UInt8>>(_ bytes: C) throws(Errno) {
+        let array = Array(bytes)
+        var offset = 0
+        let fd = raw
+        while offset < array.count {
+            let written = try valueOrErrno {
+                array.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, array.count - offset) }
+            }
+            offset += written
+        }
+    }
+
+    /// One `write(2)`; returns how much was taken (for non-blocking fds).
+    public func write<C: Collection<UInt8>>(some bytes: C) throws(Errno) -> Int {
+        let array = Array(bytes)
+        let fd = raw
+        return try valueOrErrno { array.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, array.count) } }
+    }
+
+    public func setNonBlocking(_ on: Bool = true) throws(Errno) {
+        let fd = raw
+        let flags = try valueOrErrno { fcntl(fd, F_GETFL) }
+        try valueOrErrno { fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) }
+    }
+}

@@ -1,0 +1,37 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Events for `poll(2)`.
+public struct PollEvents: OptionSet, Sendable {
+    public let rawValue: Int16
+    public init(rawValue: Int16) { self.rawValue = rawValue }
+
+    public static let readable = PollEvents(rawValue: Int16(POLLIN))
+    public static let writable = PollEvents(rawValue: Int16(POLLOUT))
+    public static let error = PollEvents(rawValue: Int16(POLLERR))
+    public static let hangUp = PollEvents(rawValue: Int16(POLLHUP))
+    public static let invalid = PollEvents(rawValue: Int16(POLLNVAL))
+}
+
+/// `poll(2)` over `(fd, events)` pairs; returns what happened to each, in order.
+/// A negative timeout waits forever. Returns an empty-event list on `EINTR`.
+public func poll(_ entries: [(fd: Int32, events: PollEvents)], timeoutMilliseconds: Int32) throws(Errno) -> [PollEvents] {
+    var fds = entries.map { pollfd(fd: $0.fd, events: $0.events.rawValue, revents: 0) }
+    let count = fds.count
+    do {
+        try valueOrErrno(retryOnInterrupt: false) { Glibc.poll(&fds, nfds_t(count), timeoutMilliseconds) }
+    } catch .interrupted {
+        return Array(repeating: [], count: count)
+    }
+    return fds.map { PollEvents(rawValue: $0.revents) }
+}
+
+/// Nanoseconds on `CLOCK_MONOTONIC` (in a guest: time since its kernel booted).
+public func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

@@ -1,0 +1,38 @@
+/// The one error users see: a message and the exit code it maps to (Docker's conventions).
+public struct HVCError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable {
+        /// hvc itself failed: bad input, unknown image, VM would not start.
+        case runtime
+        /// The command exists but cannot be executed.
+        case cannotExecute
+        /// The command was not found.
+        case commandNotFound
+        /// No such object (container, image).
+        case notFound
+        /// A clash with existing state (a name in use, an image in use).
+        case conflict
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ message: String) {
+        self.init(.runtime, message)
+    }
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// The process exit code for this error.
+    public var exitCode: Int32 {
+        switch kind {
+        case .runtime, .notFound, .conflict: 125
+        case .cannotExecute: 126
+        case .commandNotFound: 127
+        }
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,218 @@
+import Crypto
+import Foundation
+
+/// The parts of an OCI image configuration that decide how a container starts.
+public struct ImageConfig: Codable, Equatable, Sendable {
+    public var entrypoint: [String]?
+    public var cmd: [String]?
+    public var env: [String]?
+    public var workingDir: String?
+    public var user: String?
+
+    enum CodingKeys: String, CodingKey {
+        case entrypoint = "Entrypoint", cmd = "Cmd", env = "Env", workingDir = "WorkingDir", user = "User"
+    }
+
+    public init(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil,
+                workingDir: String? = nil, user: String? = nil) {
+        self.entrypoint = entrypoint
+        self.cmd = cmd
+        self.env = env
+        self.workingDir = workingDir
+        self.user = user
+    }
+}
+
+/// An image in the store.
+public struct Image: Codable, Equatable, Sendable {
+    /// `sha256:` digest of the root filesystem image.
+    public var id: String
+    public var references: [String]
+    public var config: ImageConfig
+    public var created: Date
+    public var size: Int64
+    /// The read-only filesystem image every VM of this image attaches.
+    public var rootfsPath: String
+    public var rootfsType: String
+}
+
+/// Images under `<root>/images`: one directory per image id holding its read-only root
+/// filesystem and configuration, and an index of references.
+///
+/// Writers take an exclusive lock on the index; every file is written to a temporary name,
+/// synced and renamed, so a crash leaves the old state or the new one.
+public struct ImageStore: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    struct Index: Codable { var references: [String: String] = [:] }
+
+    struct Metadata: Codable {
+        var config: ImageConfig
+        var created: Date
+        var rootfsType: String
+    }
+
+    private var indexPath: String { directory + "/index.json" }
+
+    private func imageDirectory(_ id: String) -> String {
+        directory + "/" + id.replacingOccurrences(of: "sha256:", with: "sha256-")
+    }
+
+    public func list() throws(HVCError) -> [Image] {
+        let index = try readIndex()
+        var byID: [String: [String]] = [:]
+        for (reference, id) in index.references { byID[id, default: []].append(reference) }
+        var images: [Image] = []
+        for id in byID.keys.sorted() {
+            if let image = try load(id: id, references: byID[id, default: []].sorted()) { images.append(image) }
+        }
+        return images
+    }
+
+    /// The image named `text` (a reference, an id, or a unique id prefix).
+    public func resolve(_ text: String) throws(HVCError) -> Image {
+        let index = try readIndex()
+        var id: String?
+        if let reference = try? ImageReference(parsing: text), let found = index.references[reference.description] {
+            id = found
+        } else {
+            let wanted = text.hasPrefix("sha256:") ? text : "sha256:" + text
+            let matches = Set(index.references.values).filter { $0.hasPrefix(wanted) }
+            if text.count >= 4, matches.count == 1 { id = matches.first }
+        }
+        guard let id else {
+            throw HVCError(.notFound, "unknown image \"\(text)\": see `hvc images`, or make it with `hvc import`")
+        }
+        let references = index.references.filter { $0.value == id }.map(\.key).sorted()
+        guard let image = try load(id: id, references: references) else {
+            throw HVCError(.notFound, "image \"\(text)\" is indexed but its files are missing: import it again")
+        }
+        return image
+    }
+
+    private func load(id: String, references: [String]) throws(HVCError) -> Image? {
+        let dir = imageDirectory(id)
+        guard let data = FileManager.default.contents(atPath: dir + "/image.json"),
+              let metadata = try? JSONDecoder.hvc.decode(Metadata.self, from: data)
+        else { return nil }
+        let rootfs = dir + "/rootfs." + metadata.rootfsType
+        let size = (try? FileManager.default.attributesOfItem(atPath: rootfs)[.size] as? Int64) ?? 0
+        return Image(id: id, references: references, config: metadata.config, created: metadata.created,
+                     size: size ?? 0, rootfsPath: rootfs, rootfsType: metadata.rootfsType)
+    }
+
+    /// Builds a read-only erofs image of `tree` and stores it under `reference`.
+    public func importDirectory(_ tree: String, as reference: ImageReference, config: ImageConfig) throws(HVCError) -> Image {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: tree, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw HVCError("import: \(tree) is not a directory: give the root of a filesystem tree")
+        }
+        try makeDirectory(directory)
+        let staging = directory + "/.staging-" + UUID().uuidString
+        try makeDirectory(staging)
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let erofs = staging + "/rootfs.erofs"
+        let result = runTool("/usr/bin/mkfs.erofs", ["-T0", "-x-1", erofs, tree])
+        guard result.status == 0 else {
+            throw HVCError("import: mkfs.erofs failed: \(result.output.split(separator: "\n").last ?? "")")
+        }
+        let id = try "sha256:" + sha256Hex(ofFile: erofs)
+        let metadata = Metadata(config: config, created: Date(), rootfsType: "erofs")
+        try writeAtomically(staging + "/image.json", JSONEncoder.hvc.encode(metadata))
+        try withIndexLock { () throws(HVCError) in
+            let final = imageDirectory(id)
+            if !FileManager.default.fileExists(atPath: final) {
+                guard rename(staging, final) == 0 else { throw HVCError("import: rename into store: \(String(cString: strerror(errno)))") }
+            } else {
+                try writeAtomically(final + "/image.json", JSONEncoder.hvc.encode(metadata))
+            }
+            var index = try readIndex()
+            index.references[reference.description] = id
+            try writeAtomically(indexPath, JSONEncoder.hvc.encode(index))
+        }
+        return try resolve(reference.description)
+    }
+
+    private func readIndex() throws(HVCError) -> Index {
+        guard let data = FileManager.default.contents(atPath: indexPath) else { return Index() }
+        do {
+            return try JSONDecoder.hvc.decode(Index.self, from: data)
+        } catch {
+            throw HVCError("image index \(indexPath) is corrupt: \(error)")
+        }
+    }
+
+    private func withIndexLock<R>(_ body: () throws(HVCError) -> R) throws(HVCError) -> R {
+        let fd = open(directory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw HVCError("image store lock: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        flock(fd, LOCK_EX)
+        return try body()
+    }
+}
+
+/// Writes `data` to `path` through a synced temporary file and a rename.
+func writeAtomically(_ path: String, _ data: @autoclosure () throws -> Data) throws(HVCError) {
+    let bytes: Data
+    do { bytes = try data() } catch { throw HVCError("encode \(path): \(error)") }
+    let temporary = path + ".tmp-\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw HVCError("write \(temporary): \(String(cString: strerror(errno)))") }
+    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    let synced = fsync(fd)
+    close(fd)
+    guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
+        unlink(temporary)
+        throw HVCError("write \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+func makeDirectory(_ path: String, mode: Int = 0o755) throws(HVCError) {
+    do {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: mode])
+    } catch {
+        throw HVCError("create \(path): \(error.localizedDescription)")
+    }
+}
+
+func sha256Hex(ofFile path: String) throws(HVCError) -> String {
+    guard let handle = FileHandle(forReadingAtPath: path) else { throw HVCError("read \(path)") }
+    defer { try? handle.close() }
+    var hasher = SHA256()
+    while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+    return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+}
+
+/// Runs a helper tool to completion; returns its status and combined output.
+func runTool(_ path: String, _ arguments: [String]) -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    do { try process.run() } catch { return (127, "\(path): \(error)") }
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+extension JSONEncoder {
+    static var hvc: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    static var hvc: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

@@ -1,0 +1,73 @@
+import AgentProtocol
+import VMM
+
+/// What `hvc run` was asked for.
+public struct RunOptions: Sendable {
+    public var image: String
+    public var command: [String] = []
+    public var entrypoint: [String]?
+    public var environment: [String] = []
+    public var workingDirectory: String?
+    public var user: String?
+    public var name: String?
+    public var hostname: String?
+    public var memoryMiB: Int = 256
+    public var cpus: Int = 1
+    public var accelerator: Accelerator?
+    public var interactive = false
+    public var terminal = false
+    public var remove = false
+
+    public init(image: String) { self.image = image }
+
+    /// The process to start, from these options over the image's configuration, as Docker
+    /// combines them: `--entrypoint` replaces the image's and drops its `Cmd`.
+    public func processSpec(config: ImageConfig, hostname: String, rows: UInt16 = 24, columns: UInt16 = 80) throws(HVCError) -> ProcessSpec {
+        let entry = entrypoint ?? config.entrypoint ?? []
+        let arguments = entry + (command.isEmpty && entrypoint == nil ? (config.cmd ?? []) : command)
+        guard !arguments.isEmpty else {
+            throw HVCError("no command given and image \"\(image)\" has none: add one after the image name")
+        }
+        var env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=\(hostname)"]
+        if terminal { env.append("TERM=xterm") }
+        RunOptions.merge(&env, config.env ?? [])
+        RunOptions.merge(&env, environment)
+        let workingDirectory = self.workingDirectory ?? config.workingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/"
+        guard workingDirectory.hasPrefix("/") else {
+            throw HVCError("working directory \"\(workingDirectory)\" is not absolute: give a path starting with /")
+        }
+        return ProcessSpec(
+            arguments: arguments, environment: env, workingDirectory: workingDirectory,
+            user: user ?? config.user ?? "", terminal: terminal, rows: rows, columns: columns)
+    }
+
+    /// Adds `KEY=VALUE` entries, replacing earlier ones with the same key.
+    static func merge(_ env: inout [String], _ entries: [String]) {
+        for entry in entries {
+            let key = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            env.removeAll { $0.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0] == key }
+            env.append(entry)
+        }
+    }
+
+    /// Parses Docker-style sizes: `512m`, `1g`, `262144k`, or bytes; returns MiB.
+    public static func parseMemory(_ text: String) throws(HVCError) -> Int {
+        let lower = text.lowercased()
+        let units: [(String, Double)] = [("gb", 1024), ("g", 1024), ("mb", 1), ("m", 1), ("kb", 1.0 / 1024), ("k", 1.0 / 1024), ("b", 1.0 / 1048576)]
+        var number = lower
+        var scale = 1.0 / 1048576
+        for (suffix, factor) in units where lower.hasSuffix(suffix) {
+            number = String(lower.dropLast(suffix.count))
+            scale = factor
+            break
+        }
+        guard let value = Double(number), value > 0, value.isFinite else {
+            throw HVCError("invalid memory size \"\(text)\": use a number with b, k, m or g, e.g. 256m")
+        }
+        let mib = Int((value * scale).rounded(.up))
+        guard (64...65536).contains(mib) else {
+            throw HVCError("memory \(text) is out of range: give between 64m and 64g")
+        }
+        return mib
+    }
+}

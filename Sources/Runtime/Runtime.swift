@@ -1,0 +1,39 @@
+import Foundation
+import VMM
+
+/// The entry point of the runtime library: state locations, the image store, host facts.
+public struct Runtime: Sendable {
+    public let paths: RuntimePaths
+    public let images: ImageStore
+    public let qemuBinary: String
+
+    public init(paths: RuntimePaths, qemuBinary: String = "/usr/bin/qemu-system-x86_64") {
+        self.paths = paths
+        self.images = ImageStore(directory: paths.images)
+        self.qemuBinary = qemuBinary
+        VMDirectory.sweep(paths.vms)
+    }
+
+    /// The accelerator for a VM: `requested`, else `HVC_ACCEL`, else what the host supports.
+    public func chooseAccelerator(_ requested: Accelerator?) throws(HVCError) -> AcceleratorChoice {
+        var wanted = requested
+        if wanted == nil, let env = ProcessInfo.processInfo.environment["HVC_ACCEL"], !env.isEmpty {
+            guard let parsed = Accelerator(rawValue: env) else {
+                throw HVCError("HVC_ACCEL=\(env) is not an accelerator: use kvm or tcg")
+            }
+            wanted = parsed
+        }
+        return AcceleratorChoice.choose(host: HostVirtualization.probe(), requested: wanted)
+    }
+
+    /// Fails with the fix when a guest asset or QEMU is missing.
+    public func checkAssets() throws(HVCError) {
+        for (path, what) in [(paths.kernel, "guest kernel"), (paths.initramfs, "agent initramfs")]
+        where !FileManager.default.fileExists(atPath: path) {
+            throw HVCError("\(what) \(path) is missing: run `make assets` (or set HVC_ASSETS)")
+        }
+        guard FileManager.default.isExecutableFile(atPath: qemuBinary) else {
+            throw HVCError("\(qemuBinary) is missing: apt-get install qemu-system-x86")
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+
+/// Where hvc keeps state and finds its guest assets.
+public struct RuntimePaths: Sendable {
+    /// Persistent state: images, containers, logs.
+    public var root: String
+    /// Volatile state: per-VM sockets and run directories.
+    public var runRoot: String
+    /// The guest kernel (`vmlinux`) and agent initramfs (`initramfs.cpio`).
+    public var assets: String
+
+    public init(root: String, runRoot: String, assets: String) {
+        self.root = root
+        self.runRoot = runRoot
+        self.assets = assets
+    }
+
+    public static let defaultRoot = "/var/lib/hvc"
+    public static let defaultRunRoot = "/run/hvc"
+
+    /// The assets directory: `HVC_ASSETS`, else `share/hvc` beside the executable's `bin`
+    /// (an installed layout), else `/usr/local/share/hvc`.
+    public static func defaultAssets(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let explicit = environment["HVC_ASSETS"], !explicit.isEmpty { return explicit }
+        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "hvc").resolvingSymlinksInPath()
+        let installed = executable.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("share/hvc").path
+        if FileManager.default.fileExists(atPath: installed + "/vmlinux") { return installed }
+        return "/usr/local/share/hvc"
+    }
+
+    public var kernel: String { assets + "/vmlinux" }
+    public var initramfs: String { assets + "/initramfs.cpio" }
+    public var images: String { root + "/images" }
+    public var vms: String { runRoot + "/vms" }
+}

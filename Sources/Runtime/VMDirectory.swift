@@ -1,0 +1,63 @@
+import Foundation
+
+/// The per-VM directory under `<run-root>/vms`: its sockets, console log and QEMU log, plus
+/// `owner` (the pid of the hvc process responsible for it) and `vmm` (QEMU's pid).
+///
+/// Whoever finds a directory whose owner is dead kills its VMM and removes it, so that a
+/// SIGKILLed `hvc run` leaves nothing behind for long.
+public struct VMDirectory: Sendable {
+    public let path: String
+
+    public var agentSocket: String { path + "/agent.sock" }
+    public var qmpSocket: String { path + "/qmp.sock" }
+    public var consoleLog: String { path + "/console.log" }
+    public var vmmLog: String { path + "/qemu.log" }
+
+    /// Makes a fresh directory named after the container id, owned by this process.
+    public static func create(in parent: String, id: String) throws(HVCError) -> VMDirectory {
+        try makeDirectory(parent, mode: 0o711)
+        let path = parent + "/" + String(id.prefix(16))
+        guard mkdir(path, 0o700) == 0 else {
+            throw HVCError("create \(path): \(String(cString: strerror(errno)))")
+        }
+        let directory = VMDirectory(path: path)
+        try writeAtomically(path + "/owner", Data("\(getpid())\n".utf8))
+        return directory
+    }
+
+    public func recordVMM(pid: Int32) throws(HVCError) {
+        try writeAtomically(path + "/vmm", Data("\(pid)\n".utf8))
+    }
+
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Kills the VMMs of directories whose owner died, and removes those directories.
+    public static func sweep(_ parent: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
+        for name in names {
+            let directory = VMDirectory(path: parent + "/" + name)
+            guard let owner = directory.readPID("owner"), !processIsAlive(owner) else { continue }
+            if let vmm = directory.readPID("vmm"), processIsAlive(vmm), directory.isVMM(vmm) {
+                kill(vmm, SIGKILL)
+            }
+            directory.remove()
+        }
+    }
+
+    private func readPID(_ file: String) -> Int32? {
+        guard let text = try? String(contentsOfFile: path + "/" + file, encoding: .utf8) else { return nil }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// True when `pid` is still the QEMU of this directory, not a process that reused its pid.
+    private func isVMM(_ pid: Int32) -> Bool {
+        guard let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return String(decoding: cmdline, as: UTF8.self).contains(path + "/")
+    }
+}
+
+func processIsAlive(_ pid: Int32) -> Bool {
+    kill(pid, 0) == 0 || errno == EPERM
+}

@@ -1,0 +1,98 @@
+import CLinux
+import Foundation
+import HVCSystem
+import Synchronization
+
+/// A micro-VM run by one QEMU process.
+///
+/// The QEMU process is started with `PR_SET_PDEATHSIG`, tied to the thread that calls
+/// `launch`: call it from a thread that lives as long as the VM should (the main thread).
+public final class QEMUMachine: VirtualMachine {
+    public let configuration: VMConfiguration
+    public let pid: Int32
+    private let exited = Mutex(false)
+
+    private init(configuration: VMConfiguration, pid: Int32) {
+        self.configuration = configuration
+        self.pid = pid
+    }
+
+    /// Starts QEMU; its own output goes to `logPath`.
+    public static func launch(
+        _ configuration: VMConfiguration, binary: String, logPath: String
+    ) throws(VMError) -> QEMUMachine {
+        let log: FileDescriptor
+        do {
+            log = try FileDescriptor.open(logPath, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+        } catch {
+            throw .launch("\(logPath): \(error)")
+        }
+        let argv = [binary] + QEMUCommandLine(configuration).arguments
+        var result = hvc_spawn_result()
+        let status = withCStringArray(argv) { cArgv in
+            withCStringArray(["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]) { cEnv in
+                hvc_spawn_supervised(binary, cArgv, cEnv, log.raw, log.raw, &result)
+            }
+        }
+        guard status == 0 else { throw .launch("fork: \(Errno.current)") }
+        if result.stage != 0 {
+            var ignored: Int32 = 0
+            waitpid(result.pid, &ignored, 0)
+            throw .launch("exec \(binary): \(Errno(rawValue: result.error))")
+        }
+        return QEMUMachine(configuration: configuration, pid: result.pid)
+    }
+
+    public func connectAgent(timeoutSeconds: Double) throws(VMError) -> AgentChannel {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while true {
+            let fd = hvc_unix_connect(configuration.agentSocket)
+            if fd >= 0 { return AgentChannel(socket: FileDescriptor(fd)) }
+            let error = Errno.current
+            if hasExited() { throw .launch("QEMU exited before the VM came up") }
+            if Date() > deadline { throw .agentUnavailable("\(configuration.agentSocket): \(error)") }
+            usleep(2000)
+        }
+    }
+
+    public func stop() throws(VMError) {
+        let qmp = try QMPClient(path: configuration.qmpSocket)
+        do {
+            try qmp.execute("quit")
+        } catch {
+            // QEMU may close the socket before answering `quit`; its exit is what counts.
+        }
+    }
+
+    public func kill() {
+        if !hasExited() { Glibc.kill(pid, SIGKILL) }
+    }
+
+    public func waitForExit(timeoutSeconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while !hasExited() {
+            if Date() > deadline { return false }
+            usleep(2000)
+        }
+        return true
+    }
+
+    /// Reaps QEMU if it has exited; only this object waits for its pid.
+    private func hasExited() -> Bool {
+        exited.withLock { done in
+            if done { return true }
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid || (result < 0 && errno == ECHILD) { done = true }
+            return done
+        }
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of `strings`, valid only during the call.
+func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let duplicated = strings.map { strdup($0) }
+    defer { duplicated.forEach { free($0) } }
+    let pointers = duplicated.map { UnsafePointer($0) } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

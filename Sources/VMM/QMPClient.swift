@@ -1,0 +1,78 @@
+import CLinux
+import Foundation
+import HVCSystem
+
+/// A QEMU Machine Protocol client: JSON objects, one per line, over a Unix socket.
+///
+/// Asynchronous events may arrive between a command and its answer; they are collected in
+/// `events` and skipped when looking for the answer.
+public final class QMPClient {
+    private let socket: FileDescriptor
+    private var buffer: [UInt8] = []
+    public private(set) var events: [[String: Any]] = []
+    private static let maxLine = 1 << 20
+
+    /// Connects, reads the greeting, and leaves capabilities negotiation mode.
+    public init(path: String) throws(VMError) {
+        let fd = hvc_unix_connect(path)
+        guard fd >= 0 else { throw .qmp("connect \(path): \(Errno.current)") }
+        socket = FileDescriptor(fd)
+        let greeting = try readObject()
+        guard greeting["QMP"] != nil else { throw .qmp("no greeting") }
+        _ = try execute("qmp_capabilities")
+    }
+
+    /// Runs `command` and returns its `return` value.
+    @discardableResult
+    public func execute(_ command: String, arguments: [String: Any]? = nil) throws(VMError) -> Any {
+        var request: [String: Any] = ["execute": command]
+        if let arguments { request["arguments"] = arguments }
+        let data: Data
+        do {
+            data = try JSONSerialization.data(withJSONObject: request)
+        } catch {
+            throw .qmp("encode \(command): \(error)")
+        }
+        do {
+            try socket.writeAll(Array(data) + [0x0a])
+        } catch {
+            throw .qmp("send \(command): \(error)")
+        }
+        while true {
+            let object = try readObject()
+            if let value = object["return"] { return value }
+            if let error = object["error"] as? [String: Any] {
+                throw .qmp("\(command): \(error["desc"] as? String ?? "error")")
+            }
+            if object["event"] != nil { events.append(object) }
+        }
+    }
+
+    /// Parses one reply line; exposed for tests.
+    public static func parse(line: [UInt8]) throws(VMError) -> [String: Any] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+            throw .qmp("unparseable reply")
+        }
+        return object
+    }
+
+    private func readObject() throws(VMError) -> [String: Any] {
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0a) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                if line.allSatisfy({ $0 == 0x0d || $0 == 0x20 }) { continue }
+                return try QMPClient.parse(line: line)
+            }
+            guard buffer.count < QMPClient.maxLine else { throw .qmp("reply line too long") }
+            let bytes: [UInt8]
+            do {
+                bytes = try socket.read(max: 65536)
+            } catch {
+                throw .qmp("read: \(error)")
+            }
+            if bytes.isEmpty { throw .qmp("connection closed") }
+            buffer += bytes
+        }
+    }
+}

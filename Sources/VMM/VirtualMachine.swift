@@ -1,0 +1,62 @@
+/// Everything that shapes one micro-VM.
+public struct VMConfiguration: Equatable, Sendable {
+    public var kernel: String
+    public var initramfs: String
+    /// The image's read-only root filesystem, shared by every VM of that image.
+    public var rootDisk: String
+    public var rootFilesystemType: String
+    public var memoryMiB: Int
+    public var cpus: Int
+    public var accelerator: Accelerator
+    /// Host side of the agent channel (a Unix socket QEMU listens on).
+    public var agentSocket: String
+    public var qmpSocket: String
+    /// Where the guest's serial console goes.
+    public var consoleLog: String
+
+    public init(
+        kernel: String, initramfs: String, rootDisk: String, rootFilesystemType: String = "erofs",
+        memoryMiB: Int, cpus: Int, accelerator: Accelerator, agentSocket: String, qmpSocket: String,
+        consoleLog: String
+    ) {
+        self.kernel = kernel
+        self.initramfs = initramfs
+        self.rootDisk = rootDisk
+        self.rootFilesystemType = rootFilesystemType
+        self.memoryMiB = memoryMiB
+        self.cpus = cpus
+        self.accelerator = accelerator
+        self.agentSocket = agentSocket
+        self.qmpSocket = qmpSocket
+        self.consoleLog = consoleLog
+    }
+}
+
+/// A running micro-VM, whatever runs it.
+public protocol VirtualMachine: AnyObject, Sendable {
+    var configuration: VMConfiguration { get }
+    /// The VMM's process id on the host.
+    var pid: Int32 { get }
+    /// Opens the host end of the agent channel; waits for the VMM to offer it.
+    func connectAgent(timeoutSeconds: Double) throws(VMError) -> AgentChannel
+    /// Asks the VMM to stop at once (the guest gets no say).
+    func stop() throws(VMError)
+    /// Ends the VMM process by signal.
+    func kill()
+    /// Waits for the VMM to exit, at most `timeoutSeconds`; true when it did.
+    func waitForExit(timeoutSeconds: Double) -> Bool
+}
+
+public enum VMError: Error, Equatable, CustomStringConvertible {
+    case launch(String)
+    case agentUnavailable(String)
+    case qmp(String)
+
+    public var description: String {
+        switch self {
+        case .launch(let why): "VM would not start: \(why)"
+        case .agentUnavailable(let why): "guest agent unreachable: \(why)"
+        case .qmp(let why): "QMP: \(why)"
+        }
+    }
+}

@@ -1,0 +1,412 @@
+import AgentProtocol
+import CLinux
+import Glibc
+import HVCSystem
+
+/// One process the host started, and where its stdio goes.
+final class Child {
+    let id: UInt32
+    let pid: pid_t
+    var stdin: FileDescriptor?
+    var pendingStdin: [UInt8] = []
+    var closeStdinWhenFlushed = false
+    /// stdout (or the pty master), stderr (nil with a pty).
+    var outputs: [(fd: FileDescriptor, isStderr: Bool)]
+    let terminal: FileDescriptor?
+    var status: ExitStatus?
+
+    init(id: UInt32, pid: pid_t, stdin: FileDescriptor?, outputs: [(FileDescriptor, Bool)], terminal: FileDescriptor?) {
+        self.id = id
+        self.pid = pid
+        self.stdin = stdin
+        self.outputs = outputs.map { (fd: $0.0, isStderr: $0.1) }
+        self.terminal = terminal
+    }
+}
+
+/// The session with the host: one event loop over the channel, the children's stdio and SIGCHLD.
+///
+/// Single-threaded on purpose: the container spawn clones this process, which is only safe
+/// with no other threads running.
+final class Agent {
+    private let port: FileDescriptor
+    private let signals: FileDescriptor
+    private var decoder = FrameDecoder()
+    private var hostname = "hvc"
+    private var greeted = false
+    private var children: [UInt32: Child] = [:]
+    private var initPID: pid_t?
+    private var containerDone = false
+    private var shutdownDeadline: UInt64?
+    /// Bound on stdin bytes held for a child that is not reading; past it the channel is not
+    /// read, which pushes back on the host through virtio-serial.
+    private let stdinHighWater = 1 << 20
+
+    init(port: FileDescriptor) throws(Errno) {
+        self.port = port
+        signals = FileDescriptor(try valueOrErrno { hvc_signalfd_sigchld() })
+    }
+
+    func send(_ frame: Frame) {
+        do {
+            try port.writeAll(frame.encoded())
+        } catch {
+            powerOff()
+        }
+    }
+
+    /// Runs until the container is over and the host said goodbye, then powers the VM off.
+    func run() -> Never {
+        while true {
+            if let deadline = shutdownDeadline, monotonicNanoseconds() >= deadline { powerOff() }
+            var entries: [(fd: Int32, events: PollEvents)] = [(signals.raw, .readable)]
+            var actions: [(PollEvents) -> Void] = [{ _ in self.reapChildren() }]
+            let stdinBacklog = children.values.reduce(0) { $0 + $1.pendingStdin.count }
+            if stdinBacklog < stdinHighWater {
+                entries.append((port.raw, .readable))
+                actions.append { self.readChannel($0) }
+            }
+            for child in children.values {
+                for (index, output) in child.outputs.enumerated() {
+                    entries.append((output.fd.raw, .readable))
+                    actions.append { _ in self.readOutput(child, index: index) }
+                }
+                if let stdin = child.stdin, !child.pendingStdin.isEmpty {
+                    entries.append((stdin.raw, .writable))
+                    actions.append { _ in self.flushStdin(child) }
+                }
+            }
+            let timeout: Int32 = shutdownDeadline == nil ? -1 : 50
+            let results: [PollEvents]
+            do {
+                results = try poll(entries, timeoutMilliseconds: timeout)
+            } catch {
+                fail("poll: \(error)")
+            }
+            for (index, events) in results.enumerated() where !events.isEmpty {
+                actions[index](events)
+            }
+            reportFinishedChildren()
+        }
+    }
+
+    // MARK: Channel
+
+    private func readChannel(_ events: PollEvents) {
+        let bytes: [UInt8]
+        do {
+            bytes = try port.read(max: 65536)
+        } catch {
+            fail("read channel: \(error)")
+        }
+        if bytes.isEmpty {
+            // No host on the other end. Before the session that only means "not yet"; after
+            // it, the host is gone and so is the reason for this VM.
+            if greeted { powerOff() }
+            usleep(5000)
+            return
+        }
+        decoder.append(bytes)
+        do {
+            while let frame = try decoder.next() { handle(frame) }
+        } catch {
+            fail("malformed frame from host: \(error)")
+        }
+    }
+
+    private func handle(_ frame: Frame) {
+        switch frame.message {
+        case .hello(let hello):
+            guard hello.version == Limits.version else {
+                fail(ProtocolError.versionMismatch(host: hello.version, guest: Limits.version).description)
+            }
+            greet(hello)
+        case .start(let spec):
+            guard greeted else { fail("start before hello") }
+            guard children[frame.process] == nil, frame.process != 0 else {
+                send(Frame(process: frame.process, .startFailed(.other, "process id \(frame.process) in use")))
+                return
+            }
+            start(spec, id: frame.process)
+        case .stdin(let data):
+            guard let child = children[frame.process], child.stdin != nil else { return }
+            child.pendingStdin += data
+            flushStdin(child)
+        case .closeStdin:
+            guard let child = children[frame.process] else { return }
+            child.closeStdinWhenFlushed = true
+            flushStdin(child)
+        case .signal(let signal):
+            guard let child = children[frame.process], child.status == nil, (1...64).contains(signal) else { return }
+            kill(child.pid, signal)
+        case .resize(let rows, let columns):
+            guard let terminal = children[frame.process]?.terminal else { return }
+            _ = hvc_set_window_size(terminal.raw, rows, columns)
+        case .shutdown:
+            if let initPID { kill(initPID, SIGKILL) }
+            powerOff()
+        case .ready, .started, .startFailed, .stdout, .stderr, .exited, .failure:
+            fail("host sent a guest-only message")
+        }
+    }
+
+    private func greet(_ hello: Hello) {
+        greeted = true
+        hostname = hello.hostname.isEmpty ? "hvc" : hello.hostname
+        // Seed the RNG before anything in the container can ask it for bytes: a clone of a
+        // template would otherwise repeat its template's random stream.
+        if let urandom = try? FileDescriptor.open("/dev/urandom", O_WRONLY) {
+            _ = hello.entropy.withUnsafeBufferPointer { hvc_add_entropy(urandom.raw, $0.baseAddress, $0.count) }
+        }
+        var now = timespec(
+            tv_sec: Int(hello.unixTimeNanoseconds / 1_000_000_000),
+            tv_nsec: Int(hello.unixTimeNanoseconds % 1_000_000_000))
+        clock_settime(CLOCK_REALTIME, &now)
+        try? writeFile(Boot.rootfs + "/etc/hostname", hostname + "\n")
+        try? writeFile(
+            Boot.rootfs + "/etc/hosts",
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n")
+    }
+
+    // MARK: Processes
+
+    private func start(_ spec: ProcessSpec, id: UInt32) {
+        let lookup = UserLookup(
+            passwd: (try? readFile(Boot.rootfs + "/etc/passwd")) ?? "",
+            group: (try? readFile(Boot.rootfs + "/etc/group")) ?? "")
+        let identity: Identity
+        do {
+            identity = try lookup.resolve(spec.user)
+        } catch {
+            send(Frame(process: id, .startFailed(.other, error.description)))
+            return
+        }
+        var environment = spec.environment
+        if !environment.contains(where: { $0.hasPrefix("HOME=") }) { environment.append("HOME=\(identity.home)") }
+        let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? ""
+        if initPID == nil {
+            // Docker creates a missing working directory; so do we, before the first process.
+            try? Boot.makeDirectory(Boot.rootfs + spec.workingDirectory)
+        }
+
+        let stdio: Stdio
+        do {
+            stdio = try Stdio(terminal: spec.terminal, rows: spec.rows, columns: spec.columns)
+        } catch {
+            send(Frame(process: id, .startFailed(.other, "stdio: \(error)")))
+            return
+        }
+        var result = hvc_spawn_result()
+        let spawned = withCStrings(spec.arguments) { argv in
+            withCStrings(environment) { envp in
+                identity.groups.withUnsafeBufferPointer { groups in
+                    var process = hvc_process(
+                        argv: argv, envp: envp, path: nil, cwd: nil, uid: identity.uid, gid: identity.gid,
+                        groups: groups.baseAddress, group_count: groups.count,
+                        stdin_fd: stdio.childStdin.raw, stdout_fd: stdio.childStdout.raw,
+                        stderr_fd: stdio.childStderr.raw, terminal: spec.terminal ? 1 : 0)
+                    return path.withCString { cPath in
+                        spec.workingDirectory.withCString { cwd in
+                            process.path = cPath
+                            process.cwd = cwd
+                            return Boot.rootfs.withCString { root in
+                                hostname.withCString { host in
+                                    Boot.cgroup.withCString { cgroup in
+                                        var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup)
+                                        if let initPID {
+                                            return hvc_spawn_container_exec(initPID, &container, &process, &result)
+                                        }
+                                        return hvc_spawn_container_init(&container, &process, &result)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        stdio.closeChildEnds()
+        if spawned != 0 {
+            send(Frame(process: id, .startFailed(.other, "clone: \(Errno.current)")))
+            return
+        }
+        if result.stage != 0 {
+            send(Frame(process: id, .startFailed(Agent.classify(result), Agent.describe(result, spec.arguments[0]))))
+            return
+        }
+        let child = Child(
+            id: id, pid: result.pid, stdin: stdio.stdin, outputs: stdio.outputs, terminal: stdio.terminal)
+        children[id] = child
+        if initPID == nil { initPID = result.pid }
+        send(Frame(process: id, .started(pid: result.pid)))
+    }
+
+    static func classify(_ result: hvc_spawn_result) -> StartFailure {
+        guard result.stage == Int32(HVC_STAGE_EXEC.rawValue) else { return .other }
+        switch result.error {
+        case ENOENT, ENOTDIR: return .notFound
+        case EACCES, ENOEXEC, EPERM, EISDIR: return .notExecutable
+        default: return .other
+        }
+    }
+
+    static func describe(_ result: hvc_spawn_result, _ command: String) -> String {
+        let error = Errno(rawValue: result.error)
+        switch UInt32(result.stage) {
+        case HVC_STAGE_EXEC.rawValue:
+            if error == .noEntry { return "exec \"\(command)\": executable file not found in $PATH" }
+            return "exec \"\(command)\": \(error)"
+        case HVC_STAGE_CWD.rawValue: return "working directory: \(error)"
+        case HVC_STAGE_IDENTITY.rawValue: return "setting user: \(error)"
+        case HVC_STAGE_CGROUP.rawValue: return "container setup: cgroup: \(error)"
+        case HVC_STAGE_MOUNTS.rawValue: return "container setup: mounts: \(error)"
+        case HVC_STAGE_HOSTNAME.rawValue: return "container setup: hostname: \(error)"
+        case HVC_STAGE_PIVOT_ROOT.rawValue: return "container setup: pivot_root: \(error)"
+        case HVC_STAGE_NAMESPACES.rawValue: return "joining the container: \(error)"
+        case HVC_STAGE_STDIO.rawValue: return "container setup: stdio: \(error)"
+        default: return "container setup: \(error)"
+        }
+    }
+
+    private func flushStdin(_ child: Child) {
+        guard let stdin = child.stdin else { return }
+        while !child.pendingStdin.isEmpty {
+            do {
+                let written = try stdin.write(some: child.pendingStdin.prefix(65536))
+                child.pendingStdin.removeFirst(written)
+            } catch .wouldBlock {
+                return
+            } catch {
+                // The reader is gone (EPIPE): drop what it will never read.
+                child.pendingStdin.removeAll()
+                child.closeStdinWhenFlushed = true
+            }
+        }
+        if child.closeStdinWhenFlushed {
+            // With a pty, stdin and stdout share the master: EOF is ^D, not a close.
+            if child.terminal != nil {
+                _ = try? stdin.write(some: [4])
+            } else {
+                stdin.close()
+            }
+            child.stdin = nil
+        }
+    }
+
+    private func readOutput(_ child: Child, index: Int) {
+        let output = child.outputs[index]
+        let bytes: [UInt8]
+        do {
+            bytes = try output.fd.read(max: Limits.maxChunk)
+        } catch .wouldBlock {
+            return
+        } catch {
+            bytes = []  // EIO from a pty master once the slave side is gone: end of output.
+        }
+        if bytes.isEmpty {
+            child.outputs.remove(at: index)
+            return
+        }
+        send(Frame(process: child.id, output.isStderr ? .stderr(bytes) : .stdout(bytes)))
+    }
+
+    private func reapChildren() {
+        _ = try? signals.read(max: 1024)
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG | __WALL)
+            if pid <= 0 { break }
+            guard let child = children.values.first(where: { $0.pid == pid }) else { continue }
+            let termination = status & 0x7f
+            child.status = termination == 0 ? .exited((status >> 8) & 0xff) : .signaled(termination)
+        }
+    }
+
+    /// Reports exits once a process is gone; what it wrote before exiting is drained first.
+    private func reportFinishedChildren() {
+        for child in children.values {
+            guard let status = child.status else { continue }
+            for index in child.outputs.indices.reversed() {
+                while child.outputs.count > index {
+                    let before = child.outputs.count
+                    readOutput(child, index: index)
+                    if child.outputs.count == before { break }
+                }
+            }
+            if child.outputs.isEmpty || child.pid != initPID {
+                send(Frame(process: child.id, .exited(status)))
+                children[child.id] = nil
+                if child.pid == initPID {
+                    containerDone = true
+                    shutdownDeadline = monotonicNanoseconds() + 2_000_000_000
+                }
+            }
+        }
+    }
+
+    func fail(_ message: String) -> Never {
+        send(Frame(.failure(message)))
+        powerOff()
+    }
+
+    func powerOff() -> Never {
+        // With `reboot=t` and QEMU's -no-reboot, a reboot is the fastest way to end the VM.
+        hvc_reboot()
+        _exit(1)
+    }
+}
+
+/// The stdio of one child: three pipes, or a pty used for all three.
+struct Stdio {
+    var stdin: FileDescriptor?
+    var outputs: [(FileDescriptor, Bool)]
+    var terminal: FileDescriptor?
+    let childStdin: FileDescriptor
+    let childStdout: FileDescriptor
+    let childStderr: FileDescriptor
+
+    init(terminal: Bool, rows: UInt16, columns: UInt16) throws(Errno) {
+        if terminal {
+            var master: Int32 = -1
+            var slave: Int32 = -1
+            try valueOrErrno { hvc_open_pty(&master, &slave) }
+            let masterFD = FileDescriptor(master)
+            let slaveFD = FileDescriptor(slave)
+            _ = hvc_set_window_size(master, rows, columns)
+            try masterFD.setNonBlocking()
+            stdin = masterFD
+            outputs = [(masterFD, false)]
+            self.terminal = masterFD
+            childStdin = slaveFD
+            childStdout = slaveFD
+            childStderr = slaveFD
+        } else {
+            let input = try FileDescriptor.pipe()
+            let output = try FileDescriptor.pipe()
+            let error = try FileDescriptor.pipe()
+            try input.write.setNonBlocking()
+            try output.read.setNonBlocking()
+            try error.read.setNonBlocking()
+            stdin = input.write
+            outputs = [(output.read, false), (error.read, true)]
+            self.terminal = nil
+            childStdin = input.read
+            childStdout = output.write
+            childStderr = error.write
+        }
+    }
+
+    func closeChildEnds() {
+        childStdin.close()
+        childStdout.close()
+        childStderr.close()
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of `strings`, valid only during the call.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let duplicated = strings.map { strdup($0) }
+    defer { duplicated.forEach { free($0) } }
+    let pointers = duplicated.map { UnsafePointer($0) } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

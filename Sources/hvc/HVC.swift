@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import Runtime
+
+@main
+struct HVC: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hvc",
+        abstract: "Run containers, each in its own micro-VM.",
+        version: "0.1.0",
+        subcommands: [Run.self, Images.self, Import.self, Info.self])
+
+    /// Runs a subcommand body, turning an `HVCError` into its one-line message and exit code.
+    static func guarded(_ body: () throws -> Int32) throws -> Never {
+        do {
+            let code = try body()
+            Foundation.exit(code)
+        } catch let error as HVCError {
+            FileHandle.standardError.write(Data("hvc: \(error.message)\n".utf8))
+            Foundation.exit(error.exitCode)
+        }
+    }
+}
+
+/// Options every command takes: where state lives.
+struct GlobalOptions: ParsableArguments {
+    @Option(help: "Persistent state directory (default: $HVC_ROOT or /var/lib/hvc).")
+    var root = environment("HVC_ROOT") ?? RuntimePaths.defaultRoot
+
+    @Option(help: "Volatile state directory (default: $HVC_RUN_ROOT or /run/hvc).")
+    var runRoot = environment("HVC_RUN_ROOT") ?? RuntimePaths.defaultRunRoot
+
+    @Option(help: "Directory with the guest kernel and agent initramfs (default: $HVC_ASSETS or share/hvc).")
+    var assets: String?
+
+    func runtime() -> Runtime {
+        Runtime(paths: RuntimePaths(root: root, runRoot: runRoot, assets: assets ?? RuntimePaths.defaultAssets()))
+    }
+}
+
+func environment(_ name: String) -> String? {
+    guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+    return value
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import Runtime
+import VMM
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what this host offers, which accelerator hvc uses and why, and what is missing.",
+        aliases: ["doctor"])
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try HVC.guarded {
+            let runtime = global.runtime()
+            let host = HostVirtualization.probe()
+            let choice = try runtime.chooseAccelerator(nil)
+            let fileManager = FileManager.default
+            print("root:            \(runtime.paths.root)")
+            print("run root:        \(runtime.paths.runRoot)")
+            print("assets:          \(runtime.paths.assets)")
+            print("cpu vmx/svm:     \(host.hasHardwareVirtualization ? "yes" : "no")")
+            print("/dev/kvm:        \(host.kvmDeviceUsable ? "usable" : "missing or not accessible")\(host.kvmIsPVM ? " (PVM: kvm_pvm loaded)" : "")")
+            print("accelerator:     \(choice.accelerator.rawValue) (\(choice.reason))")
+            var missing: [(String, String)] = []
+            if !fileManager.isExecutableFile(atPath: runtime.qemuBinary) {
+                missing.append((runtime.qemuBinary, "apt-get install qemu-system-x86"))
+            }
+            if !fileManager.fileExists(atPath: runtime.paths.kernel) {
+                missing.append(("guest kernel \(runtime.paths.kernel)", "make assets"))
+            }
+            if !fileManager.fileExists(atPath: runtime.paths.initramfs) {
+                missing.append(("agent initramfs \(runtime.paths.initramfs)", "make assets"))
+            }
+            if let release = try? String(contentsOfFile: runtime.paths.assets + "/kernel-release", encoding: .utf8) {
+                print("guest kernel:    \(release.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+            let images = (try? runtime.images.list()) ?? []
+            print("images:          \(images.flatMap(\.references).joined(separator: ", "))")
+            if !images.contains(where: { $0.references.contains("busybox:latest") }) {
+                missing.append(("default image busybox", "make image"))
+            }
+            for (what, fix) in missing { print("missing:         \(what): run `\(fix)`") }
+            return missing.isEmpty ? 0 : 1
+        }
+    }
+}
