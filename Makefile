@@ -9,7 +9,7 @@ export HVC_ASSETS ?= $(ASSETS)
 
 # Debian packages hvc needs to build and run, and the peers the benchmark measures.
 PACKAGES := qemu-system-x86 qemu-utils busybox-static e2fsprogs erofs-utils cpio \
-	linux-source-6.1 flex bison bc libelf-dev libssl-dev \
+	linux-source-6.1 flex bison bc libelf-dev \
 	libseccomp-dev libcap-dev runc python3
 
 .PHONY: all deps build kernel initramfs assets image run test unit-test e2e-test bench install clean

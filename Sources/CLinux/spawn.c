@@ -120,8 +120,12 @@ static int populate_root(const char *root) {
         make_node(root, "/dev/full", 1, 7) < 0 || make_node(root, "/dev/random", 1, 8) < 0 ||
         make_node(root, "/dev/urandom", 1, 9) < 0 || make_node(root, "/dev/tty", 5, 0) < 0)
         return -1;
-    if (mount_at(root, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620", 0755) < 0)
-        return -1;
+    // The guest's own devpts, where the agent allocates the container's terminals: a pty's
+    // name then resolves to the same device inside the container (tty, ttyname work).
+    char pts[PATH_MAX];
+    if (join_path(pts, sizeof pts, root, "/dev/pts") < 0) return -1;
+    if (mkdir(pts, 0755) < 0 && errno != EEXIST) return -1;
+    if (mount("/dev/pts", pts, NULL, MS_BIND, NULL) < 0) return -1;
     if (mount_at(root, "/dev/shm", "tmpfs", hardened, "mode=1777,size=65536k", 01777) < 0) return -1;
     if (make_link(root, "/dev/ptmx", "pts/ptmx") < 0 || make_link(root, "/dev/fd", "/proc/self/fd") < 0 ||
         make_link(root, "/dev/stdin", "/proc/self/fd/0") < 0 || make_link(root, "/dev/stdout", "/proc/self/fd/1") < 0 ||

@@ -36,6 +36,11 @@ public struct AcceleratorChoice: Equatable, Sendable {
     public var accelerator: Accelerator
     public var reason: String
 
+    public init(accelerator: Accelerator, reason: String) {
+        self.accelerator = accelerator
+        self.reason = reason
+    }
+
     /// Picks `kvm` only where it can run our (non-PVM) kernel at speed; `requested`, from
     /// `--accel` or `HVC_ACCEL`, wins when given.
     public static func choose(host: HostVirtualization, requested: Accelerator? = nil) -> AcceleratorChoice {

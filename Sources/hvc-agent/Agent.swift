@@ -67,9 +67,9 @@ final class Agent {
                 actions.append { self.readChannel($0) }
             }
             for child in children.values {
-                for (index, output) in child.outputs.enumerated() {
+                for output in child.outputs {
                     entries.append((output.fd.raw, .readable))
-                    actions.append { _ in self.readOutput(child, index: index) }
+                    actions.append { _ in self.readOutput(child, output.fd) }
                 }
                 if let stdin = child.stdin, !child.pendingStdin.isEmpty {
                     entries.append((stdin.raw, .writable))
@@ -293,21 +293,25 @@ final class Agent {
         }
     }
 
-    private func readOutput(_ child: Child, index: Int) {
+    /// Relays one read of `fd`; returns false once the output has ended (or was already gone).
+    @discardableResult
+    private func readOutput(_ child: Child, _ fd: FileDescriptor) -> Bool {
+        guard let index = child.outputs.firstIndex(where: { $0.fd === fd }) else { return false }
         let output = child.outputs[index]
         let bytes: [UInt8]
         do {
             bytes = try output.fd.read(max: Limits.maxChunk)
         } catch .wouldBlock {
-            return
+            return false
         } catch {
             bytes = []  // EIO from a pty master once the slave side is gone: end of output.
         }
         if bytes.isEmpty {
             child.outputs.remove(at: index)
-            return
+            return false
         }
         send(Frame(process: child.id, output.isStderr ? .stderr(bytes) : .stdout(bytes)))
+        return true
     }
 
     private func reapChildren() {
@@ -326,12 +330,8 @@ final class Agent {
     private func reportFinishedChildren() {
         for child in children.values {
             guard let status = child.status else { continue }
-            for index in child.outputs.indices.reversed() {
-                while child.outputs.count > index {
-                    let before = child.outputs.count
-                    readOutput(child, index: index)
-                    if child.outputs.count == before { break }
-                }
+            for output in child.outputs {
+                while readOutput(child, output.fd) {}
             }
             if child.outputs.isEmpty || child.pid != initPID {
                 send(Frame(process: child.id, .exited(status)))

@@ -13,11 +13,14 @@ enum Boot {
         var description: String
     }
 
-    /// Mounts `/sys`, `/run`, the cgroup filesystem. `/proc` and `/dev` come from the pre-init.
+    /// Mounts `/sys`, `/run`, the cgroup filesystem and `/dev/pts` (for the agent's ptys).
+    /// `/proc` and `/dev` come from the pre-init.
     static func mountSystem() throws(Failure) {
         try mount("sysfs", "/sys", "sysfs", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
         try mount("tmpfs", "/run", "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV), data: "mode=755")
         try mount("cgroup2", "/sys/fs/cgroup", "cgroup2", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
+        try makeDirectory("/dev/pts")
+        try mount("devpts", "/dev/pts", "devpts", flags: UInt(MS_NOSUID | MS_NOEXEC), data: "mode=0620,ptmxmode=0666")
         // Make the controllers available to the container's cgroup.
         try? writeFile("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids +cpu")
         try makeDirectory(cgroup)

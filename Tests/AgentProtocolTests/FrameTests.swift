@@ -1,0 +1,121 @@
+import AgentProtocol
+import Testing
+
+struct FrameTests {
+    static let messages: [Message] = [
+        .hello(Hello(entropy: [1, 2, 3], unixTimeNanoseconds: 1_700_000_000_123_456_789, hostname: "box")),
+        .start(ProcessSpec(arguments: ["sh", "-c", "echo hi"], environment: ["A=b"], workingDirectory: "/tmp",
+                           user: "nobody:nogroup", terminal: true, rows: 50, columns: 132)),
+        .stdin([0, 255, 10]),
+        .closeStdin,
+        .signal(15),
+        .resize(rows: 10, columns: 20),
+        .shutdown,
+        .ready(Ready(agentStartNanoseconds: 5, readyNanoseconds: 6)),
+        .started(pid: 42),
+        .startFailed(.notFound, "no such file"),
+        .stdout(Array("out".utf8)),
+        .stderr([]),
+        .exited(.exited(42)),
+        .exited(.signaled(9)),
+        .failure("boom"),
+    ]
+
+    @Test(arguments: messages)
+    func roundTrip(_ message: Message) throws {
+        var decoder = FrameDecoder()
+        decoder.append(Frame(process: 7, message).encoded())
+        let frame = try #require(try decoder.next())
+        #expect(frame == Frame(process: 7, message))
+        #expect(try decoder.next() == nil)
+    }
+
+    @Test func framesSplitAcrossReadsAndBatchedTogether() throws {
+        let frames = FrameTests.messages.enumerated().map { Frame(process: UInt32($0.offset), $0.element) }
+        let stream = frames.flatMap { $0.encoded() }
+        var decoder = FrameDecoder()
+        var decoded: [Frame] = []
+        var offset = 0
+        var step = 1
+        while offset < stream.count {
+            let end = min(stream.count, offset + step)
+            decoder.append(stream[offset..<end])
+            while let frame = try decoder.next() { decoded.append(frame) }
+            offset = end
+            step = step % 13 + 1
+        }
+        #expect(decoded == frames)
+    }
+
+    @Test func oversizedLengthIsRejectedBeforeBuffering() {
+        var decoder = FrameDecoder()
+        decoder.append([0xff, 0xff, 0xff, 0xff, 67, 0, 0, 0, 1])
+        #expect(throws: ProtocolError.frameTooLarge(Int(UInt32.max))) { try decoder.next() }
+    }
+
+    @Test func decoderStaysFailedAfterAnError() {
+        var decoder = FrameDecoder()
+        decoder.append([0, 0, 0, 0, 200, 0, 0, 0, 1])
+        #expect(throws: ProtocolError.unknownKind(200)) { try decoder.next() }
+        decoder.append(Frame(.shutdown).encoded())
+        #expect(throws: ProtocolError.unknownKind(200)) { try decoder.next() }
+    }
+
+    @Test func fieldLongerThanItsFrameIsTruncated() {
+        // A stdout frame whose inner length claims 100 bytes but carries 2.
+        var decoder = FrameDecoder()
+        decoder.append([0, 0, 0, 6, 67, 0, 0, 0, 1, 0, 0, 0, 100, 1, 2])
+        #expect(throws: ProtocolError.truncated) { try decoder.next() }
+    }
+
+    @Test func chunkOverTheLimitIsRejected() {
+        var decoder = FrameDecoder()
+        decoder.append(Frame(.stdout([UInt8](repeating: 1, count: Limits.maxChunk + 1))).encoded())
+        #expect(throws: ProtocolError.fieldTooLong(Limits.maxChunk + 1, limit: Limits.maxChunk)) { try decoder.next() }
+    }
+
+    @Test func trailingBytesAreRejected() {
+        var bytes = Frame(.signal(2)).encoded()
+        bytes[3] += 1
+        bytes.append(0)
+        var decoder = FrameDecoder()
+        decoder.append(bytes)
+        #expect(throws: ProtocolError.trailingBytes(1)) { try decoder.next() }
+    }
+
+    @Test(arguments: [
+        [UInt8]([0, 0, 0, 5, 69, 0, 0, 0, 1, 0, 0, 0, 1, 0]),   // exit code 256
+        [UInt8]([0, 0, 0, 5, 69, 0, 0, 0, 1, 1, 0, 0, 0, 0]),   // signal 0
+        [UInt8]([0, 0, 0, 5, 69, 0, 0, 0, 1, 7, 0, 0, 0, 1]),   // unknown status kind
+        [UInt8]([0, 0, 0, 1, 2, 0, 0, 0, 1, 5]),                // start with a truncated list
+        [UInt8]([0, 0, 0, 5, 66, 0, 0, 0, 1, 9, 0, 0, 0, 0]),   // unknown start failure
+    ])
+    func invalidGuestReportsAreRejected(_ bytes: [UInt8]) {
+        var decoder = FrameDecoder()
+        decoder.append(bytes)
+        #expect(throws: ProtocolError.self) { try decoder.next() }
+    }
+
+    @Test func emptyArgumentListIsRejected() {
+        var decoder = FrameDecoder()
+        decoder.append(Frame(.start(ProcessSpec(arguments: []))).encoded())
+        #expect(throws: ProtocolError.invalidField("empty argument list")) { try decoder.next() }
+    }
+
+    @Test func randomBytesNeverCrashTheDecoder() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<3000 {
+            var decoder = FrameDecoder()
+            let count = Int.random(in: 0...64, using: &generator)
+            var bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            if count > 4 { bytes[0] = 0; bytes[1] = 0 }  // plausible lengths reach the payload decoders
+            decoder.append(bytes)
+            while (try? decoder.next()) != nil {}
+        }
+    }
+
+    @Test func exitStatusCodesFollowTheShell() {
+        #expect(ExitStatus.exited(3).code == 3)
+        #expect(ExitStatus.signaled(9).code == 137)
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+
+/// Runs the real `hvc` binary against a private state directory, with the real kernel,
+/// agent and busybox image, as a user would.
+struct Harness: Sendable {
+    static let repository = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let binary = ProcessInfo.processInfo.environment["HVC_BIN"] ?? repository + "/.build/release/hvc"
+    static let assets = ProcessInfo.processInfo.environment["HVC_ASSETS"] ?? repository + "/build/share/hvc"
+
+    let root: String
+    let runRoot: String
+
+    /// One private store per test process, with the busybox image imported once.
+    static let shared: Result<Harness, HarnessError> = {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("hvc-e2e-\(getpid())").path
+        let harness = Harness(root: base + "/root", runRoot: base + "/run")
+        let result = harness.execute(["/bin/bash", repository + "/rootfs/images/busybox/build.sh", binary])
+        guard result.status == 0 else { return .failure(HarnessError(message: "busybox image: \(result.stderr)")) }
+        return .success(harness)
+    }()
+
+    static func make() throws -> Harness { try shared.get() }
+
+    struct Result3 {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["HVC_ROOT"] = root
+        env["HVC_RUN_ROOT"] = runRoot
+        env["HVC_ASSETS"] = Harness.assets
+        env.removeValue(forKey: "HVC_TIMING")
+        env.removeValue(forKey: "HVC_DEBUG")
+        return env
+    }
+
+    /// Runs `hvc ARGS`; fails the test on timeout.
+    func hvc(_ arguments: [String], stdin: String? = nil, timeout: Double = 120) -> Result3 {
+        execute([Harness.binary] + arguments, stdin: stdin, timeout: timeout)
+    }
+
+    func execute(_ argv: [String], stdin: String? = nil, timeout: Double = 300) -> Result3 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        process.environment = environment
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        do { try process.run() } catch { return Result3(status: -1, stdout: "", stderr: "\(error)") }
+        if let stdin {
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try? input.fileHandleForWriting.close()
+        }
+        let collected = Collected()
+        let group = DispatchGroup()
+        for (pipe, isOut) in [(out, true), (err, false)] {
+            group.enter()
+            DispatchQueue.global().async {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                collected.set(data, isOut: isOut)
+                group.leave()
+            }
+        }
+        if group.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            Issue.record("timed out after \(timeout)s: \(argv.joined(separator: " "))")
+        }
+        process.waitUntilExit()
+        return Result3(status: process.terminationStatus, stdout: collected.out, stderr: collected.err)
+    }
+
+    /// Per-VM directories left under the run root.
+    func leftoverVMDirectories() -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: runRoot + "/vms")) ?? []
+    }
+
+    /// QEMU processes whose command line points into this harness's run root.
+    func leftoverVMMs() -> [Int32] {
+        processes(matching: runRoot + "/")
+    }
+
+    func processes(matching needle: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let cmdline = String(decoding: data, as: UTF8.self)
+            return cmdline.hasPrefix("/usr/bin/qemu-system") && cmdline.contains(needle)
+        }
+    }
+
+    /// Waits up to `seconds` for `condition`.
+    static func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(50_000)
+        }
+        return condition()
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+final class Collected: @unchecked Sendable {
+    // @unchecked: guarded by `lock`.
+    private let lock = NSLock()
+    private var outData = Data()
+    private var errData = Data()
+
+    func set(_ data: Data, isOut: Bool) {
+        lock.lock()
+        if isOut { outData = data } else { errData = data }
+        lock.unlock()
+    }
+
+    var out: String { lock.lock(); defer { lock.unlock() }; return String(decoding: outData, as: UTF8.self) }
+    var err: String { lock.lock(); defer { lock.unlock() }; return String(decoding: errData, as: UTF8.self) }
+}

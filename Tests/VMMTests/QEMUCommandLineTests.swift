@@ -1,0 +1,51 @@
+import Testing
+import VMM
+
+struct QEMUCommandLineTests {
+    func configuration(_ accelerator: Accelerator, socketDirectory: String = "/run/hvc/vms/abc") -> VMConfiguration {
+        VMConfiguration(
+            kernel: "/k/vmlinux", initramfs: "/k/initramfs.cpio", rootDisk: "/img/rootfs.erofs",
+            memoryMiB: 256, cpus: 2, accelerator: accelerator,
+            agentSocket: socketDirectory + "/agent.sock", qmpSocket: socketDirectory + "/qmp.sock",
+            consoleLog: socketDirectory + "/console.log")
+    }
+
+    /// The value following `flag`, for each occurrence.
+    func values(_ args: [String], _ flag: String) -> [String] {
+        args.indices.filter { args[$0] == flag && $0 + 1 < args.count }.map { args[$0 + 1] }
+    }
+
+    @Test func tcgMicroVM() {
+        let args = QEMUCommandLine(configuration(.tcg)).arguments
+        #expect(values(args, "-M") == ["microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off"])
+        #expect(values(args, "-accel") == ["tcg"])
+        #expect(values(args, "-cpu") == ["max"])
+        #expect(values(args, "-m") == ["256M"])
+        #expect(values(args, "-smp") == ["2"])
+        #expect(values(args, "-kernel") == ["/k/vmlinux"])
+        #expect(args.contains("-no-reboot"))
+        #expect(args.contains("-nodefaults"))
+        #expect(values(args, "-drive") == ["id=root,file=/img/rootfs.erofs,format=raw,if=none,readonly=on"])
+        #expect(values(args, "-device").contains("virtserialport,chardev=agent,name=hvc.agent"))
+        #expect(values(args, "-chardev").contains("socket,id=agent,path=/run/hvc/vms/abc/agent.sock,server=on,wait=off"))
+        #expect(values(args, "-qmp") == ["unix:/run/hvc/vms/abc/qmp.sock,server=on,wait=off"])
+    }
+
+    @Test func kvmUsesTheHostCPU() {
+        let args = QEMUCommandLine(configuration(.kvm)).arguments
+        #expect(values(args, "-accel") == ["kvm"])
+        #expect(values(args, "-cpu") == ["host"])
+    }
+
+    @Test func kernelParametersNameTheRootAndRebootByTripleFault() {
+        let parameters = QEMUCommandLine(configuration(.tcg)).kernelParameters.split(separator: " ")
+        #expect(parameters.contains("reboot=t"))
+        #expect(parameters.contains("hvc.root=vda"))
+        #expect(parameters.contains("hvc.rootfstype=erofs"))
+    }
+
+    @Test func commasInPathsAreEscaped() {
+        let args = QEMUCommandLine(configuration(.tcg, socketDirectory: "/tmp/a,b")).arguments
+        #expect(values(args, "-qmp") == ["unix:/tmp/a,,b/qmp.sock,server=on,wait=off"])
+    }
+}
