@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "hvc", targets: ["hvc"]),
+        .executable(name: "hvc-shim", targets: ["hvc-shim"]),
         .executable(name: "hvc-agent", targets: ["hvc-agent"]),
     ],
     dependencies: [
@@ -36,6 +37,8 @@ let package = Package(
             name: "hvc",
             dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The detached supervisor of one container.
+        .executableTarget(name: "hvc-shim", dependencies: ["Runtime"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),

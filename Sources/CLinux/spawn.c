@@ -263,8 +263,9 @@ int hvc_spawn_container_exec(pid_t init_pid, const struct hvc_container *c, cons
     return 0;
 }
 
-int hvc_spawn_supervised(const char *path, const char *const *argv, const char *const *envp,
-                         int stdout_fd, int stderr_fd, struct hvc_spawn_result *result) {
+static int spawn_host_process(const char *path, const char *const *argv, const char *const *envp,
+                              int stdout_fd, int stderr_fd, int die_with_parent,
+                              struct hvc_spawn_result *result) {
     memset(result, 0, sizeof *result);
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0) return -1;
@@ -280,10 +281,12 @@ int hvc_spawn_supervised(const char *path, const char *const *argv, const char *
     if (pid == 0) {
         int fd = pipefd[1];
         close(pipefd[0]);
-        // Die with the supervisor, even by SIGKILL; check for a parent that died already.
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_STAGE_SUPERVISION);
-        if (getppid() != parent) _exit(127);
-        // Own session: a Ctrl-C on the user's terminal goes to hvc, not to the VMM.
+        if (die_with_parent) {
+            // Die with the supervisor, even by SIGKILL; check for a parent that died already.
+            if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_STAGE_SUPERVISION);
+            if (getppid() != parent) _exit(127);
+        }
+        // Own session: a Ctrl-C on the user's terminal goes to hvc, not to this process.
         if (setsid() < 0) fail(fd, HVC_STAGE_SUPERVISION);
         int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (null < 0 || dup2(null, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0)
@@ -298,6 +301,16 @@ int hvc_spawn_supervised(const char *path, const char *const *argv, const char *
     collect(pipefd[0], result);
     result->pid = pid;
     return 0;
+}
+
+int hvc_spawn_supervised(const char *path, const char *const *argv, const char *const *envp,
+                         int stdout_fd, int stderr_fd, struct hvc_spawn_result *result) {
+    return spawn_host_process(path, argv, envp, stdout_fd, stderr_fd, 1, result);
+}
+
+int hvc_spawn_detached(const char *path, const char *const *argv, const char *const *envp,
+                       int output_fd, struct hvc_spawn_result *result) {
+    return spawn_host_process(path, argv, envp, output_fd, output_fd, 0, result);
 }
 
 int hvc_get_window_size(int fd, uint16_t *rows, uint16_t *columns) {

@@ -145,11 +145,7 @@ public struct ImageStore: Sendable {
     }
 
     private func withIndexLock<R>(_ body: () throws(HVCError) -> R) throws(HVCError) -> R {
-        let fd = open(directory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw HVCError("image store lock: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        flock(fd, LOCK_EX)
-        return try body()
+        try withLock(directory + "/.lock", body)
     }
 }
 

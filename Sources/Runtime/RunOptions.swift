@@ -50,21 +50,29 @@ public struct RunOptions: Sendable {
         }
     }
 
-    /// Parses Docker-style sizes: `512m`, `1g`, `262144k`, or bytes; returns MiB.
-    public static func parseMemory(_ text: String) throws(HVCError) -> Int {
+    /// Parses a Docker-style size (`512m`, `1g`, `4096k`, or bytes) into bytes.
+    public static func parseSize(_ text: String, minimum: Int, what: String) throws(HVCError) -> Int {
         let lower = text.lowercased()
-        let units: [(String, Double)] = [("gb", 1024), ("g", 1024), ("mb", 1), ("m", 1), ("kb", 1.0 / 1024), ("k", 1.0 / 1024), ("b", 1.0 / 1048576)]
+        let units: [(String, Double)] = [("gb", 1_073_741_824), ("g", 1_073_741_824), ("mb", 1_048_576), ("m", 1_048_576), ("kb", 1024), ("k", 1024), ("b", 1)]
         var number = lower
-        var scale = 1.0 / 1048576
+        var scale = 1.0
         for (suffix, factor) in units where lower.hasSuffix(suffix) {
             number = String(lower.dropLast(suffix.count))
             scale = factor
             break
         }
-        guard let value = Double(number), value > 0, value.isFinite else {
-            throw HVCError("invalid memory size \"\(text)\": use a number with b, k, m or g, e.g. 256m")
+        guard let value = Double(number), value > 0, value.isFinite, value * scale < Double(Int.max) else {
+            throw HVCError("invalid \(what) \"\(text)\": use a number with b, k, m or g, e.g. 10m")
         }
-        let mib = Int((value * scale).rounded(.up))
+        let bytes = Int(value * scale)
+        guard bytes >= minimum else { throw HVCError("\(what) \(text) is too small: give at least \(minimum) bytes") }
+        return bytes
+    }
+
+    /// Parses Docker-style sizes: `512m`, `1g`, `262144k`, or bytes; returns MiB.
+    public static func parseMemory(_ text: String) throws(HVCError) -> Int {
+        let bytes = try parseSize(text, minimum: 1, what: "memory size")
+        let mib = (bytes + 1_048_575) / 1_048_576
         guard (64...65536).contains(mib) else {
             throw HVCError("memory \(text) is out of range: give between 64m and 64g")
         }

@@ -5,11 +5,13 @@ import VMM
 public struct Runtime: Sendable {
     public let paths: RuntimePaths
     public let images: ImageStore
+    public let containers: ContainerStore
     public let qemuBinary: String
 
     public init(paths: RuntimePaths, qemuBinary: String = "/usr/bin/qemu-system-x86_64") {
         self.paths = paths
         self.images = ImageStore(directory: paths.images)
+        self.containers = ContainerStore(directory: paths.containers)
         self.qemuBinary = qemuBinary
         VMDirectory.sweep(paths.vms)
     }

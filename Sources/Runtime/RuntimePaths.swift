@@ -32,5 +32,6 @@ public struct RuntimePaths: Sendable {
     public var kernel: String { assets + "/vmlinux" }
     public var initramfs: String { assets + "/initramfs.cpio" }
     public var images: String { root + "/images" }
+    public var containers: String { root + "/containers" }
     public var vms: String { runRoot + "/vms" }
 }

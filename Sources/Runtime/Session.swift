@@ -4,58 +4,61 @@ import Foundation
 import HVCSystem
 import VMM
 
-/// One conversation with a guest agent about one process: handshake, start, stdio, exit.
-final class Session: @unchecked Sendable {
-    // @unchecked: `channel` is Sendable; the rest is touched by the main thread only.
+/// The client side of one process in a container: relays the terminal's stdin, signals and
+/// window size to it, and its output back, until it exits. Talks frames to the container's
+/// supervisor (over the control socket, or a socket pair for attached runs).
+final class StdioSession: @unchecked Sendable {
+    // @unchecked: `channel` is Sendable; the rest is touched by the calling thread only.
     static let process: UInt32 = 1
 
-    let channel: AgentChannel
-    let timing: RunTiming
+    let channel: FrameChannel
     private let stdout = FileDescriptor(dup(1))
     private let stderr = FileDescriptor(dup(2))
 
-    init(channel: AgentChannel, timing: RunTiming) {
-        self.channel = channel
-        self.timing = timing
+    /// Signals passed on to the process.
+    static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
+
+    init(channel: FrameChannel) { self.channel = channel }
+
+    /// Blocks the forwarded signals in the calling thread; call before starting other threads.
+    static func blockForwardedSignals() {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for signal in forwardedSignals { sigaddset(&mask, signal) }
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        signal(SIGPIPE, SIG_IGN)
     }
 
-    func run(spec: ProcessSpec, hostname: String, interactive: Bool, terminal: Bool,
-             onFailure: () -> String) throws(HVCError) -> Int32 {
-        do {
-            let ready = try receive(onFailure)
-            guard case .ready(let info) = ready.message else {
-                throw HVCError("guest agent did not start with `ready`\(onFailure())")
+    /// Starts `spec` (unless the supervisor already started the process) and relays until it
+    /// exits; returns its exit code.
+    func run(start spec: ProcessSpec?, interactive: Bool, terminal: Bool) throws(HVCError) -> Int32 {
+        if let spec {
+            do {
+                try channel.send(Frame(process: StdioSession.process, .start(spec)))
+            } catch {
+                throw HVCError("container supervisor: \(error)")
             }
-            guard info.version == Limits.version else {
-                throw HVCError("\(ProtocolError.versionMismatch(host: Limits.version, guest: info.version)): rebuild the agent with `make assets`")
-            }
-            timing.mark("ready")
-            timing.guestAgentStart = info.agentStartNanoseconds
-            timing.guestReady = info.readyNanoseconds
-            let now = UInt64(Date().timeIntervalSince1970 * 1e9)
-            try channel.send(Frame(.hello(Hello(entropy: randomBytes(256), unixTimeNanoseconds: now, hostname: hostname))))
-            try channel.send(Frame(process: Session.process, .start(spec)))
-        } catch let error as HVCError {
-            throw error
-        } catch {
-            throw HVCError("guest agent: \(error)\(onFailure())")
         }
-
         let terminalState = terminal ? TerminalMode.makeRaw(0) : nil
         defer { terminalState?.restore() }
         startSignalRelay(terminal: terminal)
         if interactive {
             startStdinRelay()
-        } else {
-            try? channel.send(Frame(process: Session.process, .closeStdin))
+        } else if spec != nil {
+            try? channel.send(Frame(process: StdioSession.process, .closeStdin))
         }
-
         while true {
-            let frame = try receive(onFailure)
-            guard frame.process == Session.process else { continue }
+            let frame: Frame
+            do {
+                frame = try channel.receive()
+            } catch .closed {
+                throw HVCError("the container ended before the command finished")
+            } catch {
+                throw HVCError("container supervisor: \(error)")
+            }
+            if frame.process == 0, case .failure(let message) = frame.message { throw HVCError(message) }
+            guard frame.process == StdioSession.process else { continue }
             switch frame.message {
-            case .started:
-                timing.mark("started")
             case .startFailed(let reason, let message):
                 switch reason {
                 case .notFound: throw HVCError(.commandNotFound, message)
@@ -67,30 +70,12 @@ final class Session: @unchecked Sendable {
             case .stderr(let bytes):
                 try? stderr.writeAll(bytes)
             case .exited(let status):
-                timing.mark("exited")
-                try? channel.send(Frame(.shutdown))
                 return status.code
             case .failure(let message):
-                throw HVCError("guest agent failed: \(message)")
+                throw HVCError(message)
             default:
-                throw HVCError("guest agent sent an unexpected message\(onFailure())")
+                break
             }
-        }
-    }
-
-    private func receive(_ onFailure: () -> String) throws(HVCError) -> Frame {
-        do {
-            let frame = try channel.receive()
-            if frame.process == 0, case .failure(let message) = frame.message {
-                throw HVCError("guest agent failed: \(message)")
-            }
-            return frame
-        } catch let error as HVCError {
-            throw error
-        } catch AgentChannel.ReceiveError.closed {
-            throw HVCError("the VM ended before the command finished\(onFailure())")
-        } catch {
-            throw HVCError("\(error)\(onFailure())")
         }
     }
 
@@ -100,9 +85,9 @@ final class Session: @unchecked Sendable {
             let input = FileDescriptor(dup(0))
             while true {
                 guard let bytes = try? input.read(max: Limits.maxChunk), !bytes.isEmpty else { break }
-                do { try channel.send(Frame(process: Session.process, .stdin(bytes))) } catch { return }
+                do { try channel.send(Frame(process: StdioSession.process, .stdin(bytes))) } catch { return }
             }
-            try? channel.send(Frame(process: Session.process, .closeStdin))
+            try? channel.send(Frame(process: StdioSession.process, .closeStdin))
         }
     }
 
@@ -111,7 +96,7 @@ final class Session: @unchecked Sendable {
         Thread.detachNewThread {
             var mask = sigset_t()
             sigemptyset(&mask)
-            for signal in ForegroundRun.forwardedSignals { sigaddset(&mask, signal) }
+            for signal in StdioSession.forwardedSignals { sigaddset(&mask, signal) }
             while true {
                 var signal: Int32 = 0
                 guard sigwait(&mask, &signal) == 0 else { continue }
@@ -119,11 +104,11 @@ final class Session: @unchecked Sendable {
                     var rows: UInt16 = 0
                     var columns: UInt16 = 0
                     if terminal, hvc_get_window_size(0, &rows, &columns) == 0 {
-                        try? channel.send(Frame(process: Session.process, .resize(rows: rows, columns: columns)))
+                        try? channel.send(Frame(process: StdioSession.process, .resize(rows: rows, columns: columns)))
                     }
                     continue
                 }
-                try? channel.send(Frame(process: Session.process, .signal(signal)))
+                try? channel.send(Frame(process: StdioSession.process, .signal(signal)))
             }
         }
     }
@@ -147,5 +132,30 @@ struct TerminalMode {
     func restore() {
         var saved = self.saved
         tcsetattr(fd, TCSANOW, &saved)
+    }
+}
+
+/// Host-side timestamps of one run, printed to stderr as an `hvc-timing:` line when enabled.
+final class RunTiming: @unchecked Sendable {
+    // @unchecked: marks are taken by the supervisor's own thread only.
+    let enabled: Bool
+    private let start = monotonicNanoseconds()
+    private var marks: [(String, UInt64)] = []
+    var guestAgentStart: UInt64 = 0
+    var guestReady: UInt64 = 0
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func mark(_ name: String) {
+        if enabled { marks.append((name, monotonicNanoseconds() - start)) }
+    }
+
+    func report() {
+        guard enabled else { return }
+        var line = "hvc-timing:"
+        for (name, at) in marks { line += " \(name)=\(String(format: "%.1f", Double(at) / 1e6))ms" }
+        line += " guest-agent-start=\(String(format: "%.1f", Double(guestAgentStart) / 1e6))ms"
+        line += " guest-ready=\(String(format: "%.1f", Double(guestReady) / 1e6))ms"
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }

@@ -12,11 +12,16 @@ public struct VMDirectory: Sendable {
     public var qmpSocket: String { path + "/qmp.sock" }
     public var consoleLog: String { path + "/console.log" }
     public var vmmLog: String { path + "/qemu.log" }
+    /// Where the container's supervisor takes exec, signal and stop requests.
+    public var controlSocket: String { path + "/control.sock" }
+
+    /// The directory a container's VM uses.
+    public static func path(in parent: String, id: String) -> String { parent + "/" + String(id.prefix(16)) }
 
     /// Makes a fresh directory named after the container id, owned by this process.
     public static func create(in parent: String, id: String) throws(HVCError) -> VMDirectory {
         try makeDirectory(parent, mode: 0o711)
-        let path = parent + "/" + String(id.prefix(16))
+        let path = VMDirectory.path(in: parent, id: id)
         guard mkdir(path, 0o700) == 0 else {
             throw HVCError("create \(path): \(String(cString: strerror(errno)))")
         }
@@ -27,6 +32,17 @@ public struct VMDirectory: Sendable {
 
     public func recordVMM(pid: Int32) throws(HVCError) {
         try writeAtomically(path + "/vmm", Data("\(pid)\n".utf8))
+    }
+
+    /// The tail of QEMU's and the guest console's output, for an error message.
+    public func diagnostics() -> String {
+        var text = ""
+        for (label, file) in [("qemu", vmmLog), ("console", consoleLog)] {
+            guard let data = FileManager.default.contents(atPath: file), !data.isEmpty else { continue }
+            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").suffix(5)
+            text += "\n  \(label): " + lines.joined(separator: "\n  \(label): ")
+        }
+        return text
     }
 
     public func remove() {

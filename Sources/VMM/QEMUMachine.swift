@@ -43,11 +43,11 @@ public final class QEMUMachine: VirtualMachine {
         return QEMUMachine(configuration: configuration, pid: result.pid)
     }
 
-    public func connectAgent(timeoutSeconds: Double) throws(VMError) -> AgentChannel {
+    public func connectAgent(timeoutSeconds: Double) throws(VMError) -> FrameChannel {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while true {
             let fd = hvc_unix_connect(configuration.agentSocket)
-            if fd >= 0 { return AgentChannel(socket: FileDescriptor(fd)) }
+            if fd >= 0 { return FrameChannel(socket: FileDescriptor(fd)) }
             let error = Errno.current
             if hasExited() { throw .launch("QEMU exited before the VM came up") }
             if Date() > deadline { throw .agentUnavailable("\(configuration.agentSocket): \(error)") }
@@ -87,12 +87,4 @@ public final class QEMUMachine: VirtualMachine {
             return done
         }
     }
-}
-
-/// Calls `body` with a NULL-terminated C array of `strings`, valid only during the call.
-func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
-    let duplicated = strings.map { strdup($0) }
-    defer { duplicated.forEach { free($0) } }
-    let pointers = duplicated.map { UnsafePointer($0) } + [nil]
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

@@ -38,7 +38,7 @@ public protocol VirtualMachine: AnyObject, Sendable {
     /// The VMM's process id on the host.
     var pid: Int32 { get }
     /// Opens the host end of the agent channel; waits for the VMM to offer it.
-    func connectAgent(timeoutSeconds: Double) throws(VMError) -> AgentChannel
+    func connectAgent(timeoutSeconds: Double) throws(VMError) -> FrameChannel
     /// Asks the VMM to stop at once (the guest gets no say).
     func stop() throws(VMError)
     /// Ends the VMM process by signal.

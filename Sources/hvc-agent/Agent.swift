@@ -197,8 +197,8 @@ final class Agent {
             return
         }
         var result = hvc_spawn_result()
-        let spawned = withCStrings(spec.arguments) { argv in
-            withCStrings(environment) { envp in
+        let spawned = withCStringArray(spec.arguments) { argv in
+            withCStringArray(environment) { envp in
                 identity.groups.withUnsafeBufferPointer { groups in
                     var process = hvc_process(
                         argv: argv, envp: envp, path: nil, cwd: nil, uid: identity.uid, gid: identity.gid,
@@ -401,12 +401,4 @@ struct Stdio {
         childStdout.close()
         childStderr.close()
     }
-}
-
-/// Calls `body` with a NULL-terminated C array of `strings`, valid only during the call.
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
-    let duplicated = strings.map { strdup($0) }
-    defer { duplicated.forEach { free($0) } }
-    let pointers = duplicated.map { UnsafePointer($0) } + [nil]
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

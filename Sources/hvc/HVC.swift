@@ -8,7 +8,10 @@ struct HVC: ParsableCommand {
         commandName: "hvc",
         abstract: "Run containers, each in its own micro-VM.",
         version: "0.1.0",
-        subcommands: [Run.self, Images.self, Import.self, Info.self])
+        subcommands: [
+            Run.self, Create.self, Start.self, PS.self, Logs.self, Exec.self, Stop.self, Kill.self, Wait.self,
+            Remove.self, Inspect.self, Images.self, Import.self, Info.self,
+        ])
 
     /// Runs a subcommand body, turning an `HVCError` into its one-line message and exit code.
     static func guarded(_ body: () throws -> Int32) throws -> Never {

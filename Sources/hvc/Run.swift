@@ -5,13 +5,9 @@ import VMM
 
 extension Accelerator: ExpressibleByArgument {}
 
-struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run a command in a new container, in its own micro-VM.")
-
-    @OptionGroup var global: GlobalOptions
-
-    @Flag(help: "Remove the container when it exits (always the case for attached runs today).")
+/// Flags shared by `run` and `create`: what the container is.
+struct ContainerOptions: ParsableArguments {
+    @Flag(help: "Remove the container when it exits.")
     var rm = false
     @Flag(name: .shortAndLong, help: "Keep stdin open and send it to the command.")
     var interactive = false
@@ -35,6 +31,8 @@ struct Run: ParsableCommand {
     var accel: Accelerator?
     @Option(help: "Override the image's entrypoint (a single executable).")
     var entrypoint: String?
+    @Option(help: "Rotate the container's log past this size, e.g. 10m.")
+    var logMaxSize = "10m"
 
     @Argument(help: "Image name or id.")
     var image: String
@@ -48,8 +46,7 @@ struct Run: ParsableCommand {
         }
     }
 
-    func run() throws {
-        try HVC.guarded {
+    func runOptions() throws(HVCError) -> RunOptions {
             var options = RunOptions(image: image)
             options.command = command
             options.entrypoint = entrypoint.map { [$0] }
@@ -64,8 +61,60 @@ struct Run: ParsableCommand {
             options.interactive = interactive
             options.terminal = tty
             options.remove = rm
+            return options
+    }
+
+    func logMaxBytes() throws(HVCError) -> Int {
+        try RunOptions.parseSize(logMaxSize, minimum: 4096, what: "log size")
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in a new container, in its own micro-VM.")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Run in the background and print the container id.")
+    var detach = false
+    @OptionGroup var container: ContainerOptions
+
+    func validate() throws {
+        if detach && container.rm { throw ValidationError("--rm and --detach cannot be used together yet") }
+    }
+
+    func run() throws {
+        try HVC.guarded {
+            let options = try container.runOptions()
+            let manager = ContainerManager(runtime: global.runtime())
+            if detach {
+                let record = try manager.create(options, logMaxBytes: container.logMaxBytes())
+                do {
+                    _ = try manager.start(record.id)
+                } catch {
+                    print(record.id)
+                    throw error
+                }
+                print(record.id)
+                return 0
+            }
             let timing = ProcessInfo.processInfo.environment["HVC_TIMING"] == "1"
-            return try ForegroundRun(options: options, runtime: global.runtime(), reportTiming: timing).run()
+            return try manager.runAttached(options, timing: timing)
+        }
+    }
+}
+
+struct Create: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a container without starting it.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var container: ContainerOptions
+
+    func run() throws {
+        try HVC.guarded {
+            let record = try ContainerManager(runtime: global.runtime())
+                .create(container.runOptions(), logMaxBytes: container.logMaxBytes())
+            print(record.id)
+            return 0
         }
     }
 }

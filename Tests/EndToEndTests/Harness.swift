@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+/// Every end-to-end suite nests in this one, so that no two VMs boot at once from the tests
+/// (the machine has two cores; suites otherwise run in parallel).
+@Suite(.serialized) struct EndToEnd {}
+
 /// Runs the real `hvc` binary against a private state directory, with the real kernel,
 /// agent and busybox image, as a user would.
 struct Harness: Sendable {
@@ -11,11 +15,15 @@ struct Harness: Sendable {
 
     let root: String
     let runRoot: String
+    /// Removed when the test process exits.
+    nonisolated(unsafe) static var scratch: String?
 
     /// One private store per test process, with the busybox image imported once.
     static let shared: Result<Harness, HarnessError> = {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("hvc-e2e-\(getpid())").path
         let harness = Harness(root: base + "/root", runRoot: base + "/run")
+        Harness.scratch = base
+        atexit { if let scratch = Harness.scratch { try? FileManager.default.removeItem(atPath: scratch) } }
         let result = harness.execute(["/bin/bash", repository + "/rootfs/images/busybox/build.sh", binary])
         guard result.status == 0 else { return .failure(HarnessError(message: "busybox image: \(result.stderr)")) }
         return .success(harness)
@@ -83,15 +91,17 @@ struct Harness: Sendable {
 
     /// QEMU processes whose command line points into this harness's run root.
     func leftoverVMMs() -> [Int32] {
-        processes(matching: runRoot + "/")
+        processes(named: "qemu-system", matching: runRoot + "/")
     }
 
-    func processes(matching needle: String) -> [Int32] {
+    /// Processes whose executable name contains `name` and whose command line contains `needle`.
+    func processes(named name: String, matching needle: String) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { pid in
             guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            let cmdline = String(decoding: data, as: UTF8.self)
-            return cmdline.hasPrefix("/usr/bin/qemu-system") && cmdline.contains(needle)
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let executable = arguments.first, executable.split(separator: "/").last?.contains(name) == true else { return false }
+            return arguments.contains { $0.contains(needle) }
         }
     }
 

@@ -64,6 +64,11 @@ int hvc_spawn_container_exec(pid_t init_pid, const struct hvc_container *contain
 int hvc_spawn_supervised(const char *path, const char *const *argv, const char *const *envp,
                          int stdout_fd, int stderr_fd, struct hvc_spawn_result *result);
 
+/// Starts a detached process (a container supervisor): new session, stdin from /dev/null,
+/// stdout/stderr to the given fd, every other fd closed. It outlives the caller.
+int hvc_spawn_detached(const char *path, const char *const *argv, const char *const *envp,
+                       int output_fd, struct hvc_spawn_result *result);
+
 /// ioctl(TIOCGWINSZ); returns 0 or -1 with errno.
 int hvc_get_window_size(int fd, uint16_t *rows, uint16_t *columns);
 /// ioctl(TIOCSWINSZ); returns 0 or -1 with errno.
@@ -84,5 +89,12 @@ void hvc_reboot(void);
 
 /// socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC) connected to `path`; returns the fd or -1 with errno.
 int hvc_unix_connect(const char *path);
+
+/// socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC) bound to `path` (mode 0600) and listening.
+int hvc_unix_listen(const char *path, int backlog);
+/// socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC); returns 0 or -1 with errno.
+int hvc_socketpair(int fds[2]);
+/// The uid, gid and pid of a Unix socket's peer (SO_PEERCRED); returns 0 or -1 with errno.
+int hvc_peer_credentials(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
 
 #endif

@@ -1,0 +1,248 @@
+import AgentProtocol
+import CLinux
+import Foundation
+import HVCSystem
+import VMM
+
+/// Container lifecycle operations, shared by the CLI and the API server.
+public struct ContainerManager: Sendable {
+    public let runtime: Runtime
+    var store: ContainerStore { runtime.containers }
+
+    public init(runtime: Runtime) { self.runtime = runtime }
+
+    /// Default log cap before rotation.
+    public static let defaultLogMaxBytes = 10 * 1024 * 1024
+
+    /// Records a new container from `options`; nothing runs yet.
+    public func create(_ options: RunOptions, tenant: String = ContainerManager.callerTenant(),
+                       logMaxBytes: Int = ContainerManager.defaultLogMaxBytes) throws(HVCError) -> ContainerRecord {
+        try runtime.checkAssets()
+        let image = try runtime.images.resolve(options.image)
+        let accelerator = try runtime.chooseAccelerator(options.accelerator).accelerator
+        let id = ContainerID.generate()
+        let hostname = options.hostname ?? ContainerID.shortForm(id)
+        let spec = try options.processSpec(config: image.config, hostname: hostname)
+        let name = options.name ?? ContainerID.randomName()
+        guard ContainerID.isValidName(name) else {
+            throw HVCError("invalid container name \"\(name)\": use letters, digits, _ . - (starting with a letter or digit)")
+        }
+        let config = ContainerConfig(
+            id: id, name: name, image: options.image, imageID: image.id,
+            process: .init(spec), hostname: hostname, memoryMiB: options.memoryMiB, cpus: options.cpus,
+            accelerator: accelerator, tenant: tenant, created: Date(), autoRemove: options.remove,
+            logMaxBytes: logMaxBytes)
+        return try store.create(config)
+    }
+
+    /// The tenant of a CLI caller without a daemon: `default` for root, else `uid-N`.
+    public static func callerTenant() -> String {
+        getuid() == 0 ? "default" : "uid-\(getuid())"
+    }
+
+    /// `hvc run` without `-d`: this process supervises the VM while relaying the terminal.
+    public func runAttached(_ options: RunOptions, timing: Bool = false) throws(HVCError) -> Int32 {
+        let record = try create(options)
+        var rows: UInt16 = 24
+        var columns: UInt16 = 80
+        if options.terminal { _ = hvc_get_window_size(0, &rows, &columns) }
+        StdioSession.blockForwardedSignals()
+        let (clientEnd, supervisorEnd): (FrameChannel, FrameChannel)
+        do {
+            (clientEnd, supervisorEnd) = try FrameChannel.pair()
+        } catch {
+            store.remove(record.id)
+            throw HVCError("socketpair: \(error)")
+        }
+        let supervisor = Supervisor(
+            config: record.config, runtime: runtime, attached: supervisorEnd,
+            keepStdinOpen: options.interactive, terminalSize: (rows, columns), timing: timing)
+        // The client relays on a thread of its own; this thread runs the supervisor, so QEMU
+        // (which dies with the thread that started it) lives exactly as long as it should.
+        let result = ResultBox()
+        let session = StdioSession(channel: clientEnd)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            do {
+                result.set(.success(try session.run(start: nil, interactive: options.interactive, terminal: options.terminal)))
+            } catch let error as HVCError {
+                result.set(.failure(error))
+            } catch {
+                result.set(.failure(HVCError("\(error)")))
+            }
+            done.signal()
+        }
+        supervisor.run()
+        done.wait()
+        return try result.get()
+    }
+
+    /// Starts a created container under a detached supervisor (`hvc-shim`) and waits until its
+    /// command is running (or failed to start).
+    public func start(_ nameOrID: String) throws(HVCError) -> ContainerRecord {
+        let record = try store.resolve(nameOrID)
+        guard record.state.status == .created else {
+            if record.state.status == .running { return record }
+            throw HVCError(.conflict, "container \(record.name) has exited: create a new one (hvc run)")
+        }
+        let shim = ContainerManager.shimPath()
+        let argv = [shim, "--root", runtime.paths.root, "--run-root", runtime.paths.runRoot,
+                    "--assets", runtime.paths.assets, record.id]
+        var environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        environment.removeAll { $0.hasPrefix("HVC_TIMING=") }
+        let log = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(log) }
+        var spawned = hvc_spawn_result()
+        let status = withCStringArray(argv) { cArgv in
+            withCStringArray(environment) { cEnv in hvc_spawn_detached(shim, cArgv, cEnv, log, &spawned) }
+        }
+        guard status == 0, spawned.stage == 0 else {
+            throw HVCError("cannot start the container supervisor \(shim): \(Errno(rawValue: spawned.error != 0 ? spawned.error : errno))")
+        }
+        let shimPID = spawned.pid
+        // The shim is our child only until we exit; reap it in the background meanwhile.
+        Thread.detachNewThread { var ignored: Int32 = 0; waitpid(shimPID, &ignored, 0) }
+        let deadline = Date().addingTimeInterval(300)
+        while Date() < deadline {
+            let current = try store.resolve(record.id)
+            switch current.state.status {
+            case .running:
+                return current
+            case .exited:
+                let code = current.state.exitCode ?? 125
+                let kind: HVCError.Kind = code == 127 ? .commandNotFound : code == 126 ? .cannotExecute : .runtime
+                throw HVCError(kind, current.state.error ?? "container exited at once with code \(code)")
+            case .created:
+                if Glibc.kill(shimPID, 0) != 0 {
+                    let current = try store.resolve(record.id)
+                    if current.state.status != .created { continue }
+                    throw HVCError("the container supervisor exited before starting the container")
+                }
+                usleep(10_000)
+            }
+        }
+        throw HVCError("container \(record.name) did not start within 300 s")
+    }
+
+    /// `hvc exec`: a new process in a running container; returns its exit code.
+    public func exec(_ nameOrID: String, spec: ProcessSpec, interactive: Bool) throws(HVCError) -> Int32 {
+        let record = try store.resolve(nameOrID)
+        let channel = try controlChannel(record)
+        StdioSession.blockForwardedSignals()
+        var spec = spec
+        if spec.terminal {
+            var rows: UInt16 = 24
+            var columns: UInt16 = 80
+            _ = hvc_get_window_size(0, &rows, &columns)
+            spec.rows = rows
+            spec.columns = columns
+        }
+        return try StdioSession(channel: channel).run(start: spec, interactive: interactive, terminal: spec.terminal)
+    }
+
+    /// The exec's process spec: the container's environment and user unless overridden.
+    public func execSpec(_ nameOrID: String, arguments: [String], environment: [String], workingDirectory: String?,
+                         user: String?, terminal: Bool) throws(HVCError) -> ProcessSpec {
+        let record = try store.resolve(nameOrID)
+        var env = record.config.process.environment
+        RunOptions.merge(&env, environment)
+        if terminal { RunOptions.merge(&env, ["TERM=xterm"]) }
+        return ProcessSpec(arguments: arguments, environment: env,
+                           workingDirectory: workingDirectory ?? record.config.process.workingDirectory,
+                           user: user ?? record.config.process.user, terminal: terminal)
+    }
+
+    /// Sends `signal` to the container's command.
+    public func kill(_ nameOrID: String, signal: Int32) throws(HVCError) {
+        let record = try store.resolve(nameOrID)
+        let channel = try controlChannel(record)
+        do {
+            try channel.send(Frame(.signal(signal)))
+        } catch {
+            throw HVCError("signal \(record.name): \(error)")
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout` seconds, then the VM itself.
+    public func stop(_ nameOrID: String, timeout: Int) throws(HVCError) -> ContainerRecord {
+        let record = try store.resolve(nameOrID)
+        guard record.state.status == .running else { return record }
+        let channel = try? controlChannel(record)
+        try? channel?.send(Frame(.signal(SIGTERM)))
+        if let done = waitForExit(record.id, seconds: Double(timeout)) { return done }
+        try? channel?.send(Frame(.signal(SIGKILL)))
+        if let done = waitForExit(record.id, seconds: 10) { return done }
+        try? channel?.send(Frame(.shutdown))
+        if let done = waitForExit(record.id, seconds: 10) { return done }
+        throw HVCError("container \(record.name) did not stop")
+    }
+
+    /// Waits for the container to exit; returns its exit code.
+    public func wait(_ nameOrID: String) throws(HVCError) -> Int32 {
+        let record = try store.resolve(nameOrID)
+        while true {
+            guard let done = waitForExit(record.id, seconds: 3600) else { continue }
+            return done.state.exitCode ?? 0
+        }
+    }
+
+    /// Removes containers; a running one only with `force`, which kills it first.
+    public func remove(_ nameOrID: String, force: Bool) throws(HVCError) {
+        var record = try store.resolve(nameOrID)
+        if record.state.status == .running {
+            guard force else {
+                throw HVCError(.conflict, "container \(record.name) is running: stop it first, or use rm -f")
+            }
+            if let channel = try? controlChannel(record) { try? channel.send(Frame(.shutdown)) }
+            if let done = waitForExit(record.id, seconds: 10) {
+                record = done
+            } else if let pid = record.state.supervisorPID {
+                Glibc.kill(pid, SIGKILL)
+            }
+        }
+        // Let a supervisor that just recorded the exit finish its teardown.
+        if let pid = record.state.supervisorPID {
+            let deadline = Date().addingTimeInterval(5)
+            while processIsAlive(pid) && Date() < deadline { usleep(10_000) }
+        }
+        store.remove(record.id)
+        VMDirectory.sweep(runtime.paths.vms)
+    }
+
+    /// Polls until the container has exited; nil on timeout.
+    func waitForExit(_ id: String, seconds: Double) -> ContainerRecord? {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            guard let record = try? store.resolve(id) else { return nil }
+            if record.state.status == .exited { return record }
+            usleep(20_000)
+        } while Date() < deadline
+        return nil
+    }
+
+    private func controlChannel(_ record: ContainerRecord) throws(HVCError) -> FrameChannel {
+        guard record.state.status == .running else {
+            throw HVCError(.conflict, "container \(record.name) is not running")
+        }
+        let path = VMDirectory.path(in: runtime.paths.vms, id: record.id) + "/control.sock"
+        do {
+            return try FrameChannel.connect(path: path)
+        } catch {
+            throw HVCError("container \(record.name): control socket \(path): \(error)")
+        }
+    }
+
+    /// `hvc-shim` beside the running executable, or `HVC_SHIM`.
+    static func shimPath() -> String {
+        if let explicit = ProcessInfo.processInfo.environment["HVC_SHIM"], !explicit.isEmpty { return explicit }
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/local/bin/hvc"
+        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("hvc-shim").path
+    }
+}
+
+final class ResultBox: @unchecked Sendable {
+    // @unchecked: written once by one thread before a semaphore signal, read after the wait.
+    private var value: Result<Int32, HVCError> = .failure(HVCError("no result"))
+    func set(_ value: Result<Int32, HVCError>) { self.value = value }
+    func get() throws(HVCError) -> Int32 { try value.get() }
+}

@@ -1,0 +1,72 @@
+import AgentProtocol
+import Foundation
+import VMM
+
+/// What a container is: fixed when it is created.
+public struct ContainerConfig: Codable, Equatable, Sendable {
+    public var id: String
+    public var name: String
+    public var image: String
+    public var imageID: String
+    public var process: ProcessConfig
+    public var hostname: String
+    public var memoryMiB: Int
+    public var cpus: Int
+    public var accelerator: Accelerator
+    public var tenant: String
+    public var created: Date
+    public var autoRemove: Bool
+    public var logMaxBytes: Int
+
+    /// `ProcessSpec` in a form that can be stored.
+    public struct ProcessConfig: Codable, Equatable, Sendable {
+        public var arguments: [String]
+        public var environment: [String]
+        public var workingDirectory: String
+        public var user: String
+        public var terminal: Bool
+
+        public init(_ spec: ProcessSpec) {
+            arguments = spec.arguments
+            environment = spec.environment
+            workingDirectory = spec.workingDirectory
+            user = spec.user
+            terminal = spec.terminal
+        }
+
+        public func spec(rows: UInt16 = 24, columns: UInt16 = 80) -> ProcessSpec {
+            ProcessSpec(arguments: arguments, environment: environment, workingDirectory: workingDirectory,
+                        user: user, terminal: terminal, rows: rows, columns: columns)
+        }
+    }
+}
+
+/// Where a container is in its life.
+public enum ContainerStatus: String, Codable, Sendable {
+    case created, running, exited
+}
+
+/// What a container is doing: changes over its life, written by its supervisor.
+public struct ContainerState: Codable, Equatable, Sendable {
+    public var status: ContainerStatus = .created
+    public var supervisorPID: Int32?
+    public var vmmPID: Int32?
+    public var started: Date?
+    public var finished: Date?
+    public var exitCode: Int32?
+    public var oomKilled = false
+    /// Why the container ended other than by its command exiting, or why it did not start.
+    public var error: String?
+
+    public init() {}
+}
+
+/// A container as `ps` and `inspect` show it.
+public struct ContainerRecord: Codable, Equatable, Sendable {
+    public var config: ContainerConfig
+    public var state: ContainerState
+    public var logPath: String
+
+    public var id: String { config.id }
+    public var name: String { config.name }
+}

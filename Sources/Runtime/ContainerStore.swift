@@ -1,0 +1,98 @@
+import Foundation
+
+/// Containers under `<root>/containers/<id>`: `config.json` (fixed at creation), `state.json`
+/// (rewritten atomically at each transition), `container.log`, and a `lock` file that
+/// serializes transitions of that one container. Names are claimed under a store-wide lock.
+public struct ContainerStore: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    func path(_ id: String) -> String { directory + "/" + id }
+    public func logPath(_ id: String) -> String { path(id) + "/container.log" }
+
+    /// Creates the container's directory with its configuration; fails if the name is taken.
+    public func create(_ config: ContainerConfig) throws(HVCError) -> ContainerRecord {
+        try makeDirectory(directory, mode: 0o711)
+        return try withLock(directory + "/.names.lock") { () throws(HVCError) in
+            if let clash = try list().first(where: { $0.name == config.name }) {
+                throw HVCError(.conflict, "the name \"\(config.name)\" is already used by container \(ContainerID.shortForm(clash.id)): remove it or choose another name")
+            }
+            let dir = path(config.id)
+            try makeDirectory(dir, mode: 0o700)
+            try writeAtomically(dir + "/state.json", JSONEncoder.hvc.encode(ContainerState()))
+            try writeAtomically(dir + "/config.json", JSONEncoder.hvc.encode(config))
+            return ContainerRecord(config: config, state: ContainerState(), logPath: logPath(config.id))
+        }
+    }
+
+    /// Every container whose files are complete, oldest first, with stale states settled.
+    public func list() throws(HVCError) -> [ContainerRecord] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        return names.filter { $0.count == 64 }.compactMap { try? load($0) }.sorted { $0.config.created < $1.config.created }
+    }
+
+    /// The container named by `text`: a full id, a name, or a unique id prefix.
+    public func resolve(_ text: String) throws(HVCError) -> ContainerRecord {
+        let all = try list()
+        if let exact = all.first(where: { $0.id == text || $0.name == text }) { return exact }
+        let matches = text.isEmpty ? [] : all.filter { $0.id.hasPrefix(text) }
+        if matches.count == 1 { return matches[0] }
+        if matches.count > 1 {
+            throw HVCError(.conflict, "\"\(text)\" matches \(matches.count) containers: give more of the id")
+        }
+        throw HVCError(.notFound, "no such container: \(text)")
+    }
+
+    func load(_ id: String) throws(HVCError) -> ContainerRecord {
+        let dir = path(id)
+        guard let configData = FileManager.default.contents(atPath: dir + "/config.json"),
+              let config = try? JSONDecoder.hvc.decode(ContainerConfig.self, from: configData)
+        else { throw HVCError(.notFound, "no such container: \(id)") }
+        var state = readState(id) ?? ContainerState()
+        if settle(state) != nil {
+            state = try update(id) { if let settled = settle($0) { $0 = settled } }
+        }
+        return ContainerRecord(config: config, state: state, logPath: logPath(id))
+    }
+
+    private func readState(_ id: String) -> ContainerState? {
+        guard let data = FileManager.default.contents(atPath: path(id) + "/state.json") else { return nil }
+        return try? JSONDecoder.hvc.decode(ContainerState.self, from: data)
+    }
+
+    /// A running container whose supervisor is gone has ended: its VM died with the supervisor.
+    func settle(_ state: ContainerState) -> ContainerState? {
+        guard state.status == .running, let pid = state.supervisorPID, !processIsAlive(pid) else { return nil }
+        var settled = state
+        settled.status = .exited
+        settled.finished = Date()
+        settled.exitCode = 137
+        settled.error = "supervisor (pid \(pid)) died; the VM was killed with it"
+        return settled
+    }
+
+    /// Changes a container's state under its lock and writes it back atomically.
+    @discardableResult
+    public func update(_ id: String, _ change: (inout ContainerState) throws(HVCError) -> Void) throws(HVCError) -> ContainerState {
+        try withLock(path(id) + "/lock") { () throws(HVCError) in
+            guard var state = readState(id) else { throw HVCError(.notFound, "no such container: \(id)") }
+            try change(&state)
+            try writeAtomically(path(id) + "/state.json", JSONEncoder.hvc.encode(state))
+            return state
+        }
+    }
+
+    public func remove(_ id: String) {
+        try? FileManager.default.removeItem(atPath: path(id))
+    }
+}
+
+/// Runs `body` holding an exclusive `flock` on `path` (created if needed).
+func withLock<R>(_ path: String, _ body: () throws(HVCError) -> R) throws(HVCError) -> R {
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw HVCError("lock \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+    return try body()
+}

@@ -1,0 +1,347 @@
+import AgentProtocol
+import CLinux
+import Foundation
+import HVCSystem
+import Synchronization
+import VMM
+
+/// Owns one container's VM for the container's whole life: boots it, starts the command,
+/// keeps the log, serves the control socket (exec, signals, stop), records the exit, and
+/// tears everything down. Runs inside `hvc run` for attached containers and inside
+/// `hvc-shim` for detached ones.
+///
+/// QEMU dies with the thread that called `run` (parent-death signal), so `run` must be
+/// called on a thread that lives until it returns.
+public final class Supervisor: @unchecked Sendable {
+    // @unchecked: mutable routing state lives in `routes` (a Mutex); the rest is set before
+    // any other thread starts, or touched by the agent-reader thread only.
+    public static let initProcess: UInt32 = 1
+
+    let config: ContainerConfig
+    let runtime: Runtime
+    let store: ContainerStore
+    let timing: RunTiming
+    private let initClient: Client?
+    private let keepInitStdinOpen: Bool
+    private let terminalSize: (rows: UInt16, columns: UInt16)
+    private let routes = Mutex(Routes())
+    private var channel: FrameChannel?
+    private var vm: QEMUMachine?
+    private let forcedStop = Mutex(false)
+
+    /// A connection on the control socket (or the attached `hvc run` through a socket pair).
+    final class Client: Sendable {
+        let channel: FrameChannel
+        init(channel: FrameChannel) { self.channel = channel }
+    }
+
+    /// Which client owns which guest process, under the client's own numbering.
+    struct Routes {
+        var byAgentID: [UInt32: (client: Client, local: UInt32)] = [:]
+        var nextAgentID: UInt32 = 2
+        var running = false
+        var ended = false
+        var clients: [ObjectIdentifier: Client] = [:]
+
+        mutating func agentID(client: Client, local: UInt32) -> UInt32? {
+            byAgentID.first { $0.value.client === client && $0.value.local == local }?.key
+        }
+    }
+
+    /// - Parameters:
+    ///   - attached: the in-process client of `hvc run` without `-d`, owning the init process's stdio.
+    public init(config: ContainerConfig, runtime: Runtime, attached: FrameChannel? = nil,
+                keepStdinOpen: Bool = false, terminalSize: (UInt16, UInt16) = (24, 80), timing: Bool = false) {
+        self.config = config
+        self.runtime = runtime
+        self.store = runtime.containers
+        self.initClient = attached.map { Client(channel: $0) }
+        self.keepInitStdinOpen = keepStdinOpen
+        self.terminalSize = terminalSize
+        self.timing = RunTiming(enabled: timing)
+        if let initClient {
+            routes.withLock {
+                $0.byAgentID[Supervisor.initProcess] = (initClient, Supervisor.initProcess)
+                $0.clients[ObjectIdentifier(initClient)] = initClient
+            }
+        }
+    }
+
+    /// Runs the container to its end and records how it ended; returns its exit code.
+    @discardableResult
+    public func run() -> Int32 {
+        let outcome: (code: Int32, error: String?)
+        let directory: VMDirectory
+        do {
+            directory = try VMDirectory.create(in: runtime.paths.vms, id: config.id)
+        } catch {
+            return finish(code: 125, error: error.message, directory: nil)
+        }
+        do {
+            outcome = try boot(directory)
+        } catch {
+            outcome = (error.exitCode, error.message)
+        }
+        return finish(code: outcome.code, error: outcome.error, directory: directory)
+    }
+
+    private func boot(_ directory: VMDirectory) throws(HVCError) -> (code: Int32, error: String?) {
+        try runtime.checkAssets()
+        let image = try runtime.images.resolve(config.imageID)
+        let configuration = VMConfiguration(
+            kernel: runtime.paths.kernel, initramfs: runtime.paths.initramfs, rootDisk: image.rootfsPath,
+            rootFilesystemType: image.rootfsType, memoryMiB: config.memoryMiB, cpus: config.cpus,
+            accelerator: config.accelerator, agentSocket: directory.agentSocket, qmpSocket: directory.qmpSocket,
+            consoleLog: directory.consoleLog)
+        timing.mark("launch")
+        let vm: QEMUMachine
+        do {
+            vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog)
+        } catch {
+            throw HVCError("\(error)")
+        }
+        self.vm = vm
+        try directory.recordVMM(pid: vm.pid)
+        try store.update(config.id) { $0.supervisorPID = getpid(); $0.vmmPID = vm.pid }
+
+        let channel: FrameChannel
+        do {
+            channel = try vm.connectAgent(timeoutSeconds: 60)
+        } catch {
+            throw HVCError("\(error)\(directory.diagnostics())")
+        }
+        self.channel = channel
+        timing.mark("connected")
+        try handshake(channel, directory: directory)
+        // The attached client's stdin and signals wait in its socket until the command exists.
+        if let initClient { serve(initClient) }
+        try listen(directory)
+        return relayUntilExit(channel, directory: directory)
+    }
+
+    /// `ready` from the guest, then the session parameters and the container's command.
+    private func handshake(_ channel: FrameChannel, directory: VMDirectory) throws(HVCError) {
+        // Under TCG on a loaded two-core host a boot can take several seconds; a guest that
+        // has not answered in two minutes is not coming.
+        channel.setReceiveTimeout(seconds: 120)
+        let frame: Frame
+        do {
+            frame = try channel.receive()
+        } catch {
+            throw HVCError("the VM did not come up: \(error)\(directory.diagnostics())")
+        }
+        guard case .ready(let ready) = frame.message else {
+            throw HVCError("guest agent did not start with `ready`\(directory.diagnostics())")
+        }
+        guard ready.version == Limits.version else {
+            throw HVCError("\(ProtocolError.versionMismatch(host: Limits.version, guest: ready.version)): rebuild the agent with `make assets`")
+        }
+        channel.setReceiveTimeout(seconds: 0)
+        timing.mark("ready")
+        timing.guestAgentStart = ready.agentStartNanoseconds
+        timing.guestReady = ready.readyNanoseconds
+        let now = UInt64(Date().timeIntervalSince1970 * 1e9)
+        let spec = config.process.spec(rows: terminalSize.rows, columns: terminalSize.columns)
+        do {
+            try channel.send(Frame(.hello(Hello(entropy: randomBytes(256), unixTimeNanoseconds: now, hostname: config.hostname))))
+            try channel.send(Frame(process: Supervisor.initProcess, .start(spec)))
+            if !keepInitStdinOpen { try channel.send(Frame(process: Supervisor.initProcess, .closeStdin)) }
+        } catch {
+            throw HVCError("guest agent: \(error)\(directory.diagnostics())")
+        }
+    }
+
+    /// Routes the agent's frames until the container's command has exited.
+    private func relayUntilExit(_ channel: FrameChannel, directory: VMDirectory) -> (code: Int32, error: String?) {
+        let log = ContainerLogWriter(path: store.logPath(config.id), maxBytes: config.logMaxBytes)
+        defer { log.flush() }
+        while true {
+            let frame: Frame
+            do {
+                frame = try channel.receive()
+            } catch {
+                if forcedStop.withLock({ $0 }) { return (137, nil) }
+                return (137, "the VM ended unexpectedly: \(error)\(directory.diagnostics())")
+            }
+            let isInit = frame.process == Supervisor.initProcess
+            switch frame.message {
+            case .started:
+                if isInit {
+                    timing.mark("started")
+                    markRunning()
+                }
+            case .stdout(let bytes) where isInit:
+                log.append(bytes, stream: "stdout")
+            case .stderr(let bytes) where isInit:
+                log.append(bytes, stream: "stderr")
+            case .failure(let message):
+                return (125, "guest agent failed: \(message)")
+            case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown:
+                return (125, "guest agent sent an unexpected message")
+            default:
+                break
+            }
+            forward(frame)
+            switch frame.message {
+            case .exited(let status) where isInit:
+                timing.mark("exited")
+                return (status.code, nil)
+            case .startFailed(let reason, let message) where isInit:
+                let code: Int32 = switch reason {
+                case .notFound: 127
+                case .notExecutable: 126
+                case .other: 125
+                }
+                return (code, message)
+            default:
+                break
+            }
+        }
+    }
+
+    /// Passes a guest frame to the client that owns the process, renumbered for it.
+    private func forward(_ frame: Frame) {
+        let ends: Bool
+        switch frame.message {
+        case .exited, .startFailed: ends = true
+        default: ends = false
+        }
+        let route = routes.withLock { routes in
+            let route = routes.byAgentID[frame.process]
+            if ends { routes.byAgentID[frame.process] = nil }
+            return route
+        }
+        guard let route else { return }
+        do {
+            try route.client.channel.send(Frame(process: route.local, frame.message))
+        } catch {
+            drop(route.client)
+        }
+    }
+
+    private func markRunning() {
+        routes.withLock { $0.running = true }
+        _ = try? store.update(config.id) { state in
+            state.status = .running
+            state.started = Date()
+        }
+    }
+
+    // MARK: Control socket
+
+    private func listen(_ directory: VMDirectory) throws(HVCError) {
+        let fd = hvc_unix_listen(directory.controlSocket, 64)
+        guard fd >= 0 else { throw HVCError("control socket \(directory.controlSocket): \(Errno.current)") }
+        let listener = FileDescriptor(fd)
+        Thread.detachNewThread { [self] in
+            while true {
+                let client = accept(listener.raw, nil, nil)
+                if client < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    return
+                }
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                serve(Client(channel: FrameChannel(socket: FileDescriptor(client))))
+            }
+        }
+    }
+
+    /// Reads one client's requests on a thread of its own.
+    private func serve(_ client: Client) {
+        routes.withLock { $0.clients[ObjectIdentifier(client)] = client }
+        Thread.detachNewThread { [self] in
+            while let frame = try? client.channel.receive() {
+                handle(frame, from: client)
+            }
+            drop(client)
+        }
+    }
+
+    private func handle(_ frame: Frame, from client: Client) {
+        guard let channel else { return }
+        if frame.process == 0 {
+            switch frame.message {
+            case .signal(let signal):
+                try? channel.send(Frame(process: Supervisor.initProcess, .signal(signal)))
+            case .shutdown:
+                forcedStop.withLock { $0 = true }
+                vm?.kill()
+            default:
+                break
+            }
+            return
+        }
+        if case .start(let spec) = frame.message {
+            let agentID: UInt32? = routes.withLock { routes in
+                guard routes.running, !routes.ended, routes.agentID(client: client, local: frame.process) == nil else { return nil }
+                let id = routes.nextAgentID
+                routes.nextAgentID += 1
+                routes.byAgentID[id] = (client, frame.process)
+                return id
+            }
+            guard let agentID else {
+                try? client.channel.send(Frame(process: frame.process, .startFailed(.other, "container \(ContainerID.shortForm(config.id)) is not running")))
+                return
+            }
+            try? channel.send(Frame(process: agentID, .start(spec)))
+            return
+        }
+        guard let agentID = routes.withLock({ $0.agentID(client: client, local: frame.process) }) else { return }
+        switch frame.message {
+        case .stdin, .closeStdin, .signal, .resize:
+            try? channel.send(Frame(process: agentID, frame.message))
+        default:
+            break
+        }
+    }
+
+    private func drop(_ client: Client) {
+        routes.withLock { routes in
+            routes.clients[ObjectIdentifier(client)] = nil
+            routes.byAgentID = routes.byAgentID.filter { $0.value.client !== client }
+        }
+    }
+
+    // MARK: End
+
+    /// Tears the VM down, records the exit, and lets the clients go.
+    private func finish(code: Int32, error: String?, directory: VMDirectory?) -> Int32 {
+        if let vm {
+            try? channel?.send(Frame(.shutdown))
+            if !vm.waitForExit(timeoutSeconds: 1) {
+                try? vm.stop()
+                if !vm.waitForExit(timeoutSeconds: 1) {
+                    vm.kill()
+                    _ = vm.waitForExit(timeoutSeconds: 5)
+                }
+            }
+        }
+        timing.mark("vm-gone")
+        channel?.shutdown()
+        let clients = routes.withLock { routes in
+            routes.ended = true
+            return Array(routes.clients.values)
+        }
+        if let directory {
+            if ProcessInfo.processInfo.environment["HVC_DEBUG"] == "1",
+               let console = FileManager.default.contents(atPath: directory.consoleLog) {
+                FileHandle.standardError.write(Data("--- guest console ---\n".utf8) + console)
+            }
+            directory.remove()
+        }
+        _ = try? store.update(config.id) { state in
+            state.status = .exited
+            state.finished = Date()
+            state.exitCode = code
+            state.error = error
+        }
+        if config.autoRemove { store.remove(config.id) }
+        // Attached clients learn of a failure before the command started from its message.
+        if let initClient, let error, code == 125 || code == 137 {
+            try? initClient.channel.send(Frame(.failure(error)))
+        }
+        for client in clients { client.channel.shutdown() }
+        timing.report()
+        return code
+    }
+}

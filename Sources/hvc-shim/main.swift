@@ -1,0 +1,28 @@
+import Foundation
+import Runtime
+
+// hvc-shim: supervises one detached container for its whole life.
+// Usage: hvc-shim --root DIR --run-root DIR --assets DIR CONTAINER_ID
+var options: [String: String] = [:]
+var positional: [String] = []
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+    if argument.hasPrefix("--"), let value = arguments.popFirst() {
+        options[String(argument.dropFirst(2))] = value
+    } else {
+        positional.append(argument)
+    }
+}
+guard positional.count == 1, let root = options["root"], let runRoot = options["run-root"], let assets = options["assets"] else {
+    FileHandle.standardError.write(Data("usage: hvc-shim --root DIR --run-root DIR --assets DIR CONTAINER_ID\n".utf8))
+    exit(2)
+}
+signal(SIGPIPE, SIG_IGN)
+let runtime = Runtime(paths: RuntimePaths(root: root, runRoot: runRoot, assets: assets))
+do {
+    let record = try runtime.containers.resolve(positional[0])
+    exit(Supervisor(config: record.config, runtime: runtime).run())
+} catch {
+    FileHandle.standardError.write(Data("hvc-shim: \(error.message)\n".utf8))
+    exit(125)
+}

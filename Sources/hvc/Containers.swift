@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import Runtime
+
+struct PS: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers.")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Show all containers (default: only running ones).")
+    var all = false
+    @Flag(name: .shortAndLong, help: "Only print container ids.")
+    var quiet = false
+    @Option(help: "Output format: table or json.")
+    var format = "table"
+
+    func validate() throws {
+        guard ["table", "json"].contains(format) else { throw ValidationError("--format must be table or json") }
+    }
+
+    func run() throws {
+        try HVC.guarded {
+            let records = try global.runtime().containers.list().filter { all || $0.state.status == .running }
+            if quiet {
+                for record in records { print(String(record.id.prefix(12))) }
+            } else if format == "json" {
+                print(try jsonText(records.map(ContainerSummary.init)))
+            } else {
+                var rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES", "TENANT"]]
+                for record in records {
+                    let summary = ContainerSummary(record)
+                    var command = summary.command
+                    if command.count > 22 { command = String(command.prefix(20)) + "…" }
+                    rows.append([String(record.id.prefix(12)), record.config.image, "\"\(command)\"",
+                                 age(record.config.created) + " ago", summary.status, record.name, record.config.tenant])
+                }
+                printTable(rows)
+            }
+            return 0
+        }
+    }
+}
+
+/// One line of `ps --format json`.
+struct ContainerSummary: Codable {
+    var id: String
+    var name: String
+    var image: String
+    var command: String
+    var created: Date
+    var state: String
+    var status: String
+    var exitCode: Int32?
+    var tenant: String
+
+    init(_ record: ContainerRecord) {
+        id = record.id
+        name = record.name
+        image = record.config.image
+        command = record.config.process.arguments.joined(separator: " ")
+        created = record.config.created
+        state = record.state.status.rawValue
+        tenant = record.config.tenant
+        exitCode = record.state.exitCode
+        switch record.state.status {
+        case .created: status = "Created"
+        case .running: status = "Up " + age(record.state.started ?? record.config.created)
+        case .exited: status = "Exited (\(record.state.exitCode ?? -1)) " + age(record.state.finished ?? record.config.created) + " ago"
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a container's configuration and state as JSON.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Containers (name, id or id prefix).")
+    var containers: [String]
+
+    func run() throws {
+        try HVC.guarded {
+            let store = global.runtime().containers
+            var records: [ContainerRecord] = []
+            for container in containers { records.append(try store.resolve(container)) }
+            print(try jsonText(records))
+            return 0
+        }
+    }
+}
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a container's output.")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Keep printing new output until the container exits.")
+    var follow = false
+    @Option(help: "Only the last N lines.")
+    var tail: Int?
+    @Flag(name: .shortAndLong, help: "Prefix each line with its time.")
+    var timestamps = false
+    @Argument(help: "Container (name, id or id prefix).")
+    var container: String
+
+    func validate() throws {
+        if let tail, tail < 0 { throw ValidationError("--tail must not be negative") }
+    }
+
+    func run() throws {
+        try HVC.guarded {
+            let store = global.runtime().containers
+            let record = try store.resolve(container)
+            let reader = ContainerLogReader(path: record.logPath)
+            var (entries, offset) = reader.read()
+            if let tail { entries = Array(entries.suffix(tail)) }
+            write(entries)
+            while follow {
+                let current = try store.resolve(record.id)
+                let more = reader.read(from: offset, includeRotated: false)
+                write(more.entries)
+                offset = more.next
+                if current.state.status == .exited && more.entries.isEmpty { break }
+                usleep(100_000)
+            }
+            return 0
+        }
+    }
+
+    func write(_ entries: [LogEntry]) {
+        for entry in entries {
+            let text = timestamps ? logTimestamp(entry.time) + " " + entry.log : entry.log
+            let handle = entry.stream == "stderr" ? FileHandle.standardError : FileHandle.standardOutput
+            handle.write(Data(text.utf8))
+        }
+    }
+}
+
+func jsonText<T: Encodable>(_ value: T) throws(HVCError) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    do {
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    } catch {
+        throw HVCError("encode: \(error)")
+    }
+}
+
+/// "5 seconds", "3 minutes", ... as Docker prints ages.
+func age(_ date: Date) -> String {
+    let seconds = max(0, Int(Date().timeIntervalSince(date)))
+    switch seconds {
+    case ..<60: return "\(seconds) second\(seconds == 1 ? "" : "s")"
+    case ..<3600: return "\(seconds / 60) minute\(seconds / 60 == 1 ? "" : "s")"
+    case ..<86400: return "\(seconds / 3600) hour\(seconds / 3600 == 1 ? "" : "s")"
+    default: return "\(seconds / 86400) day\(seconds / 86400 == 1 ? "" : "s")"
+    }
+}

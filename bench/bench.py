@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Helper for bench/run.sh: makes the peers' inputs, times every run, and writes the report.
+
+Subcommands:
+  initramfs OUT BUSYBOX MARKER   write a newc cpio: /bin/busybox, /dev/console and an /init
+                                 script that prints MARKER and reboots (QEMU -no-reboot exits)
+  oci-config CONFIG_JSON         turn `runc spec`'s config into a non-terminal `/bin/true` run
+  measure [options]              run the benchmarks round-robin and print the Markdown report
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+# ---------------------------------------------------------------------------------------------
+# initramfs (newc cpio, written directly: no cpio tool and no mknod needed)
+
+
+def _cpio_entry(name, mode, data=b"", rdev=(0, 0), ino=0):
+    name_bytes = name.encode() + b"\0"
+    fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name_bytes), 0]
+    header = b"070701" + b"".join(b"%08x" % f for f in fields)
+    out = header + name_bytes
+    out += b"\0" * (-len(out) % 4)
+    out += data
+    out += b"\0" * (-len(out) % 4)
+    return out
+
+
+def make_initramfs(out, busybox, marker):
+    with open(busybox, "rb") as f:
+        busybox_bytes = f.read()
+    init = ("#!/bin/busybox sh\n"
+            f"/bin/busybox echo {marker}\n"
+            "/bin/busybox reboot -f\n").encode()
+    entries = [
+        ("bin", 0o040755, b"", (0, 0)),
+        ("dev", 0o040755, b"", (0, 0)),
+        ("dev/console", 0o020600, b"", (5, 1)),
+        ("bin/busybox", 0o100755, busybox_bytes, (0, 0)),
+        ("init", 0o100755, init, (0, 0)),
+    ]
+    blob = b"".join(_cpio_entry(n, m, d, r, ino=i + 1) for i, (n, m, d, r) in enumerate(entries))
+    blob += _cpio_entry("TRAILER!!!", 0)
+    with open(out, "wb") as f:
+        f.write(blob)
+
+
+def oci_config(path):
+    with open(path) as f:
+        config = json.load(f)
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["/bin/true"]
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# timing
+
+
+class BenchError(Exception):
+    pass
+
+
+def timed(argv, env=None, timeout=120.0):
+    """Runs argv with no stdin; returns (seconds, returncode, stdout, stderr)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException as e:  # a timeout, or this helper being interrupted: leave nothing
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise BenchError(f"timed out after {timeout:.0f}s: {' '.join(argv)}") from None
+        raise
+    elapsed = time.monotonic() - start
+    return elapsed, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def tail(text, lines=8):
+    return "\n".join("    " + line for line in text.strip().splitlines()[-lines:])
+
+
+TIMING_FIELD = re.compile(r"([A-Za-z][\w-]*)=([0-9]+(?:\.[0-9]+)?)ms")
+
+
+def parse_timing(stderr):
+    for line in stderr.splitlines():
+        if line.startswith("hvc-timing:"):
+            return {k: float(v) for k, v in TIMING_FIELD.findall(line)}
+    return None
+
+
+class Bench:
+    def __init__(self, key, label, run):
+        self.key, self.label, self.run = key, label, run
+        self.samples = []  # wall ms
+
+
+def qemu_accel_args(accel):
+    return ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
+
+
+def make_qemu_run(args, tmp, name, machine_args, kernel, marker):
+    console = os.path.join(tmp, f"{name}.console")
+
+    def run():
+        if os.path.exists(console):
+            os.unlink(console)
+        argv = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                *machine_args, *qemu_accel_args(args.accel), "-m", "256M", "-smp", "1",
+                "-kernel", kernel, "-initrd", args.peer_initramfs,
+                "-append", "console=ttyS0 quiet reboot=t panic=-1",
+                "-serial", f"file:{console}"]
+        seconds, rc, out, err = timed(argv, timeout=args.timeout)
+        try:
+            with open(console, errors="replace") as f:
+                log = f.read()
+        except OSError:
+            log = ""
+        if rc != 0 or marker not in log or "Kernel panic" in log:
+            raise BenchError(f"{name}: QEMU exited {rc}, init marker "
+                             f"{'seen' if marker in log else 'missing'}\n  stderr:\n{tail(err)}"
+                             f"\n  console:\n{tail(log)}")
+        return seconds * 1000.0, None
+
+    return run
+
+
+def make_hvc_run(args):
+    env = dict(os.environ, HVC_TIMING="1")
+
+    def run():
+        seconds, rc, out, err = timed([args.hvc, "run", "--rm", "busybox", "true"], env=env,
+                                      timeout=args.timeout)
+        if rc != 0:
+            raise BenchError(f"hvc run exited {rc}\n  stderr:\n{tail(err)}")
+        marks = parse_timing(err)
+        if marks is None:
+            raise BenchError(f"hvc run printed no hvc-timing line\n  stderr:\n{tail(err)}")
+        return seconds * 1000.0, marks
+
+    return run
+
+
+def make_runc_run(args):
+    counter = [0]
+
+    def run():
+        counter[0] += 1
+        cid = f"hvc-bench-{os.getpid()}-{counter[0]}"
+        base = ["runc", "--root", args.runc_root]
+        seconds, rc, out, err = timed([*base, "run", "--bundle", args.bundle, cid],
+                                      timeout=args.timeout)
+        # Foreground `runc run` destroys the container when it exits; make sure of it.
+        subprocess.run([*base, "delete", "--force", cid], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if rc != 0:
+            raise BenchError(f"runc run exited {rc}\n  stderr:\n{tail(err)}")
+        return seconds * 1000.0, None
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics and report
+
+
+def ms(value):
+    return f"{value:.1f}"
+
+
+def stats_cells(values):
+    if not values:
+        return ["n/a", "n/a", "n/a"]
+    return [ms(statistics.median(values)), ms(min(values)), ms(max(values))]
+
+
+def breakdown(hvc_walls, hvc_marks, runs):
+    """Rows (label, per-run values in ms, per-run % of wall) from the hvc-timing marks."""
+
+    def phase(f):
+        values, percents = [], []
+        for wall, m in zip(hvc_walls, hvc_marks):
+            try:
+                v = f(m, wall)
+            except KeyError:
+                continue
+            values.append(v)
+            percents.append(100.0 * v / wall)
+        return values, percents
+
+    rows = [
+        ("hvc start → QEMU launched (`launch`)", lambda m, w: m["launch"]),
+        ("QEMU launched → agent socket connected", lambda m, w: m["connected"] - m["launch"]),
+        ("hvc start → agent `ready` (VM boot incl. QEMU start)", lambda m, w: m["ready"]),
+        ("guest: kernel boot → agent main (`guest-agent-start`, guest uptime)",
+         lambda m, w: m["guest-agent-start"]),
+        ("guest: agent main → agent ready (`guest-ready` − `guest-agent-start`)",
+         lambda m, w: m["guest-ready"] - m["guest-agent-start"]),
+        ("`ready` → `started` (agent spawns the process)", lambda m, w: m["started"] - m["ready"]),
+        ("`started` → `exited` (the command runs)", lambda m, w: m["exited"] - m["started"]),
+        ("`exited` → `vm-gone` (teardown)", lambda m, w: m["vm-gone"] - m["exited"]),
+        ("**hvc's own overhead** = wall − (`exited` − `launch`)",
+         lambda m, w: w - (m["exited"] - m["launch"])),
+    ]
+    out = []
+    for label, f in rows:
+        values, percents = phase(f)
+        if values and len(values) < runs:
+            label += f" ({len(values)}/{runs} runs had the marks)"
+        elif not values:
+            label += " (mark not reported)"
+        out.append((label, values, percents))
+    return out
+
+
+def ratio(hvc_median, other_median):
+    return f"{hvc_median / other_median:.2f}x" if other_median > 0 else "n/a"
+
+
+def report(args, benches, hvc_marks):
+    by_key = {b.key: b for b in benches}
+    hvc = by_key["hvc"]
+    hvc_median = statistics.median(hvc.samples)
+    lines = []
+    lines.append("## hvc benchmark: `hvc run --rm busybox true` vs. peers")
+    lines.append("")
+    lines.append(f"Machine: {args.facts}")
+    lines.append("")
+    lines.append(f"{args.runs} timed runs of each (after {args.warmup} warm-up round(s) not counted), "
+                 "run round-robin so load drifts hit all alike; wall time from process launch to "
+                 "exit, in ms. Last column: hvc's median ÷ this row's median.")
+    lines.append("")
+    lines.append("| Benchmark | median (ms) | min (ms) | max (ms) | hvc / this |")
+    lines.append("| --- | ---: | ---: | ---: | ---: |")
+    for b in benches:
+        cells = stats_cells(b.samples)
+        r = "1.00x" if b.key == "hvc" else ratio(hvc_median, statistics.median(b.samples))
+        lines.append(f"| {b.label} | {' | '.join(cells)} | {r} |")
+    lines.append("")
+    names = {"bare": "bare QEMU", "q35": "QEMU q35 + cloud kernel", "runc": "runc"}
+    lines.append("Ratios: " + ", ".join(
+        f"hvc / {names[b.key]} = {ratio(hvc_median, statistics.median(b.samples))}"
+        for b in benches if b.key != "hvc"))
+    lines.append("")
+    lines.append("### hvc run breakdown (`HVC_TIMING=1`)")
+    lines.append("")
+    lines.append("Host marks are ms since `hvc run` started its clock; guest marks are guest uptime. "
+                 "The overhead row is what hvc adds around the VM booting and running the command: "
+                 "process start-up before `launch`, and everything after `exited` (teardown, exit).")
+    lines.append("")
+    lines.append("| Phase | median (ms) | min (ms) | max (ms) | % of wall (median) |")
+    lines.append("| --- | ---: | ---: | ---: | ---: |")
+    lines.append(f"| wall time of `hvc run --rm busybox true` | {' | '.join(stats_cells(hvc.samples))}"
+                 " | 100% |")
+    for label, values, percents in breakdown(hvc.samples, hvc_marks, args.runs):
+        pct = f"{statistics.median(percents):.1f}%" if percents else "n/a"
+        lines.append(f"| {label} | {' | '.join(stats_cells(values))} | {pct} |")
+    return "\n".join(lines) + "\n"
+
+
+def measure(args):
+    benches = [
+        Bench("hvc", "`hvc run --rm busybox true` (cold boot, microvm)", make_hvc_run(args)),
+        Bench("bare", "bare QEMU microvm, hvc's kernel, busybox /init → reboot (no hvc)",
+              make_qemu_run(args, args.tmp, "bare",
+                            ["-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off"],
+                            args.kernel, args.marker)),
+        Bench("q35", f"QEMU q35, Debian cloud kernel {args.cloud_release}, busybox /init → reboot",
+              make_qemu_run(args, args.tmp, "q35", ["-M", "q35"], args.cloud_kernel, args.marker)),
+        Bench("runc", f"`runc run` of the busybox rootfs, `/bin/true`", make_runc_run(args)),
+    ]
+    hvc_marks = []
+    total_rounds = args.warmup + args.runs
+    for round_no in range(total_rounds):
+        warm = round_no < args.warmup
+        what = "warm-up" if warm else f"run {round_no - args.warmup + 1}/{args.runs}"
+        parts = []
+        for b in benches:
+            wall, marks = b.run()
+            parts.append(f"{b.key} {wall:.0f}ms")
+            if not warm:
+                b.samples.append(wall)
+                if b.key == "hvc":
+                    hvc_marks.append(marks)
+        print(f"bench: {what}: {', '.join(parts)}", file=sys.stderr, flush=True)
+    return report(args, benches, hvc_marks)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("initramfs")
+    p.add_argument("out")
+    p.add_argument("busybox")
+    p.add_argument("marker")
+    p = sub.add_parser("oci-config")
+    p.add_argument("config")
+    p = sub.add_parser("measure")
+    p.add_argument("--runs", type=int, required=True)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--hvc", required=True)
+    p.add_argument("--accel", choices=["kvm", "tcg"], required=True)
+    p.add_argument("--tmp", required=True)
+    p.add_argument("--kernel", required=True)
+    p.add_argument("--cloud-kernel", required=True)
+    p.add_argument("--cloud-release", required=True)
+    p.add_argument("--peer-initramfs", required=True)
+    p.add_argument("--marker", required=True)
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--runc-root", required=True)
+    p.add_argument("--facts", required=True)
+    p.add_argument("--out", help="also write the report here")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(128 + signo))
+
+    if args.command == "initramfs":
+        make_initramfs(args.out, args.busybox, args.marker)
+    elif args.command == "oci-config":
+        oci_config(args.config)
+    else:
+        try:
+            text = measure(args)
+        except BenchError as e:
+            print(f"bench: error: {e}", file=sys.stderr)
+            return 1
+        sys.stdout.write(text)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

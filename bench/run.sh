@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Benchmarks `hvc run --rm busybox true` (cold boot) against its peers: a bare QEMU boot of the
+# same kernel to a busybox /init, a QEMU q35 boot of Debian's cloud kernel to the same /init, and
+# `runc run` of a busybox rootfs. Prints a Markdown report to stdout and writes it to
+# bench/results.md.
+#
+# Usage: bench/run.sh PATH_TO_HVC
+# Env:   BENCH_RUNS   timed runs of each benchmark (default 10)
+#        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+die() { echo "bench: error: $*" >&2; exit 1; }
+say() { echo "bench: $*" >&2; }
+
+[ $# -eq 1 ] || die "usage: bench/run.sh PATH_TO_HVC"
+hvc=$1
+[ -x "$hvc" ] && [ -f "$hvc" ] || die "hvc binary '$hvc' is missing or not executable (run: make build)"
+case $hvc in /*) ;; *) hvc=$(cd "$(dirname "$hvc")" && pwd)/$(basename "$hvc") ;; esac
+
+runs=${BENCH_RUNS:-10}
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$runs'"
+
+export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}
+for f in vmlinux initramfs.cpio kernel-release; do
+  [ -s "$HVC_ASSETS/$f" ] || die "guest asset $HVC_ASSETS/$f is missing (run: make assets, or set HVC_ASSETS)"
+done
+
+# --- packages the benchmark and its peers need --------------------------------------------------
+packages=(qemu-system-x86 busybox-static runc python3 erofs-utils file linux-image-cloud-amd64)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}); run as root or apt-get install them"
+  say "installing: ${missing[*]}"
+  apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+[ "$(id -u)" -eq 0 ] || die "runc and hvc need root: run as root"
+
+busybox=/bin/busybox
+file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
+  die "$busybox is not the static busybox (apt-get install busybox-static)"
+cloud_kernel=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1 || true)
+[ -n "$cloud_kernel" ] || die "no /boot/vmlinuz-*-cloud-amd64 (apt-get install linux-image-cloud-amd64)"
+cloud_release=${cloud_kernel#/boot/vmlinuz-}
+
+# --- private state, removed on exit -----------------------------------------------------------
+tmp=$(mktemp -d /tmp/hvc-bench.XXXXXX)
+cleanup() {
+  set +e
+  if [ -n "${bench_pid:-}" ] && kill -TERM "$bench_pid" 2>/dev/null; then
+    wait "$bench_pid" 2>/dev/null
+  fi
+  [ -n "${tmp:-}" ] && [ -d "$tmp" ] || return 0
+  if [ -d "$tmp/runc-state" ]; then
+    for id in $(runc --root "$tmp/runc-state" list -q 2>/dev/null); do
+      runc --root "$tmp/runc-state" delete --force "$id" >/dev/null 2>&1
+    done
+  fi
+  # Any QEMU, hvc or runc left over from an interrupted run names our private directory.
+  local pid cmd killed=0
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    [ "$pid" = "$$" ] && continue
+    cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+    case $cmd in *"$tmp/"*) kill -KILL "$pid" 2>/dev/null && killed=1 ;; esac
+  done
+  [ $killed -eq 1 ] && sleep 0.3
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+export HVC_ROOT=$tmp/root HVC_RUN_ROOT=$tmp/run
+mkdir -p "$HVC_ROOT" "$HVC_RUN_ROOT"
+
+say "importing the busybox image into $HVC_ROOT"
+"$here/../rootfs/images/busybox/build.sh" "$hvc" >/dev/null ||
+  die "importing the busybox image failed"
+
+# Peer initramfs: /bin/busybox and an /init that prints a marker and reboots; with reboot=t and
+# QEMU -no-reboot the reset makes QEMU exit (microvm with acpi=off cannot power off).
+marker="hvc-bench-init-$$"
+python3 "$here/bench.py" initramfs "$tmp/peer-initramfs.cpio" "$busybox" "$marker"
+
+# Peer OCI bundle for runc: the same busybox rootfs as the image (busybox plus applet links).
+bundle=$tmp/bundle
+mkdir -p "$bundle/rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root}
+cp "$busybox" "$bundle/rootfs/bin/busybox"
+for applet in $("$busybox" --list-full); do
+  [ -e "$bundle/rootfs/$applet" ] || ln -s /bin/busybox "$bundle/rootfs/$applet"
+done
+(cd "$bundle" && runc spec)
+python3 "$here/bench.py" oci-config "$bundle/config.json"
+mkdir -p "$tmp/runc-state"
+
+# --- machine facts --------------------------------------------------------------------------
+info=$("$hvc" info 2>&1 || true)
+accel=$(sed -n 's/^accelerator:[[:space:]]*\([a-z]*\).*/\1/p' <<<"$info" | head -n 1)
+case $accel in kvm | tcg) ;; *) die "could not read the accelerator from 'hvc info':
+$info" ;; esac
+qemu_version=$(qemu-system-x86_64 --version | sed -n '1s/^QEMU emulator version \([^ ]*\).*/\1/p')
+cpu_model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
+runc_version=$(runc --version | sed -n '1s/^runc version //p')
+facts="nproc $(nproc), ${cpu_model:-unknown CPU}, accelerator $accel, QEMU ${qemu_version:-?},"
+facts+=" guest kernel $(cat "$HVC_ASSETS/kernel-release"), peer kernel $cloud_release, runc ${runc_version:-?},"
+facts+=" host kernel $(uname -r)"
+say "$facts"
+say "$runs runs of each benchmark"
+
+# In the background, so that a signal runs the cleanup at once rather than after the benchmark.
+python3 "$here/bench.py" measure --runs "$runs" --hvc "$hvc" --accel "$accel" --tmp "$tmp" \
+  --kernel "$HVC_ASSETS/vmlinux" --cloud-kernel "$cloud_kernel" --cloud-release "$cloud_release" \
+  --peer-initramfs "$tmp/peer-initramfs.cpio" --marker "$marker" \
+  --bundle "$bundle" --runc-root "$tmp/runc-state" --facts "$facts" --out "$here/results.md" &
+bench_pid=$!
+wait "$bench_pid"
+bench_pid=
