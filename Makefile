@@ -8,11 +8,11 @@ AGENT := $(CURDIR)/.build/release/hvc-agent
 export HVC_ASSETS ?= $(ASSETS)
 
 # Debian packages hvc needs to build and run, and the peers the benchmark measures.
-PACKAGES := qemu-system-x86 qemu-utils busybox-static e2fsprogs erofs-utils cpio \
+PACKAGES := qemu-system-x86 qemu-utils busybox-static e2fsprogs erofs-utils cpio file \
 	linux-source-6.1 flex bison bc libelf-dev \
 	libseccomp-dev libcap-dev runc python3
 
-.PHONY: all deps build kernel initramfs assets image run test unit-test e2e-test bench install clean
+.PHONY: all deps build kernel initramfs policy assets image run test unit-test e2e-test bench install clean
 
 all: build assets
 
@@ -32,7 +32,10 @@ kernel: deps
 initramfs: build
 	rootfs/agent/build-initramfs.sh $(AGENT) $(ASSETS)/initramfs.cpio
 
-assets: kernel initramfs
+policy:
+	install -D -m 644 Specs/seccomp/vmm.json $(ASSETS)/seccomp/vmm.json
+
+assets: kernel initramfs policy
 
 # The default image, in the default store (/var/lib/hvc) unless HVC_ROOT says otherwise.
 image: build
@@ -58,6 +61,8 @@ install: build assets
 	install -D -m 644 $(ASSETS)/vmlinux $(DESTDIR)$(PREFIX)/share/hvc/vmlinux
 	install -D -m 644 $(ASSETS)/initramfs.cpio $(DESTDIR)$(PREFIX)/share/hvc/initramfs.cpio
 	install -D -m 644 $(ASSETS)/kernel-release $(DESTDIR)$(PREFIX)/share/hvc/kernel-release
+	install -D -m 644 $(ASSETS)/seccomp/vmm.json $(DESTDIR)$(PREFIX)/share/hvc/seccomp/vmm.json
+	install -D -m 755 $(CURDIR)/.build/release/hvc-shim $(DESTDIR)$(PREFIX)/bin/hvc-shim
 
 clean:
 	rm -rf .build $(BUILD)

@@ -26,12 +26,16 @@ let package = Package(
             dependencies: ["AgentProtocol", "HVCSystem", "CLinux"],
             linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
+        // The VMM jail's C half: namespaces, pivot_root, capabilities (libcap), seccomp (libseccomp).
+        .target(name: "CJail", linkerSettings: [.linkedLibrary("cap"), .linkedLibrary("seccomp")]),
+        // Confinement of each VMM process: cgroups, identities, the seccomp policy, the jail plan.
+        .target(name: "Jail", dependencies: ["CJail", "HVCSystem"]),
         // The VirtualMachine protocol and its QEMU backend.
-        .target(name: "VMM", dependencies: ["AgentProtocol", "HVCSystem", "CLinux"]),
+        .target(name: "VMM", dependencies: ["AgentProtocol", "HVCSystem", "CLinux", "Jail"]),
         // Containers, images, state on disk.
         .target(
             name: "Runtime",
-            dependencies: ["VMM", "AgentProtocol", "HVCSystem", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["VMM", "Jail", "AgentProtocol", "HVCSystem", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "hvc",
@@ -41,6 +45,7 @@ let package = Package(
         .executableTarget(name: "hvc-shim", dependencies: ["Runtime"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM"]),
+        .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Runtime"]),
     ],

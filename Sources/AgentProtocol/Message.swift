@@ -96,6 +96,8 @@ public enum Message: Equatable, Sendable {
     case stdout([UInt8])
     case stderr([UInt8])
     case exited(ExitStatus)
+    /// The kernel's OOM killer ended a process of the container (sent before process 1's `exited`).
+    case oomKilled
     /// A fatal error in the agent; the session ends after it.
     case failure(String)
 
@@ -115,6 +117,7 @@ public enum Message: Equatable, Sendable {
         case .stderr: 68
         case .exited: 69
         case .failure: 70
+        case .oomKilled: 71
         }
     }
 
@@ -135,7 +138,7 @@ public enum Message: Equatable, Sendable {
             w.write(p.columns)
         case .stdin(let data), .stdout(let data), .stderr(let data):
             w.write(bytes: data)
-        case .closeStdin, .shutdown:
+        case .closeStdin, .shutdown, .oomKilled:
             break
         case .signal(let signal):
             w.write(signal)
@@ -202,6 +205,7 @@ public enum Message: Equatable, Sendable {
             default: throw .invalidField("exit status")
             }
         case 70: message = .failure(try r.readString(max: 4096))
+        case 71: message = .oomKilled
         default: throw .unknownKind(kind)
         }
         try r.finish()

@@ -29,7 +29,7 @@ public struct ContainerManager: Sendable {
         }
         let config = ContainerConfig(
             id: id, name: name, image: options.image, imageID: image.id,
-            process: .init(spec), hostname: hostname, memoryMiB: options.memoryMiB, cpus: options.cpus,
+            process: .init(spec), hostname: hostname, memoryMiB: options.memoryMiB, cpus: options.cpus, pidsLimit: options.pidsLimit,
             accelerator: accelerator, tenant: tenant, created: Date(), autoRemove: options.remove,
             logMaxBytes: logMaxBytes)
         return try store.create(config)

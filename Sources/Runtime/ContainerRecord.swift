@@ -12,6 +12,8 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     public var hostname: String
     public var memoryMiB: Int
     public var cpus: Int
+    /// Most processes (threads) the VMM's cgroup allows.
+    public var pidsLimit: Int
     public var accelerator: Accelerator
     public var tenant: String
     public var created: Date

@@ -13,6 +13,7 @@ public struct RunOptions: Sendable {
     public var hostname: String?
     public var memoryMiB: Int = 256
     public var cpus: Int = 1
+    public var pidsLimit: Int = 256
     public var accelerator: Accelerator?
     public var interactive = false
     public var terminal = false

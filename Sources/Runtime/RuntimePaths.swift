@@ -31,6 +31,8 @@ public struct RuntimePaths: Sendable {
 
     public var kernel: String { assets + "/vmlinux" }
     public var initramfs: String { assets + "/initramfs.cpio" }
+    public var seccompPolicy: String { assets + "/seccomp/vmm.json" }
+    public var identities: String { runRoot + "/uids" }
     public var images: String { root + "/images" }
     public var containers: String { root + "/containers" }
     public var vms: String { runRoot + "/vms" }

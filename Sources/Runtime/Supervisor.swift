@@ -2,6 +2,7 @@ import AgentProtocol
 import CLinux
 import Foundation
 import HVCSystem
+import Jail
 import Synchronization
 import VMM
 
@@ -27,6 +28,8 @@ public final class Supervisor: @unchecked Sendable {
     private let routes = Mutex(Routes())
     private var channel: FrameChannel?
     private var vm: QEMUMachine?
+    private var cgroup: VMCgroup?
+    private var identity: (pool: IdentityPool, uid: UInt32)?
     private let forcedStop = Mutex(false)
 
     /// A connection on the control socket (or the attached `hvc run` through a socket pair).
@@ -89,14 +92,16 @@ public final class Supervisor: @unchecked Sendable {
         try runtime.checkAssets()
         let image = try runtime.images.resolve(config.imageID)
         let configuration = VMConfiguration(
-            kernel: runtime.paths.kernel, initramfs: runtime.paths.initramfs, rootDisk: image.rootfsPath,
-            rootFilesystemType: image.rootfsType, memoryMiB: config.memoryMiB, cpus: config.cpus,
-            accelerator: config.accelerator, agentSocket: directory.agentSocket, qmpSocket: directory.qmpSocket,
-            consoleLog: directory.consoleLog)
+            kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
+            rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
+            memoryMiB: config.memoryMiB, cpus: config.cpus, accelerator: config.accelerator,
+            agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
+            consoleLog: VMDirectory.Jailed.consoleLog)
+        let jail = try makeJail(directory, image: image)
         timing.mark("launch")
         let vm: QEMUMachine
         do {
-            vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog)
+            vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog, jail: jail)
         } catch {
             throw HVCError("\(error)")
         }
@@ -117,6 +122,48 @@ public final class Supervisor: @unchecked Sendable {
         if let initClient { serve(initClient) }
         try listen(directory)
         return relayUntilExit(channel, directory: directory)
+    }
+
+    /// The VMM's confinement: its own uid, a cgroup with this container's limits, a jail
+    /// directory holding only the VM's files, and the seccomp policy.
+    private func makeJail(_ directory: VMDirectory, image: Image) throws(HVCError) -> JailPlan {
+        do {
+            let rules = try SeccompPolicy.load(path: runtime.paths.seccompPolicy).compile(isKnownSyscall: seccompKnowsSyscall)
+            var range = IdentityPool.defaultRange
+            if let text = ProcessInfo.processInfo.environment["HVC_UID_RANGE"], !text.isEmpty {
+                range = try IdentityPool.parseRange(text)
+            }
+            let pool = IdentityPool(directory: runtime.paths.identities, range: range)
+            let uid = try pool.claim(owner: config.id)
+            identity = (pool, uid)
+            var mounts = JailPlan.hostMounts() + [
+                JailPlan.Mount(source: runtime.paths.kernel, target: VMDirectory.Jailed.kernel),
+                JailPlan.Mount(source: runtime.paths.initramfs, target: VMDirectory.Jailed.initramfs),
+                JailPlan.Mount(source: image.rootfsPath, target: VMDirectory.Jailed.rootDisk),
+            ]
+            var extraGroup: UInt32 = 0
+            if config.accelerator == .kvm {
+                mounts.append(JailPlan.Mount(source: "/dev/kvm", target: VMDirectory.Jailed.kvm, writable: true, device: true))
+                var info = stat()
+                if stat("/dev/kvm", &info) == 0 { extraGroup = info.st_gid }
+            }
+            let version = CgroupVersion.detect()
+            var cgroup: VMCgroup?
+            if version != .unavailable {
+                let vmCgroup = VMCgroup(version: version, tenant: config.tenant, vm: String(config.id.prefix(16)))
+                self.cgroup = vmCgroup
+                try vmCgroup.create(CgroupLimits(
+                    memoryBytes: Int64(config.memoryMiB + QEMUCommandLine.overheadMiB) << 20,
+                    cpus: config.cpus, pids: config.pidsLimit))
+                cgroup = vmCgroup
+            }
+            var plan = JailPlan(root: directory.jailRoot, mounts: mounts, cgroup: cgroup, uid: uid, gid: uid, rules: rules)
+            plan.extraGroup = extraGroup
+            try plan.prepareRoot()
+            return plan
+        } catch {
+            throw HVCError("\(error)")
+        }
     }
 
     /// `ready` from the guest, then the session parameters and the container's command.
@@ -174,6 +221,8 @@ public final class Supervisor: @unchecked Sendable {
                 log.append(bytes, stream: "stdout")
             case .stderr(let bytes) where isInit:
                 log.append(bytes, stream: "stderr")
+            case .oomKilled where isInit:
+                _ = try? store.update(config.id) { $0.oomKilled = true }
             case .failure(let message):
                 return (125, "guest agent failed: \(message)")
             case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown:
@@ -317,6 +366,8 @@ public final class Supervisor: @unchecked Sendable {
             }
         }
         timing.mark("vm-gone")
+        cgroup?.remove()
+        if let identity { identity.pool.release(identity.uid) }
         channel?.shutdown()
         let clients = routes.withLock { routes in
             routes.ended = true

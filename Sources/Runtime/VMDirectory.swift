@@ -8,10 +8,23 @@ import Foundation
 public struct VMDirectory: Sendable {
     public let path: String
 
-    public var agentSocket: String { path + "/agent.sock" }
-    public var qmpSocket: String { path + "/qmp.sock" }
-    public var consoleLog: String { path + "/console.log" }
+    /// The VMM's jail: its `/`, holding its sockets and console log.
+    public var jailRoot: String { path + "/root" }
+    public var agentSocket: String { jailRoot + Jailed.agentSocket }
+    public var qmpSocket: String { jailRoot + Jailed.qmpSocket }
+    public var consoleLog: String { jailRoot + Jailed.consoleLog }
     public var vmmLog: String { path + "/qemu.log" }
+
+    /// Paths as the jailed VMM sees them.
+    public enum Jailed {
+        public static let kernel = "/vmlinux"
+        public static let initramfs = "/initramfs.cpio"
+        public static let rootDisk = "/rootfs.img"
+        public static let agentSocket = "/agent.sock"
+        public static let qmpSocket = "/qmp.sock"
+        public static let consoleLog = "/console.log"
+        public static let kvm = "/dev/kvm"
+    }
     /// Where the container's supervisor takes exec, signal and stop requests.
     public var controlSocket: String { path + "/control.sock" }
 

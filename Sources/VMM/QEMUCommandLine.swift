@@ -7,6 +7,11 @@ import Foundation
 public struct QEMUCommandLine: Sendable {
     public let configuration: VMConfiguration
 
+    /// TCG's translated-code cache; bounded so that the VMM's memory limit can be stated.
+    public static let translationCacheMiB = 64
+    /// What QEMU itself needs beyond guest RAM: the translation cache and its own heap.
+    public static let overheadMiB = translationCacheMiB + 96
+
     public init(_ configuration: VMConfiguration) { self.configuration = configuration }
 
     /// Kernel parameters: quiet boot, reboot by triple fault (QEMU exits on it with
@@ -30,7 +35,10 @@ public struct QEMUCommandLine: Sendable {
         ]
         switch c.accelerator {
         case .kvm: args += ["-accel", "kvm", "-cpu", "host"]
-        case .tcg: args += ["-accel", "tcg", "-cpu", "max"]
+        case .tcg: args += ["-accel", "tcg,tb-size=\(QEMUCommandLine.translationCacheMiB)", "-cpu", "max"]
+        }
+        if c.sandbox {
+            args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
         }
         args += [
             "-m", "\(c.memoryMiB)M", "-smp", "\(c.cpus)",

@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import HVCSystem
+import Jail
 import Synchronization
 
 /// A micro-VM run by one QEMU process.
@@ -10,16 +11,20 @@ import Synchronization
 public final class QEMUMachine: VirtualMachine {
     public let configuration: VMConfiguration
     public let pid: Int32
+    /// Where the VMM's `/` is on the host (its jail), or "" when it is not jailed.
+    public let hostRoot: String
     private let exited = Mutex(false)
 
-    private init(configuration: VMConfiguration, pid: Int32) {
+    private init(configuration: VMConfiguration, pid: Int32, hostRoot: String) {
         self.configuration = configuration
         self.pid = pid
+        self.hostRoot = hostRoot
     }
 
-    /// Starts QEMU; its own output goes to `logPath`.
+    /// Starts QEMU; its own output goes to `logPath`. With a `jail`, QEMU starts confined by it
+    /// and the configuration's paths are paths inside the jail.
     public static func launch(
-        _ configuration: VMConfiguration, binary: String, logPath: String
+        _ configuration: VMConfiguration, binary: String, logPath: String, jail: JailPlan? = nil
     ) throws(VMError) -> QEMUMachine {
         let log: FileDescriptor
         do {
@@ -28,9 +33,16 @@ public final class QEMUMachine: VirtualMachine {
             throw .launch("\(logPath): \(error)")
         }
         let argv = [binary] + QEMUCommandLine(configuration).arguments
+        let environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
+        if let jail {
+            switch jail.spawn(path: binary, arguments: argv, environment: environment, outputFD: log.raw) {
+            case .success(let pid): return QEMUMachine(configuration: configuration, pid: pid, hostRoot: jail.root)
+            case .failure(let error): throw .launch("\(error)")
+            }
+        }
         var result = hvc_spawn_result()
         let status = withCStringArray(argv) { cArgv in
-            withCStringArray(["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]) { cEnv in
+            withCStringArray(environment) { cEnv in
                 hvc_spawn_supervised(binary, cArgv, cEnv, log.raw, log.raw, &result)
             }
         }
@@ -40,23 +52,23 @@ public final class QEMUMachine: VirtualMachine {
             waitpid(result.pid, &ignored, 0)
             throw .launch("exec \(binary): \(Errno(rawValue: result.error))")
         }
-        return QEMUMachine(configuration: configuration, pid: result.pid)
+        return QEMUMachine(configuration: configuration, pid: result.pid, hostRoot: "")
     }
 
     public func connectAgent(timeoutSeconds: Double) throws(VMError) -> FrameChannel {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while true {
-            let fd = hvc_unix_connect(configuration.agentSocket)
+            let fd = hvc_unix_connect(hostRoot + configuration.agentSocket)
             if fd >= 0 { return FrameChannel(socket: FileDescriptor(fd)) }
             let error = Errno.current
             if hasExited() { throw .launch("QEMU exited before the VM came up") }
-            if Date() > deadline { throw .agentUnavailable("\(configuration.agentSocket): \(error)") }
+            if Date() > deadline { throw .agentUnavailable("\(hostRoot + configuration.agentSocket): \(error)") }
             usleep(2000)
         }
     }
 
     public func stop() throws(VMError) {
-        let qmp = try QMPClient(path: configuration.qmpSocket)
+        let qmp = try QMPClient(path: hostRoot + configuration.qmpSocket)
         do {
             try qmp.execute("quit")
         } catch {

@@ -13,6 +13,8 @@ public struct VMConfiguration: Equatable, Sendable {
     public var qmpSocket: String
     /// Where the guest's serial console goes.
     public var consoleLog: String
+    /// Turn on QEMU's own seccomp sandbox (`-sandbox`).
+    public var sandbox = true
 
     public init(
         kernel: String, initramfs: String, rootDisk: String, rootFilesystemType: String = "erofs",

@@ -145,7 +145,7 @@ final class Agent {
         case .shutdown:
             if let initPID { kill(initPID, SIGKILL) }
             powerOff()
-        case .ready, .started, .startFailed, .stdout, .stderr, .exited, .failure:
+        case .ready, .started, .startFailed, .stdout, .stderr, .exited, .failure, .oomKilled:
             fail("host sent a guest-only message")
         }
     }
@@ -334,6 +334,7 @@ final class Agent {
                 while readOutput(child, output.fd) {}
             }
             if child.outputs.isEmpty || child.pid != initPID {
+                if child.pid == initPID && Agent.containerWasOOMKilled() { send(Frame(process: child.id, .oomKilled)) }
                 send(Frame(process: child.id, .exited(status)))
                 children[child.id] = nil
                 if child.pid == initPID {
@@ -342,6 +343,15 @@ final class Agent {
                 }
             }
         }
+    }
+
+    /// Whether the OOM killer acted in the container's cgroup (`memory.events`).
+    static func containerWasOOMKilled() -> Bool {
+        guard let events = try? readFile(Boot.cgroup + "/memory.events") else { return false }
+        for line in events.split(separator: "\n") where line.hasPrefix("oom_kill ") {
+            return line.split(separator: " ").last.flatMap { Int($0) }.map { $0 > 0 } ?? false
+        }
+        return false
     }
 
     func fail(_ message: String) -> Never {

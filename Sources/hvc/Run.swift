@@ -25,8 +25,10 @@ struct ContainerOptions: ParsableArguments {
     var hostname: String?
     @Option(help: "Guest memory, e.g. 256m or 1g.")
     var memory = "256m"
-    @Option(help: "Virtual CPUs.")
+    @Option(help: "Virtual CPUs (also the VMM's CPU quota).")
     var cpus = 1
+    @Option(help: "Most processes and threads the VMM's cgroup allows.")
+    var pidsLimit = 256
     @Option(help: "Accelerator: kvm or tcg (default: $HVC_ACCEL, else detected).")
     var accel: Accelerator?
     @Option(help: "Override the image's entrypoint (a single executable).")
@@ -41,6 +43,9 @@ struct ContainerOptions: ParsableArguments {
 
     func validate() throws {
         guard (1...16).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 16") }
+        guard (32...65536).contains(pidsLimit) else {
+            throw ValidationError("--pids-limit must be between 32 and 65536 (QEMU itself needs a few dozen threads)")
+        }
         for entry in env where !entry.contains("=") || entry.hasPrefix("=") {
             throw ValidationError("--env \"\(entry)\" is not KEY=VALUE")
         }
@@ -57,6 +62,7 @@ struct ContainerOptions: ParsableArguments {
             options.hostname = hostname
             options.memoryMiB = try RunOptions.parseMemory(memory)
             options.cpus = cpus
+            options.pidsLimit = pidsLimit
             options.accelerator = accel
             options.interactive = interactive
             options.terminal = tty

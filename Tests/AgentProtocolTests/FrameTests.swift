@@ -19,6 +19,7 @@ struct FrameTests {
         .exited(.exited(42)),
         .exited(.signaled(9)),
         .failure("boom"),
+        .oomKilled,
     ]
 
     @Test(arguments: messages)

@@ -89,18 +89,24 @@ struct Harness: Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: runRoot + "/vms")) ?? []
     }
 
-    /// QEMU processes whose command line points into this harness's run root.
+    /// QEMU processes of this harness: jailed, their paths are the jail's, but their output
+    /// still goes to a log under this run root.
     func leftoverVMMs() -> [Int32] {
-        processes(named: "qemu-system", matching: runRoot + "/")
+        processes(named: "qemu-system").filter { pid in
+            let log = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/1")) ?? ""
+            return log.hasPrefix(runRoot + "/")
+        }
     }
 
-    /// Processes whose executable name contains `name` and whose command line contains `needle`.
-    func processes(named name: String, matching needle: String) -> [Int32] {
+    /// Processes whose executable name contains `name` and, given a `needle`, whose command line
+    /// contains it.
+    func processes(named name: String, matching needle: String? = nil) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { pid in
             guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
             let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
             guard let executable = arguments.first, executable.split(separator: "/").last?.contains(name) == true else { return false }
+            guard let needle else { return true }
             return arguments.contains { $0.contains(needle) }
         }
     }

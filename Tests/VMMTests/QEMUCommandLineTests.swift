@@ -18,7 +18,8 @@ struct QEMUCommandLineTests {
     @Test func tcgMicroVM() {
         let args = QEMUCommandLine(configuration(.tcg)).arguments
         #expect(values(args, "-M") == ["microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off"])
-        #expect(values(args, "-accel") == ["tcg"])
+        #expect(values(args, "-accel") == ["tcg,tb-size=64"])
+        #expect(values(args, "-sandbox") == ["on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"])
         #expect(values(args, "-cpu") == ["max"])
         #expect(values(args, "-m") == ["256M"])
         #expect(values(args, "-smp") == ["2"])

@@ -1,0 +1,198 @@
+// The jail: one linear sequence between fork and exec of each VMM process.
+#define _GNU_SOURCE
+#include "CJail.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct report { int32_t stage; int32_t value; };
+
+static _Noreturn void fail(int fd, int stage) {
+    struct report r = { stage, errno };
+    ssize_t n;
+    do { n = write(fd, &r, sizeof r); } while (n < 0 && errno == EINTR);
+    _exit(127);
+}
+
+static int join_path(char *out, size_t size, const char *a, const char *b) {
+    int n = snprintf(out, size, "%s%s", a, b);
+    if (n < 0 || (size_t)n >= size) { errno = ENAMETOOLONG; return -1; }
+    return 0;
+}
+
+static int join_cgroups(const struct hvc_jail *jail) {
+    for (size_t i = 0; i < jail->cgroup_count; i++) {
+        int fd = open(jail->cgroup_procs[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0) return -1;
+        ssize_t n = write(fd, "0", 1);
+        int saved = errno;
+        close(fd);
+        if (n != 1) { errno = saved; return -1; }
+    }
+    return 0;
+}
+
+/// Bind mounts into the jail root; read-only ones remounted so (a bind ignores MS_RDONLY).
+static int populate(const struct hvc_jail *jail) {
+    char target[PATH_MAX];
+    for (size_t i = 0; i < jail->mount_count; i++) {
+        const struct hvc_jail_mount *m = &jail->mounts[i];
+        if (join_path(target, sizeof target, jail->root, m->target) < 0) return -1;
+        if (mount(m->source, target, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+        unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | (m->device ? 0 : MS_NODEV);
+        if (!m->writable) flags |= MS_RDONLY;
+        if (mount(NULL, target, NULL, flags, NULL) < 0) return -1;
+    }
+    return 0;
+}
+
+static int install_filter(const struct hvc_seccomp_rule *rules, size_t count) {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (ctx == NULL) { errno = ENOMEM; return -1; }
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        const struct hvc_seccomp_rule *r = &rules[i];
+        int nr = seccomp_syscall_resolve_name(r->syscall);
+        if (nr == __NR_SCMP_ERROR) { rc = -EINVAL; break; }
+        uint32_t action = r->action == HVC_SECCOMP_KILL ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_ERRNO((uint32_t)r->error);
+        if (r->arg_mask != 0) {
+            rc = seccomp_rule_add(ctx, action, nr, 1, SCMP_CMP(r->arg_index, SCMP_CMP_MASKED_EQ, r->arg_mask, r->arg_mask));
+        } else {
+            rc = seccomp_rule_add(ctx, action, nr, 0);
+        }
+    }
+    if (rc == 0) rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (rc < 0) { errno = -rc; return -1; }
+    return 0;
+}
+
+int hvc_seccomp_install(const struct hvc_seccomp_rule *rules, size_t count) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    return install_filter(rules, count);
+}
+
+int hvc_seccomp_syscall_known(const char *name) {
+    return seccomp_syscall_resolve_name(name) != __NR_SCMP_ERROR;
+}
+
+static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, const char *const *argv,
+                                 const char *const *envp, int output_fd, int fd) {
+    // 1. Die with the supervisor. (getppid() is 0 in a new pid namespace, so no check here:
+    //    the supervisor kills the process group of a VMM it no longer wants.)
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_JAIL_NAMESPACES);
+    if (setsid() < 0) fail(fd, HVC_JAIL_STDIO);
+
+    // 2. stdio: nothing in, output to the VM's log.
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0)
+        fail(fd, HVC_JAIL_STDIO);
+
+    // 3. Resource limits: join the VM's cgroups while still root.
+    if (join_cgroups(jail) < 0) fail(fd, HVC_JAIL_CGROUP);
+
+    // 4. Filesystem: private mounts, the jail root as a mount point with only what the VMM
+    //    needs bound in, /proc of the new pid namespace, then pivot_root and detach the host.
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(fd, HVC_JAIL_MOUNTS);
+    if (mount(jail->root, jail->root, NULL, MS_BIND, NULL) < 0) fail(fd, HVC_JAIL_MOUNTS);
+    if (populate(jail) < 0) fail(fd, HVC_JAIL_MOUNTS);
+    char proc[PATH_MAX];
+    if (join_path(proc, sizeof proc, jail->root, "/proc") < 0 ||
+        mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        fail(fd, HVC_JAIL_MOUNTS);
+    if (chdir(jail->root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
+        chdir("/") < 0)
+        fail(fd, HVC_JAIL_PIVOT_ROOT);
+    sethostname("hvc-jail", 8);
+
+    // 5. rlimits: bounded fds and file size (the console log), no core dumps.
+    struct rlimit nofile = { jail->max_open_files, jail->max_open_files };
+    struct rlimit fsize = { jail->max_file_size, jail->max_file_size };
+    struct rlimit core = { 0, 0 };
+    if (setrlimit(RLIMIT_NOFILE, &nofile) < 0 || setrlimit(RLIMIT_FSIZE, &fsize) < 0 ||
+        setrlimit(RLIMIT_CORE, &core) < 0)
+        fail(fd, HVC_JAIL_RLIMITS);
+
+    // 6. Capabilities: no_new_privs, then empty the bounding set while CAP_SETPCAP is held.
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
+    for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; cap++) {
+        if (cap_drop_bound(cap) < 0 && errno != EINVAL) fail(fd, HVC_JAIL_CAPABILITIES);
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
+
+    // 7. Identity: the VM's own unprivileged uid and gid; leaving uid 0 clears the permitted
+    //    and effective sets, and the explicit clear below covers the inheritable one.
+    gid_t groups[2] = { jail->gid, jail->extra_gid };
+    gid_t gid = jail->gid;
+    if (setgroups(jail->extra_gid ? 2 : 1, groups) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(jail->uid, jail->uid, jail->uid) < 0)
+        fail(fd, HVC_JAIL_IDENTITY);
+    cap_t empty = cap_init();
+    if (empty == NULL || cap_set_proc(empty) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
+    cap_free(empty);
+
+    // 8. The seccomp filter last: nothing after it but execve.
+    if (install_filter(jail->rules, jail->rule_count) < 0) fail(fd, HVC_JAIL_SECCOMP);
+
+    execve(path, (char *const *)argv, (char *const *)envp);
+    fail(fd, HVC_JAIL_EXEC);
+}
+
+int hvc_spawn_jailed(const struct hvc_jail *jail, const char *path, const char *const *argv,
+                     const char *const *envp, int output_fd, struct hvc_jail_result *result) {
+    memset(result, 0, sizeof *result);
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) return -1;
+    unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | SIGCHLD;
+    pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
+    if (pid < 0) {
+        int saved = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        errno = saved;
+        return -1;
+    }
+    if (pid == 0) {
+        close(pipefd[0]);
+        // Mark every inherited fd close-on-exec (the report pipe included, so success is EOF).
+        syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+        }
+        jail_child(jail, path, argv, envp, output_fd, pipefd[1]);
+    }
+    close(pipefd[1]);
+    struct report r;
+    ssize_t n;
+    do { n = read(pipefd[0], &r, sizeof r); } while (n < 0 && errno == EINTR);
+    close(pipefd[0]);
+    result->pid = pid;
+    if (n == (ssize_t)sizeof r) {
+        result->stage = r.stage;
+        result->error = r.value;
+    }
+    return 0;
+}
+
+uint64_t hvc_filesystem_type(const char *path) {
+    struct statfs fs;
+    if (statfs(path, &fs) < 0) return 0;
+    return (uint64_t)fs.f_type;
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+
+extension EndToEnd {
+    /// Every VMM runs jailed: what `/proc` says about a running container's QEMU.
+    @Suite struct JailTests {
+        let h: Harness
+
+        init() throws { h = try Harness.make() }
+
+        func vmmPID(_ container: String) throws -> Int32 {
+            let r = h.hvc(["inspect", container])
+            let array = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+            let state = try #require(array.first?["state"] as? [String: Any])
+            return Int32(try #require(state["vmmPID"] as? Int))
+        }
+
+        func status(_ pid: Int32) throws -> [String: String] {
+            let text = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            var fields: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
+            }
+            return fields
+        }
+
+        /// `controller:path` lines of `/proc/PID/cgroup`, for v1 controllers or the v2 ("") one.
+        func cgroupPaths(_ pid: Int32) throws -> [String: String] {
+            let text = try String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
+            var paths: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                if parts.count == 3 { paths[String(parts[1])] = String(parts[2]) }
+            }
+            return paths
+        }
+
+        func cgroupFile(_ pid: Int32, controller: String, v2File: String, v1File: String) throws -> String {
+            let paths = try cgroupPaths(pid)
+            let path: String
+            if let v1 = paths[controller], v1 != "/" {
+                path = "/sys/fs/cgroup/\(controller)\(v1)/\(v1File)"
+            } else {
+                path = "/sys/fs/cgroup\(paths[""] ?? "")/\(v2File)"
+            }
+            return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        @Test func theVMMHasNoPrivilegesAndItsOwnNamespaces() throws {
+            _ = h.hvc(["run", "-d", "--name", "jailed", "busybox", "sleep", "1000"])
+            defer { _ = h.hvc(["rm", "-f", "jailed"]) }
+            let pid = try vmmPID("jailed")
+            let fields = try status(pid)
+            for cap in ["CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"] {
+                #expect(fields[cap] == "0000000000000000", "\(cap)")
+            }
+            #expect(fields["NoNewPrivs"] == "1")
+            #expect(fields["Seccomp"] == "2")
+            let uids = fields["Uid"]?.split(separator: "\t") ?? []
+            let gids = fields["Gid"]?.split(separator: "\t") ?? []
+            #expect(uids.count == 4 && uids.allSatisfy { $0 != "0" })
+            #expect(gids.count == 4 && gids.allSatisfy { $0 != "0" })
+            for namespace in ["mnt", "pid", "net", "ipc", "uts"] {
+                let theirs = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(namespace)")
+                let ours = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/\(namespace)")
+                #expect(theirs != ours, "\(namespace) namespace is the host's")
+            }
+            let root = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/root")
+            #expect(!root.contains("etc"))
+            #expect(!root.contains("home"))
+            #expect(!FileManager.default.fileExists(atPath: "/proc/\(pid)/root/etc/shadow"))
+            #expect(Set(root).isSubset(of: ["agent.sock", "qmp.sock", "console.log", "vmlinux", "initramfs.cpio",
+                                            "rootfs.img", "usr", "lib", "lib64", "bin", "dev", "proc"]))
+        }
+
+        @Test func theVMMCgroupHasTheLimitsAsked() throws {
+            _ = h.hvc(["run", "-d", "--name", "limited", "--memory", "256m", "--cpus", "1", "--pids-limit", "64",
+                       "busybox", "sleep", "1000"])
+            defer { _ = h.hvc(["rm", "-f", "limited"]) }
+            let pid = try vmmPID("limited")
+            // Guest RAM plus the VMM overhead README states (160 MiB: TCG cache and QEMU's heap).
+            let memory = try cgroupFile(pid, controller: "memory", v2File: "memory.max", v1File: "memory.limit_in_bytes")
+            #expect(memory == "\((256 + 160) << 20)")
+            #expect(try cgroupFile(pid, controller: "pids", v2File: "pids.max", v1File: "pids.max") == "64")
+            let quota = try cgroupFile(pid, controller: "cpu", v2File: "cpu.max", v1File: "cpu.cfs_quota_us")
+            #expect(quota == "100000" || quota == "100000 100000")
+        }
+
+        @Test func aMemoryHogIsStoppedAndOthersKeepRunning() throws {
+            _ = h.hvc(["run", "-d", "--name", "bystander", "busybox", "sleep", "1000"])
+            defer { _ = h.hvc(["rm", "-f", "bystander"]) }
+            // Three buffers of 60 MiB, each allowed alone, together more than the guest's 128 MiB:
+            // the guest's OOM killer must stop one.
+            let dd = "dd if=/dev/zero of=/dev/null bs=60M count=1 2>/dev/null"
+            let hog = h.hvc(["run", "--name", "hog", "--memory", "128m", "busybox", "sh", "-c",
+                             "\(dd) & a=$!; \(dd) & b=$!; \(dd) & c=$!; wait $a; x=$?; wait $b; y=$?; wait $c; echo $x $? $y"])
+            #expect(hog.stdout.contains("137"))
+            let state = h.hvc(["inspect", "hog"]).stdout
+            #expect(state.contains("\"oomKilled\" : true"))
+            #expect(h.hvc(["exec", "bystander", "echo", "alive"]).stdout == "alive\n")
+            _ = h.hvc(["rm", "hog"])
+        }
+
+        @Test func aForkBombStaysInsideItsVM() throws {
+            _ = h.hvc(["run", "-d", "--name", "neighbour", "busybox", "sleep", "1000"])
+            defer { _ = h.hvc(["rm", "-f", "neighbour"]) }
+            let hostProcesses = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { Int($0) != nil }.count
+            _ = h.hvc(["run", "-d", "--name", "bomb", "busybox", "sh", "-c", "b() { b | b & }; b"])
+            sleep(5)
+            let during = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { Int($0) != nil }.count
+            #expect(during < hostProcesses + 50, "host process count grew from \(hostProcesses) to \(during)")
+            #expect(h.hvc(["exec", "neighbour", "echo", "fine"], timeout: 60).stdout == "fine\n")
+            #expect(h.hvc(["rm", "-f", "bomb"], timeout: 60).status == 0)
+        }
+
+        @Test func nothingOfAVMRemainsAfterRm() throws {
+            _ = h.hvc(["run", "-d", "--name", "ephemeral", "busybox", "sleep", "1000"])
+            let pid = try vmmPID("ephemeral")
+            let cgroups = try cgroupPaths(pid).filter { $0.value.hasPrefix("/hvc/") }
+            #expect(!cgroups.isEmpty)
+            #expect(h.hvc(["rm", "-f", "ephemeral"]).status == 0)
+            #expect(Harness.eventually { kill(pid, 0) != 0 })
+            for (controller, path) in cgroups {
+                let dir = controller.isEmpty ? "/sys/fs/cgroup\(path)" : "/sys/fs/cgroup/\(controller)\(path)"
+                #expect(!FileManager.default.fileExists(atPath: dir), "\(dir) remains")
+            }
+            #expect(h.leftoverVMDirectories() == [])
+            let claims = (try? FileManager.default.contentsOfDirectory(atPath: h.runRoot + "/uids")) ?? []
+            #expect(claims == [])
+            let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+            #expect(!mounts.contains(h.runRoot))
+        }
+    }
+}

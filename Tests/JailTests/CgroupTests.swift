@@ -1,0 +1,71 @@
+import Foundation
+import Jail
+import Testing
+
+struct CgroupTests {
+    let limits = CgroupLimits(memoryBytes: 512 << 20, cpus: 2, pids: 64)
+
+    @Test func v2PathsAndLimits() {
+        let cgroup = VMCgroup(version: .v2(root: "/sys/fs/cgroup"), tenant: "acme", vm: "abc")
+        #expect(cgroup.directories == ["/sys/fs/cgroup/hvc/acme/abc"])
+        #expect(cgroup.procsFiles == ["/sys/fs/cgroup/hvc/acme/abc/cgroup.procs"])
+        let writes = cgroup.limitWrites(limits).map { "\($0.file)=\($0.value)" }
+        #expect(writes == [
+            "/sys/fs/cgroup/hvc/acme/abc/memory.max=536870912",
+            "/sys/fs/cgroup/hvc/acme/abc/memory.swap.max=0",
+            "/sys/fs/cgroup/hvc/acme/abc/pids.max=64",
+            "/sys/fs/cgroup/hvc/acme/abc/cpu.max=200000 100000",
+        ])
+        #expect(cgroup.controllerWrites.map(\.file) == [
+            "/sys/fs/cgroup/cgroup.subtree_control",
+            "/sys/fs/cgroup/hvc/cgroup.subtree_control",
+            "/sys/fs/cgroup/hvc/acme/cgroup.subtree_control",
+        ])
+    }
+
+    @Test func v1HybridPathsAndLimits() {
+        let version = CgroupVersion.v1(controllers: [
+            "memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids", "cpu": "/sys/fs/cgroup/cpu",
+        ])
+        let cgroup = VMCgroup(version: version, tenant: "t", vm: "v")
+        #expect(cgroup.directories == ["/sys/fs/cgroup/cpu/hvc/t/v", "/sys/fs/cgroup/memory/hvc/t/v", "/sys/fs/cgroup/pids/hvc/t/v"])
+        let writes = cgroup.limitWrites(limits).map { "\($0.file)=\($0.value)" }
+        #expect(writes == [
+            "/sys/fs/cgroup/memory/hvc/t/v/memory.limit_in_bytes=536870912",
+            "/sys/fs/cgroup/pids/hvc/t/v/pids.max=64",
+            "/sys/fs/cgroup/cpu/hvc/t/v/cpu.cfs_period_us=100000",
+            "/sys/fs/cgroup/cpu/hvc/t/v/cpu.cfs_quota_us=200000",
+        ])
+        #expect(cgroup.controllerWrites.isEmpty)
+    }
+
+    @Test func missingV1ControllersAreSkipped() {
+        let cgroup = VMCgroup(version: .v1(controllers: ["pids": "/p"]), tenant: "t", vm: "v")
+        #expect(cgroup.limitWrites(limits).map(\.file) == ["/p/hvc/t/v/pids.max"])
+    }
+
+    @Test func thisHostIsDetected() {
+        #expect(CgroupVersion.detect() != .unavailable)
+    }
+
+    @Test(arguments: [("2000000-2065535", 2_000_000...2_065_535), ("5000-5000", 5000...5000)])
+    func uidRanges(_ text: String, _ range: ClosedRange<UInt32>) throws {
+        #expect(try IdentityPool.parseRange(text) == range)
+    }
+
+    @Test(arguments: ["", "5", "10-5", "0-100", "a-b", "1-2-3"])
+    func badUIDRanges(_ text: String) {
+        #expect(throws: JailError.self) { try IdentityPool.parseRange(text) }
+    }
+
+    @Test func identitiesAreUniqueAndReleased() throws {
+        let directory = "/tmp/hvc-uids-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pool = IdentityPool(directory: directory, range: 3000...3002)
+        let a = try pool.claim(owner: "a"), b = try pool.claim(owner: "a"), c = try pool.claim(owner: "c")
+        #expect(Set([a, b, c]).count == 3)
+        #expect(throws: JailError.self) { try pool.claim(owner: "d") }
+        pool.release(b)
+        #expect(try pool.claim(owner: "d") == b)
+    }
+}

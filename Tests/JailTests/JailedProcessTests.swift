@@ -1,0 +1,92 @@
+import Foundation
+import Jail
+import Testing
+
+/// The jail's C sequence on a real process: busybox from the host's /usr stands in for QEMU,
+/// so the test can make the jailed process try what an escaped VMM would.
+@Suite(.serialized)
+struct JailedProcessTests {
+    static let policyPath = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Specs/seccomp/vmm.json").path
+    static let uid: UInt32 = 2_100_000
+
+    /// Runs `busybox sh -c script` in a fresh jail; returns its exit status and output.
+    func jailed(_ script: String, cgroup: VMCgroup? = nil) throws -> (status: Int32, output: String) {
+        let root = "/tmp/hvc-jail-test-\(getpid())-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let rules = try SeccompPolicy.load(path: JailedProcessTests.policyPath).compile(isKnownSyscall: seccompKnowsSyscall)
+        let plan = JailPlan(root: root, mounts: JailPlan.hostMounts(), cgroup: cgroup,
+                            uid: JailedProcessTests.uid, gid: JailedProcessTests.uid, rules: rules)
+        try plan.prepareRoot()
+        let output = Pipe()
+        let pid = try plan.spawn(path: "/usr/bin/busybox", arguments: ["busybox", "sh", "-c", script],
+                                 environment: ["PATH=/usr/bin"], outputFD: output.fileHandleForWriting.fileDescriptor).get()
+        try output.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        return ((status >> 8) & 0xff, text)
+    }
+
+    @Test func runsAsItsOwnUnprivilegedIdentityWithNothingLeft() throws {
+        let r = try jailed("id -u; id -g; grep -E '^(Cap(Prm|Eff|Bnd|Inh|Amb)|NoNewPrivs|Seccomp):' /proc/self/status")
+        let lines = r.output.split(separator: "\n").map { $0.replacingOccurrences(of: "\t", with: " ") }
+        #expect(lines.prefix(2) == ["\(JailedProcessTests.uid)", "\(JailedProcessTests.uid)"])
+        for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            #expect(lines.contains("\(cap): 0000000000000000"))
+        }
+        #expect(lines.contains("NoNewPrivs: 1"))
+        #expect(lines.contains("Seccomp: 2"))
+    }
+
+    @Test func seesOnlyItsJail() throws {
+        let r = try jailed("ls -a /; ls /etc/shadow /home /root 2>&1; echo pid=$$")
+        let entries = Set(r.output.split(separator: "\n").prefix { !$0.hasPrefix("ls:") }.map(String.init))
+        #expect(entries.isSubset(of: [".", "..", "bin", "lib", "lib64", "usr", "dev", "proc"]))
+        #expect(r.output.contains("/etc/shadow: No such file or directory"))
+        #expect(r.output.contains("/home: No such file or directory"))
+        #expect(r.output.contains("pid=1\n"))
+    }
+
+    @Test(arguments: [
+        "mount -t tmpfs none /proc",
+        "unshare -n true",
+        "chroot / true",
+        "mknod /dev/x c 1 3",
+        "hostname evil",
+    ])
+    func deniedCallsFail(_ command: String) throws {
+        let r = try jailed(command + "; echo status=$?")
+        #expect(!r.output.contains("status=0"))
+    }
+
+    @Test func userNamespacesAreDeniedBySeccomp() throws {
+        // An unprivileged user may make a user namespace on this kernel (shown outside the
+        // jail below); inside it, only the seccomp filter stands in the way.
+        let outside = Process()
+        outside.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        outside.arguments = ["--reuid", "\(JailedProcessTests.uid)", "--regid", "\(JailedProcessTests.uid)",
+                             "--clear-groups", "/usr/bin/busybox", "unshare", "-U", "true"]
+        try outside.run()
+        outside.waitUntilExit()
+        #expect(outside.terminationStatus == 0)
+        let r = try jailed("unshare -U true 2>&1; echo status=$?")
+        #expect(r.output.contains("Operation not permitted"))
+        #expect(r.output.contains("status=1"))
+    }
+
+    @Test func networkIsEmpty() throws {
+        let r = try jailed("ls /proc/net/dev >/dev/null && cat /proc/net/dev | tail -n +3 | cut -d: -f1")
+        #expect(r.output.trimmingCharacters(in: .whitespacesAndNewlines) == "lo")
+    }
+
+    @Test func cgroupLimitsApply() throws {
+        let cgroup = VMCgroup(version: CgroupVersion.detect(), tenant: "jail-test", vm: "\(getpid())")
+        try cgroup.create(CgroupLimits(memoryBytes: 64 << 20, cpus: 1, pids: 40))
+        defer { cgroup.remove() }
+        let r = try jailed("i=0; while [ $i -lt 60 ]; do sleep 5 & i=$((i+1)); done 2>&1 | head -1; kill $(jobs -p) 2>/dev/null; echo done", cgroup: cgroup)
+        #expect(r.output.contains("done"))
+        #expect(r.output.lowercased().contains("resource temporarily unavailable") || r.output.contains("can't fork"))
+    }
+}
