@@ -39,7 +39,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "hvc",
-            dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Runtime", "Jail", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The detached supervisor of one container.
         .executableTarget(name: "hvc-shim", dependencies: ["Runtime"]),

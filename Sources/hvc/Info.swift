@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Jail
 import Runtime
 import VMM
 
@@ -16,13 +17,24 @@ struct Info: ParsableCommand {
             let host = HostVirtualization.probe()
             let choice = try runtime.chooseAccelerator(nil)
             let fileManager = FileManager.default
+            var missing: [(String, String)] = []
             print("root:            \(runtime.paths.root)")
             print("run root:        \(runtime.paths.runRoot)")
             print("assets:          \(runtime.paths.assets)")
             print("cpu vmx/svm:     \(host.hasHardwareVirtualization ? "yes" : "no")")
             print("/dev/kvm:        \(host.kvmDeviceUsable ? "usable" : "missing or not accessible")\(host.kvmIsPVM ? " (PVM: kvm_pvm loaded)" : "")")
             print("accelerator:     \(choice.accelerator.rawValue) (\(choice.reason))")
-            var missing: [(String, String)] = []
+            print("cgroups:         \(CgroupVersion.detect())")
+            let policy = Result { () throws(JailError) in
+                try SeccompPolicy.load(path: runtime.paths.seccompPolicy).compile(isKnownSyscall: seccompKnowsSyscall)
+            }
+            switch policy {
+            case .success(let rules):
+                print("confinement:     namespaces (mnt pid net ipc uts), pivot_root, cgroup limits, own uid, no capabilities, no_new_privs, seccomp (\(rules.count) rules) + QEMU -sandbox")
+            case .failure(let error):
+                print("confinement:     unavailable: \(error)")
+                missing.append(("seccomp policy \(runtime.paths.seccompPolicy)", "make assets"))
+            }
             if !fileManager.isExecutableFile(atPath: runtime.qemuBinary) {
                 missing.append((runtime.qemuBinary, "apt-get install qemu-system-x86"))
             }
