@@ -10,7 +10,7 @@ export HVC_ASSETS ?= $(ASSETS)
 # Debian packages hvc needs to build and run, and the peers the benchmark measures.
 PACKAGES := qemu-system-x86 qemu-utils busybox-static e2fsprogs erofs-utils cpio file \
 	linux-source-6.1 flex bison bc libelf-dev \
-	libseccomp-dev libcap-dev runc python3
+	libseccomp-dev libcap-dev libarchive-dev runc python3 skopeo umoci docker-registry
 
 .PHONY: all deps build kernel initramfs policy assets image run test unit-test e2e-test bench install clean
 

@@ -27,15 +27,19 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
         // The VMM jail's C half: namespaces, pivot_root, capabilities (libcap), seccomp (libseccomp).
-        .target(name: "CJail", linkerSettings: [.linkedLibrary("cap"), .linkedLibrary("seccomp")]),
+        .target(name: "CJail", dependencies: ["CLinux"], linkerSettings: [.linkedLibrary("cap"), .linkedLibrary("seccomp")]),
         // Confinement of each VMM process: cgroups, identities, the seccomp policy, the jail plan.
-        .target(name: "Jail", dependencies: ["CJail", "HVCSystem"]),
+        .target(name: "Jail", dependencies: ["CJail", "CLinux", "HVCSystem"]),
+        // Image layers and archives through libarchive, confined by chroot.
+        .target(name: "CLayer", linkerSettings: [.linkedLibrary("archive")]),
+        // OCI and Docker image formats: digests, manifests, indexes, archive layouts.
+        .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // The VirtualMachine protocol and its QEMU backend.
         .target(name: "VMM", dependencies: ["AgentProtocol", "HVCSystem", "CLinux", "Jail"]),
         // Containers, images, state on disk.
         .target(
             name: "Runtime",
-            dependencies: ["VMM", "Jail", "AgentProtocol", "HVCSystem", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["VMM", "Jail", "OCI", "CLayer", "AgentProtocol", "HVCSystem", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "hvc",
@@ -46,6 +50,7 @@ let package = Package(
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM"]),
         .testTarget(name: "JailTests", dependencies: ["Jail"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Runtime"]),
     ],

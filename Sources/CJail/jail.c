@@ -1,6 +1,7 @@
 // The jail: one linear sequence between fork and exec of each VMM process.
 #define _GNU_SOURCE
 #include "CJail.h"
+#include "CLinux.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,14 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct report { int32_t stage; int32_t value; };
-
-static _Noreturn void fail(int fd, int stage) {
-    struct report r = { stage, errno };
-    ssize_t n;
-    do { n = write(fd, &r, sizeof r); } while (n < 0 && errno == EINTR);
-    _exit(127);
-}
+#define fail hvc_child_fail
 
 static int join_path(char *out, size_t size, const char *a, const char *b) {
     int n = snprintf(out, size, "%s%s", a, b);
@@ -153,41 +147,19 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
 }
 
 int hvc_spawn_jailed(const struct hvc_jail *jail, const char *path, const char *const *argv,
-                     const char *const *envp, int output_fd, struct hvc_jail_result *result) {
+                     const char *const *envp, int output_fd, struct hvc_spawn_result *result) {
     memset(result, 0, sizeof *result);
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0) return -1;
-    unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | SIGCHLD;
-    pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
-    if (pid < 0) {
-        int saved = errno;
-        close(pipefd[0]);
-        close(pipefd[1]);
-        errno = saved;
-        return -1;
-    }
+    int fd;
+    pid_t pid = hvc_clone_reporting(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET, &fd);
+    if (pid < 0) return -1;
     if (pid == 0) {
-        close(pipefd[0]);
         // Mark every inherited fd close-on-exec (the report pipe included, so success is EOF).
         syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        for (int sig = 1; sig < NSIG; sig++) {
-            if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
-        }
-        jail_child(jail, path, argv, envp, output_fd, pipefd[1]);
+        hvc_reset_signals();
+        jail_child(jail, path, argv, envp, output_fd, fd);
     }
-    close(pipefd[1]);
-    struct report r;
-    ssize_t n;
-    do { n = read(pipefd[0], &r, sizeof r); } while (n < 0 && errno == EINTR);
-    close(pipefd[0]);
+    hvc_collect_reports(fd, result);
     result->pid = pid;
-    if (n == (ssize_t)sizeof r) {
-        result->stage = r.stage;
-        result->error = r.value;
-    }
     return 0;
 }
 

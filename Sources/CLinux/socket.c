@@ -12,12 +12,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-int hvc_unix_connect(const char *path) {
-    struct sockaddr_un address = { .sun_family = AF_UNIX };
+/// A Unix stream socket and the address of `path`; returns the fd or -1 with errno.
+static int unix_socket(const char *path, struct sockaddr_un *address) {
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
     size_t length = strlen(path);
-    if (length >= sizeof address.sun_path) { errno = ENAMETOOLONG; return -1; }
-    memcpy(address.sun_path, path, length + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (length >= sizeof address->sun_path) { errno = ENAMETOOLONG; return -1; }
+    memcpy(address->sun_path, path, length + 1);
+    return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+int hvc_unix_connect(const char *path) {
+    struct sockaddr_un address;
+    int fd = unix_socket(path, &address);
     if (fd < 0) return -1;
     if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0) {
         int saved = errno;
@@ -44,11 +51,8 @@ void hvc_reboot(void) {
 }
 
 int hvc_unix_listen(const char *path, int backlog) {
-    struct sockaddr_un address = { .sun_family = AF_UNIX };
-    size_t length = strlen(path);
-    if (length >= sizeof address.sun_path) { errno = ENAMETOOLONG; return -1; }
-    memcpy(address.sun_path, path, length + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un address;
+    int fd = unix_socket(path, &address);
     if (fd < 0) return -1;
     // The socket's directory is private to the supervisor; the mode narrows it further.
     if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0 || chmod(path, 0600) < 0 ||

@@ -30,8 +30,8 @@ static void report(int fd, int stage, int value) {
     do { n = write(fd, &r, sizeof r); } while (n < 0 && errno == EINTR);
 }
 
-static _Noreturn void fail(int fd, int stage) {
-    report(fd, stage, errno);
+_Noreturn void hvc_child_fail(int report_fd, int stage) {
+    report(report_fd, stage, errno);
     _exit(127);
 }
 
@@ -40,8 +40,23 @@ static pid_t raw_clone(unsigned long flags) {
     return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
 }
 
-/// Reads the child's reports until every write end is closed (the exec succeeded or it failed).
-static void collect(int fd, struct hvc_spawn_result *result) {
+pid_t hvc_clone_reporting(unsigned long flags, int *report_fd) {
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) return -1;
+    pid_t pid = raw_clone(flags);
+    if (pid < 0) {
+        int saved = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        errno = saved;
+        return -1;
+    }
+    close(pid == 0 ? pipefd[0] : pipefd[1]);
+    *report_fd = pid == 0 ? pipefd[1] : pipefd[0];
+    return pid;
+}
+
+void hvc_collect_reports(int fd, struct hvc_spawn_result *result) {
     struct report r;
     for (;;) {
         ssize_t n = read(fd, &r, sizeof r);
@@ -57,7 +72,7 @@ static void collect(int fd, struct hvc_spawn_result *result) {
     close(fd);
 }
 
-static void reset_signals(void) {
+void hvc_reset_signals(void) {
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
@@ -65,6 +80,9 @@ static void reset_signals(void) {
         if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
     }
 }
+
+#define fail hvc_child_fail
+#define reset_signals hvc_reset_signals
 
 static int join_path(char *out, size_t size, const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
@@ -180,19 +198,10 @@ static _Noreturn void become_process(const struct hvc_process *p, int report_fd)
 int hvc_spawn_container_init(const struct hvc_container *c, const struct hvc_process *p,
                              struct hvc_spawn_result *result) {
     memset(result, 0, sizeof *result);
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0) return -1;
-    pid_t pid = raw_clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC);
-    if (pid < 0) {
-        int saved = errno;
-        close(pipefd[0]);
-        close(pipefd[1]);
-        errno = saved;
-        return -1;
-    }
+    int fd;
+    pid_t pid = hvc_clone_reporting(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC, &fd);
+    if (pid < 0) return -1;
     if (pid == 0) {
-        int fd = pipefd[1];
-        close(pipefd[0]);
         umask(0);
         // Join the container cgroup, then make it this namespace's root.
         if (join_cgroup(c->cgroup) < 0 || unshare(CLONE_NEWCGROUP) < 0) fail(fd, HVC_STAGE_CGROUP);
@@ -206,8 +215,7 @@ int hvc_spawn_container_init(const struct hvc_container *c, const struct hvc_pro
             fail(fd, HVC_STAGE_PIVOT_ROOT);
         become_process(p, fd);
     }
-    close(pipefd[1]);
-    collect(pipefd[0], result);
+    hvc_collect_reports(fd, result);
     result->pid = pid;
     return 0;
 }
@@ -217,19 +225,10 @@ int hvc_spawn_container_exec(pid_t init_pid, const struct hvc_container *c, cons
     static const char *const kinds[] = { "cgroup", "ipc", "uts", "pid", "mnt" };
     enum { KIND_COUNT = sizeof kinds / sizeof kinds[0] };
     memset(result, 0, sizeof *result);
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0) return -1;
-    pid_t helper = raw_clone(0);
-    if (helper < 0) {
-        int saved = errno;
-        close(pipefd[0]);
-        close(pipefd[1]);
-        errno = saved;
-        return -1;
-    }
+    int fd;
+    pid_t helper = hvc_clone_reporting(0, &fd);
+    if (helper < 0) return -1;
     if (helper == 0) {
-        int fd = pipefd[1];
-        close(pipefd[0]);
         int ns[KIND_COUNT];
         char path[64];
         // Open every namespace before entering any: entering mnt changes what /proc means.
@@ -252,8 +251,7 @@ int hvc_spawn_container_exec(pid_t init_pid, const struct hvc_container *c, cons
         report(fd, HVC_STAGE_PID, pid);
         _exit(0);
     }
-    close(pipefd[1]);
-    collect(pipefd[0], result);
+    hvc_collect_reports(fd, result);
     int status;
     while (waitpid(helper, &status, __WALL) < 0 && errno == EINTR) {}
     if (result->pid == 0 && result->stage == 0) {
@@ -267,20 +265,11 @@ static int spawn_host_process(const char *path, const char *const *argv, const c
                               int stdout_fd, int stderr_fd, int die_with_parent,
                               struct hvc_spawn_result *result) {
     memset(result, 0, sizeof *result);
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0) return -1;
     pid_t parent = getpid();
-    pid_t pid = raw_clone(0);
-    if (pid < 0) {
-        int saved = errno;
-        close(pipefd[0]);
-        close(pipefd[1]);
-        errno = saved;
-        return -1;
-    }
+    int fd;
+    pid_t pid = hvc_clone_reporting(0, &fd);
+    if (pid < 0) return -1;
     if (pid == 0) {
-        int fd = pipefd[1];
-        close(pipefd[0]);
         if (die_with_parent) {
             // Die with the supervisor, even by SIGKILL; check for a parent that died already.
             if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_STAGE_SUPERVISION);
@@ -297,8 +286,7 @@ static int spawn_host_process(const char *path, const char *const *argv, const c
         execve(path, (char *const *)argv, (char *const *)envp);
         fail(fd, HVC_STAGE_EXEC);
     }
-    close(pipefd[1]);
-    collect(pipefd[0], result);
+    hvc_collect_reports(fd, result);
     result->pid = pid;
     return 0;
 }
@@ -327,12 +315,13 @@ int hvc_set_window_size(int fd, uint16_t rows, uint16_t columns) {
 }
 
 int hvc_add_entropy(int fd, const uint8_t *bytes, size_t length) {
-    struct { struct rand_pool_info info; uint8_t data[512]; } pool;
-    if (length > sizeof pool.data) length = sizeof pool.data;
-    pool.info.entropy_count = (int)(length * 8);
-    pool.info.buf_size = (int)length;
-    memcpy(pool.data, bytes, length);
-    return ioctl(fd, RNDADDENTROPY, &pool);
+    _Alignas(struct rand_pool_info) uint8_t buffer[sizeof(struct rand_pool_info) + 512];
+    struct rand_pool_info *pool = (struct rand_pool_info *)buffer;
+    if (length > 512) length = 512;
+    pool->entropy_count = (int)(length * 8);
+    pool->buf_size = (int)length;
+    memcpy(pool->buf, bytes, length);
+    return ioctl(fd, RNDADDENTROPY, pool);
 }
 
 int hvc_open_pty(int *master, int *slave) {

@@ -1,4 +1,5 @@
 import CJail
+import CLinux
 import Foundation
 
 /// How one VMM process is confined: everything `hvc_spawn_jailed` needs, in Swift.
@@ -63,7 +64,7 @@ public struct JailPlan: Sendable {
             for mount in mounts {
                 let target = root + mount.target
                 var isDirectory: ObjCBool = false
-                fileManager.fileExists(atPath: mount.source, isDirectory: &isDirectory)
+                _ = fileManager.fileExists(atPath: mount.source, isDirectory: &isDirectory)
                 if isDirectory.boolValue {
                     try fileManager.createDirectory(atPath: target, withIntermediateDirectories: true)
                 } else {
@@ -85,7 +86,7 @@ public struct JailPlan: Sendable {
     /// Returns the pid, or the stage and errno where the jail sequence failed.
     public func spawn(path: String, arguments: [String], environment: [String], outputFD: Int32) -> Result<Int32, JailError> {
         let procs = cgroup?.procsFiles ?? []
-        var result = hvc_jail_result()
+        var result = hvc_spawn_result()
         let status: Int32 = withCStrings(arguments) { argv in
             withCStrings(environment) { envp in
                 withCStrings(procs) { cgroupProcs in

@@ -33,7 +33,7 @@ final class ContainerLogWriter {
         self.path = path
         self.maxBytes = maxBytes
         if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
         }
         handle = FileHandle(forWritingAtPath: path)
         size = Int((try? handle?.seekToEnd()) ?? 0)
@@ -73,7 +73,7 @@ final class ContainerLogWriter {
         let old = path + ".1"
         try? FileManager.default.removeItem(atPath: old)
         try? FileManager.default.moveItem(atPath: path, toPath: old)
-        FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
         handle = FileHandle(forWritingAtPath: path)
         size = 0
     }

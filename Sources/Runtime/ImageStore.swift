@@ -54,9 +54,9 @@ public struct ImageStore: Sendable {
         var rootfsType: String
     }
 
-    private var indexPath: String { directory + "/index.json" }
+    var indexPath: String { directory + "/index.json" }
 
-    private func imageDirectory(_ id: String) -> String {
+    func imageDirectory(_ id: String) -> String {
         directory + "/" + id.replacingOccurrences(of: "sha256:", with: "sha256-")
     }
 
@@ -92,7 +92,7 @@ public struct ImageStore: Sendable {
         return image
     }
 
-    private func load(id: String, references: [String]) throws(HVCError) -> Image? {
+    func load(id: String, references: [String]) throws(HVCError) -> Image? {
         let dir = imageDirectory(id)
         guard let data = FileManager.default.contents(atPath: dir + "/image.json"),
               let metadata = try? JSONDecoder.hvc.decode(Metadata.self, from: data)
@@ -100,7 +100,7 @@ public struct ImageStore: Sendable {
         let rootfs = dir + "/rootfs." + metadata.rootfsType
         let size = (try? FileManager.default.attributesOfItem(atPath: rootfs)[.size] as? Int64) ?? 0
         return Image(id: id, references: references, config: metadata.config, created: metadata.created,
-                     size: size ?? 0, rootfsPath: rootfs, rootfsType: metadata.rootfsType)
+                     size: size, rootfsPath: rootfs, rootfsType: metadata.rootfsType)
     }
 
     /// Builds a read-only erofs image of `tree` and stores it under `reference`.
@@ -109,6 +109,11 @@ public struct ImageStore: Sendable {
         guard FileManager.default.fileExists(atPath: tree, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw HVCError("import: \(tree) is not a directory: give the root of a filesystem tree")
         }
+        return try store(tree: tree, id: nil, references: [reference], config: config)
+    }
+
+    /// Makes the erofs image of `tree` and records it under `id` (default: the image's digest).
+    func store(tree: String, id: String?, references: [ImageReference], config: ImageConfig) throws(HVCError) -> Image {
         try makeDirectory(directory)
         let staging = directory + "/.staging-" + UUID().uuidString
         try makeDirectory(staging)
@@ -116,26 +121,80 @@ public struct ImageStore: Sendable {
         let erofs = staging + "/rootfs.erofs"
         let result = runTool("/usr/bin/mkfs.erofs", ["-T0", "-x-1", erofs, tree])
         guard result.status == 0 else {
-            throw HVCError("import: mkfs.erofs failed: \(result.output.split(separator: "\n").last ?? "")")
+            throw HVCError("mkfs.erofs failed: \(result.output.split(separator: "\n").last ?? "")")
         }
-        let id = try "sha256:" + sha256Hex(ofFile: erofs)
+        let id = if let id { id } else { try digestOfFile(erofs) }
         let metadata = Metadata(config: config, created: Date(), rootfsType: "erofs")
         try writeAtomically(staging + "/image.json", JSONEncoder.hvc.encode(metadata))
         try withIndexLock { () throws(HVCError) in
             let final = imageDirectory(id)
             if !FileManager.default.fileExists(atPath: final) {
-                guard rename(staging, final) == 0 else { throw HVCError("import: rename into store: \(String(cString: strerror(errno)))") }
+                guard rename(staging, final) == 0 else { throw HVCError("rename into store: \(String(cString: strerror(errno)))") }
             } else {
                 try writeAtomically(final + "/image.json", JSONEncoder.hvc.encode(metadata))
             }
             var index = try readIndex()
-            index.references[reference.description] = id
+            for reference in references { index.references[reference.description] = id }
             try writeAtomically(indexPath, JSONEncoder.hvc.encode(index))
         }
-        return try resolve(reference.description)
+        guard let image = try load(id: id, references: references.map(\.description)) else {
+            throw HVCError("image \(id) vanished from the store")
+        }
+        return image
     }
 
-    private func readIndex() throws(HVCError) -> Index {
+    /// Adds `reference` as another name of the image `source`.
+    public func tag(_ source: String, as reference: ImageReference) throws(HVCError) {
+        let image = try resolve(source)
+        try withIndexLock { () throws(HVCError) in
+            var index = try readIndex()
+            index.references[reference.description] = image.id
+            try writeAtomically(indexPath, JSONEncoder.hvc.encode(index))
+        }
+    }
+
+    /// Removes a name, and the image when no name is left and no container uses it (unless
+    /// `force`). `inUse` names the image ids containers refer to.
+    public func remove(_ text: String, force: Bool, inUse: Set<String>) throws(HVCError) -> [String] {
+        let image = try resolve(text)
+        return try withIndexLock { () throws(HVCError) in
+            var index = try readIndex()
+            var removed: [String] = []
+            let named = (try? ImageReference(parsing: text)).map(\.description)
+            if let named, index.references[named] == image.id, image.references.count > 1 {
+                index.references[named] = nil
+                try writeAtomically(indexPath, JSONEncoder.hvc.encode(index))
+                return ["untagged " + named]
+            }
+            if inUse.contains(image.id) && !force {
+                throw HVCError(.conflict, "image \(text) is used by a container: remove the container first, or use rmi -f")
+            }
+            for (reference, id) in index.references where id == image.id {
+                index.references[reference] = nil
+                removed.append("untagged " + reference)
+            }
+            try writeAtomically(indexPath, JSONEncoder.hvc.encode(index))
+            try? FileManager.default.removeItem(atPath: imageDirectory(image.id))
+            removed.append("deleted " + image.id)
+            return removed
+        }
+    }
+
+    /// Removes images with no name that no container uses.
+    public func prune(inUse: Set<String>) throws(HVCError) -> [String] {
+        let named = Set(try readIndex().references.values)
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        var removed: [String] = []
+        for entry in entries where entry.hasPrefix("sha256-") || entry.hasPrefix(".staging-") {
+            let id = entry.replacingOccurrences(of: "sha256-", with: "sha256:")
+            guard !named.contains(id), !inUse.contains(id) else { continue }
+            try? FileManager.default.removeItem(atPath: directory + "/" + entry)
+            if entry.hasPrefix("sha256-") { removed.append("deleted " + id) }
+        }
+        return removed
+    }
+
+    func readIndex() throws(HVCError) -> Index {
         guard let data = FileManager.default.contents(atPath: indexPath) else { return Index() }
         do {
             return try JSONDecoder.hvc.decode(Index.self, from: data)
@@ -144,7 +203,7 @@ public struct ImageStore: Sendable {
         }
     }
 
-    private func withIndexLock<R>(_ body: () throws(HVCError) -> R) throws(HVCError) -> R {
+    func withIndexLock<R>(_ body: () throws(HVCError) -> R) throws(HVCError) -> R {
         try withLock(directory + "/.lock", body)
     }
 }
@@ -172,6 +231,10 @@ func makeDirectory(_ path: String, mode: Int = 0o755) throws(HVCError) {
     } catch {
         throw HVCError("create \(path): \(error.localizedDescription)")
     }
+}
+
+func digestOfFile(_ path: String) throws(HVCError) -> String {
+    "sha256:" + (try sha256Hex(ofFile: path))
 }
 
 func sha256Hex(ofFile path: String) throws(HVCError) -> String {

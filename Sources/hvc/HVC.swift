@@ -10,7 +10,8 @@ struct HVC: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Run.self, Create.self, Start.self, PS.self, Logs.self, Exec.self, Stop.self, Kill.self, Wait.self,
-            Remove.self, Inspect.self, Images.self, Import.self, Info.self,
+            Remove.self, Inspect.self, Images.self, Load.self, Tag.self, RemoveImage.self, Import.self, ImageGroup.self,
+            Info.self,
         ])
 
     /// Runs a subcommand body, turning an `HVCError` into its one-line message and exit code.

@@ -3,7 +3,7 @@ import Foundation
 import Runtime
 
 struct Images: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List images.")
+    static let configuration = CommandConfiguration(abstract: "List images.", aliases: ["ls"])
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Output format: table or json.")

@@ -25,16 +25,7 @@ struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a command in a running container.")
 
     @OptionGroup var global: GlobalOptions
-    @Flag(name: .shortAndLong, help: "Keep stdin open and send it to the command.")
-    var interactive = false
-    @Flag(name: [.customShort("t"), .customLong("tty")], help: "Give the command a pseudo-terminal.")
-    var tty = false
-    @Option(name: [.customShort("e"), .customLong("env")], help: "Set an environment variable (KEY=VALUE).")
-    var env: [String] = []
-    @Option(name: [.customShort("w"), .customLong("workdir")], help: "Working directory inside the container.")
-    var workdir: String?
-    @Option(name: .shortAndLong, help: "User: NAME, UID, NAME:GROUP or UID:GID.")
-    var user: String?
+    @OptionGroup var process: ProcessOptions
     @Argument(help: "Container (name, id or id prefix).")
     var container: String
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments.")
@@ -42,17 +33,14 @@ struct Exec: ParsableCommand {
 
     func validate() throws {
         guard !command.isEmpty else { throw ValidationError("give a command to run") }
-        for entry in env where !entry.contains("=") || entry.hasPrefix("=") {
-            throw ValidationError("--env \"\(entry)\" is not KEY=VALUE")
-        }
     }
 
     func run() throws {
         try HVC.guarded {
             let manager = ContainerManager(runtime: global.runtime())
-            let spec = try manager.execSpec(container, arguments: command, environment: env,
-                                            workingDirectory: workdir, user: user, terminal: tty)
-            return try manager.exec(container, spec: spec, interactive: interactive)
+            let spec = try manager.execSpec(container, arguments: command, environment: process.env,
+                                            workingDirectory: process.workdir, user: process.user, terminal: process.tty)
+            return try manager.exec(container, spec: spec, interactive: process.interactive)
         }
     }
 }

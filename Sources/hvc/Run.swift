@@ -5,10 +5,8 @@ import VMM
 
 extension Accelerator: ExpressibleByArgument {}
 
-/// Flags shared by `run` and `create`: what the container is.
-struct ContainerOptions: ParsableArguments {
-    @Flag(help: "Remove the container when it exits.")
-    var rm = false
+/// Flags shared by `run`, `create` and `exec`: how the process runs.
+struct ProcessOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Keep stdin open and send it to the command.")
     var interactive = false
     @Flag(name: [.customShort("t"), .customLong("tty")], help: "Give the command a pseudo-terminal.")
@@ -19,6 +17,19 @@ struct ContainerOptions: ParsableArguments {
     var workdir: String?
     @Option(name: .shortAndLong, help: "User: NAME, UID, NAME:GROUP or UID:GID.")
     var user: String?
+
+    func validate() throws {
+        for entry in env where !entry.contains("=") || entry.hasPrefix("=") {
+            throw ValidationError("--env \"\(entry)\" is not KEY=VALUE")
+        }
+    }
+}
+
+/// Flags shared by `run` and `create`: what the container is.
+struct ContainerOptions: ParsableArguments {
+    @Flag(help: "Remove the container when it exits.")
+    var rm = false
+    @OptionGroup var process: ProcessOptions
     @Option(help: "Container name.")
     var name: String?
     @Option(help: "Container hostname (default: the short container id).")
@@ -46,26 +57,23 @@ struct ContainerOptions: ParsableArguments {
         guard (32...65536).contains(pidsLimit) else {
             throw ValidationError("--pids-limit must be between 32 and 65536 (QEMU itself needs a few dozen threads)")
         }
-        for entry in env where !entry.contains("=") || entry.hasPrefix("=") {
-            throw ValidationError("--env \"\(entry)\" is not KEY=VALUE")
-        }
     }
 
     func runOptions() throws(HVCError) -> RunOptions {
             var options = RunOptions(image: image)
             options.command = command
             options.entrypoint = entrypoint.map { [$0] }
-            options.environment = env
-            options.workingDirectory = workdir
-            options.user = user
+            options.environment = process.env
+            options.workingDirectory = process.workdir
+            options.user = process.user
             options.name = name
             options.hostname = hostname
             options.memoryMiB = try RunOptions.parseMemory(memory)
             options.cpus = cpus
             options.pidsLimit = pidsLimit
             options.accelerator = accel
-            options.interactive = interactive
-            options.terminal = tty
+            options.interactive = process.interactive
+            options.terminal = process.tty
             options.remove = rm
             return options
     }

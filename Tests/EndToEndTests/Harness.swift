@@ -15,13 +15,15 @@ struct Harness: Sendable {
 
     let root: String
     let runRoot: String
+    /// Set on top of the harness's environment for one call.
+    var extraEnvironment: [String: String] = [:]
     /// Removed when the test process exits.
     nonisolated(unsafe) static var scratch: String?
 
     /// One private store per test process, with the busybox image imported once.
     static let shared: Result<Harness, HarnessError> = {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("hvc-e2e-\(getpid())").path
-        let harness = Harness(root: base + "/root", runRoot: base + "/run")
+        let harness = Harness(root: base + "/root", runRoot: base + "/run", extraEnvironment: [:])
         Harness.scratch = base
         atexit { if let scratch = Harness.scratch { try? FileManager.default.removeItem(atPath: scratch) } }
         let result = harness.execute(["/bin/bash", repository + "/rootfs/images/busybox/build.sh", binary])
@@ -44,6 +46,7 @@ struct Harness: Sendable {
         env["HVC_ASSETS"] = Harness.assets
         env.removeValue(forKey: "HVC_TIMING")
         env.removeValue(forKey: "HVC_DEBUG")
+        env.merge(extraEnvironment) { $1 }
         return env
     }
 

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "CLinux.h"
+
 /// A read-only (or writable) bind mount into the jail, made inside the jail's mount namespace.
 struct hvc_jail_mount {
     const char *source;         /* host path */
@@ -41,9 +43,8 @@ struct hvc_jail {
     size_t rule_count;
 };
 
-/// Where the jail sequence failed.
+/// Where the jail sequence failed (reported in `hvc_spawn_result.stage`).
 enum hvc_jail_stage {
-    HVC_JAIL_OK = 0,
     HVC_JAIL_NAMESPACES = 1,
     HVC_JAIL_CGROUP = 2,
     HVC_JAIL_MOUNTS = 3,
@@ -56,19 +57,13 @@ enum hvc_jail_stage {
     HVC_JAIL_STDIO = 10,
 };
 
-struct hvc_jail_result {
-    pid_t pid;
-    int stage;
-    int error;
-};
-
 /// Starts `path` (a path valid inside the jail) jailed: new mount, pid, IPC, UTS and network
 /// namespaces; the cgroups joined; the jail root with only `mounts` in it entered by pivot_root;
 /// rlimits; every capability dropped including the bounding set; no_new_privs; the given uid
 /// and gid; the seccomp filter last. It gets SIGKILL when the calling thread's process dies.
 /// stdout and stderr go to `output_fd`. Returns 0, or -1 with errno when the clone failed.
 int hvc_spawn_jailed(const struct hvc_jail *jail, const char *path, const char *const *argv,
-                     const char *const *envp, int output_fd, struct hvc_jail_result *result);
+                     const char *const *envp, int output_fd, struct hvc_spawn_result *result);
 
 /// The filesystem magic of `path` (statfs f_type), or 0 when it cannot be read.
 uint64_t hvc_filesystem_type(const char *path);

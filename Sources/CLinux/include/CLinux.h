@@ -48,6 +48,17 @@ struct hvc_spawn_result {
     int error;
 };
 
+/// clone(flags | SIGCHLD) like fork, with a close-on-exec pipe for the child's reports: in the
+/// child returns 0 and sets `*report_fd` to the write end, in the parent returns the pid and
+/// sets it to the read end. -1 with errno when the clone fails.
+pid_t hvc_clone_reporting(unsigned long flags, int *report_fd);
+/// In a child: reports `stage` and errno through `report_fd`, then exits 127.
+_Noreturn void hvc_child_fail(int report_fd, int stage);
+/// In the parent: reads the child's reports until it execs (EOF) or dies; closes `fd`.
+void hvc_collect_reports(int fd, struct hvc_spawn_result *result);
+/// Empties the signal mask and resets every disposition (for a child about to exec).
+void hvc_reset_signals(void);
+
 /// Starts the container's first process as PID 1 of new pid, mount, UTS, IPC and cgroup
 /// namespaces, with /proc, /sys, /dev and the cgroup filesystem mounted inside `rootfs`.
 /// Returns 0, or -1 with errno when the clone itself failed; child failures are in `result`.
