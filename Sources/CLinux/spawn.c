@@ -321,7 +321,10 @@ int hvc_add_entropy(int fd, const uint8_t *bytes, size_t length) {
     pool->entropy_count = (int)(length * 8);
     pool->buf_size = (int)length;
     memcpy(pool->buf, bytes, length);
-    return ioctl(fd, RNDADDENTROPY, pool);
+    if (ioctl(fd, RNDADDENTROPY, pool) < 0) return -1;
+    // Crediting entropy does not reseed the generator at once (it reseeds on a timer early in
+    // boot): force it, so that a VM restored from a snapshot does not replay its stream.
+    return ioctl(fd, RNDRESEEDCRNG);
 }
 
 int hvc_open_pty(int *master, int *slave) {

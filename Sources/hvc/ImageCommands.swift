@@ -65,7 +65,7 @@ struct RemoveImage: ParsableCommand {
 struct ImageGroup: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image", abstract: "Manage images.",
-        subcommands: [Images.self, ImageInspect.self, ImagePrune.self, RemoveImage.self, Load.self, Tag.self, Import.self])
+        subcommands: [Images.self, ImageInspect.self, ImagePrune.self, RemoveImage.self, Pull.self, Load.self, Tag.self, Import.self])
 }
 
 struct ImageInspect: ParsableCommand {
@@ -96,6 +96,66 @@ struct ImagePrune: ParsableCommand {
             let runtime = global.runtime()
             let inUse = Set(try runtime.containers.list().map(\.config.imageID))
             for line in try runtime.images.prune(inUse: inUse) { print(line) }
+            return 0
+        }
+    }
+}
+
+struct Pull: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Pull an image from a registry (OCI distribution API).")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .customLong("tls-verify"), help: "Use HTTPS (true) or plain HTTP (false); loopback registries always use HTTP.")
+    var tlsVerify = true
+    @Flag(name: .shortAndLong, help: "No progress output.")
+    var quiet = false
+    @Argument(help: "[REGISTRY/]NAME[:TAG][@DIGEST]")
+    var reference: String
+
+    func run() throws {
+        try HVC.guarded { try pull() }
+    }
+
+    private func pull() throws(HVCError) -> Int32 {
+        let showProgress = !quiet && isatty(2) == 1
+        let progress: (@Sendable (String) -> Void)?
+        if showProgress {
+            progress = { line in FileHandle.standardError.write(Data("\r\u{1b}[K\(line)".utf8)) }
+        } else {
+            progress = nil
+        }
+        let result = try global.runtime().images.pull(reference, plainHTTP: !tlsVerify, progress: progress)
+        if showProgress { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
+        if !quiet {
+            let name = result.image.references.first ?? result.image.id
+            print("Pulled \(name): \(result.downloadedBlobs) blobs, \(result.downloadedBytes) bytes downloaded")
+        }
+        print(result.image.id)
+        return 0
+    }
+}
+
+struct Login: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Store credentials for a registry.")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "User name.")
+    var username: String
+    @Flag(help: "Read the password from stdin.")
+    var passwordStdin = false
+    @Argument(help: "Registry host[:port].")
+    var registry: String
+
+    func validate() throws {
+        guard passwordStdin else { throw ValidationError("give the password on stdin with --password-stdin") }
+    }
+
+    func run() throws {
+        try HVC.guarded {
+            let password = (readLine(strippingNewline: true) ?? "")
+            guard !password.isEmpty else { throw HVCError("no password on stdin") }
+            try global.runtime().images.login(registry: registry, user: username, password: password)
+            print("Login stored for \(registry)")
             return 0
         }
     }

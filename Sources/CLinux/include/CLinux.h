@@ -84,7 +84,8 @@ int hvc_spawn_detached(const char *path, const char *const *argv, const char *co
 int hvc_get_window_size(int fd, uint16_t *rows, uint16_t *columns);
 /// ioctl(TIOCSWINSZ); returns 0 or -1 with errno.
 int hvc_set_window_size(int fd, uint16_t rows, uint16_t columns);
-/// ioctl(RNDADDENTROPY): credits `length` bytes to the kernel RNG (needs CAP_SYS_ADMIN).
+/// ioctl(RNDADDENTROPY) then ioctl(RNDRESEEDCRNG): credits `length` bytes to the kernel RNG
+/// and reseeds it now (needs CAP_SYS_ADMIN).
 int hvc_add_entropy(int fd, const uint8_t *bytes, size_t length);
 /// Opens a pseudo-terminal pair; returns 0 or -1 with errno.
 int hvc_open_pty(int *master, int *slave);

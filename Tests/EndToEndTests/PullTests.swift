@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+
+extension EndToEnd {
+    /// `hvc pull` from a registry this test starts on 127.0.0.1 (Debian's docker-registry),
+    /// holding an image pushed there by skopeo.
+    @Suite struct PullTests {
+        let h: Harness
+
+        init() throws { h = try Harness.make() }
+
+        /// Starts a registry on a free loopback port; returns its address and process.
+        func startRegistry(_ directory: String) throws -> (address: String, process: Process) {
+            let port = 20000 + Int(getpid() % 20000)
+            let config = """
+            version: 0.1
+            storage:
+              filesystem:
+                rootdirectory: \(directory)/data
+            http:
+              addr: 127.0.0.1:\(port)
+            """
+            try config.write(toFile: directory + "/config.yml", atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
+            process.arguments = ["serve", directory + "/config.yml"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let address = "127.0.0.1:\(port)"
+            let up = Harness.eventually(10) {
+                h.execute(["/usr/bin/python3", "-c", "import urllib.request; urllib.request.urlopen('http://\(address)/v2/')"]).status == 0
+            }
+            try #require(up, "registry did not start")
+            return (address, process)
+        }
+
+        @Test func pullsFromALoopbackRegistryAndOnlyOnce() throws {
+            let directory = h.root + "/../registry-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let (address, registry) = try startRegistry(directory)
+            defer { registry.terminate(); registry.waitUntilExit() }
+            let archive = directory + "/layers.tar"
+            #expect(h.execute(["/usr/bin/python3", Harness.repository + "/Tests/EndToEndTests/Fixtures/make-image.py", "layers", archive]).status == 0)
+            let push = h.execute(["/usr/bin/skopeo", "copy", "--dest-tls-verify=false", "oci-archive:" + archive, "docker://\(address)/pulled:v1"])
+            try #require(push.status == 0, "skopeo: \(push.stderr)")
+
+            let first = h.hvc(["pull", "\(address)/pulled:v1"])
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout.contains("4 blobs"))
+            let run = h.hvc(["run", "--rm", "\(address)/pulled:v1", "cat", "/etc/added"])
+            #expect(run.stdout == "added\n")
+            let second = h.hvc(["pull", "\(address)/pulled:v1"])
+            #expect(second.status == 0)
+            #expect(second.stdout.contains("0 blobs, 0 bytes downloaded"))
+
+            let missing = h.hvc(["pull", "\(address)/no-such-image:v1"])
+            #expect(missing.status == 125)
+            #expect(missing.stderr.split(separator: "\n").count == 1)
+            #expect(missing.stderr.contains("404"))
+        }
+    }
+}
