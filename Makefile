@@ -10,7 +10,8 @@ export HVC_ASSETS ?= $(ASSETS)
 # Debian packages hvc needs to build and run, and the peers the benchmark measures.
 PACKAGES := qemu-system-x86 qemu-utils busybox-static e2fsprogs erofs-utils cpio file \
 	linux-source-6.1 flex bison bc libelf-dev \
-	libseccomp-dev libcap-dev libarchive-dev runc python3 skopeo umoci docker-registry
+	libseccomp-dev libcap-dev libarchive-dev runc python3 python3-yaml python3-jsonschema \
+	skopeo umoci docker-registry
 
 .PHONY: all deps build kernel initramfs policy assets image run test unit-test e2e-test bench install clean
 
@@ -63,6 +64,7 @@ install: build assets
 	install -D -m 644 $(ASSETS)/kernel-release $(DESTDIR)$(PREFIX)/share/hvc/kernel-release
 	install -D -m 644 $(ASSETS)/seccomp/vmm.json $(DESTDIR)$(PREFIX)/share/hvc/seccomp/vmm.json
 	install -D -m 755 $(CURDIR)/.build/release/hvc-shim $(DESTDIR)$(PREFIX)/bin/hvc-shim
+	install -D -m 755 $(CURDIR)/.build/release/hvcd $(DESTDIR)$(PREFIX)/bin/hvcd
 
 clean:
 	rm -rf .build $(BUILD)

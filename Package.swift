@@ -7,11 +7,13 @@ let package = Package(
     products: [
         .executable(name: "hvc", targets: ["hvc"]),
         .executable(name: "hvc-shim", targets: ["hvc-shim"]),
+        .executable(name: "hvcd", targets: ["hvcd"]),
         .executable(name: "hvc-agent", targets: ["hvc-agent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
     ],
     targets: [
         // C: only what Swift cannot do safely (fork→exec with no Swift in between, ioctl macros).
@@ -45,12 +47,23 @@ let package = Package(
             name: "hvc",
             dependencies: ["Runtime", "Jail", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The HTTP/JSON API on a Unix socket, with tenants.
+        .target(
+            name: "APIServer",
+            dependencies: [
+                "Runtime", "CLinux",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(name: "hvcd", dependencies: ["APIServer", "Runtime"]),
         // The detached supervisor of one container.
         .executableTarget(name: "hvc-shim", dependencies: ["Runtime"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM"]),
         .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Runtime"]),
     ],

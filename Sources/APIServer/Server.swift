@@ -1,0 +1,183 @@
+import CLinux
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Runtime
+import Synchronization
+
+/// The HTTP/1.1 + JSON API on a Unix socket. Each connection's peer credentials (SO_PEERCRED)
+/// decide its tenant. Requests are bounded in size, connections in number and idle time; the
+/// work itself runs on a thread pool, off the event loop.
+public final class Server: Sendable {
+    public struct Limits: Sendable {
+        public var maxJSONBody = 1 << 20
+        public var maxArchiveBody = 2 << 30
+        public var maxConnections = 256
+        public var idleTimeout = TimeAmount.seconds(60)
+
+        public init() {}
+    }
+
+    let handler: Handler
+    let limits: Limits
+    let group: MultiThreadedEventLoopGroup
+    let pool: NIOThreadPool
+    let connections = Mutex(0)
+
+    public init(handler: Handler, limits: Limits = Limits()) {
+        self.handler = handler
+        self.limits = limits
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+    }
+
+    /// Serves on `socketPath` (replacing a stale socket file) until `shutdown` is called.
+    public func run(socketPath: String) throws {
+        try? FileManager.default.createDirectory(atPath: (socketPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 128)
+            .childChannelInitializer { [self] channel in
+                let accepted = connections.withLock { count -> Bool in
+                    guard count < limits.maxConnections else { return false }
+                    count += 1
+                    return true
+                }
+                guard accepted else { return channel.close() }
+                channel.closeFuture.whenComplete { [self] _ in connections.withLock { $0 -= 1 } }
+                let idle = limits.idleTimeout
+                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap { [self] in
+                    channel.pipeline.addHandlers([
+                        IdleStateHandler(readTimeout: idle),
+                        RequestHandler(server: self),
+                    ])
+                }
+            }
+        let channel = try bootstrap.bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true).wait()
+        // Every local user may connect; what they may do is decided by who they are.
+        chmod(socketPath, 0o666)
+        try channel.closeFuture.wait()
+    }
+
+    public func shutdown() {
+        try? group.syncShutdownGracefully()
+        try? pool.syncShutdownGracefully()
+    }
+}
+
+/// The credentials of a Unix socket peer, laid out as `struct ucred`.
+struct PeerCredentials: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = .max
+    var gid: UInt32 = .max
+}
+
+/// Collects one request at a time (head, bounded body), then answers it.
+final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: all state is touched on the channel's event loop only.
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let server: Server
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var route: Route?
+    private var rejected: APIError?
+    private var caller: Caller?
+
+    init(server: Server) { self.server = server }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let provider = context.channel as? SocketOptionProvider
+        let future: EventLoopFuture<PeerCredentials>? = provider?.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        let loop = context.eventLoop
+        future?.hop(to: loop).whenSuccess { [self] credentials in
+            caller = server.handler.tenants.caller(uid: credentials.uid, gid: credentials.gid)
+        }
+        context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead):
+            head = requestHead
+            body.clear()
+            rejected = nil
+            let path = String(requestHead.uri.split(separator: "?", maxSplits: 1).first ?? "")
+            route = Route(method: requestHead.method.rawValue, path: path)
+            if route == nil {
+                rejected = APIError(status: 404, code: "not_found", message: "no route \(requestHead.method.rawValue) \(path)")
+            }
+        case .body(var chunk):
+            guard rejected == nil else { return }
+            let limit = route?.takesLargeBody == true ? server.limits.maxArchiveBody : server.limits.maxJSONBody
+            if body.readableBytes + chunk.readableBytes > limit {
+                rejected = APIError(status: 413, code: "too_large", message: "request body over \(limit) bytes")
+                body.clear()
+            } else {
+                body.writeBuffer(&chunk)
+            }
+        case .end:
+            guard let head else { return }
+            respond(context: context, head: head)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let keepAlive = head.isKeepAlive
+        if let rejected {
+            write(context: context, Handler.error(rejected), keepAlive: keepAlive)
+            return
+        }
+        guard let route, let caller else {
+            write(context: context, Handler.error(APIError(status: 403, code: "forbidden", message: "caller unknown")), keepAlive: keepAlive)
+            return
+        }
+        let query = RequestHandler.query(head.uri)
+        let data = Data(body.readableBytesView)
+        let handler = server.handler
+        let loop = context.eventLoop
+        let promise = loop.makePromise(of: Response.self)
+        server.pool.submit { state in
+            guard state == .active else {
+                promise.fail(ChannelError.ioOnClosedChannel)
+                return
+            }
+            promise.succeed(handler.handle(route, query: query, body: data, caller: caller))
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        promise.futureResult.whenSuccess { response in
+            let (handlerSelf, context) = bound.value
+            handlerSelf.write(context: context, response, keepAlive: keepAlive)
+        }
+    }
+
+    private func write(context: ChannelHandlerContext, _ response: Response, keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Content-Length", value: "\(response.body.count)")
+        headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    static func query(_ uri: String) -> [String: String] {
+        guard let mark = uri.firstIndex(of: "?") else { return [:] }
+        var result: [String: String] = [:]
+        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            if parts.count == 2 { result[parts[0]] = parts[1] } else if parts.count == 1 { result[parts[0]] = "" }
+        }
+        return result
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+
+/// Who may do what through the API: read from a JSON file (`--tenants`).
+///
+///     {"adminGroups": [27], "tenants": {"acme": {"uids": [1001], "gids": [], "maxContainers": 10, "maxMemoryMiB": 4096}}}
+///
+/// Root and members of `adminGroups` are admins and see everything. A uid mapped to no tenant is
+/// a tenant of its own, `uid-<uid>`, as rootless Podman gives each user their own containers.
+public struct TenantConfig: Codable, Equatable, Sendable {
+    public struct Tenant: Codable, Equatable, Sendable {
+        public var uids: [UInt32] = []
+        public var gids: [UInt32] = []
+        public var maxContainers: Int?
+        public var maxMemoryMiB: Int?
+
+        public init(uids: [UInt32] = [], gids: [UInt32] = [], maxContainers: Int? = nil, maxMemoryMiB: Int? = nil) {
+            self.uids = uids
+            self.gids = gids
+            self.maxContainers = maxContainers
+            self.maxMemoryMiB = maxMemoryMiB
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            uids = try c.decodeIfPresent([UInt32].self, forKey: .uids) ?? []
+            gids = try c.decodeIfPresent([UInt32].self, forKey: .gids) ?? []
+            maxContainers = try c.decodeIfPresent(Int.self, forKey: .maxContainers)
+            maxMemoryMiB = try c.decodeIfPresent(Int.self, forKey: .maxMemoryMiB)
+        }
+    }
+
+    public var adminGroups: [UInt32] = []
+    public var tenants: [String: Tenant] = [:]
+    /// Limits for tenants the file does not name.
+    public var defaultMaxContainers: Int?
+    public var defaultMaxMemoryMiB: Int?
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        adminGroups = try c.decodeIfPresent([UInt32].self, forKey: .adminGroups) ?? []
+        tenants = try c.decodeIfPresent([String: Tenant].self, forKey: .tenants) ?? [:]
+        defaultMaxContainers = try c.decodeIfPresent(Int.self, forKey: .defaultMaxContainers)
+        defaultMaxMemoryMiB = try c.decodeIfPresent(Int.self, forKey: .defaultMaxMemoryMiB)
+    }
+
+    public static func load(path: String?) throws -> TenantConfig {
+        guard let path else { return TenantConfig() }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw APIError(status: 500, code: "config", message: "tenant file \(path) is missing")
+        }
+        return try JSONDecoder().decode(TenantConfig.self, from: data)
+    }
+
+    /// The caller a connection's peer credentials make.
+    public func caller(uid: UInt32, gid: UInt32) -> Caller {
+        if uid == 0 || adminGroups.contains(gid) {
+            return Caller(uid: uid, tenant: uid == 0 ? "default" : "uid-\(uid)", isAdmin: true, limits: (nil, nil))
+        }
+        for (name, tenant) in tenants.sorted(by: { $0.key < $1.key }) where tenant.uids.contains(uid) || tenant.gids.contains(gid) {
+            return Caller(uid: uid, tenant: name, isAdmin: false, limits: (tenant.maxContainers, tenant.maxMemoryMiB))
+        }
+        return Caller(uid: uid, tenant: "uid-\(uid)", isAdmin: false, limits: (defaultMaxContainers, defaultMaxMemoryMiB))
+    }
+}
+
+/// The identity behind one API request.
+public struct Caller: Sendable, Equatable {
+    public var uid: UInt32
+    public var tenant: String
+    public var isAdmin: Bool
+    public var maxContainers: Int?
+    public var maxMemoryMiB: Int?
+
+    public init(uid: UInt32, tenant: String, isAdmin: Bool, limits: (Int?, Int?)) {
+        self.uid = uid
+        self.tenant = tenant
+        self.isAdmin = isAdmin
+        self.maxContainers = limits.0
+        self.maxMemoryMiB = limits.1
+    }
+
+    /// Whether this caller may see a container of `tenant`.
+    public func owns(_ tenant: String) -> Bool { isAdmin || tenant == self.tenant }
+}
+
+/// An API failure: HTTP status and a JSON body `{code, message}`.
+public struct APIError: Error, Sendable {
+    public var status: Int
+    public var code: String
+    public var message: String
+
+    public init(status: Int, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+}

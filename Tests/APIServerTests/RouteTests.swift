@@ -1,0 +1,76 @@
+import APIServer
+import Foundation
+import Testing
+
+struct RouteTests {
+    @Test(arguments: [
+        ("GET", "/v1/version", Route.version),
+        ("GET", "/v1/info", .info),
+        ("GET", "/v1/containers", .listContainers),
+        ("POST", "/v1/containers", .createContainer),
+        ("GET", "/v1/containers/abc", .inspectContainer("abc")),
+        ("DELETE", "/v1/containers/abc", .deleteContainer("abc")),
+        ("POST", "/v1/containers/abc/start", .startContainer("abc")),
+        ("POST", "/v1/containers/abc/stop", .stopContainer("abc")),
+        ("POST", "/v1/containers/abc/kill", .killContainer("abc")),
+        ("POST", "/v1/containers/abc/wait", .waitContainer("abc")),
+        ("GET", "/v1/containers/abc/logs", .containerLogs("abc")),
+        ("GET", "/v1/images", .listImages),
+        ("POST", "/v1/images/pull", .pullImage),
+        ("POST", "/v1/images/load", .loadImage),
+        ("DELETE", "/v1/images/busybox:latest", .deleteImage("busybox:latest")),
+    ])
+    func routes(_ method: String, _ path: String, _ route: Route) {
+        #expect(Route(method: method, path: path) == route)
+    }
+
+    @Test(arguments: [("GET", "/"), ("GET", "/v2/version"), ("PUT", "/v1/containers"), ("GET", "/v1/containers//start"),
+                      ("POST", "/v1/containers/abc/explode"), ("GET", "/v1"), ("DELETE", "/v1/images")])
+    func unknownRoutes(_ method: String, _ path: String) {
+        #expect(Route(method: method, path: path) == nil)
+    }
+}
+
+struct TenantTests {
+    let config: TenantConfig = {
+        var config = TenantConfig()
+        config.adminGroups = [27]
+        config.tenants["acme"] = .init(uids: [1001, 1002], gids: [], maxContainers: 2, maxMemoryMiB: 1024)
+        config.tenants["globex"] = .init(uids: [], gids: [3000])
+        return config
+    }()
+
+    @Test func rootAndAdminGroupsAreAdmins() {
+        #expect(config.caller(uid: 0, gid: 0).isAdmin)
+        #expect(config.caller(uid: 5000, gid: 27).isAdmin)
+    }
+
+    @Test func mappedUsersAndGroupsGetTheirTenant() {
+        let acme = config.caller(uid: 1002, gid: 100)
+        #expect(acme.tenant == "acme" && !acme.isAdmin)
+        #expect(acme.maxContainers == 2 && acme.maxMemoryMiB == 1024)
+        #expect(config.caller(uid: 7, gid: 3000).tenant == "globex")
+    }
+
+    @Test func unmappedUsersAreTenantsOfTheirOwn() {
+        let caller = config.caller(uid: 4242, gid: 4242)
+        #expect(caller.tenant == "uid-4242" && !caller.isAdmin)
+    }
+
+    @Test func ownership() {
+        let acme = config.caller(uid: 1001, gid: 1)
+        #expect(acme.owns("acme"))
+        #expect(!acme.owns("globex"))
+        #expect(config.caller(uid: 0, gid: 0).owns("globex"))
+    }
+}
+
+struct TenantFileTests {
+    @Test func everyKeyIsOptional() throws {
+        let empty = try JSONDecoder().decode(TenantConfig.self, from: Data("{}".utf8))
+        #expect(empty == TenantConfig())
+        let partial = try JSONDecoder().decode(TenantConfig.self, from: Data(#"{"tenants": {"a": {"uids": [5]}}}"#.utf8))
+        #expect(partial.tenants["a"]?.uids == [5])
+        #expect(partial.tenants["a"]?.maxContainers == nil)
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+extension EndToEnd {
+    /// hvcd end to end: a Python client over the Unix socket, every response checked against
+    /// Specs/api.yaml; tenants by uid.
+    @Suite struct APITests {
+        let h: Harness
+        static let client = Harness.repository + "/Tests/EndToEndTests/Fixtures/api_client.py"
+        static let spec = Harness.repository + "/Specs/api.yaml"
+        static let daemon = URL(fileURLWithPath: Harness.binary).deletingLastPathComponent().appendingPathComponent("hvcd").path
+
+        init() throws { h = try Harness.make() }
+
+        /// Starts hvcd on a private socket with the given tenants file.
+        func startDaemon(_ directory: String, tenants: String) throws -> (socket: String, process: Process) {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            chmod(directory, 0o755)
+            try tenants.write(toFile: directory + "/tenants.json", atomically: true, encoding: .utf8)
+            let socket = directory + "/hvc.sock"
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: APITests.daemon)
+            process.arguments = ["--socket", socket, "--root", h.root, "--run-root", h.runRoot, "--assets", Harness.assets,
+                                 "--tenants", directory + "/tenants.json"]
+            process.environment = h.environment
+            try process.run()
+            try #require(Harness.eventually(10) { FileManager.default.fileExists(atPath: socket) }, "hvcd did not start")
+            return (socket, process)
+        }
+
+        /// Runs the client as `uid` (nil: root).
+        func client(_ socket: String, uid: Int? = nil, _ arguments: [String]) -> Harness.Result3 {
+            var argv = ["/usr/bin/python3", APITests.client, socket, APITests.spec] + arguments
+            if let uid {
+                argv = ["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups"] + argv
+            }
+            return h.execute(argv, timeout: 600)
+        }
+
+        @Test func lifecycleImagesAndErrorsFollowTheSpec() throws {
+            let directory = h.root + "/../api-\(UUID().uuidString.prefix(8))"
+            let (socket, daemon) = try startDaemon(directory, tenants: "{}")
+            defer { daemon.terminate(); daemon.waitUntilExit() }
+            let archive = directory + "/layers.tar"
+            _ = h.execute(["/usr/bin/python3", Harness.repository + "/Tests/EndToEndTests/Fixtures/make-image.py", "layers", archive])
+            let r = client(socket, ["lifecycle", archive])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout == "ok\n")
+        }
+
+        @Test func tenantsSeeOnlyTheirOwnContainers() throws {
+            let directory = h.root + "/../api-\(UUID().uuidString.prefix(8))"
+            let tenants = #"{"tenants": {"tenant-a": {"uids": [2101], "maxContainers": 1}, "tenant-b": {"uids": [2102]}}}"#
+            let (socket, daemon) = try startDaemon(directory, tenants: tenants)
+            defer { daemon.terminate(); daemon.waitUntilExit() }
+            let a = client(socket, uid: 2101, ["create", "of-a"])
+            let b = client(socket, uid: 2102, ["create", "of-b"])
+            try #require(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
+            let idA = a.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let idB = b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            defer { _ = h.hvc(["rm", "-f", idA, idB]) }
+
+            let aOnB = client(socket, uid: 2101, ["cannot-touch", idB])
+            #expect(aOnB.status == 0, "\(aOnB.stderr)")
+            let bOnA = client(socket, uid: 2102, ["cannot-touch", idA])
+            #expect(bOnA.status == 0, "\(bOnA.stderr)")
+            let admin = client(socket, ["sees", idA, idB])
+            #expect(admin.status == 0, "\(admin.stderr)")
+            let unmapped = client(socket, uid: 2199, ["cannot-touch", idA])
+            #expect(unmapped.status == 0, "\(unmapped.stderr)")
+            // tenant-a may have one container: a second is refused with a clear 403.
+            let quota = client(socket, uid: 2101, ["quota"])
+            #expect(quota.status == 0, "\(quota.stderr)")
+            #expect(h.hvc(["inspect", idB]).stdout.contains("\"tenant\" : \"tenant-b\""))
+            #expect(client(socket, uid: 2102, ["delete", idB]).status == 0)
+        }
+
+        @Test func twentyConcurrentClientsLeaveNothingBehind() throws {
+            let directory = h.root + "/../api-\(UUID().uuidString.prefix(8))"
+            let (socket, daemon) = try startDaemon(directory, tenants: "{}")
+            defer { daemon.terminate(); daemon.waitUntilExit() }
+            let r = client(socket, ["churn", "20"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(Harness.eventually(30) { h.leftoverVMMs().isEmpty && h.leftoverVMDirectories().isEmpty })
+        }
+
+        @Test func containersOutliveTheDaemon() throws {
+            let directory = h.root + "/../api-\(UUID().uuidString.prefix(8))"
+            var (socket, daemon) = try startDaemon(directory, tenants: "{}")
+            let created = client(socket, ["create", "survivor"])
+            try #require(created.status == 0, "\(created.stderr)")
+            let id = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            defer { _ = h.hvc(["rm", "-f", id]) }
+            kill(daemon.processIdentifier, SIGKILL)
+            daemon.waitUntilExit()
+            #expect(h.hvc(["ps", "-q"]).stdout.contains(String(id.prefix(12))))
+            (socket, daemon) = try startDaemon(directory, tenants: "{}")
+            defer { daemon.terminate(); daemon.waitUntilExit() }
+            #expect(client(socket, ["sees", id]).status == 0)
+            #expect(client(socket, ["delete", id]).status == 0)
+        }
+    }
+}

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""A client of hvcd's API for hvc's end-to-end tests: runs one scenario over the Unix socket,
+checks every response's status and validates its body against Specs/api.yaml.
+
+usage: api_client.py SOCKET SPEC SCENARIO [ARG...]   (exits non-zero with a message on failure)
+"""
+import http.client
+import json
+import socket
+import sys
+
+import jsonschema
+import yaml
+
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=300)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(300)
+        self.sock.connect(self.path)
+
+
+class Client:
+    def __init__(self, path, spec_path):
+        self.path = path
+        with open(spec_path) as f:
+            self.spec = yaml.safe_load(f)
+
+    def call(self, method, url, body=None, expect=None, raw=False):
+        connection = UnixConnection(self.path)
+        headers = {}
+        if body is not None and not raw:
+            body = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        connection.request(method, url, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        connection.close()
+        if expect is not None and response.status != expect:
+            fail(f"{method} {url}: status {response.status}, expected {expect}: {data[:300]!r}")
+        self.validate(method, url, response.status, response.getheader("Content-Type", ""), data)
+        if response.getheader("Content-Type", "").startswith("application/json") and data:
+            return response.status, json.loads(data)
+        return response.status, data.decode(errors="replace")
+
+    def validate(self, method, url, status, content_type, data):
+        """Finds the spec's response for this request and checks the body against its schema."""
+        path = url.split("?")[0]
+        for template, item in self.spec["paths"].items():
+            t_parts, u_parts = template.strip("/").split("/"), path.strip("/").split("/")
+            if len(t_parts) != len(u_parts):
+                continue
+            if all(t == u or t.startswith("{") for t, u in zip(t_parts, u_parts)) and method.lower() in item:
+                responses = item[method.lower()]["responses"]
+                if str(status) not in responses:
+                    fail(f"{method} {url}: status {status} is not in the spec ({sorted(responses)})")
+                response = responses[str(status)]
+                if "$ref" in response:
+                    response = self.resolve(response["$ref"])
+                content = response.get("content")
+                if not content:
+                    if data:
+                        fail(f"{method} {url}: {status} should have no body")
+                    return
+                if "application/json" in content:
+                    if not content_type.startswith("application/json"):
+                        fail(f"{method} {url}: content type {content_type}, expected JSON")
+                    schema = dict(content["application/json"]["schema"])
+                    schema["components"] = self.spec["components"]
+                    try:
+                        jsonschema.validate(json.loads(data), schema)
+                    except jsonschema.ValidationError as error:
+                        fail(f"{method} {url}: body does not match the spec: {error.message}")
+                return
+        fail(f"{method} {url}: not in the spec")
+
+    def resolve(self, ref):
+        node = self.spec
+        for part in ref.lstrip("#/").split("/"):
+            node = node[part]
+        return node
+
+
+def fail(message):
+    print(message, file=sys.stderr)
+    sys.exit(1)
+
+
+def main():
+    client = Client(sys.argv[1], sys.argv[2])
+    scenario, args = sys.argv[3], sys.argv[4:]
+    if scenario == "lifecycle":
+        client.call("GET", "/v1/version", expect=200)
+        client.call("GET", "/v1/info", expect=200)
+        _, created = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["sh", "-c", "echo hi; sleep 1000"],
+                                                             "name": "api-one", "memory": "256m", "cpus": 1, "start": True}, expect=201)
+        cid = created["id"]
+        _, listed = client.call("GET", "/v1/containers", expect=200)
+        if cid not in [c["config"]["id"] for c in listed]:
+            fail("created container not listed")
+        _, record = client.call("GET", f"/v1/containers/{cid[:12]}", expect=200)
+        if record["state"]["status"] != "running":
+            fail(f"state {record['state']['status']}")
+        for _ in range(100):
+            _, logs = client.call("GET", f"/v1/containers/{cid}/logs", expect=200)
+            if logs == "hi\n":
+                break
+        else:
+            fail(f"logs {logs!r}")
+        client.call("POST", f"/v1/containers/{cid}/kill?signal=9", expect=204)
+        _, waited = client.call("POST", f"/v1/containers/{cid}/wait", expect=200)
+        if waited["exitCode"] != 137:
+            fail(f"exit code {waited}")
+        client.call("DELETE", f"/v1/containers/{cid}", expect=204)
+        client.call("GET", f"/v1/containers/{cid}", expect=404)
+        # A second one stopped with a grace period, and removed by force while running.
+        _, created = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["sleep", "1000"], "start": True}, expect=201)
+        client.call("POST", f"/v1/containers/{created['id']}/stop?timeout=1", expect=200)
+        client.call("DELETE", f"/v1/containers/{created['id']}", expect=204)
+        _, created = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["sleep", "1000"], "start": True}, expect=201)
+        client.call("DELETE", f"/v1/containers/{created['id']}", expect=409)
+        client.call("DELETE", f"/v1/containers/{created['id']}?force=true", expect=204)
+        # Errors are JSON with the right status.
+        client.call("POST", "/v1/containers", {"image": "no-such-image", "cmd": ["true"]}, expect=404)
+        client.call("POST", "/v1/containers", {"cmd": ["true"]}, expect=400)
+        client.call("POST", "/v1/containers", b"{not json", expect=400, raw=True)
+        client.call("POST", "/v1/containers", b"x" * (2 << 20), expect=413, raw=True)
+        _, images = client.call("GET", "/v1/images", expect=200)
+        if not any("busybox:latest" in i["references"] for i in images):
+            fail("busybox not listed")
+        if args:
+            with open(args[0], "rb") as f:
+                client.call("POST", "/v1/images/load", f.read(), expect=201, raw=True)
+            client.call("DELETE", "/v1/images/fixture:layers", expect=200)
+        print("ok")
+    elif scenario == "create":
+        _, created = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["sleep", "1000"], "name": args[0], "start": True}, expect=201)
+        print(created["id"])
+    elif scenario == "quota":
+        status, body = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["sleep", "1000"], "start": True})
+        if status != 403 or body["code"] != "quota":
+            fail(f"quota: {status} {body}")
+        print("ok")
+    elif scenario == "cannot-touch":
+        cid = args[0]
+        for method, url in [("GET", f"/v1/containers/{cid}"), ("GET", f"/v1/containers/{cid}/logs"),
+                            ("POST", f"/v1/containers/{cid}/stop"), ("POST", f"/v1/containers/{cid}/kill"),
+                            ("POST", f"/v1/containers/{cid}/wait"), ("DELETE", f"/v1/containers/{cid}?force=true")]:
+            client.call(method, url, expect=404)
+        _, listed = client.call("GET", "/v1/containers", expect=200)
+        if cid in [c["config"]["id"] for c in listed]:
+            fail("another tenant's container is listed")
+        client.call("DELETE", "/v1/images/busybox", expect=403)
+        print("ok")
+    elif scenario == "sees":
+        _, listed = client.call("GET", "/v1/containers", expect=200)
+        ids = [c["config"]["id"] for c in listed]
+        missing = [a for a in args if a not in ids]
+        if missing:
+            fail(f"not listed: {missing}")
+        print("ok")
+    elif scenario == "churn":
+        # Many clients at once, each creating and deleting containers; one in four is started.
+        import threading
+        errors = []
+
+        def worker(n):
+            try:
+                for i in range(3):
+                    start = (n + i) % 4 == 0
+                    _, created = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["sleep", "1000"],
+                                                                         "name": f"churn-{n}-{i}", "start": start}, expect=201)
+                    client.call("GET", f"/v1/containers/{created['id']}", expect=200)
+                    client.call("DELETE", f"/v1/containers/{created['id']}?force=true", expect=204)
+            except SystemExit:
+                errors.append(n)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(int(args[0]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            fail(f"clients failed: {errors}")
+        _, listed = client.call("GET", "/v1/containers", expect=200)
+        if any(c["config"]["name"].startswith("churn-") for c in listed):
+            fail("containers left behind")
+        print("ok")
+    elif scenario == "delete":
+        client.call("DELETE", f"/v1/containers/{args[0]}?force=true", expect=204)
+        print("ok")
+    else:
+        fail("unknown scenario " + scenario)
+
+
+if __name__ == "__main__":
+    main()
