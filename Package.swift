@@ -45,7 +45,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "hvc",
-            dependencies: ["Runtime", "Jail", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Runtime", "Jail", "CLinux", "HVCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The HTTP/JSON API on a Unix socket, with tenants.
         .target(

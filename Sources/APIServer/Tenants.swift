@@ -50,7 +50,17 @@ public struct TenantConfig: Codable, Equatable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw APIError(status: 500, code: "config", message: "tenant file \(path) is missing")
         }
-        return try JSONDecoder().decode(TenantConfig.self, from: data)
+        let config = try JSONDecoder().decode(TenantConfig.self, from: data)
+        // Tenant names become cgroup directory names: keep them to one plain path component.
+        for name in config.tenants.keys where !TenantConfig.isValidName(name) {
+            throw APIError(status: 500, code: "config", message: "tenant name \"\(name)\" in \(path): use letters, digits, _ . - (not . or ..)")
+        }
+        return config
+    }
+
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 64 && name != "." && name != ".." &&
+            name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
     }
 
     /// The caller a connection's peer credentials make.

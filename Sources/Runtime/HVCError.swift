@@ -36,3 +36,14 @@ public struct HVCError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { message }
 }
+
+extension String {
+    /// Text from a guest, made safe to print on a terminal or store: control characters (escape
+    /// sequences included) become `?`, and the length is bounded.
+    public var sanitizedGuestText: String {
+        let cleaned = unicodeScalars.prefix(1000).map { scalar -> String in
+            scalar.properties.generalCategory == .control ? "?" : String(scalar)
+        }
+        return cleaned.joined()
+    }
+}

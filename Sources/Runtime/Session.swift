@@ -56,14 +56,15 @@ final class StdioSession: @unchecked Sendable {
             } catch {
                 throw HVCError("container supervisor: \(error)")
             }
-            if frame.process == 0, case .failure(let message) = frame.message { throw HVCError(message) }
+            if frame.process == 0, case .failure(let message) = frame.message { throw HVCError(message.sanitizedGuestText) }
             guard frame.process == StdioSession.process else { continue }
             switch frame.message {
             case .startFailed(let reason, let message):
+                let text = message.sanitizedGuestText
                 switch reason {
-                case .notFound: throw HVCError(.commandNotFound, message)
-                case .notExecutable: throw HVCError(.cannotExecute, message)
-                case .other: throw HVCError(message)
+                case .notFound: throw HVCError(.commandNotFound, text)
+                case .notExecutable: throw HVCError(.cannotExecute, text)
+                case .other: throw HVCError(text)
                 }
             case .stdout(let bytes):
                 try? stdout.writeAll(bytes)
@@ -72,7 +73,7 @@ final class StdioSession: @unchecked Sendable {
             case .exited(let status):
                 return status.code
             case .failure(let message):
-                throw HVCError(message)
+                throw HVCError(message.sanitizedGuestText)
             default:
                 break
             }

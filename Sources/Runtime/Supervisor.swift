@@ -224,7 +224,7 @@ public final class Supervisor: @unchecked Sendable {
             case .oomKilled where isInit:
                 _ = try? store.update(config.id) { $0.oomKilled = true }
             case .failure(let message):
-                return (125, "guest agent failed: \(message)")
+                return (125, "guest agent failed: \(message.sanitizedGuestText)")
             case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown:
                 return (125, "guest agent sent an unexpected message")
             default:
@@ -241,7 +241,7 @@ public final class Supervisor: @unchecked Sendable {
                 case .notExecutable: 126
                 case .other: 125
                 }
-                return (code, message)
+                return (code, message.sanitizedGuestText)
             default:
                 break
             }

@@ -19,7 +19,13 @@ struct PS: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            let records = try global.runtime().containers.list().filter { all || $0.state.status == .running }
+            let everything: [ContainerRecord]
+            if let daemon = try global.daemon() {
+                everything = try daemon.decode([ContainerRecord].self, try daemon.call("GET", "/v1/containers"))
+            } else {
+                everything = try global.runtime().containers.list()
+            }
+            let records = everything.filter { all || $0.state.status == .running }
             if quiet {
                 for record in records { print(String(record.id.prefix(12))) }
             } else if format == "json" {
@@ -78,9 +84,15 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            let store = global.runtime().containers
             var records: [ContainerRecord] = []
-            for container in containers { records.append(try store.resolve(container)) }
+            if let daemon = try global.daemon() {
+                for container in containers {
+                    records.append(try daemon.decode(ContainerRecord.self, try daemon.call("GET", "/v1/containers/\(DaemonClient.escape(container))")))
+                }
+            } else {
+                let store = global.runtime().containers
+                for container in containers { records.append(try store.resolve(container)) }
+            }
             print(try jsonText(records))
             return 0
         }
@@ -106,6 +118,12 @@ struct Logs: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            if let daemon = try global.daemon() {
+                if follow || timestamps { throw HVCError("logs -f and -t are not available through hvcd yet") }
+                let query = tail.map { "?tail=\($0)" } ?? ""
+                FileHandle.standardOutput.write(try daemon.call("GET", "/v1/containers/\(DaemonClient.escape(container))/logs\(query)"))
+                return 0
+            }
             let store = global.runtime().containers
             let record = try store.resolve(container)
             let reader = ContainerLogReader(path: record.logPath)

@@ -37,6 +37,19 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Directory with the guest kernel and agent initramfs (default: $HVC_ASSETS or share/hvc).")
     var assets: String?
 
+    @Option(help: "Talk to hvcd at unix:///path instead of working locally (default: $HVC_HOST).")
+    var host = environment("HVC_HOST")
+
+    /// The daemon to talk to, when one is given.
+    func daemon() throws(HVCError) -> DaemonClient? {
+        try host.map { (text) throws(HVCError) in try DaemonClient(host: text) }
+    }
+
+    /// Fails for commands that only work locally for now.
+    func requireLocal(_ command: String) throws(HVCError) {
+        if host != nil { throw HVCError("\(command) is not available through hvcd yet: run it without --host/HVC_HOST") }
+    }
+
     func runtime() -> Runtime {
         Runtime(paths: RuntimePaths(root: root, runRoot: runRoot, assets: assets ?? RuntimePaths.defaultAssets()))
     }

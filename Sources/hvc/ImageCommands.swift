@@ -14,6 +14,7 @@ struct Load: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            try global.requireLocal("load")
             var tags: [ImageReference] = []
             for text in tag { tags.append(try ImageReference(parsing: text)) }
             let image = try global.runtime().images.load(archive: input, tags: tags)
@@ -35,6 +36,7 @@ struct Tag: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            try global.requireLocal("tag")
             try global.runtime().images.tag(source, as: try ImageReference(parsing: target))
             return 0
         }
@@ -52,6 +54,13 @@ struct RemoveImage: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            if let daemon = try global.daemon() {
+                for image in images {
+                    let data = try daemon.call("DELETE", "/v1/images/\(DaemonClient.escape(image))?force=\(force)")
+                    for line in try daemon.decode([String: [String]].self, data)["removed"] ?? [] { print(line) }
+                }
+                return 0
+            }
             let runtime = global.runtime()
             let inUse = Set(try runtime.containers.list().map(\.config.imageID))
             for image in images {
@@ -77,6 +86,7 @@ struct ImageInspect: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            try global.requireLocal("image inspect")
             let store = global.runtime().images
             var found: [Image] = []
             for image in images { found.append(try store.resolve(image)) }
@@ -93,6 +103,7 @@ struct ImagePrune: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            try global.requireLocal("image prune")
             let runtime = global.runtime()
             let inUse = Set(try runtime.containers.list().map(\.config.imageID))
             for line in try runtime.images.prune(inUse: inUse) { print(line) }
@@ -117,6 +128,14 @@ struct Pull: ParsableCommand {
     }
 
     private func pull() throws(HVCError) -> Int32 {
+        if let daemon = try global.daemon() {
+            if !tlsVerify { throw HVCError("--tls-verify=false is not available through hvcd yet") }
+            let data = try daemon.call("POST", "/v1/images/pull", json: ["reference": reference])
+            let result = try daemon.decode([String: String].self, data)
+            if !quiet { print("Pulled \(reference): \(result["downloadedBlobs"] ?? "?") blobs downloaded") }
+            print(result["id"] ?? "")
+            return 0
+        }
         let showProgress = !quiet && isatty(2) == 1
         let progress: (@Sendable (String) -> Void)?
         if showProgress {
@@ -152,6 +171,7 @@ struct Login: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            try global.requireLocal("login")
             let password = (readLine(strippingNewline: true) ?? "")
             guard !password.isEmpty else { throw HVCError("no password on stdin") }
             try global.runtime().images.login(registry: registry, user: username, password: password)

@@ -17,7 +17,12 @@ struct Images: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            let images = try global.runtime().images.list()
+            let images: [Image]
+            if let daemon = try global.daemon() {
+                images = try daemon.decode([Image].self, try daemon.call("GET", "/v1/images"))
+            } else {
+                images = try global.runtime().images.list()
+            }
             if quiet {
                 for image in images { print(image.id) }
             } else if format == "json" {
@@ -58,6 +63,7 @@ struct Import: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            try global.requireLocal("import")
             let parsed = try ImageReference(parsing: reference)
             let config = ImageConfig(cmd: cmd.isEmpty ? nil : cmd, env: env.isEmpty ? nil : env)
             let image = try global.runtime().images.importDirectory(directory, as: parsed, config: config)

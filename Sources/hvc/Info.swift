@@ -13,6 +13,7 @@ struct Info: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            try global.requireLocal("info")
             let runtime = global.runtime()
             let host = HostVirtualization.probe()
             let choice = try runtime.chooseAccelerator(nil)

@@ -11,6 +11,13 @@ struct Start: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            if let daemon = try global.daemon() {
+                for container in containers {
+                    _ = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/start")
+                    print(container)
+                }
+                return 0
+            }
             let manager = ContainerManager(runtime: global.runtime())
             for container in containers {
                 _ = try manager.start(container)
@@ -37,6 +44,7 @@ struct Exec: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            try global.requireLocal("exec")
             let manager = ContainerManager(runtime: global.runtime())
             let spec = try manager.execSpec(container, arguments: command, environment: process.env,
                                             workingDirectory: process.workdir, user: process.user, terminal: process.tty)
@@ -60,6 +68,13 @@ struct Stop: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            if let daemon = try global.daemon() {
+                for container in containers {
+                    _ = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/stop?timeout=\(time)")
+                    print(container)
+                }
+                return 0
+            }
             let manager = ContainerManager(runtime: global.runtime())
             for container in containers {
                 _ = try manager.stop(container, timeout: time)
@@ -85,9 +100,17 @@ struct Kill: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            let number = SignalName.parse(signal) ?? SIGKILL
+            if let daemon = try global.daemon() {
+                for container in containers {
+                    _ = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/kill?signal=\(number)")
+                    print(container)
+                }
+                return 0
+            }
             let manager = ContainerManager(runtime: global.runtime())
             for container in containers {
-                try manager.kill(container, signal: SignalName.parse(signal) ?? SIGKILL)
+                try manager.kill(container, signal: number)
                 print(container)
             }
             return 0
@@ -104,6 +127,13 @@ struct Wait: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            if let daemon = try global.daemon() {
+                for container in containers {
+                    let data = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/wait")
+                    print(try daemon.decode([String: Int32].self, data)["exitCode"] ?? -1)
+                }
+                return 0
+            }
             let manager = ContainerManager(runtime: global.runtime())
             for container in containers { print(try manager.wait(container)) }
             return 0
@@ -122,11 +152,16 @@ struct Remove: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            let manager = ContainerManager(runtime: global.runtime())
+            let daemon = try global.daemon()
+            let manager = daemon == nil ? ContainerManager(runtime: global.runtime()) : nil
             var failure: HVCError?
             for container in containers {
                 do {
-                    try manager.remove(container, force: force)
+                    if let daemon {
+                        _ = try daemon.call("DELETE", "/v1/containers/\(DaemonClient.escape(container))?force=\(force)")
+                    } else {
+                        try manager?.remove(container, force: force)
+                    }
                     print(container)
                 } catch let error as HVCError {
                     FileHandle.standardError.write(Data("hvc: \(error.message)\n".utf8))

@@ -78,6 +78,20 @@ struct ContainerOptions: ParsableArguments {
             return options
     }
 
+    /// The API's create request for these options; refuses what the API does not take yet.
+    func createRequest(start: Bool) throws(HVCError) -> [String: Any] {
+        if rm || process.tty || process.interactive || accel != nil || entrypoint != nil || pidsLimit != 256 || logMaxSize != "10m" {
+            throw HVCError("--rm, -t, -i, --accel, --entrypoint, --pids-limit and --log-max-size are not available through hvcd yet")
+        }
+        var request: [String: Any] = ["image": image, "memory": memory, "cpus": cpus, "start": start, "env": process.env]
+        if !command.isEmpty { request["cmd"] = command }
+        if let name { request["name"] = name }
+        if let hostname { request["hostname"] = hostname }
+        if let workdir = process.workdir { request["workdir"] = workdir }
+        if let user = process.user { request["user"] = user }
+        return request
+    }
+
     func logMaxBytes() throws(HVCError) -> Int {
         try RunOptions.parseSize(logMaxSize, minimum: 4096, what: "log size")
     }
@@ -98,6 +112,12 @@ struct Run: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            if let daemon = try global.daemon() {
+                guard detach else { throw HVCError("attached run is not available through hvcd yet: use -d, or run without --host") }
+                let data = try daemon.call("POST", "/v1/containers", json: try container.createRequest(start: true))
+                print(try daemon.decode([String: String].self, data)["id"] ?? "")
+                return 0
+            }
             let options = try container.runOptions()
             let manager = ContainerManager(runtime: global.runtime())
             if detach {
@@ -125,6 +145,11 @@ struct Create: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            if let daemon = try global.daemon() {
+                let data = try daemon.call("POST", "/v1/containers", json: try container.createRequest(start: false))
+                print(try daemon.decode([String: String].self, data)["id"] ?? "")
+                return 0
+            }
             let record = try ContainerManager(runtime: global.runtime())
                 .create(container.runOptions(), logMaxBytes: container.logMaxBytes())
             print(record.id)

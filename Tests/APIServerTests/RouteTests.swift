@@ -74,3 +74,11 @@ struct TenantFileTests {
         #expect(partial.tenants["a"]?.maxContainers == nil)
     }
 }
+
+struct TenantNameTests {
+    @Test(arguments: ["acme", "team-1", "a.b_c"])
+    func valid(_ name: String) { #expect(TenantConfig.isValidName(name)) }
+
+    @Test(arguments: ["", ".", "..", "a/b", "../x", "naïve", String(repeating: "x", count: 65)])
+    func invalid(_ name: String) { #expect(!TenantConfig.isValidName(name)) }
+}

@@ -84,6 +84,29 @@ extension EndToEnd {
             #expect(Harness.eventually(30) { h.leftoverVMMs().isEmpty && h.leftoverVMDirectories().isEmpty })
         }
 
+        @Test func theCLITalksToTheDaemonWhenGivenOne() throws {
+            let directory = h.root + "/../api-\(UUID().uuidString.prefix(8))"
+            let (socket, daemon) = try startDaemon(directory, tenants: "{}")
+            defer { daemon.terminate(); daemon.waitUntilExit() }
+            var remote = h
+            remote.extraEnvironment["HVC_HOST"] = "unix://" + socket
+            let run = remote.hvc(["run", "-d", "--name", "via-daemon", "busybox", "sh", "-c", "echo remote; sleep 1000"])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(remote.hvc(["ps"]).stdout.contains("via-daemon"))
+            #expect(Harness.eventually { remote.hvc(["logs", "via-daemon"]).stdout == "remote\n" })
+            #expect(remote.hvc(["inspect", "via-daemon"]).stdout.contains("\"status\" : \"running\""))
+            #expect(remote.hvc(["stop", "-t", "1", "via-daemon"]).status == 0)
+            #expect(remote.hvc(["wait", "via-daemon"]).stdout == "137\n")
+            #expect(remote.hvc(["rm", "via-daemon"]).status == 0)
+            // The same state, seen without the daemon.
+            #expect(!h.hvc(["ps", "-a"]).stdout.contains("via-daemon"))
+            let attached = remote.hvc(["run", "busybox", "true"])
+            #expect(attached.status == 125)
+            #expect(attached.stderr.contains("not available through hvcd"))
+            let unreachable = h.hvc(["ps", "--host", "unix://" + directory + "/nothing.sock"])
+            #expect(unreachable.status == 125 && unreachable.stderr.contains("cannot reach hvcd"))
+        }
+
         @Test func containersOutliveTheDaemon() throws {
             let directory = h.root + "/../api-\(UUID().uuidString.prefix(8))"
             var (socket, daemon) = try startDaemon(directory, tenants: "{}")

@@ -61,6 +61,11 @@ struct RunOptionsTests {
         #expect(throws: HVCError.self) { try RunOptions.parseMemory(text) }
     }
 
+    @Test func guestTextIsMadeSafeForTerminals() {
+        #expect("exec \u{1b}[2Jboom\n".sanitizedGuestText == "exec ?[2Jboom?")
+        #expect(String(repeating: "x", count: 5000).sanitizedGuestText.count == 1000)
+    }
+
     @Test func errorsMapToDockerExitCodes() {
         #expect(HVCError("x").exitCode == 125)
         #expect(HVCError(.cannotExecute, "x").exitCode == 126)
