@@ -45,13 +45,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "hvc",
-            dependencies: ["Runtime", "Jail", "CLinux", "HVCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Runtime", "Jail", "VMM", "CLinux", "HVCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The HTTP/JSON API on a Unix socket, with tenants.
         .target(
             name: "APIServer",
             dependencies: [
-                "Runtime", "CLinux",
+                "Runtime", "CLinux", "HVCSystem", "VMM",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]

@@ -128,6 +128,12 @@ public struct ContainerManager: Sendable {
     public func exec(_ nameOrID: String, spec: ProcessSpec, interactive: Bool) throws(HVCError) -> Int32 {
         let record = try store.resolve(nameOrID)
         let channel = try controlChannel(record)
+        return try ContainerManager.exec(over: channel, spec: spec, interactive: interactive)
+    }
+
+    /// Runs `spec` over a channel that speaks the control protocol (a supervisor's control
+    /// socket, or hvcd's stream socket bridged to it), relaying this terminal.
+    public static func exec(over channel: FrameChannel, spec: ProcessSpec, interactive: Bool) throws(HVCError) -> Int32 {
         StdioSession.blockForwardedSignals()
         var spec = spec
         if spec.terminal {
@@ -143,7 +149,12 @@ public struct ContainerManager: Sendable {
     /// The exec's process spec: the container's environment and user unless overridden.
     public func execSpec(_ nameOrID: String, arguments: [String], environment: [String], workingDirectory: String?,
                          user: String?, terminal: Bool) throws(HVCError) -> ProcessSpec {
-        let record = try store.resolve(nameOrID)
+        ContainerManager.execSpec(try store.resolve(nameOrID), arguments: arguments, environment: environment,
+                                  workingDirectory: workingDirectory, user: user, terminal: terminal)
+    }
+
+    public static func execSpec(_ record: ContainerRecord, arguments: [String], environment: [String], workingDirectory: String?,
+                                user: String?, terminal: Bool) -> ProcessSpec {
         var env = record.config.process.environment
         RunOptions.merge(&env, environment)
         if terminal { RunOptions.merge(&env, ["TERM=xterm"]) }
@@ -220,11 +231,16 @@ public struct ContainerManager: Sendable {
         return nil
     }
 
+    /// The control socket of a running container's supervisor.
+    public func controlSocketPath(_ record: ContainerRecord) -> String {
+        VMDirectory.path(in: runtime.paths.vms, id: record.id) + "/control.sock"
+    }
+
     private func controlChannel(_ record: ContainerRecord) throws(HVCError) -> FrameChannel {
         guard record.state.status == .running else {
             throw HVCError(.conflict, "container \(record.name) is not running")
         }
-        let path = VMDirectory.path(in: runtime.paths.vms, id: record.id) + "/control.sock"
+        let path = controlSocketPath(record)
         do {
             return try FrameChannel.connect(path: path)
         } catch {

@@ -2,6 +2,7 @@ import CLinux
 import Foundation
 import HVCSystem
 import Runtime
+import VMM
 
 /// A small HTTP/1.1 client of hvcd over its Unix socket, for `hvc --host unix:///path`.
 /// The daemon answers every request with a Content-Length body.
@@ -51,6 +52,32 @@ struct DaemonClient {
             throw HVCError(kind, message)
         }
         return payload
+    }
+
+    /// Opens hvcd's stream socket for `container`; after the daemon's `ok` the connection speaks
+    /// agent-protocol frames.
+    func openStream(container: String) throws(HVCError) -> FrameChannel {
+        let fd = hvc_unix_connect(socketPath + ".streams")
+        guard fd >= 0 else { throw HVCError("cannot reach hvcd's stream socket \(socketPath).streams: \(Errno.current)") }
+        let socket = FileDescriptor(fd)
+        let preamble = (try? JSONSerialization.data(withJSONObject: ["container": container])) ?? Data()
+        var line: [UInt8] = []
+        do {
+            try socket.writeAll(Array(preamble) + [0x0a])
+            while !line.contains(0x0a) && line.count < 4096 {
+                let byte = try socket.read(max: 1)
+                if byte.isEmpty { break }
+                line += byte
+            }
+        } catch {
+            throw HVCError("hvcd stream: \(error)")
+        }
+        let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]
+        guard object?["ok"] as? Bool == true else {
+            let message = (object?["message"] as? String) ?? "hvcd refused the stream"
+            throw HVCError(object?["code"] as? String == "not_found" ? .notFound : .runtime, message)
+        }
+        return FrameChannel(socket: socket)
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws(HVCError) -> T {

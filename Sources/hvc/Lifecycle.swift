@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Runtime
+import VMM
 
 struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Start created containers in the background.")
@@ -44,7 +45,13 @@ struct Exec: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            try global.requireLocal("exec")
+            if let daemon = try global.daemon() {
+                let record = try daemon.decode(ContainerRecord.self, try daemon.call("GET", "/v1/containers/\(DaemonClient.escape(container))"))
+                let spec = ContainerManager.execSpec(record, arguments: command, environment: process.env,
+                                                     workingDirectory: process.workdir, user: process.user, terminal: process.tty)
+                let channel = try daemon.openStream(container: record.id)
+                return try ContainerManager.exec(over: channel, spec: spec, interactive: process.interactive)
+            }
             let manager = ContainerManager(runtime: global.runtime())
             let spec = try manager.execSpec(container, arguments: command, environment: process.env,
                                             workingDirectory: process.workdir, user: process.user, terminal: process.tty)

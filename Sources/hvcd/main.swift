@@ -26,7 +26,14 @@ do {
     exit(1)
 }
 signal(SIGPIPE, SIG_IGN)
-let server = Server(handler: Handler(runtime: Runtime(paths: paths), tenants: tenants))
+let handler = Handler(runtime: Runtime(paths: paths), tenants: tenants)
+let server = Server(handler: handler)
+do {
+    try StreamBridge(handler: handler).run(socketPath: socket + ".streams")
+} catch {
+    FileHandle.standardError.write(Data("hvcd: \(socket).streams: \(error)\n".utf8))
+    exit(1)
+}
 // SIGTERM and SIGINT stop the daemon, not the containers: their supervisors keep them running.
 let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
     signal(number, SIG_IGN)

@@ -69,6 +69,14 @@ extension EndToEnd {
             let unmapped = client(socket, uid: 2199, ["cannot-touch", idA])
             #expect(unmapped.status == 0, "\(unmapped.stderr)")
             // tenant-a may have one container: a second is refused with a clear 403.
+            // Nor can another tenant exec into it through the stream socket.
+            let intruder = h.execute(["/usr/bin/setpriv", "--reuid", "2102", "--regid", "2102", "--clear-groups", "/usr/bin/env",
+                                      "HVC_HOST=unix://" + socket, Harness.binary, "exec", idA, "true"])
+            #expect(intruder.status == 125)
+            #expect(intruder.stderr.contains("no such container"))
+            let owner = h.execute(["/usr/bin/setpriv", "--reuid", "2101", "--regid", "2101", "--clear-groups", "/usr/bin/env",
+                                   "HVC_HOST=unix://" + socket, Harness.binary, "exec", idA, "echo", "mine"])
+            #expect(owner.status == 0 && owner.stdout == "mine\n", "\(owner.stderr)")
             let quota = client(socket, uid: 2101, ["quota"])
             #expect(quota.status == 0, "\(quota.stderr)")
             #expect(h.hvc(["inspect", idB]).stdout.contains("\"tenant\" : \"tenant-b\""))
@@ -95,6 +103,10 @@ extension EndToEnd {
             #expect(remote.hvc(["ps"]).stdout.contains("via-daemon"))
             #expect(Harness.eventually { remote.hvc(["logs", "via-daemon"]).stdout == "remote\n" })
             #expect(remote.hvc(["inspect", "via-daemon"]).stdout.contains("\"status\" : \"running\""))
+            let exec = remote.hvc(["exec", "via-daemon", "sh", "-c", "echo from-exec; echo err >&2; exit 4"])
+            #expect(exec.status == 4)
+            #expect(exec.stdout == "from-exec\n" && exec.stderr == "err\n")
+            #expect(remote.hvc(["exec", "-i", "via-daemon", "cat"], stdin: "piped\n").stdout == "piped\n")
             #expect(remote.hvc(["stop", "-t", "1", "via-daemon"]).status == 0)
             #expect(remote.hvc(["wait", "via-daemon"]).stdout == "137\n")
             #expect(remote.hvc(["rm", "via-daemon"]).status == 0)

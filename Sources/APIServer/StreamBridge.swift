@@ -1,0 +1,101 @@
+import CLinux
+import Foundation
+import HVCSystem
+import Runtime
+
+/// hvcd's stream socket (`<socket>.streams`): process streams that HTTP/JSON does not carry.
+///
+/// Framing: the client sends one JSON line, `{"container": "<id or name>"}\n` (at most 4 KiB,
+/// within 10 s); hvcd checks that the caller's tenant owns the running container and answers one
+/// line, `{"ok": true}\n` or `{"code": ..., "message": ...}\n`. After `ok` the connection carries
+/// agent-protocol frames (`Specs/agent-protocol.md`, "Control socket"): `start` for an exec, its
+/// stdin, signals and resizes one way, its output and exit the other.
+public final class StreamBridge: Sendable {
+    let handler: Handler
+    static let maxPreamble = 4096
+
+    public init(handler: Handler) { self.handler = handler }
+
+    /// Accepts connections on `socketPath` until the process ends; each on a thread of its own.
+    public func run(socketPath: String) throws(Errno) {
+        unlink(socketPath)
+        let listener = FileDescriptor(try valueOrErrno { hvc_unix_listen(socketPath, 64) })
+        chmod(socketPath, 0o666)
+        Thread.detachNewThread { [self] in
+            while true {
+                let fd = accept(listener.raw, nil, nil)
+                if fd < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    return
+                }
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                let client = FileDescriptor(fd)
+                Thread.detachNewThread { self.serve(client) }
+            }
+        }
+    }
+
+    private func serve(_ client: FileDescriptor) {
+        var uid: uid_t = .max, gid: gid_t = .max, pid: pid_t = 0
+        guard hvc_peer_credentials(client.raw, &uid, &gid, &pid) == 0 else { return }
+        let caller = handler.tenants.caller(uid: uid, gid: gid)
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        _ = setsockopt(client.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let control: FileDescriptor
+        do {
+            let request = try readPreamble(client)
+            let record = try handler.container(request, caller)
+            guard record.state.status == .running else {
+                throw APIError(status: 409, code: "conflict", message: "container \(record.name) is not running")
+            }
+            let path = ContainerManager(runtime: handler.runtime).controlSocketPath(record)
+            let fd = hvc_unix_connect(path)
+            guard fd >= 0 else { throw APIError(status: 500, code: "internal", message: "container supervisor unreachable") }
+            control = FileDescriptor(fd)
+        } catch {
+            let apiError = (error as? APIError) ?? (error as? HVCError).map(Handler.map)
+                ?? APIError(status: 500, code: "internal", message: "\(error)")
+            let line = (try? JSONSerialization.data(withJSONObject: ["code": apiError.code, "message": apiError.message])) ?? Data()
+            try? client.writeAll(Array(line) + [0x0a])
+            return
+        }
+        timeout = timeval(tv_sec: 0, tv_usec: 0)
+        _ = setsockopt(client.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard (try? client.writeAll(Array("{\"ok\": true}\n".utf8))) != nil else { return }
+        // Bytes both ways until either side ends; the supervisor parses every frame.
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            StreamBridge.copy(from: client, to: control)
+            done.signal()
+        }
+        StreamBridge.copy(from: control, to: client)
+        done.wait()
+    }
+
+    /// The container named in the preamble line.
+    private func readPreamble(_ client: FileDescriptor) throws -> String {
+        var line: [UInt8] = []
+        while !line.contains(0x0a) {
+            guard line.count < StreamBridge.maxPreamble else {
+                throw APIError(status: 413, code: "too_large", message: "preamble over \(StreamBridge.maxPreamble) bytes")
+            }
+            // One byte at a time: nothing after the newline may be consumed here.
+            let byte = try client.read(max: 1)
+            if byte.isEmpty { throw APIError(status: 400, code: "bad_request", message: "no preamble") }
+            line += byte
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+              let container = object["container"] as? String, !container.isEmpty else {
+            throw APIError(status: 400, code: "bad_request", message: "preamble must be {\"container\": \"ID\"}")
+        }
+        return container
+    }
+
+    private static func copy(from source: FileDescriptor, to target: FileDescriptor) {
+        while let bytes = try? source.read(max: 65536), !bytes.isEmpty {
+            if (try? target.writeAll(bytes)) == nil { break }
+        }
+        _ = shutdown(source.raw, Int32(SHUT_RDWR))
+        _ = shutdown(target.raw, Int32(SHUT_RDWR))
+    }
+}
