@@ -4,6 +4,8 @@ import Foundation
 public struct UnpackedImage: Sendable {
     public var config: ImageConfigFile
     public var configDigest: Digest
+    /// The config blob's file.
+    public var configPath: String
     /// Layer files in order, bottom first.
     public var layers: [String]
     /// Names the archive gives the image (`name:tag`).
@@ -46,7 +48,7 @@ public enum ArchiveLayout {
             // Only a full NAME:TAG names the image; a bare tag says nothing of its name.
             references.append(name)
         }
-        return UnpackedImage(config: config, configDigest: manifest.config.digest, layers: layers, references: references)
+        return UnpackedImage(config: config, configDigest: manifest.config.digest, configPath: configPath, layers: layers, references: references)
     }
 
     static func readDocker(_ directory: String) throws(OCIError) -> UnpackedImage {
@@ -75,7 +77,7 @@ public enum ArchiveLayout {
             }
             layers.append(file)
         }
-        return UnpackedImage(config: config, configDigest: configDigest, layers: layers, references: entry.RepoTags ?? [])
+        return UnpackedImage(config: config, configDigest: configDigest, configPath: configPath, layers: layers, references: entry.RepoTags ?? [])
     }
 
     /// The blob a descriptor names, verified against its digest and size.

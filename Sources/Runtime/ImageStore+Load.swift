@@ -49,7 +49,93 @@ extension ImageStore {
         }
         let c = unpacked.config.config
         let config = ImageConfig(entrypoint: c?.Entrypoint, cmd: c?.Cmd, env: c?.Env, workingDir: c?.WorkingDir, user: c?.User)
-        return try store(tree: staging + "/rootfs", id: unpacked.configDigest.description, references: references, config: config)
+        let manifest = try keepBlobs(unpacked)
+        return try store(tree: staging + "/rootfs", id: unpacked.configDigest.description, references: references,
+                         config: config, manifest: manifest)
+    }
+
+    /// Moves a loaded image's config and layers into `blobs/` and writes an OCI manifest for
+    /// them, so that `save` can write the image back out. Returns the manifest's digest.
+    private func keepBlobs(_ unpacked: UnpackedImage) throws(HVCError) -> String {
+        do {
+            try makeDirectory(blobs)
+            func keep(_ path: String) throws -> (digest: OCI.Digest, size: Int64) {
+                let (digest, size) = try OCI.Digest.of(file: path)
+                let target = blobs + "/" + digest.hex
+                if !FileManager.default.fileExists(atPath: target) { try FileManager.default.moveItem(atPath: path, toPath: target) }
+                return (digest, size)
+            }
+            let config = try keep(unpacked.configPath)
+            var layers: [[String: Any]] = []
+            for layer in unpacked.layers {
+                let type = ImageStore.layerMediaType(layer)
+                let (digest, size) = try keep(layer)
+                layers.append(["mediaType": type, "digest": digest.description, "size": size])
+            }
+            let manifest: [String: Any] = [
+                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": ["mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest.description, "size": config.size],
+                "layers": layers,
+            ]
+            return try storeManifest(try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys]))
+        } catch let error as HVCError {
+            throw error
+        } catch {
+            throw HVCError("keep image blobs: \(error)")
+        }
+    }
+
+    /// Writes manifest bytes into `blobs/`; returns their digest.
+    func storeManifest(_ data: Data) throws(HVCError) -> String {
+        let digest = OCI.Digest.of(data: data)
+        let path = blobs + "/" + digest.hex
+        if !FileManager.default.fileExists(atPath: path) { try writeAtomically(path, data) }
+        return digest.description
+    }
+
+    /// An OCI layer media type from the file's first bytes: gzip, zstd or a plain tar.
+    static func layerMediaType(_ path: String) -> String {
+        let head = FileHandle(forReadingAtPath: path).flatMap { try? $0.read(upToCount: 4) } ?? Data()
+        if head.starts(with: [0x1f, 0x8b]) { return "application/vnd.oci.image.layer.v1.tar+gzip" }
+        if head.starts(with: [0x28, 0xb5, 0x2f, 0xfd]) { return "application/vnd.oci.image.layer.v1.tar+zstd" }
+        return "application/vnd.oci.image.layer.v1.tar"
+    }
+
+    /// Writes `image` as an OCI archive (oci-layout, index.json, blobs), named `reference`.
+    public func save(_ text: String, to output: String) throws(HVCError) {
+        let image = try resolve(text)
+        guard let data = FileManager.default.contents(atPath: imageDirectory(image.id) + "/image.json"),
+              let metadata = try? JSONDecoder.hvc.decode(Metadata.self, from: data), let manifestDigest = metadata.manifest,
+              let digest = try? OCI.Digest(parsing: manifestDigest),
+              let manifestData = FileManager.default.contents(atPath: blobs + "/" + digest.hex),
+              let manifest = try? JSONDecoder().decode(ImageManifest.self, from: manifestData)
+        else {
+            throw HVCError("image \(text) has no layers to save (it was imported from a directory): use the tree it came from")
+        }
+        let staging = directory + "/.staging-" + UUID().uuidString
+        try makeDirectory(staging + "/blobs/sha256")
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        for descriptor in [manifest.config] + manifest.layers {
+            let source = blobs + "/" + descriptor.digest.hex
+            guard link(source, staging + "/blobs/sha256/" + descriptor.digest.hex) == 0 else {
+                throw HVCError("save: blob \(descriptor.digest) is missing from the store: pull or load the image again")
+            }
+        }
+        _ = link(blobs + "/" + digest.hex, staging + "/blobs/sha256/" + digest.hex)
+        var entry: [String: Any] = [
+            "mediaType": manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest.description, "size": manifestData.count,
+        ]
+        if let name = image.references.first { entry["annotations"] = ["org.opencontainers.image.ref.name": name] }
+        let index: [String: Any] = ["schemaVersion": 2, "manifests": [entry]]
+        try writeAtomically(staging + "/oci-layout", Data(#"{"imageLayoutVersion": "1.0.0"}"#.utf8))
+        try writeAtomically(staging + "/index.json", (try? JSONSerialization.data(withJSONObject: index, options: [.sortedKeys])) ?? Data())
+        let temporary = output + ".tmp-\(getpid())"
+        let result = runTool("/bin/tar", ["-cf", temporary, "-C", staging, "oci-layout", "index.json", "blobs"])
+        guard result.status == 0, rename(temporary, output) == 0 else {
+            unlink(temporary)
+            throw HVCError("save \(output): \(result.output.split(separator: "\n").last ?? "cannot write")")
+        }
     }
 
     /// `docker.io/library/busybox:1` → `busybox:1`; other registries keep their host.

@@ -76,7 +76,8 @@ extension ImageStore {
         }
         let c = configFile.config
         let config = ImageConfig(entrypoint: c?.Entrypoint, cmd: c?.Cmd, env: c?.Env, workingDir: c?.WorkingDir, user: c?.User)
-        let image = try store(tree: staging + "/rootfs", id: id, references: [name], config: config)
+        let image = try store(tree: staging + "/rootfs", id: id, references: [name], config: config,
+                              manifest: try storeManifest(data))
         return PullResult(image: image, downloadedBlobs: downloaded, downloadedBytes: bytes)
     }
 

@@ -52,6 +52,8 @@ public struct ImageStore: Sendable {
         var config: ImageConfig
         var created: Date
         var rootfsType: String
+        /// The digest of the image's OCI manifest in `blobs/`, for `save`; nil for imported trees.
+        var manifest: String?
     }
 
     var indexPath: String { directory + "/index.json" }
@@ -113,7 +115,8 @@ public struct ImageStore: Sendable {
     }
 
     /// Makes the erofs image of `tree` and records it under `id` (default: the image's digest).
-    func store(tree: String, id: String?, references: [ImageReference], config: ImageConfig) throws(HVCError) -> Image {
+    func store(tree: String, id: String?, references: [ImageReference], config: ImageConfig,
+               manifest: String? = nil) throws(HVCError) -> Image {
         try makeDirectory(directory)
         let staging = directory + "/.staging-" + UUID().uuidString
         try makeDirectory(staging)
@@ -124,7 +127,7 @@ public struct ImageStore: Sendable {
             throw HVCError("mkfs.erofs failed: \(result.output.split(separator: "\n").last ?? "")")
         }
         let id = if let id { id } else { try digestOfFile(erofs) }
-        let metadata = Metadata(config: config, created: Date(), rootfsType: "erofs")
+        let metadata = Metadata(config: config, created: Date(), rootfsType: "erofs", manifest: manifest)
         try writeAtomically(staging + "/image.json", JSONEncoder.hvc.encode(metadata))
         try withIndexLock { () throws(HVCError) in
             let final = imageDirectory(id)

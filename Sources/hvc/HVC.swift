@@ -10,7 +10,7 @@ struct HVC: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Run.self, Create.self, Start.self, PS.self, Logs.self, Exec.self, Stop.self, Kill.self, Wait.self,
-            Remove.self, Inspect.self, Images.self, Pull.self, Login.self, Load.self, Tag.self, RemoveImage.self, Import.self, ImageGroup.self,
+            Remove.self, Inspect.self, Images.self, Pull.self, Login.self, Load.self, Save.self, Tag.self, RemoveImage.self, Import.self, ImageGroup.self,
             Info.self,
         ])
 

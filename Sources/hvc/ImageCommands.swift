@@ -74,7 +74,7 @@ struct RemoveImage: ParsableCommand {
 struct ImageGroup: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image", abstract: "Manage images.",
-        subcommands: [Images.self, ImageInspect.self, ImagePrune.self, RemoveImage.self, Pull.self, Load.self, Tag.self, Import.self])
+        subcommands: [Images.self, ImageInspect.self, ImagePrune.self, RemoveImage.self, Pull.self, Load.self, Save.self, Tag.self, Import.self])
 }
 
 struct ImageInspect: ParsableCommand {
@@ -176,6 +176,24 @@ struct Login: ParsableCommand {
             guard !password.isEmpty else { throw HVCError("no password on stdin") }
             try global.runtime().images.login(registry: registry, user: username, password: password)
             print("Login stored for \(registry)")
+            return 0
+        }
+    }
+}
+
+struct Save: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write an image to an OCI archive (loadable by hvc load, skopeo, podman).")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "The archive to write.")
+    var output: String
+    @Argument(help: "Image name or id.")
+    var image: String
+
+    func run() throws {
+        try HVC.guarded {
+            try global.requireLocal("save")
+            try global.runtime().images.save(image, to: output)
             return 0
         }
     }

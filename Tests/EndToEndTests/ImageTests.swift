@@ -120,6 +120,22 @@ extension EndToEnd {
             #expect(r.stderr.contains("exceeds the limit"))
         }
 
+        @Test func savedImagesLoadAgainHereAndInSkopeo() throws {
+            _ = h.hvc(["load", "-i", fixture("layers")])
+            let saved = scratch + "/saved.tar"
+            let save = h.hvc(["save", "-o", saved, "fixture:layers"])
+            #expect(save.status == 0, "\(save.stderr)")
+            // skopeo reads it as an OCI archive.
+            let inspect = h.execute(["/usr/bin/skopeo", "inspect", "oci-archive:" + saved])
+            #expect(inspect.status == 0, "\(inspect.stderr)")
+            #expect(h.hvc(["rmi", "-f", "fixture:layers"]).status == 0)
+            let again = h.hvc(["load", "-i", saved])
+            #expect(again.stdout == "Loaded image: fixture:layers\n", "\(again.stderr)")
+            #expect(h.hvc(["run", "--rm", "fixture:layers", "cat", "/etc/added"]).stdout == "added\n")
+            let imported = h.hvc(["save", "-o", scratch + "/busybox.tar", "busybox"])
+            #expect(imported.status == 125 && imported.stderr.contains("imported"))
+        }
+
         @Test func tagRmiAndPrune() {
             _ = h.hvc(["load", "-i", fixture("layers")])
             #expect(h.hvc(["tag", "fixture:layers", "renamed:1"]).status == 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes OCI image archives for hvc's end-to-end tests, well-formed or hostile.
 
-usage: make-image.py SCENARIO OUT.tar [OUTSIDE_PATH]
+usage: make-image.py SCENARIO OUT.tar [OUTSIDE_PATH [SALT]]
 
 Scenarios: layers (three layers with a whiteout, an opaque directory, a hard link and a
 symlink), dotdot, absolute, symlink-escape, hardlink-escape, bad-digest, bad-size, bomb,
@@ -108,11 +108,13 @@ def write_archive(out, layers, config_extra=None, corrupt=None):
 def main():
     scenario, out = sys.argv[1], sys.argv[2]
     outside = sys.argv[3] if len(sys.argv) > 3 else "/tmp/hvc-outside"
+    salt = sys.argv[4] if len(sys.argv) > 4 else ""
     base = tar_bytes(base_layer())
     if scenario in ("layers", "bad-digest", "bad-size", "truncated"):
         second = tar_bytes([("etc/.wh.remove", "file", ""), ("etc/added", "file", "added\n"),
                             ("opaque/.wh..wh..opq", "file", ""), ("opaque/upper", "file", "upper\n")])
-        third = tar_bytes([("etc/hard", "hardlink", "etc/keep"), ("etc/soft", "symlink", "/etc/keep")])
+        third = tar_bytes([("etc/hard", "hardlink", "etc/keep"), ("etc/soft", "symlink", "/etc/keep")]
+                          + ([("etc/salt", "file", salt)] if salt else []))
         write_archive(out, [base, second, third], corrupt=None if scenario == "layers" else scenario)
     elif scenario == "dotdot":
         write_archive(out, [base, tar_bytes([("etc/../../escaped", "file", "x")])])
