@@ -152,6 +152,7 @@ public final class Supervisor: @unchecked Sendable {
             if version != .unavailable {
                 let vmCgroup = VMCgroup(version: version, tenant: config.tenant, vm: String(config.id.prefix(16)))
                 self.cgroup = vmCgroup
+                try directory.recordCgroups(vmCgroup.directories)
                 try vmCgroup.create(CgroupLimits(
                     memoryBytes: Int64(config.memoryMiB + QEMUCommandLine.overheadMiB) << 20,
                     cpus: config.cpus, pids: config.pidsLimit))

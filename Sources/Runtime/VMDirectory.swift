@@ -43,6 +43,12 @@ public struct VMDirectory: Sendable {
         return directory
     }
 
+    /// Remembers the VM's cgroup directories, so that a sweep can remove them if the
+    /// supervisor dies without doing so.
+    public func recordCgroups(_ directories: [String]) throws(HVCError) {
+        try writeAtomically(path + "/cgroups", Data(directories.joined(separator: "\n").utf8))
+    }
+
     public func recordVMM(pid: Int32) throws(HVCError) {
         try writeAtomically(path + "/vmm", Data("\(pid)\n".utf8))
     }
@@ -70,6 +76,10 @@ public struct VMDirectory: Sendable {
             guard let owner = directory.readPID("owner"), !processIsAlive(owner) else { continue }
             if let vmm = directory.readPID("vmm"), processIsAlive(vmm), directory.isVMM(vmm) {
                 kill(vmm, SIGKILL)
+                for _ in 0..<100 where processIsAlive(vmm) { usleep(10_000) }
+            }
+            if let text = try? String(contentsOfFile: directory.path + "/cgroups", encoding: .utf8) {
+                for cgroup in text.split(separator: "\n") where cgroup.hasPrefix("/sys/fs/cgroup/") { rmdir(String(cgroup)) }
             }
             directory.remove()
         }
@@ -80,13 +90,18 @@ public struct VMDirectory: Sendable {
         return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    /// True when `pid` is still the QEMU of this directory, not a process that reused its pid.
+    /// True when `pid` is still the QEMU of this directory, not a process that reused its pid:
+    /// its output goes to this directory's log.
     private func isVMM(_ pid: Int32) -> Bool {
-        guard let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-        return String(decoding: cmdline, as: UTF8.self).contains(path + "/")
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/1")) == vmmLog
     }
 }
 
+/// Whether `pid` runs; a zombie (dead, not yet reaped by a parent that may never do so) does not.
 func processIsAlive(_ pid: Int32) -> Bool {
-    kill(pid, 0) == 0 || errno == EPERM
+    guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return true }
+    let state = stat[stat.index(after: close)...].split(separator: " ").first
+    return state != "Z" && state != "X"
 }

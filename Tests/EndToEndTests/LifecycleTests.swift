@@ -156,6 +156,12 @@ extension EndToEnd {
             #expect(after["status"] as? String == "exited")
             #expect((after["error"] as? String)?.contains("supervisor") == true)
             #expect(h.hvc(["logs", "orphan"]).stdout == "alive\n")
+            // Its cgroups went with the sweep that settled it.
+            let id = try #require((try inspect("orphan")["config"] as? [String: Any])?["id"] as? String)
+            for base in ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
+                let dir = "\(base)/hvc/default/\(id.prefix(16))"
+                #expect(!FileManager.default.fileExists(atPath: dir), "\(dir) remains")
+            }
             #expect(h.hvc(["rm", "orphan"]).status == 0)
             expectNothingLeft()
         }
