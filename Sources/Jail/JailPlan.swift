@@ -1,6 +1,7 @@
 import CJail
 import CLinux
 import Foundation
+import HVCSystem
 
 /// How one VMM process is confined: everything `hvc_spawn_jailed` needs, in Swift.
 public struct JailPlan: Sendable {
@@ -87,9 +88,9 @@ public struct JailPlan: Sendable {
     public func spawn(path: String, arguments: [String], environment: [String], outputFD: Int32) -> Result<Int32, JailError> {
         let procs = cgroup?.procsFiles ?? []
         var result = hvc_spawn_result()
-        let status: Int32 = withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in
-                withCStrings(procs) { cgroupProcs in
+        let status: Int32 = withCStringArray(arguments) { argv in
+            withCStringArray(environment) { envp in
+                withCStringArray(procs) { cgroupProcs in
                     withMounts { cMounts in
                         withRules { cRules in
                             root.withCString { cRoot in
@@ -161,10 +162,3 @@ public struct JailPlan: Sendable {
 
 /// Whether libseccomp knows this system call here.
 public func seccompKnowsSyscall(_ name: String) -> Bool { hvc_seccomp_syscall_known(name) != 0 }
-
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
-    let duplicated = strings.map { strdup($0) }
-    defer { duplicated.forEach { free($0) } }
-    let pointers = duplicated.map { UnsafePointer($0) } + [nil]
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
-}

@@ -1,5 +1,5 @@
-import Crypto
 import Foundation
+import OCI
 
 /// The parts of an OCI image configuration that decide how a container starts.
 public struct ImageConfig: Codable, Equatable, Sendable {
@@ -237,15 +237,11 @@ func makeDirectory(_ path: String, mode: Int = 0o755) throws(HVCError) {
 }
 
 func digestOfFile(_ path: String) throws(HVCError) -> String {
-    "sha256:" + (try sha256Hex(ofFile: path))
-}
-
-func sha256Hex(ofFile path: String) throws(HVCError) -> String {
-    guard let handle = FileHandle(forReadingAtPath: path) else { throw HVCError("read \(path)") }
-    defer { try? handle.close() }
-    var hasher = SHA256()
-    while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-    return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    do {
+        return try OCI.Digest.of(file: path).digest.description
+    } catch {
+        throw HVCError("digest of \(path): \(error)")
+    }
 }
 
 /// Runs a helper tool to completion; returns its status and combined output.
