@@ -13,7 +13,7 @@ public struct Response: Sendable {
 public struct Handler: Sendable {
     public let runtime: Runtime
     public let tenants: TenantConfig
-    public static let version = "0.1.0"
+    public static let version = Runtime.version
     static let createLock = NSLock()
 
     public init(runtime: Runtime, tenants: TenantConfig) {
@@ -87,6 +87,7 @@ public struct Handler: Sendable {
         var memory: String?
         var cpus: Int?
         var start: Bool?
+        var template: Bool?
     }
 
     struct PullRequest: Decodable { var reference: String }
@@ -110,6 +111,7 @@ public struct Handler: Sendable {
             options.command = request.cmd ?? []
             options.entrypoint = request.entrypoint
             options.name = request.name
+            options.template = request.template ?? true
             options.environment = request.env ?? []
             options.workingDirectory = request.workdir
             options.user = request.user

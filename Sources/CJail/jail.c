@@ -96,6 +96,13 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null < 0 || dup2(null, 0) < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0)
         fail(fd, HVC_JAIL_STDIO);
+    // The one fd the VMM inherits (a template's memory) becomes fd 3, kept across exec; the
+    // report pipe moves out of its way first.
+    if (jail->inherit_fd >= 0) {
+        if (fd == 3 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 10)) < 0) _exit(127);
+        if (jail->inherit_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(jail->inherit_fd, 3) < 0)
+            fail(fd, HVC_JAIL_STDIO);
+    }
 
     // 3. Resource limits: join the VM's cgroups while still root.
     if (join_cgroups(jail) < 0) fail(fd, HVC_JAIL_CGROUP);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <linux/random.h>
 #include <sched.h>
 #include <signal.h>
@@ -347,4 +348,19 @@ int hvc_open_pty(int *master, int *slave) {
     *master = m;
     *slave = s;
     return 0;
+}
+
+int hvc_open_in_root(const char *root, const char *path, int flags, unsigned mode) {
+    int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return -1;
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)(flags | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) ? mode : 0;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    int fd = (int)syscall(SYS_openat2, dir, path, &how, sizeof how);
+    int saved = errno;
+    close(dir);
+    errno = saved;
+    return fd;
 }

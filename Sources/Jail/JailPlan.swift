@@ -30,6 +30,8 @@ public struct JailPlan: Sendable {
     /// Bounds what the VMM can write to a file (the guest console log).
     public var maxFileSize: UInt64 = 64 << 20
     public var rules: [CompiledSeccompRule]
+    /// A descriptor the VMM gets as its fd 3 (a template's memory), or -1.
+    public var inheritedFD: Int32 = -1
 
     public init(root: String, mounts: [Mount], cgroup: VMCgroup?, uid: UInt32, gid: UInt32, rules: [CompiledSeccompRule]) {
         self.root = root
@@ -99,7 +101,7 @@ public struct JailPlan: Sendable {
                                     cgroup_procs: cgroupProcs, cgroup_count: procs.count,
                                     uid: uid, gid: gid, extra_gid: extraGroup,
                                     max_open_files: maxOpenFiles, max_file_size: maxFileSize,
-                                    rules: cRules, rule_count: rules.count)
+                                    rules: cRules, rule_count: rules.count, inherit_fd: inheritedFD)
                                 return hvc_spawn_jailed(&jail, path, argv, envp, outputFD, &result)
                             }
                         }

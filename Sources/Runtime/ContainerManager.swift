@@ -31,7 +31,7 @@ public struct ContainerManager: Sendable {
             id: id, name: name, image: options.image, imageID: image.id,
             process: .init(spec), hostname: hostname, memoryMiB: options.memoryMiB, cpus: options.cpus, pidsLimit: options.pidsLimit,
             accelerator: accelerator, tenant: tenant, created: Date(), autoRemove: options.remove,
-            logMaxBytes: logMaxBytes)
+            logMaxBytes: logMaxBytes, template: options.template ? nil : false)
         return try store.create(config)
     }
 

@@ -19,6 +19,10 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     public var created: Date
     public var autoRemove: Bool
     public var logMaxBytes: Int
+    /// Whether the VM starts as a clone of a template (nil: yes); false forces a cold boot.
+    public var template: Bool?
+
+    public var startsFromTemplate: Bool { template ?? true }
 
     /// `ProcessSpec` in a form that can be stored.
     public struct ProcessConfig: Codable, Equatable, Sendable {
@@ -57,6 +61,8 @@ public struct ContainerState: Codable, Equatable, Sendable {
     public var finished: Date?
     public var exitCode: Int32?
     public var oomKilled = false
+    /// The key of the template the VM was cloned from; nil for a cold boot.
+    public var template: String?
     /// Why the container ended other than by its command exiting, or why it did not start.
     public var error: String?
 

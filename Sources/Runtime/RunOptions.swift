@@ -18,6 +18,8 @@ public struct RunOptions: Sendable {
     public var interactive = false
     public var terminal = false
     public var remove = false
+    /// Start the VM as a clone of the image's template (made on first use); false: cold boot.
+    public var template = true
 
     public init(image: String) { self.image = image }
 

@@ -3,6 +3,8 @@ import VMM
 
 /// The entry point of the runtime library: state locations, the image store, host facts.
 public struct Runtime: Sendable {
+    /// hvc's version; part of every template's key.
+    public static let version = "0.1.0"
     public let paths: RuntimePaths
     public let images: ImageStore
     public let containers: ContainerStore

@@ -28,8 +28,7 @@ public final class Supervisor: @unchecked Sendable {
     private let routes = Mutex(Routes())
     private var channel: FrameChannel?
     private var vm: QEMUMachine?
-    private var cgroup: VMCgroup?
-    private var identity: (pool: IdentityPool, uid: UInt32)?
+    private var confinement: VMConfinement?
     private let forcedStop = Mutex(false)
 
     /// A connection on the control socket (or the attached `hvc run` through a socket pair).
@@ -91,23 +90,49 @@ public final class Supervisor: @unchecked Sendable {
     private func boot(_ directory: VMDirectory) throws(HVCError) -> (code: Int32, error: String?) {
         try runtime.checkAssets()
         let image = try runtime.images.resolve(config.imageID)
-        let configuration = VMConfiguration(
+        var configuration = VMConfiguration(
             kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
             rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
             memoryMiB: config.memoryMiB, cpus: config.cpus, accelerator: config.accelerator,
             agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
             consoleLog: VMDirectory.Jailed.consoleLog)
-        let jail = try makeJail(directory, image: image)
+        var clone: CloneSource?
+        if config.startsFromTemplate {
+            let templates = runtime.templates
+            let inputs = try templates.inputs(runtime: runtime, image: image, memoryMiB: config.memoryMiB,
+                                              cpus: config.cpus, accelerator: config.accelerator)
+            clone = try templates.cloneSource(runtime: runtime, image: image, reference: config.image, inputs: inputs)
+            configuration.memory = .clone
+            timing.mark("template")
+        }
+        let confinement = try VMConfinement.make(
+            .init(owner: config.id, tenant: config.tenant, image: image, memoryMiB: config.memoryMiB, cpus: config.cpus,
+                  pidsLimit: config.pidsLimit, accelerator: config.accelerator, bootsKernel: clone == nil),
+            directory: directory, runtime: runtime)
+        self.confinement = confinement
         timing.mark("launch")
         let vm: QEMUMachine
         do {
-            vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog, jail: jail)
+            vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
+                                        jail: confinement.plan, memoryFD: clone?.memory.raw ?? -1)
         } catch {
             throw HVCError("\(error)")
         }
         self.vm = vm
         try directory.recordVMM(pid: vm.pid)
-        try store.update(config.id) { $0.supervisorPID = getpid(); $0.vmmPID = vm.pid }
+        try store.update(config.id) {
+            $0.supervisorPID = getpid()
+            $0.vmmPID = vm.pid
+            $0.template = clone?.template.key
+        }
+        if let clone {
+            do {
+                try Migration.restore(try vm.qmp(timeoutSeconds: 30), from: clone.state.raw)
+            } catch {
+                throw HVCError("restoring the VM from template \(clone.template.key.prefix(12)): \(error)\(directory.diagnostics())")
+            }
+            timing.mark("restored")
+        }
 
         let channel: FrameChannel
         do {
@@ -122,49 +147,6 @@ public final class Supervisor: @unchecked Sendable {
         if let initClient { serve(initClient) }
         try listen(directory)
         return relayUntilExit(channel, directory: directory)
-    }
-
-    /// The VMM's confinement: its own uid, a cgroup with this container's limits, a jail
-    /// directory holding only the VM's files, and the seccomp policy.
-    private func makeJail(_ directory: VMDirectory, image: Image) throws(HVCError) -> JailPlan {
-        do {
-            let rules = try SeccompPolicy.load(path: runtime.paths.seccompPolicy).compile(isKnownSyscall: seccompKnowsSyscall)
-            var range = IdentityPool.defaultRange
-            if let text = ProcessInfo.processInfo.environment["HVC_UID_RANGE"], !text.isEmpty {
-                range = try IdentityPool.parseRange(text)
-            }
-            let pool = IdentityPool(directory: runtime.paths.identities, range: range)
-            let uid = try pool.claim(owner: config.id)
-            identity = (pool, uid)
-            var mounts = JailPlan.hostMounts() + [
-                JailPlan.Mount(source: runtime.paths.kernel, target: VMDirectory.Jailed.kernel),
-                JailPlan.Mount(source: runtime.paths.initramfs, target: VMDirectory.Jailed.initramfs),
-                JailPlan.Mount(source: image.rootfsPath, target: VMDirectory.Jailed.rootDisk),
-            ]
-            var extraGroup: UInt32 = 0
-            if config.accelerator == .kvm {
-                mounts.append(JailPlan.Mount(source: "/dev/kvm", target: VMDirectory.Jailed.kvm, writable: true, device: true))
-                var info = stat()
-                if stat("/dev/kvm", &info) == 0 { extraGroup = info.st_gid }
-            }
-            let version = CgroupVersion.detect()
-            var cgroup: VMCgroup?
-            if version != .unavailable {
-                let vmCgroup = VMCgroup(version: version, tenant: config.tenant, vm: String(config.id.prefix(16)))
-                self.cgroup = vmCgroup
-                try directory.recordCgroups(vmCgroup.directories)
-                try vmCgroup.create(CgroupLimits(
-                    memoryBytes: Int64(config.memoryMiB + QEMUCommandLine.overheadMiB) << 20,
-                    cpus: config.cpus, pids: config.pidsLimit))
-                cgroup = vmCgroup
-            }
-            var plan = JailPlan(root: directory.jailRoot, mounts: mounts, cgroup: cgroup, uid: uid, gid: uid, rules: rules)
-            plan.extraGroup = extraGroup
-            try plan.prepareRoot()
-            return plan
-        } catch {
-            throw HVCError("\(error)")
-        }
     }
 
     /// `ready` from the guest, then the session parameters and the container's command.
@@ -367,8 +349,7 @@ public final class Supervisor: @unchecked Sendable {
             }
         }
         timing.mark("vm-gone")
-        cgroup?.remove()
-        if let identity { identity.pool.release(identity.uid) }
+        confinement?.release()
         channel?.shutdown()
         let clients = routes.withLock { routes in
             routes.ended = true

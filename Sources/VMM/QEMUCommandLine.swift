@@ -12,6 +12,12 @@ public struct QEMUCommandLine: Sendable {
     /// What QEMU itself needs beyond guest RAM: the translation cache and its own heap.
     public static let overheadMiB = translationCacheMiB + 96
 
+    /// The QMP id of the agent's serial port (its VSERPORT_CHANGE events name it).
+    public static let agentPortID = "agent0"
+    static let memoryBackendID = "ram"
+    /// Where a template's or clone's guest memory is: the descriptor the jail passes as fd 3.
+    static let memoryPath = "/proc/self/fd/3"
+
     public init(_ configuration: VMConfiguration) { self.configuration = configuration }
 
     /// Kernel parameters: quiet boot, reboot by triple fault (QEMU exits on it with
@@ -29,10 +35,9 @@ public struct QEMUCommandLine: Sendable {
     public var arguments: [String] {
         let c = configuration
         let e = QEMUCommandLine.escaped
-        var args = [
-            "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-            "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off",
-        ]
+        var machine = "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off"
+        if c.memory != .anonymous { machine += ",memory-backend=\(QEMUCommandLine.memoryBackendID)" }
+        var args = ["-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-M", machine]
         switch c.accelerator {
         case .kvm: args += ["-accel", "kvm", "-cpu", "host"]
         case .tcg: args += ["-accel", "tcg,tb-size=\(QEMUCommandLine.translationCacheMiB)", "-cpu", "max"]
@@ -40,17 +45,35 @@ public struct QEMUCommandLine: Sendable {
         if c.sandbox {
             args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
         }
+        args += ["-m", "\(c.memoryMiB)M", "-smp", "\(c.cpus)"]
+        switch c.memory {
+        case .anonymous:
+            break
+        case .capture:
+            args += ["-object", memoryBackend(share: true), "-S"]
+        case .clone:
+            args += ["-object", memoryBackend(share: false), "-incoming", "defer"]
+        }
+        // A clone's kernel is already in the memory it starts from.
+        if c.memory != .clone {
+            args += ["-kernel", c.kernel, "-initrd", c.initramfs, "-append", kernelParameters]
+        }
         args += [
-            "-m", "\(c.memoryMiB)M", "-smp", "\(c.cpus)",
-            "-kernel", c.kernel, "-initrd", c.initramfs, "-append", kernelParameters,
             "-chardev", "file,id=console,path=\(e(c.consoleLog))", "-serial", "chardev:console",
             "-drive", "id=root,file=\(e(c.rootDisk)),format=raw,if=none,readonly=on",
             "-device", "virtio-blk-device,drive=root",
             "-device", "virtio-serial-device,max_ports=2",
             "-chardev", "socket,id=agent,path=\(e(c.agentSocket)),server=on,wait=off",
-            "-device", "virtserialport,chardev=agent,name=hvc.agent",
+            "-device", "virtserialport,chardev=agent,name=hvc.agent,id=\(QEMUCommandLine.agentPortID)",
             "-qmp", "unix:\(e(c.qmpSocket)),server=on,wait=off",
         ]
         return args
+    }
+
+    /// Guest RAM from the file at fd 3: written through for a template being captured,
+    /// mapped private (copy-on-write) for a clone.
+    private func memoryBackend(share: Bool) -> String {
+        "memory-backend-file,id=\(QEMUCommandLine.memoryBackendID),size=\(configuration.memoryMiB)M,"
+            + "mem-path=\(QEMUCommandLine.memoryPath),share=\(share ? "on" : "off")"
     }
 }

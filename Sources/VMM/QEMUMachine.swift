@@ -22,10 +22,15 @@ public final class QEMUMachine: VirtualMachine {
     }
 
     /// Starts QEMU; its own output goes to `logPath`. With a `jail`, QEMU starts confined by it
-    /// and the configuration's paths are paths inside the jail.
+    /// and the configuration's paths are paths inside the jail. `memoryFD` is the guest RAM
+    /// file of a template capture or a clone (passed as the VMM's fd 3; jailed launches only).
     public static func launch(
-        _ configuration: VMConfiguration, binary: String, logPath: String, jail: JailPlan? = nil
+        _ configuration: VMConfiguration, binary: String, logPath: String, jail: JailPlan? = nil,
+        memoryFD: Int32 = -1
     ) throws(VMError) -> QEMUMachine {
+        guard (configuration.memory == .anonymous) == (memoryFD < 0) else {
+            throw .launch("guest memory \(configuration.memory.rawValue) needs exactly one memory file")
+        }
         let log: FileDescriptor
         do {
             log = try FileDescriptor.open(logPath, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
@@ -34,12 +39,14 @@ public final class QEMUMachine: VirtualMachine {
         }
         let argv = [binary] + QEMUCommandLine(configuration).arguments
         let environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
-        if let jail {
+        if var jail {
+            jail.inheritedFD = memoryFD
             switch jail.spawn(path: binary, arguments: argv, environment: environment, outputFD: log.raw) {
             case .success(let pid): return QEMUMachine(configuration: configuration, pid: pid, hostRoot: jail.root)
             case .failure(let error): throw .launch("\(error)")
             }
         }
+        guard memoryFD < 0 else { throw .launch("a memory file can only be passed to a jailed VMM") }
         var result = hvc_spawn_result()
         let status = withCStringArray(argv) { cArgv in
             withCStringArray(environment) { cEnv in
@@ -65,6 +72,11 @@ public final class QEMUMachine: VirtualMachine {
             if Date() > deadline { throw .agentUnavailable("\(hostRoot + configuration.agentSocket): \(error)") }
             usleep(2000)
         }
+    }
+
+    /// A QMP connection; QEMU serves one at a time, so drop it before `stop`.
+    public func qmp(timeoutSeconds: Double) throws(VMError) -> QMPClient {
+        try QMPClient.connect(path: hostRoot + configuration.qmpSocket, timeoutSeconds: timeoutSeconds) { !hasExited() }
     }
 
     public func stop() throws(VMError) {

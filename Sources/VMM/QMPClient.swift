@@ -22,9 +22,30 @@ public final class QMPClient {
         _ = try execute("qmp_capabilities")
     }
 
-    /// Runs `command` and returns its `return` value.
+    /// Connects to a QMP socket that may not exist yet, retrying while `isAlive` says the VMM runs.
+    public static func connect(path: String, timeoutSeconds: Double, isAlive: () -> Bool) throws(VMError) -> QMPClient {
+        let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
+        while true {
+            do {
+                return try QMPClient(path: path)
+            } catch {
+                guard isAlive() else { throw .launch("QEMU exited before its QMP socket came up") }
+                guard monotonicNanoseconds() < deadline else { throw error }
+                usleep(1000)
+            }
+        }
+    }
+
+    /// Bounds how long any one read waits (0: no bound).
+    public func setTimeout(seconds: Double) {
+        var value = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
+        setsockopt(socket.raw, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Runs `command` and returns its `return` value; with `passing`, that descriptor travels
+    /// with the command (SCM_RIGHTS), as `getfd` wants.
     @discardableResult
-    public func execute(_ command: String, arguments: [String: Any]? = nil) throws(VMError) -> Any {
+    public func execute(_ command: String, arguments: [String: Any]? = nil, passing fd: Int32? = nil) throws(VMError) -> Any {
         var request: [String: Any] = ["execute": command]
         if let arguments { request["arguments"] = arguments }
         let data: Data
@@ -33,10 +54,16 @@ public final class QMPClient {
         } catch {
             throw .qmp("encode \(command): \(error)")
         }
-        do {
-            try socket.writeAll(Array(data) + [0x0a])
-        } catch {
-            throw .qmp("send \(command): \(error)")
+        let line = Array(data) + [0x0a]
+        if let fd {
+            let sent = line.withUnsafeBytes { hvc_send_with_fd(socket.raw, $0.baseAddress, $0.count, fd) }
+            guard sent == 0 else { throw .qmp("send \(command): \(Errno.current)") }
+        } else {
+            do {
+                try socket.writeAll(line)
+            } catch {
+                throw .qmp("send \(command): \(error)")
+            }
         }
         while true {
             let object = try readObject()
@@ -44,6 +71,20 @@ public final class QMPClient {
             if let error = object["error"] as? [String: Any] {
                 throw .qmp("\(command): \(error["desc"] as? String ?? "error")")
             }
+            if object["event"] != nil { events.append(object) }
+        }
+    }
+
+    /// Waits for an event named `name` for which `matches` holds, among those already seen and
+    /// those still to come.
+    public func waitForEvent(_ name: String, matches: ([String: Any]) -> Bool = { _ in true }) throws(VMError) -> [String: Any] {
+        func wanted(_ object: [String: Any]) -> Bool {
+            object["event"] as? String == name && matches(object["data"] as? [String: Any] ?? [:])
+        }
+        if let index = events.firstIndex(where: wanted) { return events.remove(at: index) }
+        while true {
+            let object = try readObject()
+            if wanted(object) { return object }
             if object["event"] != nil { events.append(object) }
         }
     }

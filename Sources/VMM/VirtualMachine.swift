@@ -15,6 +15,18 @@ public struct VMConfiguration: Equatable, Sendable {
     public var consoleLog: String
     /// Turn on QEMU's own seccomp sandbox (`-sandbox`).
     public var sandbox = true
+    /// Where guest RAM comes from.
+    public var memory: MemorySource = .anonymous
+
+    public enum MemorySource: String, Equatable, Sendable {
+        /// QEMU's own anonymous memory: a cold boot.
+        case anonymous
+        /// A template being captured: RAM is the file passed as fd 3, shared, and the VM
+        /// starts paused so that the capturer watches it from the first instruction.
+        case capture
+        /// A clone: the template's RAM file mapped private, device state arriving by migration.
+        case clone
+    }
 
     public init(
         kernel: String, initramfs: String, rootDisk: String, rootFilesystemType: String = "erofs",

@@ -162,9 +162,14 @@ final class Agent {
             tv_sec: Int(hello.unixTimeNanoseconds / 1_000_000_000),
             tv_nsec: Int(hello.unixTimeNanoseconds % 1_000_000_000))
         clock_settime(CLOCK_REALTIME, &now)
-        try? writeFile(Boot.rootfs + "/etc/hostname", hostname + "\n")
-        try? writeFile(
-            Boot.rootfs + "/etc/hosts",
+        try? writeContainerFile("/etc/hostname", hostname + "\n")
+        // A machine id of this container's own, drawn after the reseed above.
+        if let urandom = try? FileDescriptor.open("/dev/urandom", O_RDONLY), let bytes = try? urandom.read(max: 16), bytes.count == 16 {
+            let hex = bytes.map { byte in String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }
+            try? writeContainerFile("/etc/machine-id", hex.joined() + "\n")
+        }
+        try? writeContainerFile(
+            "/etc/hosts",
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n")
     }
 
@@ -172,8 +177,8 @@ final class Agent {
 
     private func start(_ spec: ProcessSpec, id: UInt32) {
         let lookup = UserLookup(
-            passwd: (try? readFile(Boot.rootfs + "/etc/passwd")) ?? "",
-            group: (try? readFile(Boot.rootfs + "/etc/group")) ?? "")
+            passwd: (try? readContainerFile("/etc/passwd")) ?? "",
+            group: (try? readContainerFile("/etc/group")) ?? "")
         let identity: Identity
         do {
             identity = try lookup.resolve(spec.user)

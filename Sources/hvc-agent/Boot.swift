@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import HVCSystem
 
@@ -91,6 +92,24 @@ func readFile(_ path: String, max: Int = 1 << 20) throws(Errno) -> String {
     var bytes: [UInt8] = []
     while bytes.count < max {
         let chunk = try fd.read(max: min(65536, max - bytes.count))
+        if chunk.isEmpty { break }
+        bytes += chunk
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Writes a file of the container's root filesystem: the image's symlinks resolve inside it.
+func writeContainerFile(_ path: String, _ text: String) throws(Errno) {
+    let fd = FileDescriptor(try valueOrErrno { hvc_open_in_root(Boot.rootfs, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644) })
+    try fd.writeAll(Array(text.utf8))
+}
+
+/// Reads a file of the container's root filesystem (at most 1 MiB of it).
+func readContainerFile(_ path: String) throws(Errno) -> String {
+    let fd = FileDescriptor(try valueOrErrno { hvc_open_in_root(Boot.rootfs, path, O_RDONLY, 0) })
+    var bytes: [UInt8] = []
+    while bytes.count < 1 << 20 {
+        let chunk = try fd.read(max: 65536)
         if chunk.isEmpty { break }
         bytes += chunk
     }

@@ -1,8 +1,10 @@
 import Foundation
 import Runtime
 
-// hvc-shim: supervises one detached container for its whole life.
+// hvc-shim: supervises one detached container for its whole life, or (with --keep-template)
+// holds a template's sealed memory for its clones.
 // Usage: hvc-shim --root DIR --run-root DIR --assets DIR CONTAINER_ID
+//        hvc-shim --root DIR --run-root DIR --assets DIR --keep-template KEY
 var options: [String: String] = [:]
 var positional: [String] = []
 var arguments = CommandLine.arguments.dropFirst()
@@ -13,12 +15,15 @@ while let argument = arguments.popFirst() {
         positional.append(argument)
     }
 }
-guard positional.count == 1, let root = options["root"], let runRoot = options["run-root"], let assets = options["assets"] else {
+guard positional.count == (options["keep-template"] == nil ? 1 : 0), let root = options["root"], let runRoot = options["run-root"], let assets = options["assets"] else {
     FileHandle.standardError.write(Data("usage: hvc-shim --root DIR --run-root DIR --assets DIR CONTAINER_ID\n".utf8))
     exit(2)
 }
 signal(SIGPIPE, SIG_IGN)
 let runtime = Runtime(paths: RuntimePaths(root: root, runRoot: runRoot, assets: assets))
+if let key = options["keep-template"] {
+    TemplateKeeper.run(store: runtime.templates, key: key)
+}
 do {
     let record = try runtime.containers.resolve(positional[0])
     exit(Supervisor(config: record.config, runtime: runtime).run())

@@ -7,11 +7,11 @@ struct HVC: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hvc",
         abstract: "Run containers, each in its own micro-VM.",
-        version: "0.1.0",
+        version: Runtime.version,
         subcommands: [
             Run.self, Create.self, Start.self, PS.self, Logs.self, Exec.self, Stop.self, Kill.self, Wait.self,
             Remove.self, Inspect.self, Images.self, Pull.self, Login.self, Load.self, Save.self, Tag.self, RemoveImage.self, Import.self, ImageGroup.self,
-            Info.self,
+            Info.self, TemplateGroup.self,
         ])
 
     /// Runs a subcommand body, turning an `HVCError` into its one-line message and exit code.

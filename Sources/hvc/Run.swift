@@ -46,6 +46,8 @@ struct ContainerOptions: ParsableArguments {
     var entrypoint: String?
     @Option(help: "Rotate the container's log past this size, e.g. 10m.")
     var logMaxSize = "10m"
+    @Flag(help: "Boot the VM cold instead of cloning the image's template.")
+    var noTemplate = false
 
     @Argument(help: "Image name or id.")
     var image: String
@@ -75,6 +77,7 @@ struct ContainerOptions: ParsableArguments {
             options.interactive = process.interactive
             options.terminal = process.tty
             options.remove = rm
+            options.template = !noTemplate
             return options
     }
 
@@ -85,6 +88,7 @@ struct ContainerOptions: ParsableArguments {
         }
         var request: [String: Any] = ["image": image, "memory": memory, "cpus": cpus, "start": start, "env": process.env]
         if !command.isEmpty { request["cmd"] = command }
+        if noTemplate { request["template"] = false }
         if let name { request["name"] = name }
         if let hostname { request["hostname"] = hostname }
         if let workdir = process.workdir { request["workdir"] = workdir }

@@ -101,6 +101,20 @@ struct Harness: Sendable {
         }
     }
 
+    /// Container supervisors (`hvc-shim` without `--keep-template`) of this harness.
+    func supervisors() -> [Int32] {
+        let keepers = Set(templateKeepers())
+        return processes(named: "hvc-shim", matching: root).filter { !keepers.contains($0) }
+    }
+
+    /// Template keepers of this harness (they live as long as their template).
+    func templateKeepers() -> [Int32] {
+        processes(named: "hvc-shim", matching: "--keep-template").filter { pid in
+            let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
+            return data.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == root }
+        }
+    }
+
     /// Processes whose executable name contains `name` and, given a `needle`, whose command line
     /// contains it.
     func processes(named name: String, matching needle: String? = nil) -> [Int32] {

@@ -11,7 +11,7 @@ extension EndToEnd {
         func expectNothingLeft(sourceLocation: SourceLocation = #_sourceLocation) {
             #expect(h.leftoverVMDirectories() == [], sourceLocation: sourceLocation)
             #expect(h.leftoverVMMs() == [], sourceLocation: sourceLocation)
-            #expect(h.processes(named: "hvc-shim", matching: h.root).isEmpty, sourceLocation: sourceLocation)
+            #expect(h.supervisors().isEmpty, sourceLocation: sourceLocation)
         }
 
         func inspect(_ container: String) throws -> [String: Any] {

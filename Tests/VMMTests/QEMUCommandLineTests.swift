@@ -27,7 +27,9 @@ struct QEMUCommandLineTests {
         #expect(args.contains("-no-reboot"))
         #expect(args.contains("-nodefaults"))
         #expect(values(args, "-drive") == ["id=root,file=/img/rootfs.erofs,format=raw,if=none,readonly=on"])
-        #expect(values(args, "-device").contains("virtserialport,chardev=agent,name=hvc.agent"))
+        #expect(values(args, "-device").contains("virtserialport,chardev=agent,name=hvc.agent,id=agent0"))
+        #expect(values(args, "-object").isEmpty)
+        #expect(!args.contains("-incoming") && !args.contains("-S"))
         #expect(values(args, "-chardev").contains("socket,id=agent,path=/run/hvc/vms/abc/agent.sock,server=on,wait=off"))
         #expect(values(args, "-qmp") == ["unix:/run/hvc/vms/abc/qmp.sock,server=on,wait=off"])
     }
@@ -48,5 +50,33 @@ struct QEMUCommandLineTests {
     @Test func commasInPathsAreEscaped() {
         let args = QEMUCommandLine(configuration(.tcg, socketDirectory: "/tmp/a,b")).arguments
         #expect(values(args, "-qmp") == ["unix:/tmp/a,,b/qmp.sock,server=on,wait=off"])
+    }
+
+    @Test func captureWritesRAMThroughToTheInheritedFileAndStartsPaused() {
+        var config = configuration(.tcg)
+        config.memory = .capture
+        let args = QEMUCommandLine(config).arguments
+        #expect(values(args, "-M") == ["microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off,memory-backend=ram"])
+        #expect(values(args, "-object") == ["memory-backend-file,id=ram,size=256M,mem-path=/proc/self/fd/3,share=on"])
+        #expect(args.contains("-S"))
+        #expect(values(args, "-kernel") == ["/k/vmlinux"])
+        #expect(!args.contains("-incoming"))
+    }
+
+    @Test func cloneMapsTheTemplatePrivateAndWaitsForItsState() {
+        var config = configuration(.tcg)
+        config.memory = .clone
+        let args = QEMUCommandLine(config).arguments
+        #expect(values(args, "-object") == ["memory-backend-file,id=ram,size=256M,mem-path=/proc/self/fd/3,share=off"])
+        #expect(values(args, "-incoming") == ["defer"])
+        #expect(!args.contains("-S"))
+        #expect(values(args, "-kernel").isEmpty && values(args, "-initrd").isEmpty && values(args, "-append").isEmpty)
+        // Everything that shapes the machine is the same as the template's.
+        var capture = configuration(.tcg)
+        capture.memory = .capture
+        let captureArgs = QEMUCommandLine(capture).arguments
+        for flag in ["-M", "-m", "-smp", "-accel", "-cpu", "-device", "-drive"] {
+            #expect(values(args, flag) == values(captureArgs, flag))
+        }
     }
 }

@@ -41,6 +41,7 @@ struct hvc_jail {
     uint64_t max_file_size;
     const struct hvc_seccomp_rule *rules;
     size_t rule_count;
+    int inherit_fd;             /* passed to the VMM as its fd 3, or -1 for none */
 };
 
 /// Where the jail sequence failed (reported in `hvc_spawn_result.stage`).

@@ -87,6 +87,9 @@ int hvc_set_window_size(int fd, uint16_t rows, uint16_t columns);
 /// ioctl(RNDADDENTROPY) then ioctl(RNDRESEEDCRNG): credits `length` bytes to the kernel RNG
 /// and reseeds it now (needs CAP_SYS_ADMIN).
 int hvc_add_entropy(int fd, const uint8_t *bytes, size_t length);
+/// openat2 of `path` with `root` as its root (RESOLVE_IN_ROOT): symlinks and `..` in the path
+/// cannot leave `root`. For files inside a container's root filesystem. fd or -1 with errno.
+int hvc_open_in_root(const char *root, const char *path, int flags, unsigned mode);
 /// Opens a pseudo-terminal pair; returns 0 or -1 with errno.
 int hvc_open_pty(int *master, int *slave);
 
@@ -108,5 +111,14 @@ int hvc_unix_listen(const char *path, int backlog);
 int hvc_socketpair(int fds[2]);
 /// The uid, gid and pid of a Unix socket's peer (SO_PEERCRED); returns 0 or -1 with errno.
 int hvc_peer_credentials(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
+/// Sends `length` bytes with `fd` attached (SCM_RIGHTS); returns 0 or -1 with errno.
+int hvc_send_with_fd(int sock, const void *bytes, size_t length, int fd);
+
+/// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); returns the fd or -1 with errno.
+int hvc_memfd(const char *name);
+/// Seals a memfd against every change (write, shrink, grow, further seals).
+int hvc_seal_contents(int fd);
+/// 1 when `fd` carries all of hvc_seal_contents's seals, 0 when not, -1 with errno.
+int hvc_contents_sealed(int fd);
 
 #endif

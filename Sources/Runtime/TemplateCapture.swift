@@ -1,0 +1,106 @@
+import CLinux
+import Foundation
+import HVCSystem
+import OCI
+import VMM
+
+/// Makes a template: boots a VM of the image, jailed as any other, with its RAM in a fresh
+/// memfd; waits until the guest agent has opened its port (it then blocks writing `ready`
+/// until a host connects, so every clone says `ready` to its own host); saves the device
+/// state; and writes state and memory into the store.
+enum TemplateCapture {
+    static func capture(runtime: Runtime, image: Image, reference: String, inputs: TemplateInputs) throws(HVCError) -> Template {
+        let store = runtime.templates
+        let key = inputs.key
+        let staging = store.directory + "/.staging-\(key.prefix(16))-\(getpid())"
+        try? FileManager.default.removeItem(atPath: staging)
+        try makeDirectory(staging, mode: 0o700)
+        var complete = false
+        defer { if !complete { try? FileManager.default.removeItem(atPath: staging) } }
+
+        let memfd = hvc_memfd("hvc-capture-" + key.prefix(16))
+        guard memfd >= 0 else { throw HVCError("template memory: \(Errno.current)") }
+        let memory = FileDescriptor(memfd)
+        guard ftruncate(memfd, off_t(inputs.memoryMiB << 20)) == 0 else { throw HVCError("template memory: \(Errno.current)") }
+        let state: FileDescriptor
+        do {
+            state = try FileDescriptor.open(staging + "/state", O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+        } catch {
+            throw HVCError("template state: \(error)")
+        }
+
+        try boot(runtime: runtime, image: image, inputs: inputs, memory: memory, state: state)
+        state.close()
+
+        let memoryFile: FileDescriptor
+        do {
+            memoryFile = try FileDescriptor.open(staging + "/memory", O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+        } catch {
+            throw HVCError("template memory: \(error)")
+        }
+        let copied = try MemoryImage.copy(from: memfd, to: memoryFile.raw, size: inputs.memoryMiB << 20)
+        guard fsync(memoryFile.raw) == 0 else { throw HVCError("template memory: \(Errno.current)") }
+        let stateDigest: String
+        do {
+            stateDigest = try Digest.of(file: staging + "/state").digest.description
+        } catch {
+            throw HVCError("template state: \(error)")
+        }
+        let template = Template(
+            key: key, inputs: inputs, image: reference, created: Date(), stateDigest: stateDigest,
+            memoryDigest: copied.digest, memoryDataBytes: copied.dataBytes)
+        try writeAtomically(staging + "/template.json", try JSONEncoder.hvc.encode(template))
+        chmod(staging + "/template.json", 0o600)
+        try? FileManager.default.removeItem(atPath: store.path(key))
+        guard rename(staging, store.path(key)) == 0 else { throw HVCError("template \(store.path(key)): \(Errno.current)") }
+        complete = true
+        return template
+    }
+
+    /// Runs the capture VM to the point of saving, then ends it.
+    private static func boot(runtime: Runtime, image: Image, inputs: TemplateInputs, memory: FileDescriptor,
+                             state: FileDescriptor) throws(HVCError) {
+        let owner = "template-" + inputs.key
+        let directory = try VMDirectory.create(in: runtime.paths.vms, id: owner)
+        defer { directory.remove() }
+        let confinement = try VMConfinement.make(
+            .init(owner: owner, tenant: "hvc-templates", image: image, memoryMiB: inputs.memoryMiB, cpus: inputs.cpus,
+                  pidsLimit: 256, accelerator: inputs.accelerator),
+            directory: directory, runtime: runtime)
+        defer { confinement.release() }
+        var configuration = VMConfiguration(
+            kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
+            rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
+            memoryMiB: inputs.memoryMiB, cpus: inputs.cpus, accelerator: inputs.accelerator,
+            agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
+            consoleLog: VMDirectory.Jailed.consoleLog)
+        configuration.memory = .capture
+        let vm: QEMUMachine
+        do {
+            vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
+                                        jail: confinement.plan, memoryFD: memory.raw)
+        } catch {
+            throw HVCError("template VM: \(error)")
+        }
+        try directory.recordVMM(pid: vm.pid)
+        defer {
+            vm.kill()
+            _ = vm.waitForExit(timeoutSeconds: 5)
+        }
+        do {
+            let qmp = try vm.qmp(timeoutSeconds: 30)
+            // A loaded two-core host under TCG can take several seconds to boot.
+            qmp.setTimeout(seconds: 120)
+            try qmp.execute("cont")
+            _ = try qmp.waitForEvent("VSERPORT_CHANGE") {
+                $0["id"] as? String == QEMUCommandLine.agentPortID && $0["open"] as? Bool == true
+            }
+            // The agent's `ready` write follows the open at once; let it reach the port.
+            usleep(50_000)
+            try Migration.save(qmp, to: state.raw)
+            _ = try? qmp.execute("quit")
+        } catch {
+            throw HVCError("template VM: \(error)\(directory.diagnostics())")
+        }
+    }
+}
