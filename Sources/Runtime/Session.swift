@@ -137,15 +137,20 @@ struct TerminalMode {
 }
 
 /// Host-side timestamps of one run, printed to stderr as an `hvc-timing:` line when enabled.
-final class RunTiming: @unchecked Sendable {
+public final class RunTiming: @unchecked Sendable {
     // @unchecked: marks are taken by the supervisor's own thread only.
+    /// When the command began (set by the CLI first thing); marks count from it.
+    nonisolated(unsafe) public static var origin: UInt64 = 0
     let enabled: Bool
-    private let start = monotonicNanoseconds()
+    private let start = RunTiming.origin != 0 ? RunTiming.origin : monotonicNanoseconds()
     private var marks: [(String, UInt64)] = []
     var guestAgentStart: UInt64 = 0
     var guestReady: UInt64 = 0
 
-    init(enabled: Bool) { self.enabled = enabled }
+    init(enabled: Bool) {
+        self.enabled = enabled
+        mark("supervisor")
+    }
 
     func mark(_ name: String) {
         if enabled { marks.append((name, monotonicNanoseconds() - start)) }

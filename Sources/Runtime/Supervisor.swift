@@ -142,7 +142,7 @@ public final class Supervisor: @unchecked Sendable {
         }
         self.channel = channel
         timing.mark("connected")
-        try handshake(channel, directory: directory)
+        try handshake(channel, directory: directory, pipelined: clone != nil)
         // The attached client's stdin and signals wait in its socket until the command exists.
         if let initClient { serve(initClient) }
         try listen(directory)
@@ -150,7 +150,10 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     /// `ready` from the guest, then the session parameters and the container's command.
-    private func handshake(_ channel: FrameChannel, directory: VMDirectory) throws(HVCError) {
+    /// A clone is already running when its host connects, so its parameters go out at once
+    /// (the clock it is given is still current) and wait in the channel behind its `ready`.
+    private func handshake(_ channel: FrameChannel, directory: VMDirectory, pipelined: Bool) throws(HVCError) {
+        if pipelined { try sendSession(channel, directory: directory) }
         // Under TCG on a loaded two-core host a boot can take several seconds; a guest that
         // has not answered in two minutes is not coming.
         channel.setReceiveTimeout(seconds: 120)
@@ -170,6 +173,10 @@ public final class Supervisor: @unchecked Sendable {
         timing.mark("ready")
         timing.guestAgentStart = ready.agentStartNanoseconds
         timing.guestReady = ready.readyNanoseconds
+        if !pipelined { try sendSession(channel, directory: directory) }
+    }
+
+    private func sendSession(_ channel: FrameChannel, directory: VMDirectory) throws(HVCError) {
         let now = UInt64(Date().timeIntervalSince1970 * 1e9)
         let spec = config.process.spec(rows: terminalSize.rows, columns: terminalSize.columns)
         do {
@@ -339,14 +346,10 @@ public final class Supervisor: @unchecked Sendable {
     /// Tears the VM down, records the exit, and lets the clients go.
     private func finish(code: Int32, error: String?, directory: VMDirectory?) -> Int32 {
         if let vm {
-            try? channel?.send(Frame(.shutdown))
-            if !vm.waitForExit(timeoutSeconds: 1) {
-                try? vm.stop()
-                if !vm.waitForExit(timeoutSeconds: 1) {
-                    vm.kill()
-                    _ = vm.waitForExit(timeoutSeconds: 5)
-                }
-            }
+            // The container's end is known and nothing of the VM outlives it (its disk is
+            // read-only, its writable layer in guest memory): no guest shutdown to wait for.
+            vm.kill()
+            _ = vm.waitForExit(timeoutSeconds: 5)
         }
         timing.mark("vm-gone")
         confinement?.release()

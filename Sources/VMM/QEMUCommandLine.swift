@@ -23,10 +23,12 @@ public struct QEMUCommandLine: Sendable {
     /// Kernel parameters: quiet boot, reboot by triple fault (QEMU exits on it with
     /// `-no-reboot`), no reboot delay on panic, and where the agent finds the root image.
     public var kernelParameters: String {
-        [
+        // A template's VM readies what its clones would otherwise each do on first use.
+        let prewarm = configuration.memory == .capture ? ["hvc.prewarm=1"] : []
+        return ([
             "console=ttyS0", "quiet", "reboot=t", "panic=-1", "random.trust_cpu=on",
             "hvc.root=vda", "hvc.rootfstype=\(configuration.rootFilesystemType)",
-        ].joined(separator: " ")
+        ] + prewarm).joined(separator: " ")
     }
 
     /// QEMU option values are comma-separated: a comma inside a value is written twice.

@@ -19,6 +19,7 @@ do {
     try Boot.mountSystem()
     let cmdline = Boot.commandLine()
     try Boot.mountRoot(device: "/dev/" + (cmdline["hvc.root"] ?? "vda"), type: cmdline["hvc.rootfstype"] ?? "erofs")
+    if cmdline["hvc.prewarm"] == "1" { Prewarm.run() }
     port = try Boot.openPort()
 } catch {
     bootFailure("\(error)")

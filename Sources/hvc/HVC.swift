@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HVCSystem
 import Runtime
 
 @main
@@ -16,6 +17,7 @@ struct HVC: ParsableCommand {
 
     /// Runs a subcommand body, turning an `HVCError` into its one-line message and exit code.
     static func guarded(_ body: () throws -> Int32) throws -> Never {
+        RunTiming.origin = monotonicNanoseconds()
         do {
             let code = try body()
             Foundation.exit(code)

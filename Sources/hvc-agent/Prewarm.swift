@@ -1,0 +1,93 @@
+import CLinux
+import Glibc
+import HVCSystem
+
+/// What a template's VM does once, before it is captured, so that no clone of it repeats the
+/// work: the image's files read into the page cache (a clone's first command finds them in
+/// memory instead of going through the virtual disk), and one container set-up rehearsed
+/// (namespaces, mounts, pivot_root, and an exec that finds nothing). Nothing of it is
+/// visible to a container but the placeholder files that `hello` overwrites.
+enum Prewarm {
+    /// Bounds on what the page cache takes (it becomes part of the template's memory).
+    static let byteBudget = 32 << 20
+    static let largestFile = 8 << 20
+    static let entryBudget = 8192
+
+    static func run() {
+        var state = Walk()
+        readFiles(Boot.lowerDirectory, depth: 0, state: &state)
+        try? writeContainerFile("/etc/hostname", "hvc\n")
+        try? writeContainerFile("/etc/hosts", "127.0.0.1\tlocalhost\n")
+        try? writeContainerFile("/etc/machine-id", "\n")
+        _ = try? readContainerFile("/etc/passwd")
+        _ = try? readContainerFile("/etc/group")
+        rehearseSpawn()
+    }
+
+    struct Walk {
+        var bytes = 0
+        var entries = 0
+        var seen = Set<UInt64>()
+    }
+
+    private static func readFiles(_ directory: String, depth: Int, state: inout Walk) {
+        guard depth < 8, let dir = opendir(directory) else { return }
+        defer { closedir(dir) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while state.entries < entryBudget, state.bytes < byteBudget, let entry = readdir(dir) {
+            state.entries += 1
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            let path = directory + "/" + name
+            switch Int32(entry.pointee.d_type) {
+            case Int32(DT_DIR):
+                readFiles(path, depth: depth + 1, state: &state)
+            case Int32(DT_REG):
+                var info = stat()
+                guard lstat(path, &info) == 0, Int(info.st_size) <= largestFile,
+                      state.seen.insert(UInt64(info.st_ino)).inserted else { continue }
+                let fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { continue }
+                while state.bytes < byteBudget {
+                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if n <= 0 { break }
+                    state.bytes += n
+                }
+                close(fd)
+            default:
+                continue
+            }
+        }
+    }
+
+    /// Sets up a container whose command does not exist, and reaps it.
+    private static func rehearseSpawn() {
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        guard null >= 0 else { return }
+        defer { close(null) }
+        var result = hvc_spawn_result()
+        let status = withCStringArray(["/.hvc-prewarm"]) { argv in
+            withCStringArray(["PATH=/bin"]) { envp in
+                "/bin".withCString { path in
+                    "/".withCString { cwd in
+                        Boot.rootfs.withCString { root in
+                            "hvc".withCString { host in
+                                Boot.cgroup.withCString { cgroup in
+                                    var process = hvc_process(
+                                        argv: argv, envp: envp, path: path, cwd: cwd, uid: 0, gid: 0, groups: nil,
+                                        group_count: 0, stdin_fd: null, stdout_fd: null, stderr_fd: null, terminal: 0)
+                                    var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup)
+                                    return hvc_spawn_container_init(&container, &process, &result)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if status == 0, result.pid > 0 {
+            var ignored: Int32 = 0
+            waitpid(result.pid, &ignored, 0)
+        }
+    }
+}
