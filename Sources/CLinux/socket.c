@@ -79,19 +79,24 @@ int hvc_peer_credentials(int fd, uid_t *uid, gid_t *gid, pid_t *pid) {
 }
 
 int hvc_send_with_fd(int sock, const void *bytes, size_t length, int fd) {
+    return hvc_send_fds(sock, bytes, length, &fd, 1);
+}
+
+int hvc_send_fds(int sock, const void *bytes, size_t length, const int *fds, size_t count) {
+    if (count == 0 || count > 8) { errno = EINVAL; return -1; }
     struct iovec iov = { (void *)bytes, length };
-    union { struct cmsghdr header; char space[CMSG_SPACE(sizeof(int))]; } control;
+    union { struct cmsghdr header; char space[CMSG_SPACE(sizeof(int) * 8)]; } control;
     memset(&control, 0, sizeof control);
     struct msghdr message = { 0 };
     message.msg_iov = &iov;
     message.msg_iovlen = 1;
     message.msg_control = control.space;
-    message.msg_controllen = sizeof control.space;
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
     struct cmsghdr *header = CMSG_FIRSTHDR(&message);
     header->cmsg_level = SOL_SOCKET;
     header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(header), &fd, sizeof(int));
+    header->cmsg_len = CMSG_LEN(sizeof(int) * count);
+    memcpy(CMSG_DATA(header), fds, sizeof(int) * count);
     ssize_t sent;
     do { sent = sendmsg(sock, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
     if (sent < 0) return -1;

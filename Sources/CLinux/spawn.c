@@ -16,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -196,29 +197,225 @@ static _Noreturn void become_process(const struct hvc_process *p, int report_fd)
     fail(report_fd, HVC_STAGE_EXEC);
 }
 
+/// In the child of a CLONE_NEWPID|NEWNS|NEWUTS|NEWIPC clone: cgroup and cgroup namespace, the
+/// container's mounts, then pivot_root onto its root. The hostname is the caller's to set.
+static void enter_container(const struct hvc_container *c, int fd) {
+    umask(0);
+    // Join the container cgroup, then make it this namespace's root.
+    if (join_cgroup(c->cgroup) < 0 || unshare(CLONE_NEWCGROUP) < 0) fail(fd, HVC_STAGE_CGROUP);
+    // Keep every mount below private to this namespace.
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(fd, HVC_STAGE_MOUNTS);
+    if (populate_root(c->rootfs) < 0) fail(fd, HVC_STAGE_MOUNTS);
+    // pivot_root onto the container root, stacking the old root on it, then detach the old.
+    if (chdir(c->rootfs) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
+        chdir("/") < 0)
+        fail(fd, HVC_STAGE_PIVOT_ROOT);
+}
+
+static const unsigned long container_namespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
+
 int hvc_spawn_container_init(const struct hvc_container *c, const struct hvc_process *p,
                              struct hvc_spawn_result *result) {
     memset(result, 0, sizeof *result);
     int fd;
-    pid_t pid = hvc_clone_reporting(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC, &fd);
+    pid_t pid = hvc_clone_reporting(container_namespaces, &fd);
     if (pid < 0) return -1;
     if (pid == 0) {
-        umask(0);
-        // Join the container cgroup, then make it this namespace's root.
-        if (join_cgroup(c->cgroup) < 0 || unshare(CLONE_NEWCGROUP) < 0) fail(fd, HVC_STAGE_CGROUP);
-        // Keep every mount below private to this namespace.
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(fd, HVC_STAGE_MOUNTS);
-        if (populate_root(c->rootfs) < 0) fail(fd, HVC_STAGE_MOUNTS);
+        enter_container(c, fd);
         if (sethostname(c->hostname, strlen(c->hostname)) < 0) fail(fd, HVC_STAGE_HOSTNAME);
-        // pivot_root onto the container root, stacking the old root on it, then detach the old.
-        if (chdir(c->rootfs) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
-            chdir("/") < 0)
-            fail(fd, HVC_STAGE_PIVOT_ROOT);
         become_process(p, fd);
     }
     hvc_collect_reports(fd, result);
     result->pid = pid;
     return 0;
+}
+
+// A prepared container: the stub's side of the control socket reads one message, a header and
+// the strings it counts, with the three stdio descriptors attached.
+struct stub_header {
+    uint32_t length;        /* bytes after the header */
+    uint32_t uid, gid, group_count, terminal, argc, envc;
+};
+enum { STUB_MAX_MESSAGE = 1 << 20, STUB_MAX_GROUPS = 64, STUB_MAX_STRINGS = 8192 };
+
+/// Reads exactly `length` bytes (after what the first recvmsg brought).
+static int read_full(int fd, void *buffer, size_t length) {
+    size_t done = 0;
+    while (done < length) {
+        ssize_t n = read(fd, (char *)buffer + done, length - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { errno = EPROTO; return -1; }
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/// Splits `count` NUL-terminated strings off `*cursor`; NULL-terminated array in `out`.
+static int take_strings(char **cursor, char *end, uint32_t count, const char **out) {
+    for (uint32_t i = 0; i < count; i++) {
+        char *nul = memchr(*cursor, 0, (size_t)(end - *cursor));
+        if (nul == NULL) return -1;
+        out[i] = *cursor;
+        *cursor = nul + 1;
+    }
+    out[count] = NULL;
+    return 0;
+}
+
+/// The stub: waits for its process, then becomes it. Never returns.
+static _Noreturn void run_stub(int control, int fd) {
+    struct stub_header h;
+    int fds[3];
+    char space[CMSG_SPACE(sizeof fds)];
+    struct iovec iov = { &h, sizeof h };
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = space, .msg_controllen = sizeof space };
+    ssize_t n;
+    do { n = recvmsg(control, &message, MSG_CMSG_CLOEXEC | MSG_WAITALL); } while (n < 0 && errno == EINTR);
+    if (n == 0) _exit(0);  /* the agent gave up on this stub */
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
+    if (n != (ssize_t)sizeof h || cmsg == NULL || cmsg->cmsg_type != SCM_RIGHTS ||
+        cmsg->cmsg_len != CMSG_LEN(sizeof fds) || h.length > STUB_MAX_MESSAGE ||
+        h.group_count > STUB_MAX_GROUPS || h.argc == 0 || h.argc > STUB_MAX_STRINGS || h.envc > STUB_MAX_STRINGS) {
+        errno = EPROTO;
+        fail(fd, HVC_STAGE_STDIO);
+    }
+    memcpy(fds, CMSG_DATA(cmsg), sizeof fds);
+    char *body = malloc(h.length + 1);
+    gid_t *groups = malloc(sizeof(gid_t) * (h.group_count + 1));
+    const char **argv = malloc(sizeof(char *) * (h.argc + 1));
+    const char **envp = malloc(sizeof(char *) * (h.envc + 1));
+    if (body == NULL || groups == NULL || argv == NULL || envp == NULL) fail(fd, HVC_STAGE_STDIO);
+    if (read_full(control, body, h.length) < 0) fail(fd, HVC_STAGE_STDIO);
+    body[h.length] = 0;
+    char *cursor = body, *end = body + h.length;
+    if ((size_t)(end - cursor) < sizeof(uint32_t) * h.group_count) { errno = EPROTO; fail(fd, HVC_STAGE_STDIO); }
+    for (uint32_t i = 0; i < h.group_count; i++) {
+        uint32_t g;
+        memcpy(&g, cursor, sizeof g);
+        groups[i] = g;
+        cursor += sizeof g;
+    }
+    const char *fixed[4];  /* hostname, cwd, path */
+    if (take_strings(&cursor, end, 3, fixed) < 0 || take_strings(&cursor, end, h.argc, argv) < 0 ||
+        take_strings(&cursor, end, h.envc, envp) < 0) {
+        errno = EPROTO;
+        fail(fd, HVC_STAGE_STDIO);
+    }
+    close(control);
+    if (sethostname(fixed[0], strlen(fixed[0])) < 0) fail(fd, HVC_STAGE_HOSTNAME);
+    struct hvc_process p = {
+        .argv = argv, .envp = envp, .path = fixed[2], .cwd = fixed[1], .uid = h.uid, .gid = h.gid,
+        .groups = groups, .group_count = h.group_count, .stdin_fd = fds[0], .stdout_fd = fds[1],
+        .stderr_fd = fds[2], .terminal = (int)h.terminal,
+    };
+    become_process(&p, fd);
+}
+
+int hvc_prepare_container(const struct hvc_container *c, struct hvc_prepared_container *prepared) {
+    memset(prepared, 0, sizeof *prepared);
+    int sockets[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) < 0) return -1;
+    int fd;
+    pid_t pid = hvc_clone_reporting(container_namespaces, &fd);
+    if (pid < 0) {
+        int saved = errno;
+        close(sockets[0]);
+        close(sockets[1]);
+        errno = saved;
+        return -1;
+    }
+    if (pid == 0) {
+        close(sockets[0]);
+        enter_container(c, fd);
+        // Set up: say so, then wait for the process to become.
+        char ok = 1;
+        if (write(sockets[1], &ok, 1) != 1) _exit(127);
+        run_stub(sockets[1], fd);
+    }
+    close(sockets[1]);
+    prepared->pid = pid;
+    prepared->control = sockets[0];
+    prepared->reports = fd;
+    char ok = 0;
+    ssize_t n;
+    do { n = read(sockets[0], &ok, 1); } while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        // Set-up failed: the reports say where.
+        struct hvc_spawn_result result = { 0 };
+        hvc_collect_reports(fd, &result);
+        close(sockets[0]);
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        memset(prepared, 0, sizeof *prepared);
+        prepared->stage = result.stage ? result.stage : HVC_STAGE_MOUNTS;
+        prepared->error = result.error ? result.error : EPROTO;
+    }
+    return 0;
+}
+
+/// Appends `text` and its NUL to the buffer, if it fits.
+static int append(char *buffer, size_t size, size_t *used, const void *bytes, size_t length) {
+    if (*used + length > size) { errno = E2BIG; return -1; }
+    memcpy(buffer + *used, bytes, length);
+    *used += length;
+    return 0;
+}
+
+int hvc_start_prepared_container(struct hvc_prepared_container *prepared, const char *hostname,
+                                 const struct hvc_process *p, struct hvc_spawn_result *result) {
+    memset(result, 0, sizeof *result);
+    struct stub_header h = { 0 };
+    h.uid = p->uid;
+    h.gid = p->gid;
+    h.terminal = (uint32_t)p->terminal;
+    h.group_count = (uint32_t)p->group_count;
+    while (p->argv[h.argc] != NULL) h.argc++;
+    while (p->envp[h.envc] != NULL) h.envc++;
+    int rc = -1;
+    char *body = malloc(STUB_MAX_MESSAGE);
+    size_t used = 0;
+    if (body == NULL || h.group_count > STUB_MAX_GROUPS || h.argc == 0 || h.argc > STUB_MAX_STRINGS ||
+        h.envc > STUB_MAX_STRINGS) {
+        errno = body == NULL ? ENOMEM : E2BIG;
+        goto done;
+    }
+    for (size_t i = 0; i < p->group_count; i++) {
+        uint32_t g = p->groups[i];
+        if (append(body, STUB_MAX_MESSAGE, &used, &g, sizeof g) < 0) goto done;
+    }
+    const char *path = p->path ? p->path : "";
+    if (append(body, STUB_MAX_MESSAGE, &used, hostname, strlen(hostname) + 1) < 0 ||
+        append(body, STUB_MAX_MESSAGE, &used, p->cwd, strlen(p->cwd) + 1) < 0 ||
+        append(body, STUB_MAX_MESSAGE, &used, path, strlen(path) + 1) < 0)
+        goto done;
+    for (uint32_t i = 0; i < h.argc; i++)
+        if (append(body, STUB_MAX_MESSAGE, &used, p->argv[i], strlen(p->argv[i]) + 1) < 0) goto done;
+    for (uint32_t i = 0; i < h.envc; i++)
+        if (append(body, STUB_MAX_MESSAGE, &used, p->envp[i], strlen(p->envp[i]) + 1) < 0) goto done;
+    h.length = (uint32_t)used;
+    if (hvc_send_fds(prepared->control, &h, sizeof h, (int[3]){ p->stdin_fd, p->stdout_fd, p->stderr_fd }, 3) < 0)
+        goto done;
+    size_t sent = 0;
+    while (sent < used) {
+        ssize_t n = write(prepared->control, body + sent, used - sent);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) goto done;
+        sent += (size_t)n;
+    }
+    rc = 0;
+done:
+    free(body);
+    int saved = errno;
+    close(prepared->control);
+    if (rc == 0) {
+        hvc_collect_reports(prepared->reports, result);
+    } else {
+        close(prepared->reports);
+    }
+    result->pid = prepared->pid;
+    prepared->control = prepared->reports = -1;
+    errno = saved;
+    return rc;
 }
 
 int hvc_spawn_container_exec(pid_t init_pid, const struct hvc_container *c, const struct hvc_process *p,

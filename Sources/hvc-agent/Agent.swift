@@ -221,6 +221,10 @@ final class Agent {
                                         if let initPID {
                                             return hvc_spawn_container_exec(initPID, &container, &process, &result)
                                         }
+                                        if var prepared = Prewarm.prepared {
+                                            Prewarm.prepared = nil
+                                            return hvc_start_prepared_container(&prepared, host, &process, &result)
+                                        }
                                         return hvc_spawn_container_init(&container, &process, &result)
                                     }
                                 }

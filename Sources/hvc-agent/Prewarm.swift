@@ -7,7 +7,13 @@ import HVCSystem
 /// memory instead of going through the virtual disk), and one container set-up rehearsed
 /// (namespaces, mounts, pivot_root, and an exec that finds nothing). Nothing of it is
 /// visible to a container but the placeholder files that `hello` overwrites.
+///
+/// Last, it prepares the container itself (namespaces, mounts, pivot_root) around a stub that
+/// waits for its process: a clone's `start` only hands the stub its command.
 enum Prewarm {
+    /// The container prepared for the first `start`, if preparing it worked.
+    nonisolated(unsafe) static var prepared: hvc_prepared_container?
+
     /// Bounds on what the page cache takes (it becomes part of the template's memory).
     static let byteBudget = 32 << 20
     static let largestFile = 8 << 20
@@ -22,6 +28,20 @@ enum Prewarm {
         _ = try? readContainerFile("/etc/passwd")
         _ = try? readContainerFile("/etc/group")
         rehearseSpawn()
+        prepared = prepare()
+    }
+
+    private static func prepare() -> hvc_prepared_container? {
+        var prepared = hvc_prepared_container()
+        let status = Boot.rootfs.withCString { root in
+            "hvc".withCString { host in
+                Boot.cgroup.withCString { cgroup in
+                    var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup)
+                    return hvc_prepare_container(&container, &prepared)
+                }
+            }
+        }
+        return status == 0 && prepared.stage == 0 && prepared.pid > 0 ? prepared : nil
     }
 
     struct Walk {

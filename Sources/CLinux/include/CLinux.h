@@ -65,6 +65,26 @@ void hvc_reset_signals(void);
 int hvc_spawn_container_init(const struct hvc_container *container, const struct hvc_process *process,
                              struct hvc_spawn_result *result);
 
+/// A container set up ahead of its process: namespaces, cgroup, mounts and pivot_root done
+/// around a stub process that waits for what to become. `stage`/`error` say why set-up failed
+/// (then pid is 0).
+struct hvc_prepared_container {
+    pid_t pid;
+    int control;                  /* where the process to become is sent */
+    int reports;                  /* the stub's report pipe, read end */
+    int stage;
+    int error;
+};
+
+/// Prepares a container whose first process comes later (hvc_start_prepared_container).
+/// Returns 0 (check `stage`), or -1 with errno when the clone itself failed.
+int hvc_prepare_container(const struct hvc_container *container, struct hvc_prepared_container *prepared);
+
+/// Hands the stub its process and the container's hostname, and collects its reports until it
+/// has exec'd or failed, as hvc_spawn_container_init does. Consumes `prepared`'s descriptors.
+int hvc_start_prepared_container(struct hvc_prepared_container *prepared, const char *hostname,
+                                 const struct hvc_process *process, struct hvc_spawn_result *result);
+
 /// Starts a further process inside the namespaces and cgroup of `init_pid`, as a child of the
 /// caller (so the caller can wait for it).
 int hvc_spawn_container_exec(pid_t init_pid, const struct hvc_container *container,
@@ -113,6 +133,8 @@ int hvc_socketpair(int fds[2]);
 int hvc_peer_credentials(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
 /// Sends `length` bytes with `fd` attached (SCM_RIGHTS); returns 0 or -1 with errno.
 int hvc_send_with_fd(int sock, const void *bytes, size_t length, int fd);
+/// Sends `length` bytes with `count` (at most 8) descriptors attached.
+int hvc_send_fds(int sock, const void *bytes, size_t length, const int *fds, size_t count);
 
 /// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); returns the fd or -1 with errno.
 int hvc_memfd(const char *name);
