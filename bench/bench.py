@@ -5,7 +5,8 @@ Subcommands:
   initramfs OUT BUSYBOX MARKER   write a newc cpio: /bin/busybox, /dev/console and an /init
                                  script that prints MARKER and reboots (QEMU -no-reboot exits)
   oci-config CONFIG_JSON         turn `runc spec`'s config into a non-terminal `/bin/true` run
-  measure [options]              run the benchmarks round-robin and print the Markdown report
+  measure [options]              run the benchmarks round-robin, then the idle-memory figures,
+                                 and print the Markdown report
 """
 import argparse
 import json
@@ -138,18 +139,30 @@ def make_qemu_run(args, tmp, name, machine_args, kernel, marker):
     return run
 
 
-def make_hvc_run(args):
+def make_hvc_run(args, extra):
     env = dict(os.environ, HVC_TIMING="1")
 
     def run():
-        seconds, rc, out, err = timed([args.hvc, "run", "--rm", "busybox", "true"], env=env,
+        seconds, rc, out, err = timed([args.hvc, "run", "--rm", *extra, "busybox", "true"], env=env,
                                       timeout=args.timeout)
         if rc != 0:
-            raise BenchError(f"hvc run exited {rc}\n  stderr:\n{tail(err)}")
+            raise BenchError(f"hvc run {' '.join(extra)} exited {rc}\n  stderr:\n{tail(err)}")
         marks = parse_timing(err)
         if marks is None:
             raise BenchError(f"hvc run printed no hvc-timing line\n  stderr:\n{tail(err)}")
         return seconds * 1000.0, marks
+
+    return run
+
+
+def make_podman_run(args):
+    def run():
+        seconds, rc, out, err = timed([*args.podman.split(), "run", "--rm", "--network", "none",
+                                       "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+                                       args.podman_image, "/bin/true"], timeout=args.timeout)
+        if rc != 0:
+            raise BenchError(f"podman run exited {rc}\n  stderr:\n{tail(err)}")
+        return seconds * 1000.0, None
 
     return run
 
@@ -187,12 +200,12 @@ def stats_cells(values):
     return [ms(statistics.median(values)), ms(min(values)), ms(max(values))]
 
 
-def breakdown(hvc_walls, hvc_marks, runs):
+def breakdown(walls, marks_list, runs, templated):
     """Rows (label, per-run values in ms, per-run % of wall) from the hvc-timing marks."""
 
     def phase(f):
         values, percents = [], []
-        for wall, m in zip(hvc_walls, hvc_marks):
+        for wall, m in zip(walls, marks_list):
             try:
                 v = f(m, wall)
             except KeyError:
@@ -201,15 +214,22 @@ def breakdown(hvc_walls, hvc_marks, runs):
             percents.append(100.0 * v / wall)
         return values, percents
 
-    rows = [
-        ("hvc start → QEMU launched (`launch`)", lambda m, w: m["launch"]),
-        ("QEMU launched → agent socket connected", lambda m, w: m["connected"] - m["launch"]),
-        ("hvc start → agent `ready` (VM boot incl. QEMU start)", lambda m, w: m["ready"]),
-        ("guest: kernel boot → agent main (`guest-agent-start`, guest uptime)",
-         lambda m, w: m["guest-agent-start"]),
-        ("guest: agent main → agent ready (`guest-ready` − `guest-agent-start`)",
-         lambda m, w: m["guest-ready"] - m["guest-agent-start"]),
-        ("`ready` → `started` (agent spawns the process)", lambda m, w: m["started"] - m["ready"]),
+    if templated:
+        rows = [
+            ("hvc start → template found, its memory open (`template`)", lambda m, w: m["template"]),
+            ("template → clone's QEMU launched (jail, `launch`)", lambda m, w: m["launch"] - m["template"]),
+            ("QEMU launched → device state restored (`restored`)", lambda m, w: m["restored"] - m["launch"]),
+            ("restored → agent `ready`", lambda m, w: m["ready"] - m["restored"]),
+        ]
+    else:
+        rows = [
+            ("hvc start → QEMU launched (`launch`)", lambda m, w: m["launch"]),
+            ("QEMU launched → agent `ready` (guest boot)", lambda m, w: m["ready"] - m["launch"]),
+            ("guest: kernel boot → agent main (`guest-agent-start`, guest uptime)",
+             lambda m, w: m["guest-agent-start"]),
+        ]
+    rows += [
+        ("`ready` → `started` (agent starts the process)", lambda m, w: m["started"] - m["ready"]),
         ("`started` → `exited` (the command runs)", lambda m, w: m["exited"] - m["started"]),
         ("`exited` → `vm-gone` (teardown)", lambda m, w: m["vm-gone"] - m["exited"]),
         ("**hvc's own overhead** = wall − (`exited` − `launch`)",
@@ -226,77 +246,149 @@ def breakdown(hvc_walls, hvc_marks, runs):
     return out
 
 
-def ratio(hvc_median, other_median):
-    return f"{hvc_median / other_median:.2f}x" if other_median > 0 else "n/a"
+def ratio(a, b):
+    return f"{a / b:.2f}x" if b > 0 else "n/a"
 
 
-def report(args, benches, hvc_marks):
+def report(args, benches, marks, memory):
     by_key = {b.key: b for b in benches}
-    hvc = by_key["hvc"]
-    hvc_median = statistics.median(hvc.samples)
-    lines = []
-    lines.append("## hvc benchmark: `hvc run --rm busybox true` vs. peers")
-    lines.append("")
+    median = {b.key: statistics.median(b.samples) for b in benches}
+    lines = ["## hvc benchmark: `hvc run --rm busybox true` vs. peers", ""]
     lines.append(f"Machine: {args.facts}")
     lines.append("")
-    lines.append(f"{args.runs} timed runs of each (after {args.warmup} warm-up round(s) not counted), "
-                 "run round-robin so load drifts hit all alike; wall time from process launch to "
-                 "exit, in ms. Last column: hvc's median ÷ this row's median.")
+    lines.append(f"{args.runs} timed runs of each (after {args.warmup} warm-up round(s) not counted, "
+                 "which also make the busybox template), run round-robin so load drifts hit all "
+                 "alike; wall time from process launch to exit, in ms. Last column: this row's "
+                 "median ÷ templated hvc's median.")
     lines.append("")
-    lines.append("| Benchmark | median (ms) | min (ms) | max (ms) | hvc / this |")
+    lines.append("| Benchmark | median (ms) | min (ms) | max (ms) | this / templated |")
     lines.append("| --- | ---: | ---: | ---: | ---: |")
     for b in benches:
-        cells = stats_cells(b.samples)
-        r = "1.00x" if b.key == "hvc" else ratio(hvc_median, statistics.median(b.samples))
-        lines.append(f"| {b.label} | {' | '.join(cells)} | {r} |")
+        lines.append(f"| {b.label} | {' | '.join(stats_cells(b.samples))} | "
+                     f"{ratio(median[b.key], median['template'])} |")
     lines.append("")
-    names = {"bare": "bare QEMU", "q35": "QEMU q35 + cloud kernel", "runc": "runc"}
-    lines.append("Ratios: " + ", ".join(
-        f"hvc / {names[b.key]} = {ratio(hvc_median, statistics.median(b.samples))}"
-        for b in benches if b.key != "hvc"))
+    lines.append(f"Cold ÷ templated = **{ratio(median['cold'], median['template'])}**; "
+                 f"templated ÷ podman --runtime runc = **{ratio(median['template'], median['podman'])}**; "
+                 f"templated ÷ runc = {ratio(median['template'], median['runc'])}; "
+                 f"cold ÷ bare QEMU = {ratio(median['cold'], median['bare'])}; "
+                 f"q35 cloud kernel ÷ cold = {ratio(median['q35'], median['cold'])}.")
     lines.append("")
-    lines.append("### hvc run breakdown (`HVC_TIMING=1`)")
-    lines.append("")
-    lines.append("Host marks are ms since `hvc run` started its clock; guest marks are guest uptime. "
-                 "The overhead row is what hvc adds around the VM booting and running the command: "
-                 "process start-up before `launch`, and everything after `exited` (teardown, exit).")
-    lines.append("")
-    lines.append("| Phase | median (ms) | min (ms) | max (ms) | % of wall (median) |")
-    lines.append("| --- | ---: | ---: | ---: | ---: |")
-    lines.append(f"| wall time of `hvc run --rm busybox true` | {' | '.join(stats_cells(hvc.samples))}"
-                 " | 100% |")
-    for label, values, percents in breakdown(hvc.samples, hvc_marks, args.runs):
-        pct = f"{statistics.median(percents):.1f}%" if percents else "n/a"
-        lines.append(f"| {label} | {' | '.join(stats_cells(values))} | {pct} |")
+    for key, title in (("template", "templated"), ("cold", "cold")):
+        b = by_key[key]
+        lines.append(f"### {title} `hvc run` breakdown (`HVC_TIMING=1`)")
+        lines.append("")
+        lines.append("| Phase | median (ms) | min (ms) | max (ms) | % of wall (median) |")
+        lines.append("| --- | ---: | ---: | ---: | ---: |")
+        lines.append(f"| wall time | {' | '.join(stats_cells(b.samples))} | 100% |")
+        for label, values, percents in breakdown(b.samples, marks[key], args.runs, key == "template"):
+            pct = f"{statistics.median(percents):.1f}%" if percents else "n/a"
+            lines.append(f"| {label} | {' | '.join(stats_cells(values))} | {pct} |")
+        lines.append("")
+    if memory:
+        lines.append(f"### Memory: {args.idle} idle containers (`hvc run -d busybox sleep`)")
+        lines.append("")
+        lines.append("PSS from `/proc/PID/smaps_rollup` (shared pages divided among their users), "
+                     "in MiB per container: the VMM alone, and the VMM with its `hvc-shim` supervisor.")
+        lines.append("")
+        lines.append("| Start | QEMU PSS median | min | max | QEMU + supervisor median |")
+        lines.append("| --- | ---: | ---: | ---: | ---: |")
+        for label, (vmm, total) in memory["rows"]:
+            lines.append(f"| {label} | {statistics.median(vmm):.1f} | {min(vmm):.1f} | {max(vmm):.1f} | "
+                         f"{statistics.median(total):.1f} |")
+        lines.append("")
+        lines.append(f"The template's keeper (one per template, holding its sealed memory for every "
+                     f"clone): {memory['keeper']:.1f} MiB PSS.")
     return "\n".join(lines) + "\n"
+
+
+def pss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def idle_memory(args, extra):
+    """Starts args.idle detached containers, waits for them to idle, and returns per-container
+    (QEMU PSS, QEMU + supervisor PSS) lists; removes the containers."""
+    names = [f"bench-idle-{os.getpid()}-{i}" for i in range(args.idle)]
+    try:
+        for name in names:
+            seconds, rc, out, err = timed([args.hvc, "run", "-d", *extra, "--name", name, "busybox",
+                                           "sleep", "3600"], timeout=args.timeout)
+            if rc != 0:
+                raise BenchError(f"hvc run -d exited {rc}\n  stderr:\n{tail(err)}")
+        time.sleep(3)
+        seconds, rc, out, err = timed([args.hvc, "inspect", *names], timeout=args.timeout)
+        if rc != 0:
+            raise BenchError(f"hvc inspect exited {rc}\n  stderr:\n{tail(err)}")
+        vmm, total = [], []
+        for record in json.loads(out):
+            state = record["state"]
+            q = pss_mib(state["vmmPID"])
+            vmm.append(q)
+            total.append(q + pss_mib(state["supervisorPID"]))
+        return vmm, total
+    finally:
+        subprocess.run([args.hvc, "rm", "-f", *names], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def keeper_pss():
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--keep-template" in argv and any(a.startswith(os.environ.get("HVC_ROOT", "").encode()) and a for a in argv):
+            total += pss_mib(int(entry))
+    return total
 
 
 def measure(args):
     benches = [
-        Bench("hvc", "`hvc run --rm busybox true` (cold boot, microvm)", make_hvc_run(args)),
+        Bench("cold", "`hvc run --rm --no-template busybox true` (cold boot)", make_hvc_run(args, ["--no-template"])),
+        Bench("template", "`hvc run --rm busybox true` (clone of the template)", make_hvc_run(args, [])),
         Bench("bare", "bare QEMU microvm, hvc's kernel, busybox /init → reboot (no hvc)",
               make_qemu_run(args, args.tmp, "bare",
                             ["-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off"],
                             args.kernel, args.marker)),
         Bench("q35", f"QEMU q35, Debian cloud kernel {args.cloud_release}, busybox /init → reboot",
               make_qemu_run(args, args.tmp, "q35", ["-M", "q35"], args.cloud_kernel, args.marker)),
-        Bench("runc", f"`runc run` of the busybox rootfs, `/bin/true`", make_runc_run(args)),
+        Bench("runc", "`runc run` of the busybox rootfs, `/bin/true`", make_runc_run(args)),
+        Bench("podman", "`podman --runtime runc run --rm` of the same rootfs, `/bin/true`", make_podman_run(args)),
     ]
-    hvc_marks = []
+    marks = {"cold": [], "template": []}
     total_rounds = args.warmup + args.runs
     for round_no in range(total_rounds):
         warm = round_no < args.warmup
         what = "warm-up" if warm else f"run {round_no - args.warmup + 1}/{args.runs}"
         parts = []
         for b in benches:
-            wall, marks = b.run()
+            wall, m = b.run()
             parts.append(f"{b.key} {wall:.0f}ms")
             if not warm:
                 b.samples.append(wall)
-                if b.key == "hvc":
-                    hvc_marks.append(marks)
+                if b.key in marks:
+                    marks[b.key].append(m)
         print(f"bench: {what}: {', '.join(parts)}", file=sys.stderr, flush=True)
-    return report(args, benches, hvc_marks)
+    memory = None
+    if args.idle > 0:
+        print(f"bench: memory of {args.idle} idle templated containers", file=sys.stderr, flush=True)
+        templated = idle_memory(args, [])
+        keeper = keeper_pss()
+        print(f"bench: memory of {args.idle} idle cold-booted containers", file=sys.stderr, flush=True)
+        cold = idle_memory(args, ["--no-template"])
+        memory = {"rows": [("templated (clone)", templated), ("cold boot", cold)], "keeper": keeper}
+    return report(args, benches, marks, memory)
 
 
 def main():
@@ -323,6 +415,9 @@ def main():
     p.add_argument("--marker", required=True)
     p.add_argument("--bundle", required=True)
     p.add_argument("--runc-root", required=True)
+    p.add_argument("--podman", required=True, help="podman command with its private storage options")
+    p.add_argument("--podman-image", required=True)
+    p.add_argument("--idle", type=int, default=10, help="idle containers for the memory figures (0: skip)")
     p.add_argument("--facts", required=True)
     p.add_argument("--out", help="also write the report here")
     args = parser.parse_args()

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Benchmarks `hvc run --rm busybox true` (cold boot) against its peers: a bare QEMU boot of the
-# same kernel to a busybox /init, a QEMU q35 boot of Debian's cloud kernel to the same /init, and
-# `runc run` of a busybox rootfs. Prints a Markdown report to stdout and writes it to
+# Benchmarks `hvc run --rm busybox true`, cold and cloned from its template, against its peers:
+# a bare QEMU boot of the same kernel to a busybox /init, a QEMU q35 boot of Debian's cloud kernel
+# to the same /init, `runc run` and `podman --runtime runc run --rm` of a busybox rootfs; then the
+# PSS of idle containers, templated and cold. Prints a Markdown report to stdout and writes it to
 # bench/results.md.
 #
 # Usage: bench/run.sh PATH_TO_HVC
 # Env:   BENCH_RUNS   timed runs of each benchmark (default 10)
+#        BENCH_IDLE   idle containers for the memory figures (default 10; 0 skips them)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -22,6 +24,8 @@ case $hvc in /*) ;; *) hvc=$(cd "$(dirname "$hvc")" && pwd)/$(basename "$hvc") ;
 
 runs=${BENCH_RUNS:-10}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$runs'"
+idle=${BENCH_IDLE:-10}
+[[ $idle =~ ^[0-9]+$ ]] || die "BENCH_IDLE must be a number, not '$idle'"
 
 export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}
 for f in vmlinux initramfs.cpio kernel-release; do
@@ -29,7 +33,7 @@ for f in vmlinux initramfs.cpio kernel-release; do
 done
 
 # --- packages the benchmark and its peers need --------------------------------------------------
-packages=(qemu-system-x86 busybox-static runc python3 erofs-utils file linux-image-cloud-amd64)
+packages=(qemu-system-x86 busybox-static runc podman python3 erofs-utils file linux-image-cloud-amd64)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -57,6 +61,10 @@ cleanup() {
     wait "$bench_pid" 2>/dev/null
   fi
   [ -n "${tmp:-}" ] && [ -d "$tmp" ] || return 0
+  if [ -d "$tmp/podman-root" ]; then
+    $podman rm -af >/dev/null 2>&1
+    $podman rmi -af >/dev/null 2>&1
+  fi
   if [ -d "$tmp/runc-state" ]; then
     for id in $(runc --root "$tmp/runc-state" list -q 2>/dev/null); do
       runc --root "$tmp/runc-state" delete --force "$id" >/dev/null 2>&1
@@ -71,6 +79,8 @@ cleanup() {
     case $cmd in *"$tmp/"*) kill -KILL "$pid" 2>/dev/null && killed=1 ;; esac
   done
   [ $killed -eq 1 ] && sleep 0.3
+  # Podman's overlay mounts and any template keeper's files live under $tmp too.
+  grep -o " $tmp/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -100,6 +110,12 @@ done
 python3 "$here/bench.py" oci-config "$bundle/config.json"
 mkdir -p "$tmp/runc-state"
 
+# Podman with private storage, importing the same rootfs; runc as its runtime.
+podman="podman --root $tmp/podman-root --runroot $tmp/podman-run --runtime runc --cgroup-manager cgroupfs --events-backend none"
+tar -C "$bundle/rootfs" -cf "$tmp/rootfs.tar" .
+$podman import "$tmp/rootfs.tar" localhost/hvc-bench-busybox:latest >/dev/null ||
+  die "podman import of the busybox rootfs failed"
+
 # --- machine facts --------------------------------------------------------------------------
 info=$("$hvc" info 2>&1 || true)
 accel=$(sed -n 's/^accelerator:[[:space:]]*\([a-z]*\).*/\1/p' <<<"$info" | head -n 1)
@@ -108,8 +124,9 @@ $info" ;; esac
 qemu_version=$(qemu-system-x86_64 --version | sed -n '1s/^QEMU emulator version \([^ ]*\).*/\1/p')
 cpu_model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
 runc_version=$(runc --version | sed -n '1s/^runc version //p')
+podman_version=$(podman --version | sed -n 's/^podman version //p')
 facts="nproc $(nproc), ${cpu_model:-unknown CPU}, accelerator $accel, QEMU ${qemu_version:-?},"
-facts+=" guest kernel $(cat "$HVC_ASSETS/kernel-release"), peer kernel $cloud_release, runc ${runc_version:-?},"
+facts+=" guest kernel $(cat "$HVC_ASSETS/kernel-release"), peer kernel $cloud_release, runc ${runc_version:-?}, podman ${podman_version:-?},"
 facts+=" host kernel $(uname -r)"
 say "$facts"
 say "$runs runs of each benchmark"
@@ -118,7 +135,9 @@ say "$runs runs of each benchmark"
 python3 "$here/bench.py" measure --runs "$runs" --hvc "$hvc" --accel "$accel" --tmp "$tmp" \
   --kernel "$HVC_ASSETS/vmlinux" --cloud-kernel "$cloud_kernel" --cloud-release "$cloud_release" \
   --peer-initramfs "$tmp/peer-initramfs.cpio" --marker "$marker" \
-  --bundle "$bundle" --runc-root "$tmp/runc-state" --facts "$facts" --out "$here/results.md" &
+  --bundle "$bundle" --runc-root "$tmp/runc-state" --podman "$podman" \
+  --podman-image localhost/hvc-bench-busybox:latest --idle "$idle" \
+  --facts "$facts" --out "$here/results.md" &
 bench_pid=$!
 wait "$bench_pid"
 bench_pid=
