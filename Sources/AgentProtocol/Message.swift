@@ -89,6 +89,9 @@ public enum Message: Equatable, Sendable {
     case signal(Int32)
     case resize(rows: UInt16, columns: UInt16)
     case shutdown
+    /// Before `hello`, for a VM that waits in a pool: exercise the paths a first command takes
+    /// (an exec, a reseed) so that its VMM has translated them; answered by `warmedUp`.
+    case warmUp
     // guest → host
     case ready(Ready)
     case started(pid: Int32)
@@ -98,6 +101,7 @@ public enum Message: Equatable, Sendable {
     case exited(ExitStatus)
     /// The kernel's OOM killer ended a process of the container (sent before process 1's `exited`).
     case oomKilled
+    case warmedUp
     /// A fatal error in the agent; the session ends after it.
     case failure(String)
 
@@ -110,6 +114,7 @@ public enum Message: Equatable, Sendable {
         case .signal: 5
         case .resize: 6
         case .shutdown: 7
+        case .warmUp: 8
         case .ready: 64
         case .started: 65
         case .startFailed: 66
@@ -118,6 +123,7 @@ public enum Message: Equatable, Sendable {
         case .exited: 69
         case .failure: 70
         case .oomKilled: 71
+        case .warmedUp: 72
         }
     }
 
@@ -138,7 +144,7 @@ public enum Message: Equatable, Sendable {
             w.write(p.columns)
         case .stdin(let data), .stdout(let data), .stderr(let data):
             w.write(bytes: data)
-        case .closeStdin, .shutdown, .oomKilled:
+        case .closeStdin, .shutdown, .oomKilled, .warmUp, .warmedUp:
             break
         case .signal(let signal):
             w.write(signal)
@@ -184,6 +190,7 @@ public enum Message: Equatable, Sendable {
         case 5: message = .signal(try r.readInt32())
         case 6: message = .resize(rows: try r.readUInt16(), columns: try r.readUInt16())
         case 7: message = .shutdown
+        case 8: message = .warmUp
         case 64:
             message = .ready(Ready(
                 version: try r.readUInt16(), agentStartNanoseconds: try r.readUInt64(),
@@ -206,6 +213,7 @@ public enum Message: Equatable, Sendable {
             }
         case 70: message = .failure(try r.readString(max: 4096))
         case 71: message = .oomKilled
+        case 72: message = .warmedUp
         default: throw .unknownKind(kind)
         }
         try r.finish()

@@ -47,6 +47,13 @@ public struct ContainerManager: Sendable {
         var columns: UInt16 = 80
         if options.terminal { _ = hvc_get_window_size(0, &rows, &columns) }
         StdioSession.blockForwardedSignals()
+        if let claimed = PoolClaim.claim(record, runtime: runtime, attached: true, keepStdinOpen: options.interactive,
+                                         rows: rows, columns: columns) {
+            // The pooled VM's supervisor closes this connection once it has recorded the exit.
+            defer { claimed.channel.waitForClose(timeoutSeconds: 10) }
+            return try StdioSession(channel: claimed.channel)
+                .run(start: nil, interactive: options.interactive, terminal: options.terminal)
+        }
         let (clientEnd, supervisorEnd): (FrameChannel, FrameChannel)
         do {
             (clientEnd, supervisorEnd) = try FrameChannel.pair()
@@ -85,23 +92,12 @@ public struct ContainerManager: Sendable {
             if record.state.status == .running { return record }
             throw HVCError(.conflict, "container \(record.name) has exited: create a new one (hvc run)")
         }
-        let shim = ContainerManager.shimPath()
-        let argv = [shim, "--root", runtime.paths.root, "--run-root", runtime.paths.runRoot,
-                    "--assets", runtime.paths.assets, record.id]
-        var environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
-        environment.removeAll { $0.hasPrefix("HVC_TIMING=") }
-        let log = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        defer { close(log) }
-        var spawned = hvc_spawn_result()
-        let status = withCStringArray(argv) { cArgv in
-            withCStringArray(environment) { cEnv in hvc_spawn_detached(shim, cArgv, cEnv, log, &spawned) }
+        let shimPID: Int32
+        if let claimed = PoolClaim.claim(record, runtime: runtime, attached: false, keepStdinOpen: false, rows: 24, columns: 80) {
+            shimPID = claimed.supervisorPID
+        } else {
+            shimPID = try spawnSupervisor(record)
         }
-        guard status == 0, spawned.stage == 0 else {
-            throw HVCError("cannot start the container supervisor \(shim): \(Errno(rawValue: spawned.error != 0 ? spawned.error : errno))")
-        }
-        let shimPID = spawned.pid
-        // The shim is our child only until we exit; reap it in the background meanwhile.
-        Thread.detachNewThread { var ignored: Int32 = 0; waitpid(shimPID, &ignored, 0) }
         let deadline = Date().addingTimeInterval(300)
         while Date() < deadline {
             let current = try store.resolve(record.id)
@@ -122,6 +118,28 @@ public struct ContainerManager: Sendable {
             }
         }
         throw HVCError("container \(record.name) did not start within 300 s")
+    }
+
+    /// Starts `hvc-shim` for a created container; returns its pid.
+    private func spawnSupervisor(_ record: ContainerRecord) throws(HVCError) -> Int32 {
+        let shim = ContainerManager.shimPath()
+        let argv = [shim, "--root", runtime.paths.root, "--run-root", runtime.paths.runRoot,
+                    "--assets", runtime.paths.assets, record.id]
+        var environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        environment.removeAll { $0.hasPrefix("HVC_TIMING=") }
+        let log = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(log) }
+        var spawned = hvc_spawn_result()
+        let status = withCStringArray(argv) { cArgv in
+            withCStringArray(environment) { cEnv in hvc_spawn_detached(shim, cArgv, cEnv, log, &spawned) }
+        }
+        guard status == 0, spawned.stage == 0 else {
+            throw HVCError("cannot start the container supervisor \(shim): \(Errno(rawValue: spawned.error != 0 ? spawned.error : errno))")
+        }
+        let shimPID = spawned.pid
+        // The shim is our child only until we exit; reap it in the background meanwhile.
+        Thread.detachNewThread { var ignored: Int32 = 0; waitpid(shimPID, &ignored, 0) }
+        return shimPID
     }
 
     /// `hvc exec`: a new process in a running container; returns its exit code.

@@ -29,6 +29,14 @@ public final class Supervisor: @unchecked Sendable {
     private var channel: FrameChannel?
     private var vm: QEMUMachine?
     private var confinement: VMConfinement?
+    private var launched: LaunchedVM?
+    private let prebooted: PrebootedVM?
+
+    /// A pooled VM handed to this supervisor: up, connected, its `ready` received.
+    struct PrebootedVM {
+        let launched: LaunchedVM
+        let directory: VMDirectory
+    }
     private let forcedStop = Mutex(false)
 
     /// A connection on the control socket (or the attached `hvc run` through a socket pair).
@@ -52,8 +60,15 @@ public final class Supervisor: @unchecked Sendable {
 
     /// - Parameters:
     ///   - attached: the in-process client of `hvc run` without `-d`, owning the init process's stdio.
-    public init(config: ContainerConfig, runtime: Runtime, attached: FrameChannel? = nil,
-                keepStdinOpen: Bool = false, terminalSize: (UInt16, UInt16) = (24, 80), timing: Bool = false) {
+    public convenience init(config: ContainerConfig, runtime: Runtime, attached: FrameChannel? = nil,
+                            keepStdinOpen: Bool = false, terminalSize: (UInt16, UInt16) = (24, 80), timing: Bool = false) {
+        self.init(config: config, runtime: runtime, attached: attached, keepStdinOpen: keepStdinOpen,
+                  terminalSize: terminalSize, timing: timing, prebooted: nil)
+    }
+
+    init(config: ContainerConfig, runtime: Runtime, attached: FrameChannel?, keepStdinOpen: Bool,
+         terminalSize: (UInt16, UInt16), timing: Bool, prebooted: PrebootedVM?) {
+        self.prebooted = prebooted
         self.config = config
         self.runtime = runtime
         self.store = runtime.containers
@@ -73,80 +88,71 @@ public final class Supervisor: @unchecked Sendable {
     @discardableResult
     public func run() -> Int32 {
         let outcome: (code: Int32, error: String?)
-        let directory: VMDirectory
-        do {
-            directory = try VMDirectory.create(in: runtime.paths.vms, id: config.id)
-        } catch {
-            return finish(code: 125, error: error.message, directory: nil)
+        var directory: VMDirectory
+        if let prebooted {
+            directory = prebooted.directory
+        } else {
+            do {
+                directory = try VMDirectory.create(in: runtime.paths.vms, id: config.id)
+            } catch {
+                return finish(code: 125, error: error.message, directory: nil)
+            }
         }
         do {
-            outcome = try boot(directory)
+            outcome = try boot(&directory)
         } catch {
             outcome = (error.exitCode, error.message)
         }
         return finish(code: outcome.code, error: outcome.error, directory: directory)
     }
 
-    private func boot(_ directory: VMDirectory) throws(HVCError) -> (code: Int32, error: String?) {
-        try runtime.checkAssets()
-        let image = try runtime.images.resolve(config.imageID)
-        var configuration = VMConfiguration(
-            kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
-            rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
-            memoryMiB: config.memoryMiB, cpus: config.cpus, accelerator: config.accelerator,
-            agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
-            consoleLog: VMDirectory.Jailed.consoleLog)
-        var clone: CloneSource?
-        if config.startsFromTemplate {
-            let templates = runtime.templates
-            let inputs = try templates.inputs(runtime: runtime, image: image, memoryMiB: config.memoryMiB,
-                                              cpus: config.cpus, accelerator: config.accelerator)
-            clone = try templates.cloneSource(runtime: runtime, image: image, reference: config.image, inputs: inputs)
-            configuration.memory = .clone
-            timing.mark("template")
-        }
-        let confinement = try VMConfinement.make(
-            .init(owner: config.id, tenant: config.tenant, image: image, memoryMiB: config.memoryMiB, cpus: config.cpus,
-                  pidsLimit: config.pidsLimit, accelerator: config.accelerator, bootsKernel: clone == nil),
-            directory: directory, runtime: runtime)
-        self.confinement = confinement
-        timing.mark("launch")
-        let vm: QEMUMachine
-        do {
-            vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
-                                        jail: confinement.plan, memoryFD: clone?.memory.raw ?? -1)
-        } catch {
-            throw HVCError("\(error)")
-        }
-        self.vm = vm
-        try directory.recordVMM(pid: vm.pid)
-        try store.update(config.id) {
-            $0.supervisorPID = getpid()
-            $0.vmmPID = vm.pid
-            $0.template = clone?.template.key
-        }
-        if let clone {
-            do {
-                try Migration.restore(try vm.qmp(timeoutSeconds: 30), from: clone.state.raw)
-            } catch {
-                throw HVCError("restoring the VM from template \(clone.template.key.prefix(12)): \(error)\(directory.diagnostics())")
-            }
-            timing.mark("restored")
-        }
-
+    private func boot(_ directory: inout VMDirectory) throws(HVCError) -> (code: Int32, error: String?) {
         let channel: FrameChannel
-        do {
-            channel = try vm.connectAgent(timeoutSeconds: 60)
-        } catch {
-            throw HVCError("\(error)\(directory.diagnostics())")
+        if let prebooted {
+            // A pooled VM, up and `ready` already: it becomes this container's.
+            directory = try prebooted.directory.move(in: runtime.paths.vms, id: config.id)
+            prebooted.launched.vm.jailMoved(to: directory.jailRoot)
+            adopt(prebooted.launched)
+            guard let ready = prebooted.launched.channel else { throw HVCError("pooled VM has no agent channel") }
+            channel = ready
+            try store.update(config.id) {
+                $0.supervisorPID = getpid()
+                $0.vmmPID = prebooted.launched.vm.pid
+                $0.template = prebooted.launched.template?.key
+            }
+            self.channel = channel
+            try sendSession(channel, directory: directory)
+        } else {
+            let shape = VMLaunch.Shape(
+                owner: config.id, tenant: config.tenant, imageReference: config.image, imageID: config.imageID,
+                memoryMiB: config.memoryMiB, cpus: config.cpus, pidsLimit: config.pidsLimit,
+                accelerator: config.accelerator, fromTemplate: config.startsFromTemplate)
+            let id = config.id
+            try VMLaunch.launch(shape, directory: directory, runtime: runtime, timing: timing) { (launched: LaunchedVM) throws(HVCError) in
+                adopt(launched)
+                try store.update(id) {
+                    $0.supervisorPID = getpid()
+                    $0.vmmPID = launched.vm.pid
+                    $0.template = launched.template?.key
+                }
+            }
+            guard let launched else { throw HVCError("the VM was not launched") }
+            channel = try VMLaunch.connect(launched, directory: directory)
+            self.channel = channel
+            timing.mark("connected")
+            try handshake(channel, directory: directory, pipelined: launched.template != nil)
         }
-        self.channel = channel
-        timing.mark("connected")
-        try handshake(channel, directory: directory, pipelined: clone != nil)
         // The attached client's stdin and signals wait in its socket until the command exists.
         if let initClient { serve(initClient) }
         try listen(directory)
         return relayUntilExit(channel, directory: directory)
+    }
+
+    /// Takes charge of a VM: from here on, `finish` ends it and releases its confinement.
+    private func adopt(_ launched: LaunchedVM) {
+        self.launched = launched
+        self.vm = launched.vm
+        self.confinement = launched.confinement
     }
 
     /// `ready` from the guest, then the session parameters and the container's command.
@@ -215,7 +221,7 @@ public final class Supervisor: @unchecked Sendable {
                 _ = try? store.update(config.id) { $0.oomKilled = true }
             case .failure(let message):
                 return (125, "guest agent failed: \(message.sanitizedGuestText)")
-            case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown:
+            case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown, .warmUp, .warmedUp:
                 return (125, "guest agent sent an unexpected message")
             default:
                 break

@@ -43,6 +43,16 @@ public struct VMDirectory: Sendable {
         return directory
     }
 
+    /// Renames the directory to the one of container `id` (a pooled VM taken by a container).
+    /// The VMM's view is unchanged: its jail root is mounted in its own namespace.
+    public func move(in parent: String, id: String) throws(HVCError) -> VMDirectory {
+        let target = VMDirectory.path(in: parent, id: id)
+        guard rename(path, target) == 0 else {
+            throw HVCError("rename \(path) to \(target): \(String(cString: strerror(errno)))")
+        }
+        return VMDirectory(path: target)
+    }
+
     /// Remembers the VM's cgroup directories, so that a sweep can remove them if the
     /// supervisor dies without doing so.
     public func recordCgroups(_ directories: [String]) throws(HVCError) {

@@ -67,6 +67,12 @@ public final class FrameChannel: Sendable {
     }
 
     /// A connected pair, for a client in the same process as its supervisor.
+    /// Reads (and drops) frames until the peer closes, at most `timeoutSeconds` per read.
+    public func waitForClose(timeoutSeconds: Int) {
+        setReceiveTimeout(seconds: timeoutSeconds)
+        while (try? receive()) != nil {}
+    }
+
     public static func pair() throws(Errno) -> (FrameChannel, FrameChannel) {
         var fds: [Int32] = [-1, -1]
         try valueOrErrno { hvc_socketpair(&fds) }

@@ -12,13 +12,19 @@ public final class QEMUMachine: VirtualMachine {
     public let configuration: VMConfiguration
     public let pid: Int32
     /// Where the VMM's `/` is on the host (its jail), or "" when it is not jailed.
-    public let hostRoot: String
+    public var hostRoot: String { root.withLock { $0 } }
+    private let root: Mutex<String>
     private let exited = Mutex(false)
 
     private init(configuration: VMConfiguration, pid: Int32, hostRoot: String) {
         self.configuration = configuration
         self.pid = pid
-        self.hostRoot = hostRoot
+        self.root = Mutex(hostRoot)
+    }
+
+    /// The jail directory was renamed on the host (the VMM itself sees no change).
+    public func jailMoved(to hostRoot: String) {
+        root.withLock { $0 = hostRoot }
     }
 
     /// Starts QEMU; its own output goes to `logPath`. With a `jail`, QEMU starts confined by it

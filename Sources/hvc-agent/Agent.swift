@@ -145,7 +145,11 @@ final class Agent {
         case .shutdown:
             if let initPID { kill(initPID, SIGKILL) }
             powerOff()
-        case .ready, .started, .startFailed, .stdout, .stderr, .exited, .failure, .oomKilled:
+        case .warmUp:
+            guard !greeted else { return }
+            Prewarm.warmUp()
+            send(Frame(.warmedUp))
+        case .ready, .started, .startFailed, .stdout, .stderr, .exited, .failure, .oomKilled, .warmedUp:
             fail("host sent a guest-only message")
         }
     }

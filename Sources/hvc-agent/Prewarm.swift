@@ -31,6 +31,30 @@ enum Prewarm {
         prepared = prepare()
     }
 
+    /// For a clone waiting in a pool (its VMM translates guest code afresh): the paths a first
+    /// command takes, done once ahead, with nothing left behind — an exec of a static binary
+    /// (this agent, which exits at once), random bytes read and mixed, a container file written.
+    static func warmUp() {
+        var result = hvc_spawn_result()
+        let status = withCStringArray(["hvc-agent", warmUpExitArgument]) { argv in
+            withCStringArray([]) { envp in
+                hvc_spawn_supervised("/proc/self/exe", argv, envp, 2, 2, &result)
+            }
+        }
+        if status == 0, result.pid > 0 {
+            var ignored: Int32 = 0
+            waitpid(result.pid, &ignored, 0)
+        }
+        if let urandom = try? FileDescriptor.open("/dev/urandom", O_RDWR), let bytes = try? urandom.read(max: 32) {
+            try? urandom.writeAll(bytes)
+        }
+        try? writeContainerFile("/etc/hostname", "hvc\n")
+        _ = try? readContainerFile("/etc/passwd")
+    }
+
+    /// The argument that makes the agent exit at once (the warm-up's exec).
+    static let warmUpExitArgument = "--warm-up-exit"
+
     private static func prepare() -> hvc_prepared_container? {
         var prepared = hvc_prepared_container()
         let status = Boot.rootfs.withCString { root in

@@ -4,6 +4,7 @@ import Glibc
 import HVCSystem
 
 // hvc-agent: PID 1 of every hvc guest, started by the pre-init once /proc and /dev exist.
+if CommandLine.arguments.dropFirst().first == Prewarm.warmUpExitArgument { exit(0) }
 let agentStart = monotonicNanoseconds()
 
 func bootFailure(_ message: String) -> Never {

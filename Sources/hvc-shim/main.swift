@@ -5,6 +5,7 @@ import Runtime
 // holds a template's sealed memory for its clones.
 // Usage: hvc-shim --root DIR --run-root DIR --assets DIR CONTAINER_ID
 //        hvc-shim --root DIR --run-root DIR --assets DIR --keep-template KEY
+//        hvc-shim --root DIR --run-root DIR --assets DIR --pool-member POOL
 var options: [String: String] = [:]
 var positional: [String] = []
 var arguments = CommandLine.arguments.dropFirst()
@@ -15,7 +16,8 @@ while let argument = arguments.popFirst() {
         positional.append(argument)
     }
 }
-guard positional.count == (options["keep-template"] == nil ? 1 : 0), let root = options["root"], let runRoot = options["run-root"], let assets = options["assets"] else {
+let service = options["keep-template"] != nil || options["pool-member"] != nil
+guard positional.count == (service ? 0 : 1), let root = options["root"], let runRoot = options["run-root"], let assets = options["assets"] else {
     FileHandle.standardError.write(Data("usage: hvc-shim --root DIR --run-root DIR --assets DIR CONTAINER_ID\n".utf8))
     exit(2)
 }
@@ -23,6 +25,9 @@ signal(SIGPIPE, SIG_IGN)
 let runtime = Runtime(paths: RuntimePaths(root: root, runRoot: runRoot, assets: assets))
 if let key = options["keep-template"] {
     TemplateKeeper.run(store: runtime.templates, key: key)
+}
+if let pool = options["pool-member"] {
+    PoolMember.run(runtime: runtime, poolName: pool)
 }
 do {
     let record = try runtime.containers.resolve(positional[0])

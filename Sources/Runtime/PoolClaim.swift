@@ -1,0 +1,47 @@
+import CLinux
+import Foundation
+import HVCSystem
+import VMM
+
+/// Hands a created container to a VM waiting in a warm pool of its template, if one waits.
+enum PoolClaim {
+    struct Claimed {
+        /// The connection to the container's supervisor (the init process's stdio when attached).
+        let channel: FrameChannel
+        let supervisorPID: Int32
+    }
+
+    static func claim(_ record: ContainerRecord, runtime: Runtime, attached: Bool, keepStdinOpen: Bool,
+                      rows: UInt16, columns: UInt16) -> Claimed? {
+        let config = record.config
+        guard config.startsFromTemplate, !runtime.pools.list().isEmpty,
+              let image = try? runtime.images.resolve(config.imageID),
+              let inputs = try? runtime.templates.inputs(runtime: runtime, image: image, memoryMiB: config.memoryMiB,
+                                                        cpus: config.cpus, accelerator: config.accelerator) else { return nil }
+        let key = inputs.key
+        defer {
+            runtime.refillPool(imageID: config.imageID, memoryMiB: config.memoryMiB, cpus: config.cpus,
+                               accelerator: config.accelerator, templateKey: key)
+        }
+        let request = PoolClaimRequest(container: record.id, attached: attached, keepStdinOpen: keepStdinOpen,
+                                       rows: rows, columns: columns)
+        guard let line = try? JSONEncoder().encode(request) else { return nil }
+        for socket in runtime.pools.members(key) {
+            let fd = hvc_unix_connect(socket)
+            if fd < 0 {
+                if errno == ECONNREFUSED, runtime.pools.memberPID(socket) == nil { unlink(socket) }
+                continue
+            }
+            let connection = FileDescriptor(fd)
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            guard (try? connection.writeAll(Array(line) + [0x0a])) != nil,
+                  let answer = PoolMember.readLine(connection),
+                  let reply = try? JSONDecoder().decode(PoolClaimReply.self, from: Data(answer)), reply.ok else { continue }
+            timeout = timeval(tv_sec: 0, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            return Claimed(channel: FrameChannel(socket: connection), supervisorPID: reply.pid)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,161 @@
+import AgentProtocol
+import CLinux
+import Foundation
+import HVCSystem
+import VMM
+
+/// What a container's creator sends a pooled VM to take it: one JSON line.
+struct PoolClaimRequest: Codable {
+    var container: String
+    /// The claiming connection carries the init process's stdio (an attached `hvc run`).
+    var attached: Bool
+    var keepStdinOpen: Bool
+    var rows: UInt16
+    var columns: UInt16
+}
+
+/// The pooled VM's answer: one JSON line; with `ok`, the pid of its new supervisor.
+struct PoolClaimReply: Codable {
+    var ok: Bool
+    var pid: Int32
+    var error: String?
+}
+
+/// One VM of a warm pool (`hvc-shim --pool-member POOL`): clones the pool's template, connects
+/// to its agent and takes its `ready`, then waits on its socket for a container to claim it,
+/// and becomes that container's supervisor. Leaves when its pool shrinks or goes, or its
+/// template is replaced.
+public enum PoolMember {
+    nonisolated(unsafe) static var stopRequested: sig_atomic_t = 0
+
+    public static func run(runtime: Runtime, poolName: String) -> Never {
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGTERM) { _ in PoolMember.stopRequested = 1 }
+        guard let pool = runtime.pools.pool(named: poolName) else { exit(0) }
+        let id = ContainerID.generate()
+        let directory: VMDirectory
+        do {
+            directory = try VMDirectory.create(in: runtime.paths.vms, id: id)
+        } catch {
+            exit(125)
+        }
+        var launched: LaunchedVM?
+        func leave(_ code: Int32) -> Never {
+            launched?.vm.kill()
+            _ = launched?.vm.waitForExit(timeoutSeconds: 5)
+            launched?.confinement.release()
+            directory.remove()
+            exit(code)
+        }
+        let shape = VMLaunch.Shape(
+            owner: id, tenant: "hvc-pool", imageReference: pool.image, imageID: pool.imageID,
+            memoryMiB: pool.memoryMiB, cpus: pool.cpus, pidsLimit: 256, accelerator: pool.accelerator,
+            fromTemplate: true)
+        let channel: FrameChannel
+        do {
+            try VMLaunch.launch(shape, directory: directory, runtime: runtime, timing: nil) { (vm: LaunchedVM) throws(HVCError) in
+                launched = vm
+            }
+            guard let launched else { leave(125) }
+            channel = try VMLaunch.connect(launched, directory: directory)
+            channel.setReceiveTimeout(seconds: 60)
+            guard case .ready(let ready) = try channel.receive().message, ready.version == Limits.version else { leave(125) }
+            // Have the guest run a first command's paths now, so that a claim finds them translated.
+            try channel.send(Frame(.warmUp))
+            guard case .warmedUp = try channel.receive().message else { leave(125) }
+            channel.setReceiveTimeout(seconds: 0)
+        } catch {
+            leave(125)
+        }
+        guard let launched, let key = launched.template?.key else { leave(125) }
+
+        let pools = runtime.pools
+        let members = pools.memberDirectory(key)
+        do {
+            try makeDirectory(pools.runDirectory, mode: 0o700)
+            try makeDirectory(members, mode: 0o700)
+        } catch {
+            leave(125)
+        }
+        // Enough VMs wait already (another refill got there first): this one is not needed.
+        if pools.members(key).count >= pool.size { leave(0) }
+        let name = String(id.prefix(12))
+        let socketPath = members + "/" + name + ".sock"
+        let pidPath = members + "/" + name + ".pid"
+        try? writeAtomically(pidPath, Data("\(getpid())\n".utf8))
+        let fd = hvc_unix_listen(socketPath, 4)
+        guard fd >= 0 else { leave(125) }
+        let listener = FileDescriptor(fd)
+        func unregister() {
+            listener.close()
+            unlink(socketPath)
+            unlink(pidPath)
+        }
+
+        while true {
+            var poller = pollfd(fd: listener.raw, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, 1000)
+            if stopRequested != 0 || !stillWanted(runtime: runtime, pool: poolName, key: key, socket: socketPath) {
+                unregister()
+                leave(0)
+            }
+            guard ready > 0 else { continue }
+            let client = accept(listener.raw, nil, nil)
+            guard client >= 0 else { continue }
+            let connection = FileDescriptor(client)
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            guard let (request, record) = takeClaim(connection, runtime: runtime, pool: pool) else { continue }
+            unregister()
+            let reply = PoolClaimReply(ok: true, pid: getpid(), error: nil)
+            guard (try? connection.writeAll(Array((try? JSONEncoder().encode(reply)) ?? Data()) + [0x0a])) != nil else { leave(125) }
+            let supervisor = Supervisor(
+                config: record.config, runtime: runtime,
+                attached: request.attached ? FrameChannel(socket: connection) : nil,
+                keepStdinOpen: request.keepStdinOpen, terminalSize: (request.rows, request.columns), timing: false,
+                prebooted: .init(launched: launched, directory: directory))
+            exit(supervisor.run())
+        }
+    }
+
+    /// Reads and checks a claim: from root, for a created container this VM fits.
+    private static func takeClaim(_ connection: FileDescriptor, runtime: Runtime, pool: Pool) -> (PoolClaimRequest, ContainerRecord)? {
+        func refuse(_ why: String) -> (PoolClaimRequest, ContainerRecord)? {
+            let reply = PoolClaimReply(ok: false, pid: 0, error: why)
+            try? connection.writeAll(Array((try? JSONEncoder().encode(reply)) ?? Data()) + [0x0a])
+            return nil
+        }
+        var uid: uid_t = 0, gid: gid_t = 0, pid: pid_t = 0
+        guard hvc_peer_credentials(connection.raw, &uid, &gid, &pid) == 0, uid == 0 else { return refuse("not root") }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(connection.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard let line = readLine(connection),
+              let request = try? JSONDecoder().decode(PoolClaimRequest.self, from: Data(line)) else { return refuse("bad request") }
+        timeout = timeval(tv_sec: 0, tv_usec: 0)
+        setsockopt(connection.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard let record = try? runtime.containers.resolve(request.container), record.id == request.container,
+              record.state.status == .created else { return refuse("no such created container") }
+        let c = record.config
+        guard c.startsFromTemplate, c.imageID == pool.imageID, c.memoryMiB == pool.memoryMiB, c.cpus == pool.cpus,
+              c.accelerator == pool.accelerator else { return refuse("the container does not fit this pool") }
+        return (request, record)
+    }
+
+    /// One line, read a byte at a time so that nothing after it is consumed; at most 64 KiB.
+    static func readLine(_ fd: FileDescriptor) -> [UInt8]? {
+        var line: [UInt8] = []
+        while line.count < 1 << 16 {
+            guard let byte = try? fd.read(max: 1), let first = byte.first else { return nil }
+            if first == 0x0a { return line }
+            line.append(first)
+        }
+        return nil
+    }
+
+    /// Whether the pool still wants this VM: the pool exists, its template is current, and
+    /// this VM is within the pool's size (oldest sockets first).
+    private static func stillWanted(runtime: Runtime, pool name: String, key: String, socket: String) -> Bool {
+        guard let pool = runtime.pools.pool(named: name), runtime.templates.load(key) != nil else { return false }
+        guard let index = runtime.pools.members(key).firstIndex(of: socket) else { return false }
+        return index < pool.size
+    }
+}

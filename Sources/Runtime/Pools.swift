@@ -1,0 +1,190 @@
+import CLinux
+import Foundation
+import HVCSystem
+import OCI
+import VMM
+
+/// A warm pool: how many clones of an image's template wait, started and connected, for
+/// containers of that image and shape to take them.
+public struct Pool: Codable, Equatable, Sendable {
+    public var image: String
+    public var imageID: String
+    public var memoryMiB: Int
+    public var cpus: Int
+    public var accelerator: Accelerator
+    public var size: Int
+
+    /// Pools are named by what their VMs fit: image, memory, CPUs, accelerator.
+    public var name: String {
+        String(Digest.of(data: Data("\(imageID)|\(memoryMiB)|\(cpus)|\(accelerator.rawValue)".utf8)).hex.prefix(16))
+    }
+}
+
+/// Pool settings under `<root>/pools/<name>.json`; the waiting VMs under
+/// `<run-root>/pools/<template key>/<member>.sock`, one socket per VM, served by its
+/// `hvc-shim --pool-member` process.
+public struct PoolStore: Sendable {
+    public let directory: String
+    public let runDirectory: String
+    public static let largest = 32
+
+    public init(paths: RuntimePaths) {
+        directory = paths.root + "/pools"
+        runDirectory = paths.runRoot + "/pools"
+    }
+
+    func path(_ name: String) -> String { directory + "/" + name + ".json" }
+    /// Short names: a socket path must fit in 108 bytes.
+    func memberDirectory(_ templateKey: String) -> String { runDirectory + "/" + templateKey.prefix(16) }
+
+    public func list() -> [Pool] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasSuffix(".json") }.compactMap { name in
+            FileManager.default.contents(atPath: directory + "/" + name).flatMap { try? JSONDecoder.hvc.decode(Pool.self, from: $0) }
+        }.sorted { $0.image < $1.image }
+    }
+
+    func pool(named name: String) -> Pool? {
+        FileManager.default.contents(atPath: path(name)).flatMap { try? JSONDecoder.hvc.decode(Pool.self, from: $0) }
+    }
+
+    func save(_ pool: Pool) throws(HVCError) {
+        try makeDirectory(directory, mode: 0o700)
+        if pool.size == 0 {
+            unlink(path(pool.name))
+        } else {
+            try writeAtomically(path(pool.name), try JSONEncoder.hvc.encode(pool))
+        }
+    }
+
+    /// The sockets of the VMs waiting in pools of `templateKey`, oldest first.
+    public func members(_ templateKey: String) -> [String] {
+        let directory = memberDirectory(templateKey)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasSuffix(".sock") }.sorted().map { directory + "/" + $0 }
+    }
+
+    /// The pid serving a member socket (recorded beside it), if that process lives.
+    func memberPID(_ socket: String) -> Int32? {
+        let pidFile = String(socket.dropLast(".sock".count)) + ".pid"
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), processIsAlive(pid) else { return nil }
+        return pid
+    }
+}
+
+extension Runtime {
+    public var pools: PoolStore { PoolStore(paths: paths) }
+
+    /// Sets a pool's size: makes its template, records the size, starts the VMs missing and
+    /// stops those beyond it. Returns the pool, its template's key and the pids of the VMs started.
+    public func setPool(image reference: String, memoryMiB: Int, cpus: Int, size: Int, accelerator: Accelerator?) throws(HVCError) -> (pool: Pool, key: String, started: [Int32]) {
+        guard (0...PoolStore.largest).contains(size) else {
+            throw HVCError("pool size \(size) is out of range: give 0 to \(PoolStore.largest)")
+        }
+        let image = try images.resolve(reference)
+        let accelerator = try chooseAccelerator(accelerator).accelerator
+        if size == 0 {
+            // Its waiting VMs notice within a second that the pool is gone, and leave.
+            let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: 0)
+            try pools.save(pool)
+            return (pool, "", [])
+        }
+        try checkAssets()
+        let inputs = try templates.inputs(runtime: self, image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator)
+        let template = try templates.ensure(runtime: self, image: image, reference: reference, inputs: inputs)
+        let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: size)
+        try pools.save(pool)
+        let members = pools.members(template.key)
+        for socket in members.dropFirst(size) {
+            if let pid = pools.memberPID(socket) { kill(pid, SIGTERM) }
+        }
+        var started: [Int32] = []
+        if members.count < size {
+            for _ in members.count..<size {
+                if let pid = startPoolMember(templateKey: template.key, pool: pool.name) { started.append(pid) }
+            }
+        }
+        return (pool, template.key, started)
+    }
+
+    /// Starts one more VM for a pool, in the background; returns its pid.
+    @discardableResult
+    func startPoolMember(templateKey: String, pool: String) -> Int32? {
+        let shim = ContainerManager.shimPath()
+        let argv = [shim, "--pool-member", pool, "--root", paths.root, "--run-root", paths.runRoot, "--assets", paths.assets]
+        let log = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(log) }
+        var spawned = hvc_spawn_result()
+        let status = withCStringArray(argv) { cArgv in
+            withCStringArray(["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]) { cEnv in hvc_spawn_detached(shim, cArgv, cEnv, log, &spawned) }
+        }
+        guard status == 0, spawned.stage == 0 else { return nil }
+        let pid = spawned.pid
+        // Ours to reap until this process exits; the member outlives it.
+        Thread.detachNewThread { var ignored: Int32 = 0; waitpid(pid, &ignored, 0) }
+        return pid
+    }
+
+    /// Starts pool VMs until the pool of this shape has its size again (after one was taken).
+    func refillPool(imageID: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, templateKey: String) {
+        let name = Pool(image: "", imageID: imageID, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: 0).name
+        guard let pool = pools.pool(named: name) else { return }
+        let waiting = pools.members(templateKey).count
+        if waiting < pool.size {
+            for _ in waiting..<pool.size { startPoolMember(templateKey: templateKey, pool: name) }
+        }
+    }
+}
+
+/// A pool as `hvc pool ls` shows it: its setting, and the VMs waiting now with what they cost.
+public struct PoolSummary: Codable, Sendable {
+    public var image: String
+    public var memoryMiB: Int
+    public var cpus: Int
+    public var size: Int
+    public var waiting: Int
+    /// PSS of the waiting VMs' QEMU and supervisor processes together.
+    public var pssBytes: Int
+}
+
+extension Runtime {
+    public func poolSummaries() -> [PoolSummary] {
+        pools.list().map { pool in
+            var sockets: [String] = []
+            if let image = try? images.resolve(pool.imageID),
+               let inputs = try? templates.inputs(runtime: self, image: image, memoryMiB: pool.memoryMiB, cpus: pool.cpus,
+                                                  accelerator: pool.accelerator) {
+                sockets = pools.members(inputs.key)
+            }
+            var pss = 0
+            var waiting = 0
+            for socket in sockets {
+                guard let pid = pools.memberPID(socket) else { continue }
+                waiting += 1
+                pss += processPSS(pid)
+                for child in childProcesses(of: pid) { pss += processPSS(child) }
+            }
+            return PoolSummary(image: pool.image, memoryMiB: pool.memoryMiB, cpus: pool.cpus, size: pool.size,
+                               waiting: waiting, pssBytes: pss)
+        }
+    }
+}
+
+/// Proportional set size of a process, in bytes (0 when unreadable).
+func processPSS(_ pid: Int32) -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix("Pss:") {
+        return (Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0) * 1024
+    }
+    return 0
+}
+
+/// Direct children of `pid` (from /proc/PID/task/*/children).
+func childProcesses(of pid: Int32) -> [Int32] {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    return tasks.flatMap { task -> [Int32] in
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import VMM
+
+/// A VM started for a container, or for a pool to hand to one: its VMM, its confinement, and
+/// the template it was cloned from (nil for a cold boot).
+final class LaunchedVM: @unchecked Sendable {
+    // @unchecked: set up once by `VMLaunch.launch`, then owned by one supervisor.
+    let vm: QEMUMachine
+    let confinement: VMConfinement
+    let template: Template?
+    /// The agent channel, once connected.
+    var channel: FrameChannel?
+
+    init(vm: QEMUMachine, confinement: VMConfinement, template: Template?) {
+        self.vm = vm
+        self.confinement = confinement
+        self.template = template
+    }
+}
+
+/// Starts a container's VM: cloned from the image's template (made if need be), or booted cold.
+enum VMLaunch {
+    struct Shape {
+        var owner: String
+        var tenant: String
+        var imageReference: String
+        var imageID: String
+        var memoryMiB: Int
+        var cpus: Int
+        var pidsLimit: Int
+        var accelerator: Accelerator
+        var fromTemplate: Bool
+    }
+
+    /// Launches the VMM jailed in `directory` and, for a clone, restores its device state.
+    /// `launched` sees the VM as soon as it exists, so that the caller can tear it down on failure.
+    static func launch(_ shape: Shape, directory: VMDirectory, runtime: Runtime, timing: RunTiming?,
+                       launched: (LaunchedVM) throws(HVCError) -> Void) throws(HVCError) {
+        try runtime.checkAssets()
+        let image = try runtime.images.resolve(shape.imageID)
+        var configuration = VMConfiguration(
+            kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
+            rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
+            memoryMiB: shape.memoryMiB, cpus: shape.cpus, accelerator: shape.accelerator,
+            agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
+            consoleLog: VMDirectory.Jailed.consoleLog)
+        var clone: CloneSource?
+        if shape.fromTemplate {
+            let templates = runtime.templates
+            let inputs = try templates.inputs(runtime: runtime, image: image, memoryMiB: shape.memoryMiB,
+                                              cpus: shape.cpus, accelerator: shape.accelerator)
+            clone = try templates.cloneSource(runtime: runtime, image: image, reference: shape.imageReference, inputs: inputs)
+            configuration.memory = .clone
+            timing?.mark("template")
+        }
+        let confinement = try VMConfinement.make(
+            .init(owner: shape.owner, tenant: shape.tenant, image: image, memoryMiB: shape.memoryMiB, cpus: shape.cpus,
+                  pidsLimit: shape.pidsLimit, accelerator: shape.accelerator, bootsKernel: clone == nil),
+            directory: directory, runtime: runtime)
+        timing?.mark("launch")
+        let vm: QEMUMachine
+        do {
+            vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
+                                        jail: confinement.plan, memoryFD: clone?.memory.raw ?? -1)
+        } catch {
+            confinement.release()
+            throw HVCError("\(error)")
+        }
+        try launched(LaunchedVM(vm: vm, confinement: confinement, template: clone?.template))
+        try directory.recordVMM(pid: vm.pid)
+        if let clone {
+            do {
+                try Migration.restore(try vm.qmp(timeoutSeconds: 30), from: clone.state.raw)
+            } catch {
+                throw HVCError("restoring the VM from template \(clone.template.key.prefix(12)): \(error)\(directory.diagnostics())")
+            }
+            timing?.mark("restored")
+        }
+    }
+
+    /// Connects to the agent of a launched VM.
+    static func connect(_ launched: LaunchedVM, directory: VMDirectory) throws(HVCError) -> FrameChannel {
+        do {
+            let channel = try launched.vm.connectAgent(timeoutSeconds: 60)
+            launched.channel = channel
+            return channel
+        } catch {
+            throw HVCError("\(error)\(directory.diagnostics())")
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import Runtime
+import VMM
+
+struct PoolGroup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pool",
+        abstract: "Manage warm pools: clones of an image's template started ahead, for the fastest start.",
+        subcommands: [PoolSet.self, PoolList.self])
+}
+
+struct PoolSet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set", abstract: "Keep N started VMs waiting for containers of an image and shape (0 removes the pool).")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Guest memory of the pool's VMs (containers must ask for the same).")
+    var memory = "256m"
+    @Option(help: "Virtual CPUs of the pool's VMs.")
+    var cpus = 1
+    @Option(help: "Accelerator: kvm or tcg (default: $HVC_ACCEL, else detected).")
+    var accel: Accelerator?
+    @Argument(help: "Image name or id.")
+    var image: String
+    @Argument(help: "How many VMs wait (0 to \(PoolStore.largest)).")
+    var size: Int
+
+    func validate() throws {
+        guard (1...16).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 16") }
+        guard (0...PoolStore.largest).contains(size) else { throw ValidationError("the pool size must be between 0 and \(PoolStore.largest)") }
+    }
+
+    func run() throws {
+        try HVC.guarded {
+            try global.requireLocal("pool set")
+            let runtime = global.runtime()
+            let (pool, key, started) = try runtime.setPool(image: image, memoryMiB: try RunOptions.parseMemory(memory),
+                                                           cpus: cpus, size: size, accelerator: accel)
+            guard pool.size > 0 else { return 0 }
+            // Return once the pool is filled, so that the next run finds it.
+            let deadline = Date().addingTimeInterval(120)
+            while runtime.pools.members(key).count < pool.size && Date() < deadline {
+                if !started.isEmpty && started.allSatisfy({ kill($0, 0) != 0 }) { break }
+                usleep(20_000)
+            }
+            let waiting = runtime.pools.members(key).count
+            guard waiting >= pool.size else {
+                throw HVCError("pool \(image): only \(waiting) of \(pool.size) VMs came up: see `hvc pool ls` and `hvc run` of the image for why")
+            }
+            return 0
+        }
+    }
+}
+
+struct PoolList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List warm pools and what their waiting VMs cost.", aliases: ["list"])
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Output format: table or json.")
+    var format = "table"
+
+    func validate() throws {
+        guard ["table", "json"].contains(format) else { throw ValidationError("--format must be table or json") }
+    }
+
+    func run() throws {
+        try HVC.guarded {
+            try global.requireLocal("pool ls")
+            let runtime = global.runtime()
+            let summaries = runtime.poolSummaries()
+            if format == "json" {
+                print(try jsonText(summaries))
+            } else {
+                var rows = [["IMAGE", "MEMORY", "CPUS", "SIZE", "WAITING", "PSS"]]
+                for s in summaries {
+                    rows.append([s.image, "\(s.memoryMiB)MiB", "\(s.cpus)", "\(s.size)", "\(s.waiting)",
+                                 formatSize(Int64(s.pssBytes))])
+                }
+                printTable(rows)
+            }
+            return 0
+        }
+    }
+}
