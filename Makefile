@@ -7,13 +7,20 @@ HVC := $(CURDIR)/.build/release/hvc
 AGENT := $(CURDIR)/.build/release/hvc-agent
 export HVC_ASSETS ?= $(ASSETS)
 
+# The API fuzz test's tools, from PyPI, in a virtualenv kept outside the clone.
+# (hypothesis pinned: newer ones break schemathesis 3's hypothesis-jsonschema.)
+FUZZ_SCHEMATHESIS := 3.39.16
+FUZZ_HYPOTHESIS := 6.115.0
+FUZZ_VENV := /var/cache/hvc/fuzz-venv-$(FUZZ_SCHEMATHESIS)-$(FUZZ_HYPOTHESIS)
+export HVC_FUZZ_PYTHON ?= $(FUZZ_VENV)/bin/python
+
 # Debian packages hvc needs to build and run, and the peers the benchmark measures.
 PACKAGES := qemu-system-x86 qemu-utils busybox-static e2fsprogs erofs-utils cpio file \
 	linux-source-6.1 flex bison bc libelf-dev \
-	libseccomp-dev libcap-dev libarchive-dev runc python3 python3-yaml python3-jsonschema \
-	skopeo umoci docker-registry
+	libseccomp-dev libcap-dev libarchive-dev runc python3 python3-yaml python3-jsonschema python3-venv \
+	skopeo umoci docker-registry podman
 
-.PHONY: all deps build kernel initramfs policy assets image run test unit-test e2e-test bench install clean
+.PHONY: all deps fuzz-deps build kernel initramfs policy assets image run test unit-test e2e-test bench install clean
 
 all: build assets
 
@@ -23,6 +30,11 @@ deps:
 	  echo "installing: $$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+
+fuzz-deps: deps
+	@[ -x $(FUZZ_VENV)/bin/schemathesis ] || \
+	  { rm -rf $(FUZZ_VENV) && /usr/bin/python3 -m venv $(FUZZ_VENV) && \
+	    $(FUZZ_VENV)/bin/pip install -q schemathesis==$(FUZZ_SCHEMATHESIS) hypothesis==$(FUZZ_HYPOTHESIS); }
 
 build: deps
 	swift build -c release
@@ -48,10 +60,10 @@ run: assets image
 unit-test: build
 	swift test -c release --skip EndToEndTests
 
-e2e-test: assets
+e2e-test: assets fuzz-deps
 	HVC_BIN=$(HVC) swift test -c release --filter EndToEndTests
 
-test: assets
+test: assets fuzz-deps
 	HVC_BIN=$(HVC) swift test -c release
 
 bench: assets image

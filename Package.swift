@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Runtime"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Runtime"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,11 +1,27 @@
 import Foundation
 import Runtime
 
-/// A response: status, content type, body.
+/// A response: status, content type, and a body, or a stream that writes the body in chunks
+/// (chunked transfer encoding) until it returns.
 public struct Response: Sendable {
     public var status: Int
     public var contentType = "application/json"
     public var body: Data
+    public var stream: (@Sendable (ResponseStream) -> Void)?
+
+    public init(status: Int, contentType: String = "application/json", body: Data = Data(),
+                stream: (@Sendable (ResponseStream) -> Void)? = nil) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+        self.stream = stream
+    }
+}
+
+/// Where a streamed response writes: each `write` is one chunk, sent before it returns.
+public protocol ResponseStream: Sendable {
+    /// Sends `data` (nothing for empty data); false once the client has gone.
+    func write(_ data: Data) -> Bool
 }
 
 /// Carries out API requests with the runtime library, for one caller at a time. Blocking:
@@ -43,7 +59,8 @@ public struct Handler: Sendable {
         case .conflict: APIError(status: 409, code: "conflict", message: error.message)
         case .commandNotFound: APIError(status: 400, code: "command_not_found", message: error.message)
         case .cannotExecute: APIError(status: 400, code: "command_not_executable", message: error.message)
-        case .runtime: APIError(status: error.message.hasPrefix("invalid") ? 400 : 500, code: "runtime", message: error.message)
+        case .invalid: APIError(status: 400, code: "bad_request", message: error.message)
+        case .runtime: APIError(status: 500, code: "runtime", message: error.message)
         }
     }
 
@@ -88,6 +105,8 @@ public struct Handler: Sendable {
         var cpus: Int?
         var start: Bool?
         var template: Bool?
+        /// A terminal for the command (for an attached client).
+        var tty: Bool?
     }
 
     struct PullRequest: Decodable { var reference: String }
@@ -112,6 +131,7 @@ public struct Handler: Sendable {
             options.entrypoint = request.entrypoint
             options.name = request.name
             options.template = request.template ?? true
+            options.terminal = request.tty ?? false
             options.environment = request.env ?? []
             options.workingDirectory = request.workdir
             options.user = request.user
@@ -160,15 +180,56 @@ public struct Handler: Sendable {
             return Response(status: 204, body: Data())
         case .containerLogs(let id):
             let record = try container(id, caller)
-            var entries = ContainerLogReader(path: record.logPath).read().entries
+            let reader = ContainerLogReader(path: record.logPath)
+            var (entries, start) = reader.read()
             if let tail = query["tail"].flatMap({ Int($0) }), tail >= 0 { entries = Array(entries.suffix(tail)) }
-            return Response(status: 200, contentType: "text/plain; charset=utf-8", body: Data(entries.map(\.log).joined().utf8))
+            let text = Data(entries.map(\.log).joined().utf8)
+            let followFrom = start
+            guard query["follow"] == "true" || query["follow"] == "1" else {
+                return Response(status: 200, contentType: "text/plain; charset=utf-8", body: text)
+            }
+            let store = runtime.containers
+            return Response(status: 200, contentType: "text/plain; charset=utf-8") { stream in
+                guard stream.write(text) else { return }
+                var offset = followFrom
+                // New output as it comes, until the container has exited and all of it is sent.
+                while true {
+                    let status = (try? store.resolve(record.id))?.state.status
+                    let exited = status != .running && status != .created
+                    let more = reader.read(from: offset, includeRotated: false)
+                    offset = more.next
+                    guard stream.write(Data(more.entries.map(\.log).joined().utf8)) else { return }
+                    if exited && more.entries.isEmpty { return }
+                    usleep(100_000)
+                }
+            }
+        case .events:
+            return Response(status: 200, contentType: "application/x-ndjson") { stream in
+                EventWatch(runtime: runtime, caller: caller).run(stream)
+            }
         case .listImages:
             return try Handler.json(try runtime.images.list())
         case .pullImage:
             let request = try JSONDecoder().decode(PullRequest.self, from: body)
-            let result = try runtime.images.pull(request.reference)
-            return try Handler.json(["id": result.image.id, "downloadedBlobs": "\(result.downloadedBlobs)"])
+            guard query["progress"] == "true" || query["progress"] == "1" else {
+                let result = try runtime.images.pull(request.reference)
+                return try Handler.json(["id": result.image.id, "downloadedBlobs": "\(result.downloadedBlobs)"])
+            }
+            // Validate before the 200 goes out; what fails later is reported in the stream.
+            _ = try ImageReference(parsing: request.reference)
+            let images = runtime.images
+            return Response(status: 200, contentType: "application/x-ndjson") { stream in
+                @Sendable func line(_ object: [String: String]) -> Data {
+                    ((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()) + Data([0x0a])
+                }
+                do {
+                    let result = try images.pull(request.reference) { status in _ = stream.write(line(["status": status])) }
+                    _ = stream.write(line(["id": result.image.id, "downloadedBlobs": "\(result.downloadedBlobs)"]))
+                } catch {
+                    let failure = Handler.map(error as? HVCError ?? HVCError("\(error)"))
+                    _ = stream.write(line(["code": failure.code, "message": failure.message]))
+                }
+            }
         case .loadImage:
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("hvcd-load-\(UUID().uuidString).tar").path
             guard FileManager.default.createFile(atPath: file, contents: body, attributes: [.posixPermissions: 0o600]) else {

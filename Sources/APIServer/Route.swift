@@ -15,6 +15,7 @@ public enum Route: Equatable, Sendable {
     case pullImage
     case loadImage
     case deleteImage(String)
+    case events
 
     /// The route for `method` and `path` (query string excluded), or nil.
     public init?(method: String, path: String) {
@@ -38,6 +39,7 @@ public enum Route: Equatable, Sendable {
         case ("POST", 2, "images", _) where id == "pull": self = .pullImage
         case ("POST", 2, "images", _) where id == "load": self = .loadImage
         case ("DELETE", 2, "images", _): self = .deleteImage(id)
+        case ("GET", 1, "events", _): self = .events
         default: return nil
         }
     }

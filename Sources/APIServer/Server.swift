@@ -85,6 +85,8 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     private var route: Route?
     private var rejected: APIError?
     private var caller: Caller?
+    /// A streamed response is being written: the idle timeout does not apply.
+    private var streaming = false
 
     init(server: Server) { self.server = server }
 
@@ -100,7 +102,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
+        if event is IdleStateHandler.IdleStateEvent && !streaming { context.close(promise: nil) }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -153,9 +155,26 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             promise.succeed(handler.handle(route, query: query, body: data, caller: caller))
         }
         let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let pool = server.pool
         promise.futureResult.whenSuccess { response in
             let (handlerSelf, context) = bound.value
-            handlerSelf.write(context: context, response, keepAlive: keepAlive)
+            guard let stream = response.stream else {
+                handlerSelf.write(context: context, response, keepAlive: keepAlive)
+                return
+            }
+            // Chunked: the head now, then each chunk as the stream writes it, from a pool thread.
+            handlerSelf.streaming = true
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: response.contentType)
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+            headers.add(name: "Connection", value: "close")
+            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+            context.writeAndFlush(handlerSelf.wrapOutboundOut(.head(head)), promise: nil)
+            let channel = context.channel
+            pool.submit { _ in
+                stream(ChannelStream(channel: channel))
+                channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+            }
         }
     }
 
@@ -169,6 +188,21 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    /// A streamed body's writer: each chunk is flushed before `write` returns.
+    struct ChannelStream: ResponseStream {
+        let channel: Channel
+
+        func write(_ data: Data) -> Bool {
+            guard !data.isEmpty else { return channel.isActive }
+            do {
+                try channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: data)))).wait()
+                return true
+            } catch {
+                return false
+            }
+        }
     }
 
     static func query(_ uri: String) -> [String: String] {

@@ -6,10 +6,12 @@ import Runtime
 /// hvcd's stream socket (`<socket>.streams`): process streams that HTTP/JSON does not carry.
 ///
 /// Framing: the client sends one JSON line, `{"container": "<id or name>"}\n` (at most 4 KiB,
-/// within 10 s); hvcd checks that the caller's tenant owns the running container and answers one
-/// line, `{"ok": true}\n` or `{"code": ..., "message": ...}\n`. After `ok` the connection carries
-/// agent-protocol frames (`Specs/agent-protocol.md`, "Control socket"): `start` for an exec, its
-/// stdin, signals and resizes one way, its output and exit the other.
+/// within 10 s), with `"start": true` to start a created container whose command then waits for
+/// the client's `attach`; hvcd checks that the caller's tenant owns the container (running, or
+/// created for `start`) and answers one line, `{"ok": true}\n` or `{"code": ..., "message": ...}\n`.
+/// After `ok` the connection carries agent-protocol frames (`Specs/agent-protocol.md`, "Control
+/// socket"): `start` for an exec or `attach` for the command's stdio, input, signals and resizes
+/// one way, output and exits the other.
 public final class StreamBridge: Sendable {
     let handler: Handler
     static let maxPreamble = 4096
@@ -44,9 +46,14 @@ public final class StreamBridge: Sendable {
         let control: FileDescriptor
         do {
             let request = try readPreamble(client)
-            let record = try handler.container(request, caller)
-            guard record.state.status == .running else {
-                throw APIError(status: 409, code: "conflict", message: "container \(record.name) is not running")
+            var record = try handler.container(request.container, caller)
+            if request.start {
+                // Attached run: the supervisor holds the command until this client attaches.
+                record = try ContainerManager(runtime: handler.runtime).startForAttach(record.id)
+            } else {
+                guard record.state.status == .running else {
+                    throw APIError(status: 409, code: "conflict", message: "container \(record.name) is not running")
+                }
             }
             let path = ContainerManager(runtime: handler.runtime).controlSocketPath(record)
             let fd = hvc_unix_connect(path)
@@ -72,8 +79,14 @@ public final class StreamBridge: Sendable {
         done.wait()
     }
 
-    /// The container named in the preamble line.
-    private func readPreamble(_ client: FileDescriptor) throws -> String {
+    struct Preamble {
+        var container: String
+        /// Start the created container, holding its command until this client attaches.
+        var start: Bool
+    }
+
+    /// The container named in the preamble line, and whether to start it.
+    private func readPreamble(_ client: FileDescriptor) throws -> Preamble {
         var line: [UInt8] = []
         while !line.contains(0x0a) {
             guard line.count < StreamBridge.maxPreamble else {
@@ -88,7 +101,7 @@ public final class StreamBridge: Sendable {
               let container = object["container"] as? String, !container.isEmpty else {
             throw APIError(status: 400, code: "bad_request", message: "preamble must be {\"container\": \"ID\"}")
         }
-        return container
+        return Preamble(container: container, start: object["start"] as? Bool == true)
     }
 
     private static func copy(from source: FileDescriptor, to target: FileDescriptor) {

@@ -92,6 +92,9 @@ public enum Message: Equatable, Sendable {
     /// Before `hello`, for a VM that waits in a pool: exercise the paths a first command takes
     /// (an exec, a reseed) so that its VMM has translated them; answered by `warmedUp`.
     case warmUp
+    /// Client → supervisor only (never to a guest), process id 0: take process 1's stdio. Before
+    /// the command starts (`hvc-shim --attach`), with its stdin when `stdin`; after, its output.
+    case attach(stdin: Bool)
     // guest → host
     case ready(Ready)
     case started(pid: Int32)
@@ -115,6 +118,7 @@ public enum Message: Equatable, Sendable {
         case .resize: 6
         case .shutdown: 7
         case .warmUp: 8
+        case .attach: 9
         case .ready: 64
         case .started: 65
         case .startFailed: 66
@@ -148,6 +152,8 @@ public enum Message: Equatable, Sendable {
             break
         case .signal(let signal):
             w.write(signal)
+        case .attach(let stdin):
+            w.write(UInt8(stdin ? 1 : 0))
         case .resize(let rows, let columns):
             w.write(rows)
             w.write(columns)
@@ -191,6 +197,10 @@ public enum Message: Equatable, Sendable {
         case 6: message = .resize(rows: try r.readUInt16(), columns: try r.readUInt16())
         case 7: message = .shutdown
         case 8: message = .warmUp
+        case 9:
+            let stdin = try r.readUInt8()
+            guard stdin <= 1 else { throw .invalidField("attach stdin flag \(stdin)") }
+            message = .attach(stdin: stdin == 1)
         case 64:
             message = .ready(Ready(
                 version: try r.readUInt16(), agentStartNanoseconds: try r.readUInt64(),

@@ -25,7 +25,7 @@ public struct ContainerManager: Sendable {
         let spec = try options.processSpec(config: image.config, hostname: hostname)
         let name = options.name ?? ContainerID.randomName()
         guard ContainerID.isValidName(name) else {
-            throw HVCError("invalid container name \"\(name)\": use letters, digits, _ . - (starting with a letter or digit)")
+            throw HVCError(.invalid, "invalid container name \"\(name)\": use letters, digits, _ . - (starting with a letter or digit)")
         }
         let config = ContainerConfig(
             id: id, name: name, image: options.image, imageID: image.id,
@@ -98,6 +98,29 @@ public struct ContainerManager: Sendable {
         } else {
             shimPID = try spawnSupervisor(record)
         }
+        return try waitUntilStarted(record, supervisor: shimPID)
+    }
+
+    /// Starts a created container whose supervisor holds the command until a client attaches
+    /// to its control socket (`Message.attach`); returns once that socket is there.
+    public func startForAttach(_ nameOrID: String) throws(HVCError) -> ContainerRecord {
+        let record = try store.resolve(nameOrID)
+        guard record.state.status == .created else {
+            throw HVCError(.conflict, "container \(record.name) is \(record.state.status.rawValue): attach to it instead")
+        }
+        let shimPID = try spawnSupervisor(record, awaitAttach: true)
+        let socket = controlSocketPath(record)
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: socket) {
+            if Glibc.kill(shimPID, 0) != 0 || Date() > deadline {
+                throw HVCError("the container supervisor did not come up")
+            }
+            usleep(5_000)
+        }
+        return record
+    }
+
+    private func waitUntilStarted(_ record: ContainerRecord, supervisor shimPID: Int32) throws(HVCError) -> ContainerRecord {
         let deadline = Date().addingTimeInterval(300)
         while Date() < deadline {
             let current = try store.resolve(record.id)
@@ -121,10 +144,10 @@ public struct ContainerManager: Sendable {
     }
 
     /// Starts `hvc-shim` for a created container; returns its pid.
-    private func spawnSupervisor(_ record: ContainerRecord) throws(HVCError) -> Int32 {
+    private func spawnSupervisor(_ record: ContainerRecord, awaitAttach: Bool = false) throws(HVCError) -> Int32 {
         let shim = ContainerManager.shimPath()
         let argv = [shim, "--root", runtime.paths.root, "--run-root", runtime.paths.runRoot,
-                    "--assets", runtime.paths.assets, record.id]
+                    "--assets", runtime.paths.assets] + (awaitAttach ? ["--await-attach", "1"] : []) + [record.id]
         var environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
         environment.removeAll { $0.hasPrefix("HVC_TIMING=") }
         let log = open("/dev/null", O_WRONLY | O_CLOEXEC)
@@ -151,6 +174,24 @@ public struct ContainerManager: Sendable {
 
     /// Runs `spec` over a channel that speaks the control protocol (a supervisor's control
     /// socket, or hvcd's stream socket bridged to it), relaying this terminal.
+    /// `hvc attach`: the running command's output from now on, until it exits; returns its code.
+    public func attach(_ nameOrID: String) throws(HVCError) -> Int32 {
+        let record = try store.resolve(nameOrID)
+        return try ContainerManager.attach(over: try controlChannel(record), stdin: false, terminal: false)
+    }
+
+    /// Attaches to the command of a container over `channel` (a control socket, or hvcd's stream
+    /// socket bridged to one) and relays its stdio until it exits; returns its exit code.
+    public static func attach(over channel: FrameChannel, stdin: Bool, terminal: Bool) throws(HVCError) -> Int32 {
+        StdioSession.blockForwardedSignals()
+        do {
+            try channel.send(Frame(.attach(stdin: stdin)))
+        } catch {
+            throw HVCError("container supervisor: \(error)")
+        }
+        return try StdioSession(channel: channel).run(start: nil, interactive: stdin, terminal: terminal)
+    }
+
     public static func exec(over channel: FrameChannel, spec: ProcessSpec, interactive: Bool) throws(HVCError) -> Int32 {
         StdioSession.blockForwardedSignals()
         var spec = spec

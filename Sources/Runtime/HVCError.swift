@@ -1,8 +1,10 @@
 /// The one error users see: a message and the exit code it maps to (Docker's conventions).
 public struct HVCError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Sendable {
-        /// hvc itself failed: bad input, unknown image, VM would not start.
+        /// hvc itself failed: the VM would not start, a file could not be written.
         case runtime
+        /// The request itself is wrong: a malformed value, a bad name, a missing command.
+        case invalid
         /// The command exists but cannot be executed.
         case cannotExecute
         /// The command was not found.
@@ -28,7 +30,7 @@ public struct HVCError: Error, CustomStringConvertible, Sendable {
     /// The process exit code for this error.
     public var exitCode: Int32 {
         switch kind {
-        case .runtime, .notFound, .conflict: 125
+        case .runtime, .invalid, .notFound, .conflict: 125
         case .cannotExecute: 126
         case .commandNotFound: 127
         }

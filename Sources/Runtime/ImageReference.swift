@@ -7,7 +7,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     /// Parses and validates `text`: path components are lowercase `[a-z0-9._-]` starting with a
     /// letter or digit, a host is `[a-z0-9.-]` with an optional numeric port, tags `[A-Za-z0-9._-]`.
     public init(parsing text: String) throws(HVCError) {
-        let invalid = HVCError("invalid image reference \"\(text.prefix(200))\": use NAME[:TAG], e.g. busybox:latest")
+        let invalid = HVCError(.invalid, "invalid image reference \"\(text.prefix(200))\": use NAME[:TAG], e.g. busybox:latest")
         var name = Substring(text)
         var tag = "latest"
         if let colon = text.lastIndex(of: ":"), !text[colon...].contains("/") {

@@ -17,7 +17,7 @@ extension ImageStore {
     /// Nothing is left behind when any step fails.
     public func load(archive: String, tags: [ImageReference] = []) throws(HVCError) -> Image {
         guard FileManager.default.isReadableFile(atPath: archive) else {
-            throw HVCError("load: cannot read \(archive): give a docker-archive or oci-archive tar file")
+            throw HVCError(.invalid, "load: cannot read \(archive): give a docker-archive or oci-archive tar file")
         }
         try makeDirectory(directory)
         let staging = directory + "/.staging-" + UUID().uuidString
@@ -33,7 +33,7 @@ extension ImageStore {
         do {
             unpacked = try ArchiveLayout.read(staging + "/archive")
         } catch {
-            throw HVCError("load \(archive): \(error)")
+            throw HVCError(.invalid, "load \(archive): \(error)")
         }
         var total: UInt64 = 0
         for (index, layer) in unpacked.layers.enumerated() {
@@ -153,7 +153,8 @@ extension ImageStore {
         let status = buffer.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
         if status != 0 {
             let message = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            throw HVCError("\(what): \(message)")
+            // What libarchive refuses is the archive's fault: bad, hostile or over the size limit.
+            throw HVCError(.invalid, "\(what): \(message)")
         }
     }
 }

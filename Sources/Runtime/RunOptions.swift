@@ -29,7 +29,7 @@ public struct RunOptions: Sendable {
         let entry = entrypoint ?? config.entrypoint ?? []
         let arguments = entry + (command.isEmpty && entrypoint == nil ? (config.cmd ?? []) : command)
         guard !arguments.isEmpty else {
-            throw HVCError("no command given and image \"\(image)\" has none: add one after the image name")
+            throw HVCError(.invalid, "no command given and image \"\(image)\" has none: add one after the image name")
         }
         var env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=\(hostname)"]
         if terminal { env.append("TERM=xterm") }
@@ -37,7 +37,7 @@ public struct RunOptions: Sendable {
         RunOptions.merge(&env, environment)
         let workingDirectory = self.workingDirectory ?? config.workingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/"
         guard workingDirectory.hasPrefix("/") else {
-            throw HVCError("working directory \"\(workingDirectory)\" is not absolute: give a path starting with /")
+            throw HVCError(.invalid, "working directory \"\(workingDirectory)\" is not absolute: give a path starting with /")
         }
         return ProcessSpec(
             arguments: arguments, environment: env, workingDirectory: workingDirectory,
@@ -65,10 +65,10 @@ public struct RunOptions: Sendable {
             break
         }
         guard let value = Double(number), value > 0, value.isFinite, value * scale < Double(Int.max) else {
-            throw HVCError("invalid \(what) \"\(text)\": use a number with b, k, m or g, e.g. 10m")
+            throw HVCError(.invalid, "invalid \(what) \"\(text)\": use a number with b, k, m or g, e.g. 10m")
         }
         let bytes = Int(value * scale)
-        guard bytes >= minimum else { throw HVCError("\(what) \(text) is too small: give at least \(minimum) bytes") }
+        guard bytes >= minimum else { throw HVCError(.invalid, "\(what) \(text) is too small: give at least \(minimum) bytes") }
         return bytes
     }
 
@@ -77,7 +77,7 @@ public struct RunOptions: Sendable {
         let bytes = try parseSize(text, minimum: 1, what: "memory size")
         let mib = (bytes + 1_048_575) / 1_048_576
         guard (64...65536).contains(mib) else {
-            throw HVCError("memory \(text) is out of range: give between 64m and 64g")
+            throw HVCError(.invalid, "memory \(text) is out of range: give between 64m and 64g")
         }
         return mib
     }

@@ -22,8 +22,15 @@ public final class Supervisor: @unchecked Sendable {
     let runtime: Runtime
     let store: ContainerStore
     let timing: RunTiming
-    private let initClient: Client?
-    private let keepInitStdinOpen: Bool
+    /// The client owning process 1's stdio: `hvc run`'s own (in-process), or one that attached
+    /// through the control socket before the command started (`awaitsAttach`).
+    private var initClient: Client?
+    private let inProcessClient: Client?
+    private var keepInitStdinOpen: Bool
+    /// Wait (a while) for a client to attach before starting the command.
+    private let awaitsAttach: Bool
+    private let attachArrived = DispatchSemaphore(value: 0)
+    private var listening = false
     private let terminalSize: (rows: UInt16, columns: UInt16)
     private let routes = Mutex(Routes())
     private var channel: FrameChannel?
@@ -52,6 +59,9 @@ public final class Supervisor: @unchecked Sendable {
         var running = false
         var ended = false
         var clients: [ObjectIdentifier: Client] = [:]
+        /// Clients that attached after the command started: they get its output and exit.
+        var observers: [ObjectIdentifier: Client] = [:]
+        var attachTaken = false
 
         mutating func agentID(client: Client, local: UInt32) -> UInt32? {
             byAgentID.first { $0.value.client === client && $0.value.local == local }?.key
@@ -60,19 +70,24 @@ public final class Supervisor: @unchecked Sendable {
 
     /// - Parameters:
     ///   - attached: the in-process client of `hvc run` without `-d`, owning the init process's stdio.
+    ///   - awaitsAttach: hold the command until a control-socket client sends `attach` (at most
+    ///     a minute), so that it sees all of the command's output (attached runs through hvcd).
     public convenience init(config: ContainerConfig, runtime: Runtime, attached: FrameChannel? = nil,
-                            keepStdinOpen: Bool = false, terminalSize: (UInt16, UInt16) = (24, 80), timing: Bool = false) {
+                            keepStdinOpen: Bool = false, terminalSize: (UInt16, UInt16) = (24, 80), timing: Bool = false,
+                            awaitsAttach: Bool = false) {
         self.init(config: config, runtime: runtime, attached: attached, keepStdinOpen: keepStdinOpen,
-                  terminalSize: terminalSize, timing: timing, prebooted: nil)
+                  terminalSize: terminalSize, timing: timing, prebooted: nil, awaitsAttach: awaitsAttach)
     }
 
     init(config: ContainerConfig, runtime: Runtime, attached: FrameChannel?, keepStdinOpen: Bool,
-         terminalSize: (UInt16, UInt16), timing: Bool, prebooted: PrebootedVM?) {
+         terminalSize: (UInt16, UInt16), timing: Bool, prebooted: PrebootedVM?, awaitsAttach: Bool = false) {
         self.prebooted = prebooted
         self.config = config
         self.runtime = runtime
         self.store = runtime.containers
-        self.initClient = attached.map { Client(channel: $0) }
+        self.inProcessClient = attached.map { Client(channel: $0) }
+        self.initClient = inProcessClient
+        self.awaitsAttach = awaitsAttach && inProcessClient == nil
         self.keepInitStdinOpen = keepStdinOpen
         self.terminalSize = terminalSize
         self.timing = RunTiming(enabled: timing)
@@ -99,6 +114,10 @@ public final class Supervisor: @unchecked Sendable {
             }
         }
         do {
+            if awaitsAttach {
+                try listen(directory)
+                _ = attachArrived.wait(timeout: .now() + 60)
+            }
             outcome = try boot(&directory)
         } catch {
             outcome = (error.exitCode, error.message)
@@ -143,7 +162,7 @@ public final class Supervisor: @unchecked Sendable {
             try handshake(channel, directory: directory, pipelined: launched.template != nil)
         }
         // The attached client's stdin and signals wait in its socket until the command exists.
-        if let initClient { serve(initClient) }
+        if let inProcessClient { serve(inProcessClient) }
         try listen(directory)
         return relayUntilExit(channel, directory: directory)
     }
@@ -251,11 +270,12 @@ public final class Supervisor: @unchecked Sendable {
         case .exited, .startFailed: ends = true
         default: ends = false
         }
-        let route = routes.withLock { routes in
+        let (route, observers) = routes.withLock { routes in
             let route = routes.byAgentID[frame.process]
             if ends { routes.byAgentID[frame.process] = nil }
-            return route
+            return (route, frame.process == Supervisor.initProcess ? Array(routes.observers.values) : [])
         }
+        for observer in observers where (try? observer.channel.send(frame)) == nil { drop(observer) }
         guard let route else { return }
         do {
             try route.client.channel.send(Frame(process: route.local, frame.message))
@@ -275,6 +295,8 @@ public final class Supervisor: @unchecked Sendable {
     // MARK: Control socket
 
     private func listen(_ directory: VMDirectory) throws(HVCError) {
+        guard !listening else { return }
+        listening = true
         let fd = hvc_unix_listen(directory.controlSocket, 64)
         guard fd >= 0 else { throw HVCError("control socket \(directory.controlSocket): \(Errno.current)") }
         let listener = FileDescriptor(fd)
@@ -303,6 +325,10 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     private func handle(_ frame: Frame, from client: Client) {
+        if frame.process == 0, case .attach(let stdin) = frame.message {
+            attach(client, stdin: stdin)
+            return
+        }
         guard let channel else { return }
         if frame.process == 0 {
             switch frame.message {
@@ -340,8 +366,30 @@ public final class Supervisor: @unchecked Sendable {
         }
     }
 
+    /// A client takes process 1's stdio if it is the first to attach before the command
+    /// starts; otherwise it observes the command's output and exit.
+    private func attach(_ client: Client, stdin: Bool) {
+        let owner = routes.withLock { routes -> Bool in
+            if awaitsAttach && !routes.attachTaken && !routes.running && !routes.ended {
+                routes.attachTaken = true
+                routes.byAgentID[Supervisor.initProcess] = (client, Supervisor.initProcess)
+                return true
+            }
+            routes.observers[ObjectIdentifier(client)] = client
+            return false
+        }
+        if owner {
+            initClient = client
+            keepInitStdinOpen = stdin
+            attachArrived.signal()
+            // Its stdin waits in its socket until the command exists (as `hvc run`'s does).
+            while !routes.withLock({ $0.running || $0.ended }) { usleep(10_000) }
+        }
+    }
+
     private func drop(_ client: Client) {
         routes.withLock { routes in
+            routes.observers[ObjectIdentifier(client)] = nil
             routes.clients[ObjectIdentifier(client)] = nil
             routes.byAgentID = routes.byAgentID.filter { $0.value.client !== client }
         }

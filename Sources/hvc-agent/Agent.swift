@@ -149,7 +149,7 @@ final class Agent {
             guard !greeted else { return }
             Prewarm.warmUp()
             send(Frame(.warmedUp))
-        case .ready, .started, .startFailed, .stdout, .stderr, .exited, .failure, .oomKilled, .warmedUp:
+        case .ready, .started, .startFailed, .stdout, .stderr, .exited, .failure, .oomKilled, .warmedUp, .attach:
             fail("host sent a guest-only message")
         }
     }

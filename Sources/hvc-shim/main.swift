@@ -3,7 +3,7 @@ import Runtime
 
 // hvc-shim: supervises one detached container for its whole life, or (with --keep-template)
 // holds a template's sealed memory for its clones.
-// Usage: hvc-shim --root DIR --run-root DIR --assets DIR CONTAINER_ID
+// Usage: hvc-shim --root DIR --run-root DIR --assets DIR [--await-attach 1] CONTAINER_ID
 //        hvc-shim --root DIR --run-root DIR --assets DIR --keep-template KEY
 //        hvc-shim --root DIR --run-root DIR --assets DIR --pool-member POOL
 var options: [String: String] = [:]
@@ -31,7 +31,7 @@ if let pool = options["pool-member"] {
 }
 do {
     let record = try runtime.containers.resolve(positional[0])
-    exit(Supervisor(config: record.config, runtime: runtime).run())
+    exit(Supervisor(config: record.config, runtime: runtime, awaitsAttach: options["await-attach"] == "1").run())
 } catch {
     FileHandle.standardError.write(Data("hvc-shim: \(error.message)\n".utf8))
     exit(125)

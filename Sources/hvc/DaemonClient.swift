@@ -56,11 +56,13 @@ struct DaemonClient {
 
     /// Opens hvcd's stream socket for `container`; after the daemon's `ok` the connection speaks
     /// agent-protocol frames.
-    func openStream(container: String) throws(HVCError) -> FrameChannel {
+    func openStream(container: String, start: Bool = false) throws(HVCError) -> FrameChannel {
         let fd = hvc_unix_connect(socketPath + ".streams")
         guard fd >= 0 else { throw HVCError("cannot reach hvcd's stream socket \(socketPath).streams: \(Errno.current)") }
         let socket = FileDescriptor(fd)
-        let preamble = (try? JSONSerialization.data(withJSONObject: ["container": container])) ?? Data()
+        var request: [String: Any] = ["container": container]
+        if start { request["start"] = true }
+        let preamble = (try? JSONSerialization.data(withJSONObject: request)) ?? Data()
         var line: [UInt8] = []
         do {
             try socket.writeAll(Array(preamble) + [0x0a])

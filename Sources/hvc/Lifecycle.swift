@@ -194,3 +194,21 @@ enum SignalName {
         return names[name]
     }
 }
+
+struct Attach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a running container's output from now on; exit with its command's code.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Container (name, id or id prefix).")
+    var container: String
+
+    func run() throws {
+        try HVC.guarded {
+            if let daemon = try global.daemon() {
+                return try ContainerManager.attach(over: try daemon.openStream(container: container), stdin: false, terminal: false)
+            }
+            return try ContainerManager(runtime: global.runtime()).attach(container)
+        }
+    }
+}

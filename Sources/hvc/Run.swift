@@ -82,9 +82,12 @@ struct ContainerOptions: ParsableArguments {
     }
 
     /// The API's create request for these options; refuses what the API does not take yet.
-    func createRequest(start: Bool) throws(HVCError) -> [String: Any] {
-        if rm || process.tty || process.interactive || accel != nil || entrypoint != nil || pidsLimit != 256 || logMaxSize != "10m" {
-            throw HVCError("--rm, -t, -i, --accel, --entrypoint, --pids-limit and --log-max-size are not available through hvcd yet")
+    func createRequest(start: Bool, attached: Bool = false) throws(HVCError) -> [String: Any] {
+        if !attached && (rm || process.tty || process.interactive) {
+            throw HVCError("--rm, -t and -i through hvcd need an attached run (without -d)")
+        }
+        if accel != nil || entrypoint != nil || pidsLimit != 256 || logMaxSize != "10m" {
+            throw HVCError("--accel, --entrypoint, --pids-limit and --log-max-size are not available through hvcd yet")
         }
         var request: [String: Any] = ["image": image, "memory": memory, "cpus": cpus, "start": start, "env": process.env]
         if !command.isEmpty { request["cmd"] = command }
@@ -93,6 +96,7 @@ struct ContainerOptions: ParsableArguments {
         if let hostname { request["hostname"] = hostname }
         if let workdir = process.workdir { request["workdir"] = workdir }
         if let user = process.user { request["user"] = user }
+        if process.tty { request["tty"] = true }
         return request
     }
 
@@ -117,10 +121,18 @@ struct Run: ParsableCommand {
     func run() throws {
         try HVC.guarded {
             if let daemon = try global.daemon() {
-                guard detach else { throw HVCError("attached run is not available through hvcd yet: use -d, or run without --host") }
-                let data = try daemon.call("POST", "/v1/containers", json: try container.createRequest(start: true))
-                print(try daemon.decode([String: String].self, data)["id"] ?? "")
-                return 0
+                guard !detach else {
+                    let data = try daemon.call("POST", "/v1/containers", json: try container.createRequest(start: true))
+                    print(try daemon.decode([String: String].self, data)["id"] ?? "")
+                    return 0
+                }
+                // Attached: create, then start through the stream socket and attach before the
+                // command runs, so that none of its output is missed.
+                let data = try daemon.call("POST", "/v1/containers", json: try container.createRequest(start: false, attached: true))
+                let id = try daemon.decode([String: String].self, data)["id"] ?? ""
+                defer { if container.rm { _ = try? daemon.call("DELETE", "/v1/containers/\(id)?force=true") } }
+                let channel = try daemon.openStream(container: id, start: true)
+                return try ContainerManager.attach(over: channel, stdin: container.process.interactive, terminal: container.process.tty)
             }
             let options = try container.runOptions()
             let manager = ContainerManager(runtime: global.runtime())

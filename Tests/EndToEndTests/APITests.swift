@@ -8,24 +8,11 @@ extension EndToEnd {
         let h: Harness
         static let client = Harness.repository + "/Tests/EndToEndTests/Fixtures/api_client.py"
         static let spec = Harness.repository + "/Specs/api.yaml"
-        static let daemon = URL(fileURLWithPath: Harness.binary).deletingLastPathComponent().appendingPathComponent("hvcd").path
 
         init() throws { h = try Harness.make() }
 
-        /// Starts hvcd on a private socket with the given tenants file.
         func startDaemon(_ directory: String, tenants: String) throws -> (socket: String, process: Process) {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            chmod(directory, 0o755)
-            try tenants.write(toFile: directory + "/tenants.json", atomically: true, encoding: .utf8)
-            let socket = directory + "/hvc.sock"
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: APITests.daemon)
-            process.arguments = ["--socket", socket, "--root", h.root, "--run-root", h.runRoot, "--assets", Harness.assets,
-                                 "--tenants", directory + "/tenants.json"]
-            process.environment = h.environment
-            try process.run()
-            try #require(Harness.eventually(10) { FileManager.default.fileExists(atPath: socket) }, "hvcd did not start")
-            return (socket, process)
+            try h.startDaemon(directory, tenants: tenants)
         }
 
         /// Runs the client as `uid` (nil: root).
@@ -112,9 +99,19 @@ extension EndToEnd {
             #expect(remote.hvc(["rm", "via-daemon"]).status == 0)
             // The same state, seen without the daemon.
             #expect(!h.hvc(["ps", "-a"]).stdout.contains("via-daemon"))
-            let attached = remote.hvc(["run", "busybox", "true"])
-            #expect(attached.status == 125)
-            #expect(attached.stderr.contains("not available through hvcd"))
+            // Attached runs: all of the output, the streams kept apart, stdin, the exit code, --rm.
+            let attached = remote.hvc(["run", "--rm", "--name", "attached-remote", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4"])
+            #expect(attached.status == 4, "\(attached.stderr)")
+            #expect(attached.stdout == "out\n" && attached.stderr == "err\n")
+            #expect(!h.hvc(["ps", "-a"]).stdout.contains("attached-remote"))
+            #expect(remote.hvc(["run", "--rm", "-i", "busybox", "cat"], stdin: "through hvcd\n").stdout == "through hvcd\n")
+            // Attaching to running containers, through the daemon and without it.
+            for (client, name) in [(remote, "talker-remote"), (h, "talker-local")] {
+                #expect(client.hvc(["run", "-d", "--name", name, "busybox", "sh", "-c", "sleep 2; echo late; exit 5"]).status == 0)
+                let attach = client.hvc(["attach", name])
+                #expect(attach.status == 5 && attach.stdout == "late\n", "\(attach.stdout) \(attach.stderr)")
+                _ = client.hvc(["rm", "-f", name])
+            }
             let unreachable = h.hvc(["ps", "--host", "unix://" + directory + "/nothing.sock"])
             #expect(unreachable.status == 125 && unreachable.stderr.contains("cannot reach hvcd"))
         }
@@ -133,6 +130,33 @@ extension EndToEnd {
             defer { daemon.terminate(); daemon.waitUntilExit() }
             #expect(client(socket, ["sees", id]).status == 0)
             #expect(client(socket, ["delete", id]).status == 0)
+        }
+
+        @Test func logsFollowEventsAndPullProgressStream() throws {
+            let directory = h.root + "/../api-\(UUID().uuidString.prefix(8))"
+            let (socket, daemon) = try startDaemon(directory, tenants: "{}")
+            defer { daemon.terminate(); daemon.waitUntilExit() }
+            let r = client(socket, ["streams"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout == "ok\n")
+        }
+
+        /// schemathesis (from PyPI, installed by `make fuzz-deps`) against a daemon on an empty
+        /// store: a fixed seed and a bounded number of cases per operation; no 5xx, no crash.
+        @Test func fuzzingFromTheSpecFindsNoServerErrors() throws {
+            let python = ProcessInfo.processInfo.environment["HVC_FUZZ_PYTHON"] ?? "/var/cache/hvc/fuzz-venv-3.39.16-6.115.0/bin/python"
+            try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: run `make fuzz-deps`")
+            let directory = h.root + "/../fuzz-\(UUID().uuidString.prefix(8))"
+            var empty = h
+            empty.root = directory + "/root"
+            empty.runRoot = directory + "/run"
+            let (socket, daemon) = try empty.startDaemon(directory, tenants: "{}")
+            defer { daemon.terminate(); daemon.waitUntilExit() }
+            let fuzz = h.execute([python, Harness.repository + "/Tests/EndToEndTests/Fixtures/fuzz_api.py", socket, APITests.spec, "50"],
+                                 timeout: 900)
+            #expect(fuzz.status == 0, "\(fuzz.stdout)\(fuzz.stderr)")
+            #expect(daemon.isRunning)
+            #expect(client(socket, ["version"]).status == 0)
         }
     }
 }

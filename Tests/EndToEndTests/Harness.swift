@@ -13,8 +13,8 @@ struct Harness: Sendable {
     static let binary = ProcessInfo.processInfo.environment["HVC_BIN"] ?? repository + "/.build/release/hvc"
     static let assets = ProcessInfo.processInfo.environment["HVC_ASSETS"] ?? repository + "/build/share/hvc"
 
-    let root: String
-    let runRoot: String
+    var root: String
+    var runRoot: String
     /// Set on top of the harness's environment for one call.
     var extraEnvironment: [String: String] = [:]
     /// Removed when the test process exits.
@@ -86,6 +86,27 @@ struct Harness: Sendable {
         process.waitUntilExit()
         return Result3(status: process.terminationStatus, stdout: collected.out, stderr: collected.err)
     }
+
+    /// Starts hvcd on a private socket in `directory`, on this harness's state, with the given
+    /// tenants file.
+    func startDaemon(_ directory: String, tenants: String) throws -> (socket: String, process: Process) {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        chmod(directory, 0o755)
+        try tenants.write(toFile: directory + "/tenants.json", atomically: true, encoding: .utf8)
+        let socket = directory + "/hvc.sock"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Harness.daemon)
+        process.arguments = ["--socket", socket, "--root", root, "--run-root", runRoot, "--assets", Harness.assets,
+                             "--tenants", directory + "/tenants.json"]
+        process.environment = environment
+        try process.run()
+        guard Harness.eventually(10, { FileManager.default.fileExists(atPath: socket) }) else {
+            throw HarnessError(message: "hvcd did not start")
+        }
+        return (socket, process)
+    }
+
+    static let daemon = URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("hvcd").path
 
     /// Per-VM directories left under the run root.
     func leftoverVMDirectories() -> [String] {

@@ -60,6 +60,19 @@ extension EndToEnd {
             #expect(second.status == 0)
             #expect(second.stdout.contains("0 blobs, 0 bytes downloaded"))
 
+            // Through hvcd, with progress streamed as JSON lines, then the result.
+            let salt2 = UUID().uuidString
+            #expect(h.execute(["/usr/bin/python3", Harness.repository + "/Tests/EndToEndTests/Fixtures/make-image.py", "layers", archive,
+                               "/tmp/hvc-outside", salt2]).status == 0)
+            let push2 = h.execute(["/usr/bin/skopeo", "copy", "--dest-tls-verify=false", "oci-archive:" + archive, "docker://\(address)/pulled:v2"])
+            try #require(push2.status == 0, "skopeo: \(push2.stderr)")
+            let (socket, daemon) = try h.startDaemon(directory + "/daemon", tenants: "{}")
+            defer { daemon.terminate(); daemon.waitUntilExit() }
+            let progress = h.execute(["/usr/bin/python3", Harness.repository + "/Tests/EndToEndTests/Fixtures/api_client.py", socket,
+                                      Harness.repository + "/Specs/api.yaml", "pull-progress", "\(address)/pulled:v2"])
+            #expect(progress.status == 0, "\(progress.stderr)")
+            #expect(progress.stdout.hasPrefix("sha256:"))
+
             let missing = h.hvc(["pull", "\(address)/no-such-image:v1"])
             #expect(missing.status == 125)
             #expect(missing.stderr.split(separator: "\n").count == 1)

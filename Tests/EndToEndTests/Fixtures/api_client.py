@@ -137,6 +137,72 @@ def main():
                 client.call("POST", "/v1/images/load", f.read(), expect=201, raw=True)
             client.call("DELETE", "/v1/images/fixture:layers", expect=200)
         print("ok")
+    elif scenario == "streams":
+        # Events of this tenant as they happen, read on a thread from one long response.
+        import threading
+        events = []
+        connection = UnixConnection(client.path)
+        connection.request("GET", "/v1/events")
+        stream = connection.getresponse()
+        if stream.status != 200 or not stream.getheader("Content-Type", "").startswith("application/x-ndjson"):
+            fail(f"events: {stream.status} {stream.getheader('Content-Type')}")
+        event_schema = dict(client.spec["components"]["schemas"]["Event"])
+
+        def read_events():
+            for line in stream:
+                if line.strip():
+                    event = json.loads(line)
+                    jsonschema.validate(event, event_schema)
+                    events.append(event)
+        reader = threading.Thread(target=read_events, daemon=True)
+        reader.start()
+        _, created = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["sh", "-c", "echo one; sleep 1; echo two; exit 3"],
+                                                             "start": True}, expect=201)
+        cid = created["id"]
+        # Following the log streams it to the end, which comes when the container exits.
+        status, text = client.call("GET", f"/v1/containers/{cid}/logs?follow=true", expect=200)
+        if text != "one\ntwo\n":
+            fail(f"followed logs {text!r}")
+        _, waited = client.call("POST", f"/v1/containers/{cid}/wait", expect=200)
+        client.call("DELETE", f"/v1/containers/{cid}", expect=204)
+        import time
+        deadline = time.time() + 10
+        wanted = ["create", "start", "die", "destroy"]
+        while time.time() < deadline:
+            mine = [e for e in events if e["id"] == cid]
+            if [e["action"] for e in mine] == wanted:
+                break
+            time.sleep(0.1)
+        mine = [e for e in events if e["id"] == cid]
+        if [e["action"] for e in mine] != wanted:
+            fail(f"events {[(e['action'], e['id'][:12]) for e in events]}")
+        if mine[2].get("exitCode") != 3:
+            fail(f"die event {mine[2]}")
+        connection.close()
+        # A pull with progress that fails says so in the stream.
+        connection = UnixConnection(client.path)
+        connection.request("POST", "/v1/images/pull?progress=true", body=json.dumps({"reference": "127.0.0.1:9/nothing:here"}),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        lines = [json.loads(line) for line in response.read().splitlines() if line.strip()]
+        if response.status != 200 or not lines or "code" not in lines[-1] or "message" not in lines[-1]:
+            fail(f"pull progress: {response.status} {lines}")
+        print("ok")
+    elif scenario == "pull-progress":
+        connection = UnixConnection(client.path)
+        connection.request("POST", "/v1/images/pull?progress=true", body=json.dumps({"reference": args[0]}),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        lines = [json.loads(line) for line in response.read().splitlines() if line.strip()]
+        if response.status != 200 or len(lines) < 2 or "id" not in lines[-1]:
+            fail(f"pull progress: {response.status} {lines}")
+        if not all("status" in line for line in lines[:-1]):
+            fail(f"progress lines: {lines[:-1]}")
+        jsonschema.validate(lines[-1], dict(client.spec["components"]["schemas"]["Pulled"]))
+        print(lines[-1]["id"])
+    elif scenario == "version":
+        client.call("GET", "/v1/version", expect=200)
+        print("ok")
     elif scenario == "create":
         _, created = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["sleep", "1000"], "name": args[0], "start": True}, expect=201)
         print(created["id"])
