@@ -12,7 +12,7 @@ struct HVC: ParsableCommand {
         subcommands: [
             Run.self, Create.self, Start.self, PS.self, Logs.self, Exec.self, Attach.self, Stop.self, Kill.self, Wait.self,
             Remove.self, Inspect.self, Images.self, Pull.self, Login.self, Load.self, Save.self, Tag.self, RemoveImage.self, Import.self, ImageGroup.self,
-            Info.self, TemplateGroup.self, PoolGroup.self,
+            Info.self, TemplateGroup.self, PoolGroup.self, Serve.self,
         ])
 
     /// Runs a subcommand body, turning an `HVCError` into its one-line message and exit code.

@@ -75,19 +75,15 @@ struct Stop: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            if let daemon = try global.daemon() {
-                for container in containers {
+            try global.forEach(containers) { target, container throws(HVCError) in
+                switch target {
+                case .daemon(let daemon):
                     _ = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/stop?timeout=\(time)")
-                    print(container)
+                case .local(let manager):
+                    _ = try manager.stop(container, timeout: time)
                 }
-                return 0
+                return container
             }
-            let manager = ContainerManager(runtime: global.runtime())
-            for container in containers {
-                _ = try manager.stop(container, timeout: time)
-                print(container)
-            }
-            return 0
         }
     }
 }
@@ -108,19 +104,15 @@ struct Kill: ParsableCommand {
     func run() throws {
         try HVC.guarded {
             let number = SignalName.parse(signal) ?? SIGKILL
-            if let daemon = try global.daemon() {
-                for container in containers {
+            return try global.forEach(containers) { target, container throws(HVCError) in
+                switch target {
+                case .daemon(let daemon):
                     _ = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/kill?signal=\(number)")
-                    print(container)
+                case .local(let manager):
+                    try manager.kill(container, signal: number)
                 }
-                return 0
+                return container
             }
-            let manager = ContainerManager(runtime: global.runtime())
-            for container in containers {
-                try manager.kill(container, signal: number)
-                print(container)
-            }
-            return 0
         }
     }
 }
@@ -134,16 +126,15 @@ struct Wait: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            if let daemon = try global.daemon() {
-                for container in containers {
+            try global.forEach(containers) { target, container throws(HVCError) in
+                switch target {
+                case .daemon(let daemon):
                     let data = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/wait")
-                    print(try daemon.decode([String: Int32].self, data)["exitCode"] ?? -1)
+                    return "\(try daemon.decode([String: Int32].self, data)["exitCode"] ?? -1)"
+                case .local(let manager):
+                    return "\(try manager.wait(container))"
                 }
-                return 0
             }
-            let manager = ContainerManager(runtime: global.runtime())
-            for container in containers { print(try manager.wait(container)) }
-            return 0
         }
     }
 }
@@ -159,24 +150,15 @@ struct Remove: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            let daemon = try global.daemon()
-            let manager = daemon == nil ? ContainerManager(runtime: global.runtime()) : nil
-            var failure: HVCError?
-            for container in containers {
-                do {
-                    if let daemon {
-                        _ = try daemon.call("DELETE", "/v1/containers/\(DaemonClient.escape(container))?force=\(force)")
-                    } else {
-                        try manager?.remove(container, force: force)
-                    }
-                    print(container)
-                } catch let error as HVCError {
-                    FileHandle.standardError.write(Data("hvc: \(error.message)\n".utf8))
-                    failure = error
+            try global.forEach(containers) { target, container throws(HVCError) in
+                switch target {
+                case .daemon(let daemon):
+                    _ = try daemon.call("DELETE", "/v1/containers/\(DaemonClient.escape(container))?force=\(force)")
+                case .local(let manager):
+                    try manager.remove(container, force: force)
                 }
+                return container
             }
-            if let failure { return failure.exitCode }
-            return 0
         }
     }
 }
@@ -210,5 +192,29 @@ struct Attach: ParsableCommand {
             }
             return try ContainerManager(runtime: global.runtime()).attach(container)
         }
+    }
+}
+
+/// Where a verb on containers goes: hvcd, when one is given, or the local state.
+enum ContainerTarget {
+    case daemon(DaemonClient)
+    case local(ContainerManager)
+}
+
+extension GlobalOptions {
+    /// Runs `action` on each container in turn, printing what it returns; a failure is reported
+    /// on its own line and the others still run, as Docker does. Returns the last failure's code.
+    func forEach(_ containers: [String], _ action: (ContainerTarget, String) throws(HVCError) -> String) throws(HVCError) -> Int32 {
+        let target: ContainerTarget = if let daemon = try daemon() { .daemon(daemon) } else { .local(ContainerManager(runtime: runtime())) }
+        var failure: HVCError?
+        for container in containers {
+            do {
+                print(try action(target, container))
+            } catch {
+                FileHandle.standardError.write(Data("hvc: \(error.message)\n".utf8))
+                failure = error
+            }
+        }
+        return failure?.exitCode ?? 0
     }
 }

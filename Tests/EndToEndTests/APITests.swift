@@ -158,5 +158,22 @@ extension EndToEnd {
             #expect(daemon.isRunning)
             #expect(client(socket, ["version"]).status == 0)
         }
+
+        @Test func hvcServeRunsTheDaemon() throws {
+            let directory = h.root + "/../serve-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let socket = directory + "/hvc.sock"
+            let serve = Process()
+            serve.executableURL = URL(fileURLWithPath: Harness.binary)
+            serve.arguments = ["serve", "--socket", socket]
+            serve.environment = h.environment
+            try serve.run()
+            defer { serve.terminate(); serve.waitUntilExit() }
+            try #require(Harness.eventually(10) { FileManager.default.fileExists(atPath: socket) }, "hvc serve did not start")
+            var remote = h
+            remote.extraEnvironment["HVC_HOST"] = "unix://" + socket
+            let run = remote.hvc(["run", "--rm", "busybox", "echo", "served"])
+            #expect(run.status == 0 && run.stdout == "served\n", "\(run.stderr)")
+        }
     }
 }
