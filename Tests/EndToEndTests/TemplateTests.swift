@@ -73,6 +73,14 @@ extension EndToEnd {
             let keyB = try state("clone-b")["template"] as? String
             #expect(keyA != nil && keyA == keyB)
 
+            // Both VMMs map the one sealed memory object of their template.
+            let memfd = "/memfd:hvc-template-" + (keyA ?? "").prefix(16)
+            for name in ["clone-a", "clone-b"] {
+                let vmm = try #require(try state(name)["vmmPID"] as? Int)
+                let maps = (try? String(contentsOfFile: "/proc/\(vmm)/maps", encoding: .utf8)) ?? ""
+                #expect(maps.contains(memfd), "\(name)'s QEMU does not map \(memfd)")
+            }
+
             let random = "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'"
             let randomA = exec("clone-a", random), randomB = exec("clone-b", random)
             #expect(randomA.count == 64 && randomB.count == 64 && randomA != randomB)
