@@ -204,8 +204,10 @@ public struct Handler: Sendable {
                 }
             }
         case .events:
+            // From here on: taken before the response's head goes out.
+            let start = runtime.containers.events.end()
             return Response(status: 200, contentType: "application/x-ndjson") { stream in
-                EventWatch(runtime: runtime, caller: caller).run(stream)
+                EventWatch(runtime: runtime, caller: caller).run(stream, from: start)
             }
         case .listImages:
             return try Handler.json(try runtime.images.list())

@@ -9,6 +9,7 @@ public struct ContainerStore: Sendable {
     public init(directory: String) { self.directory = directory }
 
     func path(_ id: String) -> String { directory + "/" + id }
+    public var events: ContainerEventJournal { ContainerEventJournal(path: directory + "/.events.jsonl") }
     public func logPath(_ id: String) -> String { path(id) + "/container.log" }
 
     /// Creates the container's directory with its configuration; fails if the name is taken.
@@ -22,6 +23,7 @@ public struct ContainerStore: Sendable {
             try makeDirectory(dir, mode: 0o700)
             try writeAtomically(dir + "/state.json", JSONEncoder.hvc.encode(ContainerState()))
             try writeAtomically(dir + "/config.json", JSONEncoder.hvc.encode(config))
+            events.append("create", config: config)
             return ContainerRecord(config: config, state: ContainerState(), logPath: logPath(config.id))
         }
     }
@@ -77,14 +79,25 @@ public struct ContainerStore: Sendable {
     public func update(_ id: String, _ change: (inout ContainerState) throws(HVCError) -> Void) throws(HVCError) -> ContainerState {
         try withLock(path(id) + "/lock") { () throws(HVCError) in
             guard var state = readState(id) else { throw HVCError(.notFound, "no such container: \(id)") }
+            let before = state.status
             try change(&state)
             try writeAtomically(path(id) + "/state.json", JSONEncoder.hvc.encode(state))
+            if state.status != before, let config = readConfig(id) {
+                if before == .created { events.append("start", config: config) }
+                if state.status == .exited { events.append("die", config: config, exitCode: state.exitCode) }
+            }
             return state
         }
     }
 
     public func remove(_ id: String) {
+        let config = readConfig(id)
         try? FileManager.default.removeItem(atPath: path(id))
+        if let config { events.append("destroy", config: config) }
+    }
+
+    private func readConfig(_ id: String) -> ContainerConfig? {
+        FileManager.default.contents(atPath: path(id) + "/config.json").flatMap { try? JSONDecoder.hvc.decode(ContainerConfig.self, from: $0) }
     }
 }
 
