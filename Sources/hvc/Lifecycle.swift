@@ -12,19 +12,15 @@ struct Start: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            if let daemon = try global.daemon() {
-                for container in containers {
+            try global.forEach(containers) { target, container throws(HVCError) in
+                switch target {
+                case .daemon(let daemon):
                     _ = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/start")
-                    print(container)
+                case .local(let manager):
+                    _ = try manager.start(container)
                 }
-                return 0
+                return container
             }
-            let manager = ContainerManager(runtime: global.runtime())
-            for container in containers {
-                _ = try manager.start(container)
-                print(container)
-            }
-            return 0
         }
     }
 }
