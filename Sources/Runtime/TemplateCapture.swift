@@ -68,13 +68,8 @@ enum TemplateCapture {
                   pidsLimit: 256, accelerator: inputs.accelerator),
             directory: directory, runtime: runtime)
         defer { confinement.release() }
-        var configuration = VMConfiguration(
-            kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
-            rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
-            memoryMiB: inputs.memoryMiB, cpus: inputs.cpus, accelerator: inputs.accelerator,
-            agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
-            consoleLog: VMDirectory.Jailed.consoleLog)
-        configuration.memory = .capture
+        let configuration = VMConfiguration.jailed(image: image, memoryMiB: inputs.memoryMiB, cpus: inputs.cpus,
+                                                   accelerator: inputs.accelerator, memory: .capture)
         let vm: QEMUMachine
         do {
             vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,

@@ -64,13 +64,8 @@ public struct TemplateStore: Sendable {
     public func inputs(runtime: Runtime, image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator) throws(HVCError) -> TemplateInputs {
         var qemu = stat()
         guard stat(runtime.qemuBinary, &qemu) == 0 else { throw HVCError("\(runtime.qemuBinary): \(String(cString: strerror(errno)))") }
-        var machine = VMConfiguration(
-            kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
-            rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
-            memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator,
-            agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
-            consoleLog: VMDirectory.Jailed.consoleLog)
-        machine.memory = .capture
+        let machine = VMConfiguration.jailed(image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator,
+                                             memory: .capture)
         let commandLine = QEMUCommandLine(machine).arguments.joined(separator: "\u{0}")
         return TemplateInputs(
             hvcVersion: Runtime.version,

@@ -1,4 +1,5 @@
 import Foundation
+import VMM
 
 /// The per-VM directory under `<run-root>/vms`: its sockets, console log and QEMU log, plus
 /// `owner` (the pid of the hvc process responsible for it) and `vmm` (QEMU's pid).
@@ -104,6 +105,21 @@ public struct VMDirectory: Sendable {
     /// its output goes to this directory's log.
     private func isVMM(_ pid: Int32) -> Bool {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/1")) == vmmLog
+    }
+}
+
+extension VMConfiguration {
+    /// A VM of `image` as its jailed VMM sees it: every path is the jail's. Capture, clone and
+    /// cold boot all start from this, so that a template's machine is its clones' machine.
+    static func jailed(image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator, memory: MemorySource) -> VMConfiguration {
+        var configuration = VMConfiguration(
+            kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
+            rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
+            memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator,
+            agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
+            consoleLog: VMDirectory.Jailed.consoleLog)
+        configuration.memory = memory
+        return configuration
     }
 }
 

@@ -38,12 +38,8 @@ enum VMLaunch {
                        launched: (LaunchedVM) throws(HVCError) -> Void) throws(HVCError) {
         try runtime.checkAssets()
         let image = try runtime.images.resolve(shape.imageID)
-        var configuration = VMConfiguration(
-            kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
-            rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
-            memoryMiB: shape.memoryMiB, cpus: shape.cpus, accelerator: shape.accelerator,
-            agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
-            consoleLog: VMDirectory.Jailed.consoleLog)
+        var configuration = VMConfiguration.jailed(image: image, memoryMiB: shape.memoryMiB, cpus: shape.cpus,
+                                                   accelerator: shape.accelerator, memory: .anonymous)
         var clone: CloneSource?
         if shape.fromTemplate {
             let templates = runtime.templates
