@@ -145,24 +145,14 @@ public struct ContainerManager: Sendable {
 
     /// Starts `hvc-shim` for a created container; returns its pid.
     private func spawnSupervisor(_ record: ContainerRecord, awaitAttach: Bool = false) throws(HVCError) -> Int32 {
-        let shim = ContainerManager.shimPath()
-        let argv = [shim, "--root", runtime.paths.root, "--run-root", runtime.paths.runRoot,
-                    "--assets", runtime.paths.assets] + (awaitAttach ? ["--await-attach", "1"] : []) + [record.id]
         var environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
         environment.removeAll { $0.hasPrefix("HVC_TIMING=") }
-        let log = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        defer { close(log) }
-        var spawned = hvc_spawn_result()
-        let status = withCStringArray(argv) { cArgv in
-            withCStringArray(environment) { cEnv in hvc_spawn_detached(shim, cArgv, cEnv, log, &spawned) }
+        do {
+            return try Shim.start((awaitAttach ? ["--await-attach", "1"] : []) + [record.id], paths: runtime.paths,
+                                  environment: environment)
+        } catch {
+            throw HVCError("cannot start the container supervisor \(Shim.path()): \(error)")
         }
-        guard status == 0, spawned.stage == 0 else {
-            throw HVCError("cannot start the container supervisor \(shim): \(Errno(rawValue: spawned.error != 0 ? spawned.error : errno))")
-        }
-        let shimPID = spawned.pid
-        // The shim is our child only until we exit; reap it in the background meanwhile.
-        Thread.detachNewThread { var ignored: Int32 = 0; waitpid(shimPID, &ignored, 0) }
-        return shimPID
     }
 
     /// `hvc exec`: a new process in a running container; returns its exit code.
@@ -305,13 +295,6 @@ public struct ContainerManager: Sendable {
         } catch {
             throw HVCError("container \(record.name): control socket \(path): \(error)")
         }
-    }
-
-    /// `hvc-shim` beside the running executable, or `HVC_SHIM`.
-    static func shimPath() -> String {
-        if let explicit = ProcessInfo.processInfo.environment["HVC_SHIM"], !explicit.isEmpty { return explicit }
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/local/bin/hvc"
-        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("hvc-shim").path
     }
 }
 

@@ -111,19 +111,7 @@ extension Runtime {
     /// Starts one more VM for a pool, in the background; returns its pid.
     @discardableResult
     func startPoolMember(templateKey: String, pool: String) -> Int32? {
-        let shim = ContainerManager.shimPath()
-        let argv = [shim, "--pool-member", pool, "--root", paths.root, "--run-root", paths.runRoot, "--assets", paths.assets]
-        let log = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        defer { close(log) }
-        var spawned = hvc_spawn_result()
-        let status = withCStringArray(argv) { cArgv in
-            withCStringArray(["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]) { cEnv in hvc_spawn_detached(shim, cArgv, cEnv, log, &spawned) }
-        }
-        guard status == 0, spawned.stage == 0 else { return nil }
-        let pid = spawned.pid
-        // Ours to reap until this process exits; the member outlives it.
-        Thread.detachNewThread { var ignored: Int32 = 0; waitpid(pid, &ignored, 0) }
-        return pid
+        try? Shim.start(["--pool-member", pool], paths: paths)
     }
 
     /// Starts pool VMs until the pool of this shape has its size again (after one was taken).

@@ -97,28 +97,18 @@ public enum TemplateKeeper {
 
     /// Starts the keeper of `key` (through `hvc-shim`) and waits until its memory is loaded.
     static func start(store: TemplateStore, key: String, runtime: Runtime) throws(StartError) {
-        let shim = ContainerManager.shimPath()
-        let argv = [shim, "--keep-template", key, "--root", runtime.paths.root, "--run-root", runtime.paths.runRoot,
-                    "--assets", runtime.paths.assets]
         let pipe: (read: FileDescriptor, write: FileDescriptor)
         do {
             pipe = try FileDescriptor.pipe()
         } catch {
             throw .failed("pipe: \(error)")
         }
-        var spawned = hvc_spawn_result()
-        let status = withCStringArray(argv) { cArgv in
-            withCStringArray(["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]) { cEnv in
-                hvc_spawn_detached(shim, cArgv, cEnv, pipe.write.raw, &spawned)
-            }
+        do {
+            _ = try Shim.start(["--keep-template", key], paths: runtime.paths, output: pipe.write.raw)
+        } catch {
+            throw .failed("cannot start \(Shim.path()): \(error)")
         }
         pipe.write.close()
-        guard status == 0, spawned.stage == 0 else {
-            throw .failed("cannot start \(shim): \(Errno(rawValue: spawned.error != 0 ? spawned.error : errno))")
-        }
-        let pid = spawned.pid
-        // Ours to reap until this process exits; the keeper outlives it.
-        Thread.detachNewThread { var ignored: Int32 = 0; waitpid(pid, &ignored, 0) }
         var output: [UInt8] = []
         while output.count < 4096, let bytes = try? pipe.read.read(max: 4096), !bytes.isEmpty { output += bytes }
         let line = String(decoding: output, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
