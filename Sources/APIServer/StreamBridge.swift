@@ -41,8 +41,7 @@ public final class StreamBridge: Sendable {
         var uid: uid_t = .max, gid: gid_t = .max, pid: pid_t = 0
         guard hvc_peer_credentials(client.raw, &uid, &gid, &pid) == 0 else { return }
         let caller = handler.tenants.caller(uid: uid, gid: gid)
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        _ = setsockopt(client.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        client.setReceiveTimeout(seconds: 10)
         let control: FileDescriptor
         do {
             let request = try readPreamble(client)
@@ -66,8 +65,7 @@ public final class StreamBridge: Sendable {
             try? client.writeAll(Array(line) + [0x0a])
             return
         }
-        timeout = timeval(tv_sec: 0, tv_usec: 0)
-        _ = setsockopt(client.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        client.setReceiveTimeout(seconds: 0)
         guard (try? client.writeAll(Array("{\"ok\": true}\n".utf8))) != nil else { return }
         // Bytes both ways until either side ends; the supervisor parses every frame.
         let done = DispatchSemaphore(value: 0)
@@ -87,15 +85,14 @@ public final class StreamBridge: Sendable {
 
     /// The container named in the preamble line, and whether to start it.
     private func readPreamble(_ client: FileDescriptor) throws -> Preamble {
-        var line: [UInt8] = []
-        while !line.contains(0x0a) {
-            guard line.count < StreamBridge.maxPreamble else {
-                throw APIError(status: 413, code: "too_large", message: "preamble over \(StreamBridge.maxPreamble) bytes")
+        let line: [UInt8]
+        do {
+            guard let read = try client.readLine(max: StreamBridge.maxPreamble) else {
+                throw APIError(status: 400, code: "bad_request", message: "no preamble")
             }
-            // One byte at a time: nothing after the newline may be consumed here.
-            let byte = try client.read(max: 1)
-            if byte.isEmpty { throw APIError(status: 400, code: "bad_request", message: "no preamble") }
-            line += byte
+            line = read
+        } catch let error as Errno where error.rawValue == E2BIG {
+            throw APIError(status: 413, code: "too_large", message: "preamble over \(StreamBridge.maxPreamble) bytes")
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
               let container = object["container"] as? String, !container.isEmpty else {

@@ -64,6 +64,25 @@ public final class FileDescriptor: @unchecked Sendable {
         return try valueOrErrno { array.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, array.count) } }
     }
 
+    /// Bounds how long each read of this socket may block (SO_RCVTIMEO; 0: no bound).
+    public func setReceiveTimeout(seconds: Double) {
+        var value = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
+        _ = setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// One line, without its newline, read a byte at a time so that nothing after it is
+    /// consumed (what follows may be another protocol). Nil at end of file before a newline;
+    /// E2BIG past `max` bytes.
+    public func readLine(max: Int) throws(Errno) -> [UInt8]? {
+        var line: [UInt8] = []
+        while true {
+            guard let byte = try read(max: 1).first else { return nil }
+            if byte == 0x0a { return line }
+            guard line.count < max else { throw Errno(rawValue: E2BIG) }
+            line.append(byte)
+        }
+    }
+
     public func setNonBlocking(_ on: Bool = true) throws(Errno) {
         let fd = raw
         let flags = try valueOrErrno { fcntl(fd, F_GETFL) }

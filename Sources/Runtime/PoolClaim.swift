@@ -33,13 +33,11 @@ enum PoolClaim {
                 continue
             }
             let connection = FileDescriptor(fd)
-            var timeout = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            connection.setReceiveTimeout(seconds: 5)
             guard (try? connection.writeAll(Array(line) + [0x0a])) != nil,
-                  let answer = PoolMember.readLine(connection),
+                  let answer = try? connection.readLine(max: PoolMember.maxLine) ?? nil,
                   let reply = try? JSONDecoder().decode(PoolClaimReply.self, from: Data(answer)), reply.ok else { continue }
-            timeout = timeval(tv_sec: 0, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            connection.setReceiveTimeout(seconds: 0)
             return Claimed(channel: FrameChannel(socket: connection), supervisorPID: reply.pid)
         }
         return nil

@@ -126,12 +126,10 @@ public enum PoolMember {
         }
         var uid: uid_t = 0, gid: gid_t = 0, pid: pid_t = 0
         guard hvc_peer_credentials(connection.raw, &uid, &gid, &pid) == 0, uid == 0 else { return refuse("not root") }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(connection.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        guard let line = readLine(connection),
+        connection.setReceiveTimeout(seconds: 5)
+        guard let line = try? connection.readLine(max: maxLine) ?? nil,
               let request = try? JSONDecoder().decode(PoolClaimRequest.self, from: Data(line)) else { return refuse("bad request") }
-        timeout = timeval(tv_sec: 0, tv_usec: 0)
-        setsockopt(connection.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        connection.setReceiveTimeout(seconds: 0)
         guard let record = try? runtime.containers.resolve(request.container), record.id == request.container,
               record.state.status == .created else { return refuse("no such created container") }
         let c = record.config
@@ -140,16 +138,8 @@ public enum PoolMember {
         return (request, record)
     }
 
-    /// One line, read a byte at a time so that nothing after it is consumed; at most 64 KiB.
-    static func readLine(_ fd: FileDescriptor) -> [UInt8]? {
-        var line: [UInt8] = []
-        while line.count < 1 << 16 {
-            guard let byte = try? fd.read(max: 1), let first = byte.first else { return nil }
-            if first == 0x0a { return line }
-            line.append(first)
-        }
-        return nil
-    }
+    /// Bounds a claim's request and reply lines.
+    static let maxLine = 1 << 16
 
     /// Whether the pool still wants this VM: the pool exists, its template is current, and
     /// this VM is within the pool's size (oldest sockets first).

@@ -62,8 +62,7 @@ public final class FrameChannel: Sendable {
 
     /// Bounds how long `receive` may block (for handshakes with a guest that may never answer).
     public func setReceiveTimeout(seconds: Int) {
-        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-        _ = setsockopt(socket.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        socket.setReceiveTimeout(seconds: Double(seconds))
     }
 
     /// A connected pair, for a client in the same process as its supervisor.

@@ -38,8 +38,7 @@ public final class QMPClient {
 
     /// Bounds how long any one read waits (0: no bound).
     public func setTimeout(seconds: Double) {
-        var value = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
-        setsockopt(socket.raw, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+        socket.setReceiveTimeout(seconds: seconds)
     }
 
     /// Runs `command` and returns its `return` value; with `passing`, that descriptor travels

@@ -63,14 +63,10 @@ struct DaemonClient {
         var request: [String: Any] = ["container": container]
         if start { request["start"] = true }
         let preamble = (try? JSONSerialization.data(withJSONObject: request)) ?? Data()
-        var line: [UInt8] = []
+        let line: [UInt8]
         do {
             try socket.writeAll(Array(preamble) + [0x0a])
-            while !line.contains(0x0a) && line.count < 4096 {
-                let byte = try socket.read(max: 1)
-                if byte.isEmpty { break }
-                line += byte
-            }
+            line = try socket.readLine(max: 4096) ?? []
         } catch {
             throw HVCError("hvcd stream: \(error)")
         }
