@@ -131,14 +131,9 @@ public final class Supervisor: @unchecked Sendable {
             // A pooled VM, up and `ready` already: it becomes this container's.
             directory = try prebooted.directory.move(in: runtime.paths.vms, id: config.id)
             prebooted.launched.vm.jailMoved(to: directory.jailRoot)
-            adopt(prebooted.launched)
+            try adopt(prebooted.launched)
             guard let ready = prebooted.launched.channel else { throw HVCError("pooled VM has no agent channel") }
             channel = ready
-            try store.update(config.id) {
-                $0.supervisorPID = getpid()
-                $0.vmmPID = prebooted.launched.vm.pid
-                $0.template = prebooted.launched.template?.key
-            }
             self.channel = channel
             try sendSession(channel, directory: directory)
         } else {
@@ -146,14 +141,8 @@ public final class Supervisor: @unchecked Sendable {
                 owner: config.id, tenant: config.tenant, imageReference: config.image, imageID: config.imageID,
                 memoryMiB: config.memoryMiB, cpus: config.cpus, pidsLimit: config.pidsLimit,
                 accelerator: config.accelerator, fromTemplate: config.startsFromTemplate)
-            let id = config.id
             try VMLaunch.launch(shape, directory: directory, runtime: runtime, timing: timing) { (launched: LaunchedVM) throws(HVCError) in
-                adopt(launched)
-                try store.update(id) {
-                    $0.supervisorPID = getpid()
-                    $0.vmmPID = launched.vm.pid
-                    $0.template = launched.template?.key
-                }
+                try adopt(launched)
             }
             guard let launched else { throw HVCError("the VM was not launched") }
             channel = try VMLaunch.connect(launched, directory: directory)
@@ -167,11 +156,17 @@ public final class Supervisor: @unchecked Sendable {
         return relayUntilExit(channel, directory: directory)
     }
 
-    /// Takes charge of a VM: from here on, `finish` ends it and releases its confinement.
-    private func adopt(_ launched: LaunchedVM) {
+    /// Takes charge of a VM: from here on, `finish` ends it and releases its confinement. The
+    /// container's state names this supervisor, the VMM and the template it was cloned from.
+    private func adopt(_ launched: LaunchedVM) throws(HVCError) {
         self.launched = launched
         self.vm = launched.vm
         self.confinement = launched.confinement
+        try store.update(config.id) {
+            $0.supervisorPID = getpid()
+            $0.vmmPID = launched.vm.pid
+            $0.template = launched.template?.key
+        }
     }
 
     /// `ready` from the guest, then the session parameters and the container's command.
