@@ -69,6 +69,11 @@ public struct Handler: Sendable {
         return Response(status: error.status, body: body)
     }
 
+    /// A boolean query parameter (`true` or `1`).
+    static func flag(_ query: [String: String], _ name: String) -> Bool {
+        query[name] == "true" || query[name] == "1"
+    }
+
     static func describe(_ error: DecodingError) -> String {
         switch error {
         case .keyNotFound(let key, _): "missing \"\(key.stringValue)\""
@@ -176,7 +181,7 @@ public struct Handler: Sendable {
             let code = try manager.wait(try container(id, caller).id)
             return try Handler.json(["exitCode": code])
         case .deleteContainer(let id):
-            try manager.remove(try container(id, caller).id, force: query["force"] == "true" || query["force"] == "1")
+            try manager.remove(try container(id, caller).id, force: Handler.flag(query, "force"))
             return Response(status: 204, body: Data())
         case .containerLogs(let id):
             let record = try container(id, caller)
@@ -185,7 +190,7 @@ public struct Handler: Sendable {
             if let tail = query["tail"].flatMap({ Int($0) }), tail >= 0 { entries = Array(entries.suffix(tail)) }
             let text = Data(entries.map(\.log).joined().utf8)
             let followFrom = start
-            guard query["follow"] == "true" || query["follow"] == "1" else {
+            guard Handler.flag(query, "follow") else {
                 return Response(status: 200, contentType: "text/plain; charset=utf-8", body: text)
             }
             let store = runtime.containers
@@ -213,7 +218,7 @@ public struct Handler: Sendable {
             return try Handler.json(try runtime.images.list())
         case .pullImage:
             let request = try JSONDecoder().decode(PullRequest.self, from: body)
-            guard query["progress"] == "true" || query["progress"] == "1" else {
+            guard Handler.flag(query, "progress") else {
                 let result = try runtime.images.pull(request.reference)
                 return try Handler.json(["id": result.image.id, "downloadedBlobs": "\(result.downloadedBlobs)"])
             }
@@ -245,7 +250,7 @@ public struct Handler: Sendable {
                 throw APIError(status: 403, code: "forbidden", message: "images are shared by every tenant: only an admin removes them")
             }
             let inUse = Set(try runtime.containers.list().map(\.config.imageID))
-            let removed = try runtime.images.remove(reference, force: query["force"] == "true", inUse: inUse)
+            let removed = try runtime.images.remove(reference, force: Handler.flag(query, "force"), inUse: inUse)
             return try Handler.json(["removed": removed])
         }
     }
