@@ -15,19 +15,13 @@ struct PoolSet: ParsableCommand {
         commandName: "set", abstract: "Keep N started VMs waiting for containers of an image and shape (0 removes the pool).")
 
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Guest memory of the pool's VMs (containers must ask for the same).")
-    var memory = "256m"
-    @Option(help: "Virtual CPUs of the pool's VMs.")
-    var cpus = 1
-    @Option(help: "Accelerator: kvm or tcg (default: $HVC_ACCEL, else detected).")
-    var accel: Accelerator?
+    @OptionGroup var shape: VMShapeOptions
     @Argument(help: "Image name or id.")
     var image: String
     @Argument(help: "How many VMs wait (0 to \(PoolStore.largest)).")
     var size: Int
 
     func validate() throws {
-        guard (1...16).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 16") }
         guard (0...PoolStore.largest).contains(size) else { throw ValidationError("the pool size must be between 0 and \(PoolStore.largest)") }
     }
 
@@ -35,8 +29,8 @@ struct PoolSet: ParsableCommand {
         try HVC.guarded {
             try global.requireLocal("pool set")
             let runtime = global.runtime()
-            let (pool, key, started) = try runtime.setPool(image: image, memoryMiB: try RunOptions.parseMemory(memory),
-                                                           cpus: cpus, size: size, accelerator: accel)
+            let (pool, key, started) = try runtime.setPool(image: image, memoryMiB: try shape.memoryMiB(),
+                                                           cpus: shape.cpus, size: size, accelerator: shape.accel)
             guard pool.size > 0 else { return 0 }
             // Return once the pool is filled, so that the next run finds it.
             let deadline = Date().addingTimeInterval(120)

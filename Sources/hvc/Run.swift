@@ -25,6 +25,23 @@ struct ProcessOptions: ParsableArguments {
     }
 }
 
+/// The VM's shape, for `run`, `create`, `template create` and `pool set`: a template or pool
+/// serves VMs of exactly one shape.
+struct VMShapeOptions: ParsableArguments {
+    @Option(help: "Guest memory, e.g. 256m or 1g.")
+    var memory = "256m"
+    @Option(help: "Virtual CPUs (also the VMM's CPU quota).")
+    var cpus = 1
+    @Option(help: "Accelerator: kvm or tcg (default: $HVC_ACCEL, else detected).")
+    var accel: Accelerator?
+
+    func validate() throws {
+        guard (1...16).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 16") }
+    }
+
+    func memoryMiB() throws(HVCError) -> Int { try RunOptions.parseMemory(memory) }
+}
+
 /// Flags shared by `run` and `create`: what the container is.
 struct ContainerOptions: ParsableArguments {
     @Flag(help: "Remove the container when it exits.")
@@ -34,14 +51,9 @@ struct ContainerOptions: ParsableArguments {
     var name: String?
     @Option(help: "Container hostname (default: the short container id).")
     var hostname: String?
-    @Option(help: "Guest memory, e.g. 256m or 1g.")
-    var memory = "256m"
-    @Option(help: "Virtual CPUs (also the VMM's CPU quota).")
-    var cpus = 1
+    @OptionGroup var shape: VMShapeOptions
     @Option(help: "Most processes and threads the VMM's cgroup allows.")
     var pidsLimit = 256
-    @Option(help: "Accelerator: kvm or tcg (default: $HVC_ACCEL, else detected).")
-    var accel: Accelerator?
     @Option(help: "Override the image's entrypoint (a single executable).")
     var entrypoint: String?
     @Option(help: "Rotate the container's log past this size, e.g. 10m.")
@@ -55,7 +67,6 @@ struct ContainerOptions: ParsableArguments {
     var command: [String] = []
 
     func validate() throws {
-        guard (1...16).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 16") }
         guard (32...65536).contains(pidsLimit) else {
             throw ValidationError("--pids-limit must be between 32 and 65536 (QEMU itself needs a few dozen threads)")
         }
@@ -70,10 +81,10 @@ struct ContainerOptions: ParsableArguments {
             options.user = process.user
             options.name = name
             options.hostname = hostname
-            options.memoryMiB = try RunOptions.parseMemory(memory)
-            options.cpus = cpus
+            options.memoryMiB = try shape.memoryMiB()
+            options.cpus = shape.cpus
             options.pidsLimit = pidsLimit
-            options.accelerator = accel
+            options.accelerator = shape.accel
             options.interactive = process.interactive
             options.terminal = process.tty
             options.remove = rm
@@ -86,10 +97,10 @@ struct ContainerOptions: ParsableArguments {
         if !attached && (rm || process.tty || process.interactive) {
             throw HVCError("--rm, -t and -i through hvcd need an attached run (without -d)")
         }
-        if accel != nil || entrypoint != nil || pidsLimit != 256 || logMaxSize != "10m" {
+        if shape.accel != nil || entrypoint != nil || pidsLimit != 256 || logMaxSize != "10m" {
             throw HVCError("--accel, --entrypoint, --pids-limit and --log-max-size are not available through hvcd yet")
         }
-        var request: [String: Any] = ["image": image, "memory": memory, "cpus": cpus, "start": start, "env": process.env]
+        var request: [String: Any] = ["image": image, "memory": shape.memory, "cpus": shape.cpus, "start": start, "env": process.env]
         if !command.isEmpty { request["cmd"] = command }
         if noTemplate { request["template"] = false }
         if let name { request["name"] = name }

@@ -15,18 +15,9 @@ struct TemplateCreate: ParsableCommand {
         commandName: "create", abstract: "Make the template for an image and VM shape now, instead of on first use.")
 
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Guest memory, e.g. 256m (a template serves VMs of exactly this size).")
-    var memory = "256m"
-    @Option(help: "Virtual CPUs.")
-    var cpus = 1
-    @Option(help: "Accelerator: kvm or tcg (default: $HVC_ACCEL, else detected).")
-    var accel: Accelerator?
+    @OptionGroup var shape: VMShapeOptions
     @Argument(help: "Image name or id.")
     var image: String
-
-    func validate() throws {
-        guard (1...16).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 16") }
-    }
 
     func run() throws {
         try HVC.guarded {
@@ -34,9 +25,9 @@ struct TemplateCreate: ParsableCommand {
             let runtime = global.runtime()
             try runtime.checkAssets()
             let resolved = try runtime.images.resolve(image)
-            let accelerator = try runtime.chooseAccelerator(accel).accelerator
+            let accelerator = try runtime.chooseAccelerator(shape.accel).accelerator
             let inputs = try runtime.templates.inputs(
-                runtime: runtime, image: resolved, memoryMiB: try RunOptions.parseMemory(memory), cpus: cpus,
+                runtime: runtime, image: resolved, memoryMiB: try shape.memoryMiB(), cpus: shape.cpus,
                 accelerator: accelerator)
             let template = try runtime.templates.ensure(runtime: runtime, image: resolved, reference: image, inputs: inputs)
             print(template.key)
