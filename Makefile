@@ -7,11 +7,10 @@ HVC := $(CURDIR)/.build/release/hvc
 AGENT := $(CURDIR)/.build/release/hvc-agent
 export HVC_ASSETS ?= $(ASSETS)
 
-# The API fuzz test's tools, from PyPI, in a virtualenv kept outside the clone.
-# (hypothesis pinned: newer ones break schemathesis 3's hypothesis-jsonschema.)
-FUZZ_SCHEMATHESIS := 3.39.16
-FUZZ_HYPOTHESIS := 6.115.0
-FUZZ_VENV := /var/cache/hvc/fuzz-venv-$(FUZZ_SCHEMATHESIS)-$(FUZZ_HYPOTHESIS)
+# The API fuzz test's tools, from PyPI with every dependency pinned, in a virtualenv kept
+# outside the clone and keyed by the requirements file's hash.
+FUZZ_REQUIREMENTS := Tests/EndToEndTests/Fixtures/fuzz-requirements.txt
+FUZZ_VENV := /var/cache/hvc/fuzz-venv-$(shell sha256sum $(FUZZ_REQUIREMENTS) | cut -c1-12)
 export HVC_FUZZ_PYTHON ?= $(FUZZ_VENV)/bin/python
 
 # Debian packages hvc needs to build and run, and the peers the benchmark measures.
@@ -33,8 +32,8 @@ deps:
 
 fuzz-deps: deps
 	@[ -x $(FUZZ_VENV)/bin/schemathesis ] || \
-	  { rm -rf $(FUZZ_VENV) && /usr/bin/python3 -m venv $(FUZZ_VENV) && \
-	    $(FUZZ_VENV)/bin/pip install -q schemathesis==$(FUZZ_SCHEMATHESIS) hypothesis==$(FUZZ_HYPOTHESIS); }
+	  { rm -rf $(FUZZ_VENV) && mkdir -p $(dir $(FUZZ_VENV)) && /usr/bin/python3 -m venv $(FUZZ_VENV) && \
+	    $(FUZZ_VENV)/bin/pip install -q --no-deps -r $(FUZZ_REQUIREMENTS); }
 
 build: deps
 	swift build -c release

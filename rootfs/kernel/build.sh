@@ -13,7 +13,8 @@ key=$( { echo "$srcver"; cat "$here/hvc.config" "$here/build.sh"; } | sha256sum 
 dir=$cache/kernel/$key
 if [ ! -f "$dir/vmlinux" ]; then
   echo "guest kernel: building (linux-source $srcver, key $key); about 11 minutes on 2 cores"
-  work=$(mktemp -d "$cache/kernel-build.XXXXXX")
+  mkdir -p "$cache/kernel"
+  work=$(mktemp -d "$cache/kernel/build.XXXXXX")
   trap 'rm -rf "$work"' EXIT
   tar -C "$work" -xf "$tarball"
   src=$(echo "$work"/linux-source-6.1)
