@@ -45,13 +45,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "hvc",
-            dependencies: ["Runtime", "Jail", "VMM", "CLinux", "HVCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Runtime", "OCI", "Jail", "VMM", "CLinux", "HVCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The HTTP/JSON API on a Unix socket, with tenants.
         .target(
             name: "APIServer",
             dependencies: [
-                "Runtime", "CLinux", "HVCSystem", "VMM",
+                "Runtime", "OCI", "CLinux", "HVCSystem", "VMM",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Runtime"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

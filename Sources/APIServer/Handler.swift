@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 import Runtime
 
 /// A response: status, content type, and a body, or a stream that writes the body in chunks
@@ -42,31 +43,23 @@ public struct Handler: Sendable {
     public func handle(_ route: Route, query: [String: String], body: Data, caller: Caller) -> Response {
         do {
             return try perform(route, query: query, body: body, caller: caller)
-        } catch let error as APIError {
-            return Handler.error(error)
         } catch let error as HVCError {
-            return Handler.error(Handler.map(error))
+            return Handler.error(error)
         } catch let error as DecodingError {
-            return Handler.error(APIError(status: 400, code: "bad_request", message: "invalid JSON body: \(Handler.describe(error))"))
+            return Handler.error(HVCError(.invalid, "invalid JSON body: \(Handler.describe(error))"))
         } catch {
-            return Handler.error(APIError(status: 500, code: "internal", message: "\(error)"))
+            return Handler.error(HVCError(.runtime, "\(error)"))
         }
     }
 
-    static func map(_ error: HVCError) -> APIError {
-        switch error.kind {
-        case .notFound: APIError(status: 404, code: "not_found", message: error.message)
-        case .conflict: APIError(status: 409, code: "conflict", message: error.message)
-        case .commandNotFound: APIError(status: 400, code: "command_not_found", message: error.message)
-        case .cannotExecute: APIError(status: 400, code: "command_not_executable", message: error.message)
-        case .invalid: APIError(status: 400, code: "bad_request", message: error.message)
-        case .runtime: APIError(status: 500, code: "runtime", message: error.message)
-        }
+    /// The response for `error`: its kind's status, and `{code, message}`.
+    static func error(_ error: HVCError) -> Response {
+        Response(status: error.kind.httpStatus, body: errorBody(error))
     }
 
-    static func error(_ error: APIError) -> Response {
-        let body = (try? JSONSerialization.data(withJSONObject: ["code": error.code, "message": error.message])) ?? Data()
-        return Response(status: error.status, body: body)
+    /// `{"code": ..., "message": ...}`, as every error is sent (responses, streams, preambles).
+    static func errorBody(_ error: HVCError) -> Data {
+        (try? JSONSerialization.data(withJSONObject: ["code": error.kind.apiCode, "message": error.message], options: [.sortedKeys])) ?? Data()
     }
 
     /// A boolean query parameter (`true` or `1`).
@@ -97,25 +90,6 @@ public struct Handler: Sendable {
         return record
     }
 
-    struct CreateRequest: Decodable {
-        var image: String
-        var cmd: [String]?
-        var entrypoint: [String]?
-        var name: String?
-        var env: [String]?
-        var workdir: String?
-        var user: String?
-        var hostname: String?
-        var memory: String?
-        var cpus: Int?
-        var start: Bool?
-        var template: Bool?
-        /// A terminal for the command (for an attached client).
-        var tty: Bool?
-    }
-
-    struct PullRequest: Decodable { var reference: String }
-
     private func perform(_ route: Route, query: [String: String], body: Data, caller: Caller) throws -> Response {
         switch route {
         case .version:
@@ -130,22 +104,8 @@ public struct Handler: Sendable {
             let visible = try runtime.containers.list().filter { caller.owns($0.config.tenant) }
             return try Handler.json(visible)
         case .createContainer:
-            let request = try JSONDecoder().decode(CreateRequest.self, from: body)
-            var options = RunOptions(image: request.image)
-            options.command = request.cmd ?? []
-            options.entrypoint = request.entrypoint
-            options.name = request.name
-            options.template = request.template ?? true
-            options.terminal = request.tty ?? false
-            options.environment = request.env ?? []
-            options.workingDirectory = request.workdir
-            options.user = request.user
-            options.hostname = request.hostname
-            if let memory = request.memory { options.memoryMiB = try RunOptions.parseMemory(memory) }
-            if let cpus = request.cpus {
-                guard (1...16).contains(cpus) else { throw APIError(status: 400, code: "bad_request", message: "cpus must be 1 to 16") }
-                options.cpus = cpus
-            }
+            let request = try JSONDecoder().decode(CreateContainerRequest.self, from: body)
+            let options = try request.runOptions()
             // Quota check and creation as one step, so that concurrent creates cannot overshoot.
             Handler.createLock.lock()
             let created: Result<ContainerRecord, Error> = Result {
@@ -154,32 +114,26 @@ public struct Handler: Sendable {
             }
             Handler.createLock.unlock()
             let record = try created.get()
-            if request.start == true {
-                do {
-                    _ = try manager.start(record.id)
-                } catch {
-                    try? manager.remove(record.id, force: true)
-                    throw error
-                }
-            }
-            return try Handler.json(["id": record.id], status: 201)
+            if request.start == true { _ = try manager.start(record.id) }
+            return try Handler.json(CreatedContainer(id: record.id), status: 201)
         case .inspectContainer(let id):
             return try Handler.json(try container(id, caller))
         case .startContainer(let id):
             let record = try manager.start(try container(id, caller).id)
             return try Handler.json(record)
         case .stopContainer(let id):
-            let timeout = Int(query["timeout"] ?? "10") ?? 10
-            let record = try manager.stop(try container(id, caller).id, timeout: max(0, min(timeout, 3600)))
+            guard let timeout = Int(query["timeout"] ?? "10") else {
+                throw HVCError(.invalid, "stop timeout \"\(query["timeout"] ?? "")\" is not a number of seconds")
+            }
+            let record = try manager.stop(try container(id, caller).id, timeout: min(timeout, 3600))
             return try Handler.json(record)
         case .killContainer(let id):
-            let signal = Int32(query["signal"] ?? "9") ?? 9
-            guard (1...64).contains(signal) else { throw APIError(status: 400, code: "bad_request", message: "signal must be 1 to 64") }
+            let signal = try SignalName.parse(query["signal"] ?? "KILL")
             try manager.kill(try container(id, caller).id, signal: signal)
             return Response(status: 204, body: Data())
         case .waitContainer(let id):
             let code = try manager.wait(try container(id, caller).id)
-            return try Handler.json(["exitCode": code])
+            return try Handler.json(WaitResult(exitCode: code))
         case .deleteContainer(let id):
             try manager.remove(try container(id, caller).id, force: Handler.flag(query, "force"))
             return Response(status: 204, body: Data())
@@ -220,10 +174,10 @@ public struct Handler: Sendable {
             let request = try JSONDecoder().decode(PullRequest.self, from: body)
             guard Handler.flag(query, "progress") else {
                 let result = try runtime.images.pull(request.reference)
-                return try Handler.json(["id": result.image.id, "downloadedBlobs": "\(result.downloadedBlobs)"])
+                return try Handler.json(PullResult(id: result.image.id, downloadedBlobs: "\(result.downloadedBlobs)"))
             }
             // Validate before the 200 goes out; what fails later is reported in the stream.
-            _ = try ImageReference(parsing: request.reference)
+            _ = try ImageReference(name: request.reference)
             let images = runtime.images
             return Response(status: 200, contentType: "application/x-ndjson") { stream in
                 @Sendable func line(_ object: [String: String]) -> Data {
@@ -233,25 +187,24 @@ public struct Handler: Sendable {
                     let result = try images.pull(request.reference) { status in _ = stream.write(line(["status": status])) }
                     _ = stream.write(line(["id": result.image.id, "downloadedBlobs": "\(result.downloadedBlobs)"]))
                 } catch {
-                    let failure = Handler.map(error as? HVCError ?? HVCError("\(error)"))
-                    _ = stream.write(line(["code": failure.code, "message": failure.message]))
+                    _ = stream.write(Handler.errorBody(error as? HVCError ?? HVCError("\(error)")) + Data([0x0a]))
                 }
             }
         case .loadImage:
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("hvcd-load-\(UUID().uuidString).tar").path
             guard FileManager.default.createFile(atPath: file, contents: body, attributes: [.posixPermissions: 0o600]) else {
-                throw APIError(status: 500, code: "internal", message: "cannot stage the archive")
+                throw HVCError(.runtime, "cannot stage the archive")
             }
             defer { try? FileManager.default.removeItem(atPath: file) }
             let image = try runtime.images.load(archive: file)
             return try Handler.json(["id": image.id], status: 201)
         case .deleteImage(let reference):
             guard caller.isAdmin else {
-                throw APIError(status: 403, code: "forbidden", message: "images are shared by every tenant: only an admin removes them")
+                throw HVCError(.forbidden, "images are shared by every tenant: only an admin removes them")
             }
             let inUse = Set(try runtime.containers.list().map(\.config.imageID))
             let removed = try runtime.images.remove(reference, force: Handler.flag(query, "force"), inUse: inUse)
-            return try Handler.json(["removed": removed])
+            return try Handler.json(RemovedImages(removed: removed))
         }
     }
 
@@ -259,12 +212,12 @@ public struct Handler: Sendable {
     func checkQuota(_ caller: Caller, adding memoryMiB: Int) throws {
         let mine = try runtime.containers.list().filter { $0.config.tenant == caller.tenant && $0.state.status != .exited }
         if let max = caller.maxContainers, mine.count + 1 > max {
-            throw APIError(status: 403, code: "quota", message: "tenant \(caller.tenant) may have \(max) containers and has \(mine.count)")
+            throw HVCError(.quota, "tenant \(caller.tenant) may have \(max) containers and has \(mine.count)")
         }
         if let max = caller.maxMemoryMiB {
             let used = mine.reduce(0) { $0 + $1.config.memoryMiB }
             if used + memoryMiB > max {
-                throw APIError(status: 403, code: "quota", message: "tenant \(caller.tenant) may use \(max) MiB of memory; \(used) MiB in use, \(memoryMiB) MiB asked")
+                throw HVCError(.quota, "tenant \(caller.tenant) may use \(max) MiB of memory; \(used) MiB in use, \(memoryMiB) MiB asked")
             }
         }
     }

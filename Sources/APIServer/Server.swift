@@ -83,7 +83,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var route: Route?
-    private var rejected: APIError?
+    private var rejected: HVCError?
     private var caller: Caller?
     /// A streamed response is being written: the idle timeout does not apply.
     private var streaming = false
@@ -115,13 +115,13 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             let path = String(requestHead.uri.split(separator: "?", maxSplits: 1).first ?? "")
             route = Route(method: requestHead.method.rawValue, path: path)
             if route == nil {
-                rejected = APIError(status: 404, code: "not_found", message: "no route \(requestHead.method.rawValue) \(path)")
+                rejected = HVCError(.notFound, "no route \(requestHead.method.rawValue) \(path)")
             }
         case .body(var chunk):
             guard rejected == nil else { return }
             let limit = route?.takesLargeBody == true ? server.limits.maxArchiveBody : server.limits.maxJSONBody
             if body.readableBytes + chunk.readableBytes > limit {
-                rejected = APIError(status: 413, code: "too_large", message: "request body over \(limit) bytes")
+                rejected = HVCError(.tooLarge, "request body over \(limit) bytes")
                 body.clear()
             } else {
                 body.writeBuffer(&chunk)
@@ -139,7 +139,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         guard let route, let caller else {
-            write(context: context, Handler.error(APIError(status: 403, code: "forbidden", message: "caller unknown")), keepAlive: keepAlive)
+            write(context: context, Handler.error(HVCError(.forbidden, "caller unknown")), keepAlive: keepAlive)
             return
         }
         let query = RequestHandler.query(head.uri)

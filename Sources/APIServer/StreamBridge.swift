@@ -51,17 +51,15 @@ public final class StreamBridge: Sendable {
                 record = try ContainerManager(runtime: handler.runtime).startForAttach(record.id)
             } else {
                 guard record.state.status == .running else {
-                    throw APIError(status: 409, code: "conflict", message: "container \(record.name) is not running")
+                    throw HVCError(.conflict, "container \(record.name) is not running")
                 }
             }
             let path = ContainerManager(runtime: handler.runtime).controlSocketPath(record)
             let fd = hvc_unix_connect(path)
-            guard fd >= 0 else { throw APIError(status: 500, code: "internal", message: "container supervisor unreachable") }
+            guard fd >= 0 else { throw HVCError(.runtime, "container supervisor unreachable") }
             control = FileDescriptor(fd)
         } catch {
-            let apiError = (error as? APIError) ?? (error as? HVCError).map(Handler.map)
-                ?? APIError(status: 500, code: "internal", message: "\(error)")
-            let line = (try? JSONSerialization.data(withJSONObject: ["code": apiError.code, "message": apiError.message])) ?? Data()
+            let line = Handler.errorBody(error as? HVCError ?? HVCError(.runtime, "\(error)"))
             try? client.writeAll(Array(line) + [0x0a])
             return
         }
@@ -88,15 +86,15 @@ public final class StreamBridge: Sendable {
         let line: [UInt8]
         do {
             guard let read = try client.readLine(max: StreamBridge.maxPreamble) else {
-                throw APIError(status: 400, code: "bad_request", message: "no preamble")
+                throw HVCError(.invalid, "no preamble")
             }
             line = read
         } catch let error as Errno where error.rawValue == E2BIG {
-            throw APIError(status: 413, code: "too_large", message: "preamble over \(StreamBridge.maxPreamble) bytes")
+            throw HVCError(.tooLarge, "preamble over \(StreamBridge.maxPreamble) bytes")
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
               let container = object["container"] as? String, !container.isEmpty else {
-            throw APIError(status: 400, code: "bad_request", message: "preamble must be {\"container\": \"ID\"}")
+            throw HVCError(.invalid, "preamble must be {\"container\": \"ID\"}")
         }
         return Preamble(container: container, start: object["start"] as? Bool == true)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// Who may do what through the API: read from a JSON file (`--tenants`).
 ///
@@ -48,12 +49,12 @@ public struct TenantConfig: Codable, Equatable, Sendable {
     public static func load(path: String?) throws -> TenantConfig {
         guard let path else { return TenantConfig() }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw APIError(status: 500, code: "config", message: "tenant file \(path) is missing")
+            throw HVCError(.runtime, "tenant file \(path) is missing")
         }
         let config = try JSONDecoder().decode(TenantConfig.self, from: data)
         // Tenant names become cgroup directory names: keep them to one plain path component.
         for name in config.tenants.keys where !TenantConfig.isValidName(name) {
-            throw APIError(status: 500, code: "config", message: "tenant name \"\(name)\" in \(path): use letters, digits, _ . - (not . or ..)")
+            throw HVCError(.runtime, "tenant name \"\(name)\" in \(path): use letters, digits, _ . - (not . or ..)")
         }
         return config
     }
@@ -93,17 +94,4 @@ public struct Caller: Sendable, Equatable {
 
     /// Whether this caller may see a container of `tenant`.
     public func owns(_ tenant: String) -> Bool { isAdmin || tenant == self.tenant }
-}
-
-/// An API failure: HTTP status and a JSON body `{code, message}`.
-public struct APIError: Error, Sendable {
-    public var status: Int
-    public var code: String
-    public var message: String
-
-    public init(status: Int, code: String, message: String) {
-        self.status = status
-        self.code = code
-        self.message = message
-    }
 }

@@ -19,12 +19,7 @@ struct PS: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            let everything: [ContainerRecord]
-            if let daemon = try global.daemon() {
-                everything = try daemon.decode([ContainerRecord].self, try daemon.call("GET", "/v1/containers"))
-            } else {
-                everything = try global.runtime().containers.list()
-            }
+            let everything = try global.containers().list()
             let records = everything.filter { all || $0.state.status == .running }
             if quiet {
                 for record in records { print(String(record.id.prefix(12))) }
@@ -84,15 +79,9 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            let service = try global.containers()
             var records: [ContainerRecord] = []
-            if let daemon = try global.daemon() {
-                for container in containers {
-                    records.append(try daemon.decode(ContainerRecord.self, try daemon.call("GET", "/v1/containers/\(DaemonClient.escape(container))")))
-                }
-            } else {
-                let store = global.runtime().containers
-                for container in containers { records.append(try store.resolve(container)) }
-            }
+            for container in containers { records.append(try service.inspect(container)) }
             print(try jsonText(records))
             return 0
         }

@@ -12,20 +12,25 @@ struct DaemonClient {
     /// Parses `unix:///run/hvc/hvc.sock`.
     init(host: String) throws(HVCError) {
         guard host.hasPrefix("unix://"), host.count > "unix://".count else {
-            throw HVCError("--host \(host): use unix:///path/to/hvc.sock")
+            throw HVCError(.invalid, "--host \(host): use unix:///path/to/hvc.sock")
         }
         socketPath = String(host.dropFirst("unix://".count))
     }
 
     static let maxResponse = 64 << 20
 
-    /// Sends a request; returns the status and body, or throws the daemon's error message.
-    func call(_ method: String, _ path: String, json: [String: Any]? = nil, expect: Set<Int> = [200, 201, 204]) throws(HVCError) -> Data {
+    /// Sends a request with `body` as JSON; returns the response's body, or throws hvcd's error.
+    func call(_ method: String, _ path: String, body: some Encodable) throws(HVCError) -> Data {
+        let encoded: Data
+        do { encoded = try JSONEncoder().encode(body) } catch { throw HVCError("encode request: \(error)") }
+        return try call(method, path, data: encoded)
+    }
+
+    /// Sends a request with a raw body; returns the response's body, or throws hvcd's error.
+    func call(_ method: String, _ path: String, data body: Data = Data()) throws(HVCError) -> Data {
         let fd = hvc_unix_connect(socketPath)
         guard fd >= 0 else { throw HVCError("cannot reach hvcd at \(socketPath): \(Errno.current)") }
         let socket = FileDescriptor(fd)
-        var body = Data()
-        if let json, let encoded = try? JSONSerialization.data(withJSONObject: json) { body = encoded }
         var request = "\(method) \(path) HTTP/1.1\r\nHost: hvcd\r\nConnection: close\r\n"
         request += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
         do {
@@ -45,12 +50,7 @@ struct DaemonClient {
               let status = statusLine.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
         else { throw HVCError("hvcd sent an unreadable response") }
         let payload = Data(response[split.upperBound...])
-        guard expect.contains(status) else {
-            let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any]
-            let message = (object?["message"] as? String) ?? "HTTP \(status)"
-            let kind: HVCError.Kind = status == 404 ? .notFound : status == 409 ? .conflict : .runtime
-            throw HVCError(kind, message)
-        }
+        guard (200..<300).contains(status) else { throw DaemonClient.error(payload, status: status) }
         return payload
     }
 
@@ -60,9 +60,7 @@ struct DaemonClient {
         let fd = hvc_unix_connect(socketPath + ".streams")
         guard fd >= 0 else { throw HVCError("cannot reach hvcd's stream socket \(socketPath).streams: \(Errno.current)") }
         let socket = FileDescriptor(fd)
-        var request: [String: Any] = ["container": container]
-        if start { request["start"] = true }
-        let preamble = (try? JSONSerialization.data(withJSONObject: request)) ?? Data()
+        let preamble = (try? JSONEncoder().encode(StreamPreamble(container: container, start: start ? true : nil))) ?? Data()
         let line: [UInt8]
         do {
             try socket.writeAll(Array(preamble) + [0x0a])
@@ -71,11 +69,26 @@ struct DaemonClient {
             throw HVCError("hvcd stream: \(error)")
         }
         let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]
-        guard object?["ok"] as? Bool == true else {
-            let message = (object?["message"] as? String) ?? "hvcd refused the stream"
-            throw HVCError(object?["code"] as? String == "not_found" ? .notFound : .runtime, message)
-        }
+        guard object?["ok"] as? Bool == true else { throw DaemonClient.error(Data(line), status: nil) }
         return FrameChannel(socket: socket)
+    }
+
+    struct ErrorBody: Decodable {
+        var code: String
+        var message: String
+    }
+
+    /// The error hvcd sent as `{code, message}`: its kind read back from the one error table.
+    static func error(_ payload: Data, status: Int?) -> HVCError {
+        guard let body = try? JSONDecoder().decode(ErrorBody.self, from: payload) else {
+            return HVCError("hvcd answered \(status.map { "HTTP \($0)" } ?? "the stream") without an error body")
+        }
+        return HVCError(HVCError.Kind(apiCode: body.code) ?? .runtime, body.message)
+    }
+
+    struct StreamPreamble: Encodable {
+        var container: String
+        var start: Bool?
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws(HVCError) -> T {

@@ -15,6 +15,21 @@ struct HVC: ParsableCommand {
             Info.self, TemplateGroup.self, PoolGroup.self, Serve.self,
         ])
 
+    /// Parses the command line (global options may come before the verb, as `docker -H ... ps`
+    /// takes them) and runs the verb. A bad flag or value exits 125 with one line, as Docker's.
+    static func main() {
+        let arguments = GlobalOptions.movedAfterVerb(Array(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            let line = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+            FileHandle.standardError.write(Data("hvc: \(line)\nSee 'hvc --help'.\n".utf8))
+            Foundation.exit(HVCError.Kind.invalid.exitCode)
+        }
+    }
+
     /// Runs a subcommand body, turning an `HVCError` into its one-line message and exit code.
     static func guarded(_ body: () throws -> Int32) throws -> Never {
         RunTiming.origin = monotonicNanoseconds()
@@ -39,8 +54,38 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Directory with the guest kernel and agent initramfs (default: $HVC_ASSETS or share/hvc).")
     var assets: String?
 
-    @Option(help: "Talk to hvcd at unix:///path instead of working locally (default: $HVC_HOST).")
+    @Option(name: [.customShort("H"), .long], help: "Talk to hvcd at unix:///path instead of working locally (default: $HVC_HOST).")
     var host = environment("HVC_HOST")
+
+    /// The options above, each taking a value.
+    static let names: Set<String> = ["--root", "--run-root", "--assets", "--host", "-H"]
+
+    /// `hvc --host X ps` → `hvc ps --host X`: leading global options move after the verb (and
+    /// its subcommand, for groups such as `image inspect`), where every verb declares them.
+    static func movedAfterVerb(_ arguments: [String]) -> [String] {
+        var globals: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            let name = String(argument.split(separator: "=", maxSplits: 1).first ?? "")
+            guard names.contains(name) else { break }
+            let count = argument.contains("=") ? 1 : 2
+            globals += arguments[index..<min(index + count, arguments.count)]
+            index += count
+        }
+        guard !globals.isEmpty else { return arguments }
+        let rest = Array(arguments[index...])
+        var command: ParsableCommand.Type = HVC.self
+        var verbEnd = 0
+        while verbEnd < rest.count,
+              let sub = command.configuration.subcommands.first(where: {
+                  $0._commandName == rest[verbEnd] || $0.configuration.aliases.contains(rest[verbEnd])
+              }) {
+            command = sub
+            verbEnd += 1
+        }
+        return Array(rest[..<verbEnd]) + globals + Array(rest[verbEnd...])
+    }
 
     /// The daemon to talk to, when one is given.
     func daemon() throws(HVCError) -> DaemonClient? {
@@ -49,7 +94,7 @@ struct GlobalOptions: ParsableArguments {
 
     /// Fails for commands that only work locally for now.
     func requireLocal(_ command: String) throws(HVCError) {
-        if host != nil { throw HVCError("\(command) is not available through hvcd yet: run it without --host/HVC_HOST") }
+        if host != nil { throw HVCError(.invalid, "\(command) is not available through hvcd yet: run it without --host/HVC_HOST") }
     }
 
     func runtime() -> Runtime {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OCI
 import Runtime
 
 struct Load: ParsableCommand {
@@ -16,7 +17,7 @@ struct Load: ParsableCommand {
         try HVC.guarded {
             try global.requireLocal("load")
             var tags: [ImageReference] = []
-            for text in tag { tags.append(try ImageReference(parsing: text)) }
+            for text in tag { tags.append(try ImageReference(name: text)) }
             let image = try global.runtime().images.load(archive: input, tags: tags)
             let names = image.references.isEmpty ? image.id : image.references.joined(separator: ", ")
             print("Loaded image: \(names)")
@@ -37,7 +38,7 @@ struct Tag: ParsableCommand {
     func run() throws {
         try HVC.guarded {
             try global.requireLocal("tag")
-            try global.runtime().images.tag(source, as: try ImageReference(parsing: target))
+            try global.runtime().images.tag(source, as: try ImageReference(name: target))
             return 0
         }
     }
@@ -57,7 +58,7 @@ struct RemoveImage: ParsableCommand {
             if let daemon = try global.daemon() {
                 for image in images {
                     let data = try daemon.call("DELETE", "/v1/images/\(DaemonClient.escape(image))?force=\(force)")
-                    for line in try daemon.decode([String: [String]].self, data)["removed"] ?? [] { print(line) }
+                    for line in try daemon.decode(RemovedImages.self, data).removed { print(line) }
                 }
                 return 0
             }
@@ -129,11 +130,11 @@ struct Pull: ParsableCommand {
 
     private func pull() throws(HVCError) -> Int32 {
         if let daemon = try global.daemon() {
-            if !tlsVerify { throw HVCError("--tls-verify=false is not available through hvcd yet") }
-            let data = try daemon.call("POST", "/v1/images/pull", json: ["reference": reference])
-            let result = try daemon.decode([String: String].self, data)
-            if !quiet { print("Pulled \(reference): \(result["downloadedBlobs"] ?? "?") blobs downloaded") }
-            print(result["id"] ?? "")
+            if !tlsVerify { throw HVCError(.invalid, "--tls-verify=false is not available through hvcd yet") }
+            let data = try daemon.call("POST", "/v1/images/pull", body: PullRequest(reference: reference))
+            let result = try daemon.decode(PullResult.self, data)
+            if !quiet { print("Pulled \(reference): \(result.downloadedBlobs) blobs downloaded") }
+            print(result.id)
             return 0
         }
         let showProgress = !quiet && isatty(2) == 1

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OCI
 import Runtime
 
 struct Images: ParsableCommand {
@@ -64,7 +65,7 @@ struct Import: ParsableCommand {
     func run() throws {
         try HVC.guarded {
             try global.requireLocal("import")
-            let parsed = try ImageReference(parsing: reference)
+            let parsed = try ImageReference(name: reference)
             let config = ImageConfig(cmd: cmd.isEmpty ? nil : cmd, env: env.isEmpty ? nil : env)
             let image = try global.runtime().images.importDirectory(directory, as: parsed, config: config)
             print(image.id)

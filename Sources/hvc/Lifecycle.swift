@@ -12,13 +12,8 @@ struct Start: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            try global.forEach(containers) { target, container throws(HVCError) in
-                switch target {
-                case .daemon(let daemon):
-                    _ = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/start")
-                case .local(let manager):
-                    _ = try manager.start(container)
-                }
+            try global.forEach(containers) { service, container throws(HVCError) in
+                try service.start(container)
                 return container
             }
         }
@@ -36,22 +31,16 @@ struct Exec: ParsableCommand {
     var command: [String]
 
     func validate() throws {
-        guard !command.isEmpty else { throw ValidationError("give a command to run") }
+        guard !command.isEmpty else { throw ValidationError("give a command to run after the container") }
     }
 
     func run() throws {
         try HVC.guarded {
-            if let daemon = try global.daemon() {
-                let record = try daemon.decode(ContainerRecord.self, try daemon.call("GET", "/v1/containers/\(DaemonClient.escape(container))"))
-                let spec = ContainerManager.execSpec(record, arguments: command, environment: process.env,
-                                                     workingDirectory: process.workdir, user: process.user, terminal: process.tty)
-                let channel = try daemon.openStream(container: record.id)
-                return try ContainerManager.exec(over: channel, spec: spec, interactive: process.interactive)
-            }
-            let manager = ContainerManager(runtime: global.runtime())
-            let spec = try manager.execSpec(container, arguments: command, environment: process.env,
-                                            workingDirectory: process.workdir, user: process.user, terminal: process.tty)
-            return try manager.exec(container, spec: spec, interactive: process.interactive)
+            let service = try global.containers()
+            let record = try service.inspect(container)
+            let spec = ContainerManager.execSpec(record, arguments: command, environment: process.env,
+                                                 workingDirectory: process.workdir, user: process.user, terminal: process.tty)
+            return try ContainerManager.exec(over: try service.control(record), spec: spec, interactive: process.interactive)
         }
     }
 }
@@ -65,19 +54,11 @@ struct Stop: ParsableCommand {
     @Argument(help: "Containers (name, id or id prefix).")
     var containers: [String]
 
-    func validate() throws {
-        guard time >= 0 else { throw ValidationError("--time must not be negative") }
-    }
-
     func run() throws {
         try HVC.guarded {
-            try global.forEach(containers) { target, container throws(HVCError) in
-                switch target {
-                case .daemon(let daemon):
-                    _ = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/stop?timeout=\(time)")
-                case .local(let manager):
-                    _ = try manager.stop(container, timeout: time)
-                }
+            guard time >= 0 else { throw HVCError(.invalid, "stop timeout \(time) is negative: give seconds, 0 or more") }
+            return try global.forEach(containers) { service, container throws(HVCError) in
+                try service.stop(container, timeout: time)
                 return container
             }
         }
@@ -93,20 +74,11 @@ struct Kill: ParsableCommand {
     @Argument(help: "Containers (name, id or id prefix).")
     var containers: [String]
 
-    func validate() throws {
-        guard SignalName.parse(signal) != nil else { throw ValidationError("unknown signal \"\(signal)\": use a name like TERM or a number") }
-    }
-
     func run() throws {
         try HVC.guarded {
-            let number = SignalName.parse(signal) ?? SIGKILL
-            return try global.forEach(containers) { target, container throws(HVCError) in
-                switch target {
-                case .daemon(let daemon):
-                    _ = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/kill?signal=\(number)")
-                case .local(let manager):
-                    try manager.kill(container, signal: number)
-                }
+            let number = try SignalName.parse(signal)
+            return try global.forEach(containers) { service, container throws(HVCError) in
+                try service.kill(container, signal: number)
                 return container
             }
         }
@@ -122,14 +94,8 @@ struct Wait: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            try global.forEach(containers) { target, container throws(HVCError) in
-                switch target {
-                case .daemon(let daemon):
-                    let data = try daemon.call("POST", "/v1/containers/\(DaemonClient.escape(container))/wait")
-                    return "\(try daemon.decode([String: Int32].self, data)["exitCode"] ?? -1)"
-                case .local(let manager):
-                    return "\(try manager.wait(container))"
-                }
+            try global.forEach(containers) { service, container throws(HVCError) in
+                "\(try service.wait(container))"
             }
         }
     }
@@ -146,30 +112,11 @@ struct Remove: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            try global.forEach(containers) { target, container throws(HVCError) in
-                switch target {
-                case .daemon(let daemon):
-                    _ = try daemon.call("DELETE", "/v1/containers/\(DaemonClient.escape(container))?force=\(force)")
-                case .local(let manager):
-                    try manager.remove(container, force: force)
-                }
+            try global.forEach(containers) { service, container throws(HVCError) in
+                try service.remove(container, force: force)
                 return container
             }
         }
-    }
-}
-
-enum SignalName {
-    static let names: [String: Int32] = [
-        "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "KILL": SIGKILL, "USR1": SIGUSR1, "USR2": SIGUSR2,
-        "TERM": SIGTERM, "CONT": SIGCONT, "STOP": SIGSTOP, "ALRM": SIGALRM, "WINCH": SIGWINCH,
-    ]
-
-    static func parse(_ text: String) -> Int32? {
-        if let number = Int32(text) { return (1...64).contains(number) ? number : nil }
-        var name = text.uppercased()
-        if name.hasPrefix("SIG") { name.removeFirst(3) }
-        return names[name]
     }
 }
 
@@ -183,34 +130,8 @@ struct Attach: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            if let daemon = try global.daemon() {
-                return try ContainerManager.attach(over: try daemon.openStream(container: container), stdin: false, terminal: false)
-            }
-            return try ContainerManager(runtime: global.runtime()).attach(container)
+            let service = try global.containers()
+            return try ContainerManager.attach(over: try service.control(try service.inspect(container)), stdin: false, terminal: false)
         }
-    }
-}
-
-/// Where a verb on containers goes: hvcd, when one is given, or the local state.
-enum ContainerTarget {
-    case daemon(DaemonClient)
-    case local(ContainerManager)
-}
-
-extension GlobalOptions {
-    /// Runs `action` on each container in turn, printing what it returns; a failure is reported
-    /// on its own line and the others still run, as Docker does. Returns the last failure's code.
-    func forEach(_ containers: [String], _ action: (ContainerTarget, String) throws(HVCError) -> String) throws(HVCError) -> Int32 {
-        let target: ContainerTarget = if let daemon = try daemon() { .daemon(daemon) } else { .local(ContainerManager(runtime: runtime())) }
-        var failure: HVCError?
-        for container in containers {
-            do {
-                print(try action(target, container))
-            } catch {
-                FileHandle.standardError.write(Data("hvc: \(error.message)\n".utf8))
-                failure = error
-            }
-        }
-        return failure?.exitCode ?? 0
     }
 }

@@ -35,11 +35,12 @@ struct VMShapeOptions: ParsableArguments {
     @Option(help: "Accelerator: kvm or tcg (default: $HVC_ACCEL, else detected).")
     var accel: Accelerator?
 
-    func validate() throws {
-        guard (1...16).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 16") }
-    }
-
     func memoryMiB() throws(HVCError) -> Int { try RunOptions.parseMemory(memory) }
+
+    func checkedCPUs() throws(HVCError) -> Int {
+        try RunOptions.checkCPUs(cpus)
+        return cpus
+    }
 }
 
 /// Flags shared by `run` and `create`: what the container is.
@@ -66,53 +67,33 @@ struct ContainerOptions: ParsableArguments {
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments.")
     var command: [String] = []
 
-    func validate() throws {
-        guard (32...65536).contains(pidsLimit) else {
-            throw ValidationError("--pids-limit must be between 32 and 65536 (QEMU itself needs a few dozen threads)")
-        }
-    }
-
-    func runOptions() throws(HVCError) -> RunOptions {
-            var options = RunOptions(image: image)
-            options.command = command
-            options.entrypoint = entrypoint.map { [$0] }
-            options.environment = process.env
-            options.workingDirectory = process.workdir
-            options.user = process.user
-            options.name = name
-            options.hostname = hostname
-            options.memoryMiB = try shape.memoryMiB()
-            options.cpus = shape.cpus
-            options.pidsLimit = pidsLimit
-            options.accelerator = shape.accel
-            options.interactive = process.interactive
-            options.terminal = process.tty
-            options.remove = rm
-            options.template = !noTemplate
-            return options
-    }
-
-    /// The API's create request for these options; refuses what the API does not take yet.
-    func createRequest(start: Bool, attached: Bool = false) throws(HVCError) -> [String: Any] {
-        if !attached && (rm || process.tty || process.interactive) {
-            throw HVCError("--rm, -t and -i through hvcd need an attached run (without -d)")
-        }
-        if shape.accel != nil || entrypoint != nil || pidsLimit != 256 || logMaxSize != "10m" {
-            throw HVCError("--accel, --entrypoint, --pids-limit and --log-max-size are not available through hvcd yet")
-        }
-        var request: [String: Any] = ["image": image, "memory": shape.memory, "cpus": shape.cpus, "start": start, "env": process.env]
-        if !command.isEmpty { request["cmd"] = command }
-        if noTemplate { request["template"] = false }
-        if let name { request["name"] = name }
-        if let hostname { request["hostname"] = hostname }
-        if let workdir = process.workdir { request["workdir"] = workdir }
-        if let user = process.user { request["user"] = user }
-        if process.tty { request["tty"] = true }
+    /// The API's create request for these flags: what the local path and hvcd both check.
+    func request(start: Bool) -> CreateContainerRequest {
+        var request = CreateContainerRequest(image: image)
+        request.cmd = command.isEmpty ? nil : command
+        request.entrypoint = entrypoint.map { [$0] }
+        request.name = name
+        request.env = process.env.isEmpty ? nil : process.env
+        request.workdir = process.workdir
+        request.user = process.user
+        request.hostname = hostname
+        request.memory = shape.memory
+        request.cpus = shape.cpus
+        request.pidsLimit = pidsLimit
+        request.logMaxSize = logMaxSize
+        request.accel = shape.accel?.rawValue
+        request.start = start ? true : nil
+        request.template = noTemplate ? false : nil
+        request.tty = process.tty ? true : nil
+        request.autoRemove = rm ? true : nil
         return request
     }
 
-    func logMaxBytes() throws(HVCError) -> Int {
-        try RunOptions.parseSize(logMaxSize, minimum: 4096, what: "log size")
+    /// What an attached local run does: the request's options, with stdin and removal.
+    func runOptions() throws(HVCError) -> RunOptions {
+        var options = try request(start: false).runOptions()
+        options.interactive = process.interactive
+        return options
     }
 }
 
@@ -131,35 +112,21 @@ struct Run: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
+            if detach {
+                print(try global.containers().create(container.request(start: true)))
+                return 0
+            }
             if let daemon = try global.daemon() {
-                guard !detach else {
-                    let data = try daemon.call("POST", "/v1/containers", json: try container.createRequest(start: true))
-                    print(try daemon.decode([String: String].self, data)["id"] ?? "")
-                    return 0
-                }
                 // Attached: create, then start through the stream socket and attach before the
                 // command runs, so that none of its output is missed.
-                let data = try daemon.call("POST", "/v1/containers", json: try container.createRequest(start: false, attached: true))
-                let id = try daemon.decode([String: String].self, data)["id"] ?? ""
-                defer { if container.rm { _ = try? daemon.call("DELETE", "/v1/containers/\(id)?force=true") } }
+                let service = DaemonContainers(client: daemon)
+                let id = try service.create(container.request(start: false))
+                defer { if container.rm { try? service.remove(id, force: true) } }
                 let channel = try daemon.openStream(container: id, start: true)
                 return try ContainerManager.attach(over: channel, stdin: container.process.interactive, terminal: container.process.tty)
             }
-            let options = try container.runOptions()
-            let manager = ContainerManager(runtime: global.runtime())
-            if detach {
-                let record = try manager.create(options, logMaxBytes: container.logMaxBytes())
-                do {
-                    _ = try manager.start(record.id)
-                } catch {
-                    print(record.id)
-                    throw error
-                }
-                print(record.id)
-                return 0
-            }
             let timing = ProcessInfo.processInfo.environment["HVC_TIMING"] == "1"
-            return try manager.runAttached(options, timing: timing)
+            return try ContainerManager(runtime: global.runtime()).runAttached(container.runOptions(), timing: timing)
         }
     }
 }
@@ -172,14 +139,7 @@ struct Create: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            if let daemon = try global.daemon() {
-                let data = try daemon.call("POST", "/v1/containers", json: try container.createRequest(start: false))
-                print(try daemon.decode([String: String].self, data)["id"] ?? "")
-                return 0
-            }
-            let record = try ContainerManager(runtime: global.runtime())
-                .create(container.runOptions(), logMaxBytes: container.logMaxBytes())
-            print(record.id)
+            print(try global.containers().create(container.request(start: false)))
             return 0
         }
     }

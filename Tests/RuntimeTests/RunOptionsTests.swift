@@ -1,4 +1,5 @@
 import AgentProtocol
+import Foundation
 import Runtime
 import Testing
 
@@ -70,5 +71,44 @@ struct RunOptionsTests {
         #expect(HVCError("x").exitCode == 125)
         #expect(HVCError(.cannotExecute, "x").exitCode == 126)
         #expect(HVCError(.commandNotFound, "x").exitCode == 127)
+    }
+
+    /// Every value a create request carries is checked in one place, locally and in hvcd.
+    @Test(arguments: [
+        (#"{"image": "x", "cpus": 17}"#, "cpus 17"),
+        (#"{"image": "x", "cpus": 0}"#, "cpus 0"),
+        (#"{"image": "x", "pidsLimit": 3}"#, "pids limit 3"),
+        (#"{"image": "x", "memory": "65g"}"#, "memory 65g"),
+        (#"{"image": "x", "logMaxSize": "1k"}"#, "log size 1k"),
+        (#"{"image": "x", "accel": "hvf"}"#, "accelerator"),
+    ])
+    func badRequestsAreInvalid(_ json: String, _ named: String) throws {
+        let request = try JSONDecoder().decode(CreateContainerRequest.self, from: Data(json.utf8))
+        #expect { try request.runOptions() } throws: { error in
+            guard let error = error as? HVCError else { return false }
+            return error.kind == .invalid && error.message.contains(named)
+        }
+    }
+
+    @Test func requestOptionsCarryOver() throws {
+        var request = CreateContainerRequest(image: "x")
+        request.cpus = 2
+        request.memory = "512m"
+        request.pidsLimit = 100
+        request.autoRemove = true
+        request.template = false
+        let options = try request.runOptions()
+        #expect(options.cpus == 2 && options.memoryMiB == 512 && options.pidsLimit == 100)
+        #expect(options.remove && !options.template)
+    }
+
+    @Test(arguments: [("TERM", Int32(15)), ("sigkill", 9), ("HUP", 1), ("64", 64)])
+    func parsesSignals(_ text: String, _ number: Int32) throws {
+        #expect(try SignalName.parse(text) == number)
+    }
+
+    @Test(arguments: ["999", "0", "-1", "BOGUS", ""])
+    func rejectsSignals(_ text: String) {
+        #expect { try SignalName.parse(text) } throws: { ($0 as? HVCError)?.kind == .invalid }
     }
 }

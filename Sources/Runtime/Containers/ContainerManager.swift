@@ -11,12 +11,9 @@ public struct ContainerManager: Sendable {
 
     public init(runtime: Runtime) { self.runtime = runtime }
 
-    /// Default log cap before rotation.
-    public static let defaultLogMaxBytes = 10 * 1024 * 1024
-
     /// Records a new container from `options`; nothing runs yet.
-    public func create(_ options: RunOptions, tenant: String = ContainerManager.callerTenant(),
-                       logMaxBytes: Int = ContainerManager.defaultLogMaxBytes) throws(HVCError) -> ContainerRecord {
+    public func create(_ options: RunOptions, tenant: String = ContainerManager.callerTenant()) throws(HVCError) -> ContainerRecord {
+        try options.validate()
         try runtime.checkAssets()
         let image = try runtime.images.resolve(options.image)
         let accelerator = try runtime.chooseAccelerator(options.accelerator).accelerator
@@ -31,8 +28,15 @@ public struct ContainerManager: Sendable {
             id: id, name: name, image: options.image, imageID: image.id,
             process: .init(spec), hostname: hostname, memoryMiB: options.memoryMiB, cpus: options.cpus, pidsLimit: options.pidsLimit,
             accelerator: accelerator, tenant: tenant, created: Date(), autoRemove: options.remove,
-            logMaxBytes: logMaxBytes, template: options.template ? nil : false)
+            logMaxBytes: options.logMaxBytes, template: options.template ? nil : false)
         return try store.create(config)
+    }
+
+    /// Creates a container and starts it (`run -d`); a container whose command cannot start
+    /// stays recorded as exited, with its error, as Docker keeps it.
+    public func createAndStart(_ options: RunOptions, tenant: String = ContainerManager.callerTenant()) throws(HVCError) -> ContainerRecord {
+        let record = try create(options, tenant: tenant)
+        return try start(record.id)
     }
 
     /// The tenant of a CLI caller without a daemon: `default` for root, else `uid-N`.
@@ -129,8 +133,7 @@ public struct ContainerManager: Sendable {
                 return current
             case .exited:
                 let code = current.state.exitCode ?? 125
-                let kind: HVCError.Kind = code == 127 ? .commandNotFound : code == 126 ? .cannotExecute : .runtime
-                throw HVCError(kind, current.state.error ?? "container exited at once with code \(code)")
+                throw HVCError(HVCError.Kind(startFailureCode: code), current.state.error ?? "container exited at once with code \(code)")
             case .created:
                 if Glibc.kill(shimPID, 0) != 0 {
                     let current = try store.resolve(record.id)
@@ -155,21 +158,6 @@ public struct ContainerManager: Sendable {
         }
     }
 
-    /// `hvc exec`: a new process in a running container; returns its exit code.
-    public func exec(_ nameOrID: String, spec: ProcessSpec, interactive: Bool) throws(HVCError) -> Int32 {
-        let record = try store.resolve(nameOrID)
-        let channel = try controlChannel(record)
-        return try ContainerManager.exec(over: channel, spec: spec, interactive: interactive)
-    }
-
-    /// Runs `spec` over a channel that speaks the control protocol (a supervisor's control
-    /// socket, or hvcd's stream socket bridged to it), relaying this terminal.
-    /// `hvc attach`: the running command's output from now on, until it exits; returns its code.
-    public func attach(_ nameOrID: String) throws(HVCError) -> Int32 {
-        let record = try store.resolve(nameOrID)
-        return try ContainerManager.attach(over: try controlChannel(record), stdin: false, terminal: false)
-    }
-
     /// Attaches to the command of a container over `channel` (a control socket, or hvcd's stream
     /// socket bridged to one) and relays its stdio until it exits; returns its exit code.
     public static func attach(over channel: FrameChannel, stdin: Bool, terminal: Bool) throws(HVCError) -> Int32 {
@@ -182,6 +170,8 @@ public struct ContainerManager: Sendable {
         return try StdioSession(channel: channel).run(start: nil, interactive: stdin, terminal: terminal)
     }
 
+    /// Runs `spec` over a channel that speaks the control protocol (a supervisor's control
+    /// socket, or hvcd's stream socket bridged to it), relaying this terminal; returns its code.
     public static func exec(over channel: FrameChannel, spec: ProcessSpec, interactive: Bool) throws(HVCError) -> Int32 {
         StdioSession.blockForwardedSignals()
         var spec = spec
@@ -196,12 +186,6 @@ public struct ContainerManager: Sendable {
     }
 
     /// The exec's process spec: the container's environment and user unless overridden.
-    public func execSpec(_ nameOrID: String, arguments: [String], environment: [String], workingDirectory: String?,
-                         user: String?, terminal: Bool) throws(HVCError) -> ProcessSpec {
-        ContainerManager.execSpec(try store.resolve(nameOrID), arguments: arguments, environment: environment,
-                                  workingDirectory: workingDirectory, user: user, terminal: terminal)
-    }
-
     public static func execSpec(_ record: ContainerRecord, arguments: [String], environment: [String], workingDirectory: String?,
                                 user: String?, terminal: Bool) -> ProcessSpec {
         var env = record.config.process.environment
@@ -214,6 +198,9 @@ public struct ContainerManager: Sendable {
 
     /// Sends `signal` to the container's command.
     public func kill(_ nameOrID: String, signal: Int32) throws(HVCError) {
+        guard SignalName.range.contains(signal) else {
+            throw HVCError(.invalid, "signal \(signal) is out of range: give a name like TERM or a number from 1 to 64")
+        }
         let record = try store.resolve(nameOrID)
         let channel = try controlChannel(record)
         do {
@@ -225,6 +212,7 @@ public struct ContainerManager: Sendable {
 
     /// SIGTERM, then SIGKILL after `timeout` seconds, then the VM itself.
     public func stop(_ nameOrID: String, timeout: Int) throws(HVCError) -> ContainerRecord {
+        guard timeout >= 0 else { throw HVCError(.invalid, "stop timeout \(timeout) is negative: give seconds, 0 or more") }
         let record = try store.resolve(nameOrID)
         guard record.state.status == .running else { return record }
         let channel = try? controlChannel(record)
@@ -285,7 +273,8 @@ public struct ContainerManager: Sendable {
         VMDirectory.path(in: runtime.paths.vms, id: record.id) + "/control.sock"
     }
 
-    private func controlChannel(_ record: ContainerRecord) throws(HVCError) -> FrameChannel {
+    /// A connection to a running container's supervisor.
+    public func controlChannel(_ record: ContainerRecord) throws(HVCError) -> FrameChannel {
         guard record.state.status == .running else {
             throw HVCError(.conflict, "container \(record.name) is not running")
         }

@@ -14,6 +14,8 @@ public struct RunOptions: Sendable {
     public var memoryMiB: Int = 256
     public var cpus: Int = 1
     public var pidsLimit: Int = 256
+    /// Rotate the container's log past this size.
+    public var logMaxBytes = RunOptions.defaultLogMaxBytes
     public var accelerator: Accelerator?
     public var interactive = false
     public var terminal = false
@@ -22,6 +24,19 @@ public struct RunOptions: Sendable {
     public var template = true
 
     public init(image: String) { self.image = image }
+
+    public static let defaultLogMaxBytes = 10 * 1024 * 1024
+    public static let cpuRange = 1...16
+    /// QEMU itself needs a few dozen threads under the VMM's pids limit.
+    public static let pidsLimitRange = 32...65536
+
+    /// Checks the values that parsing alone does not bound.
+    public func validate() throws(HVCError) {
+        try RunOptions.checkCPUs(cpus)
+        guard RunOptions.pidsLimitRange.contains(pidsLimit) else {
+            throw HVCError(.invalid, "pids limit \(pidsLimit) is out of range: give between \(RunOptions.pidsLimitRange.lowerBound) and \(RunOptions.pidsLimitRange.upperBound) (QEMU itself needs a few dozen threads)")
+        }
+    }
 
     /// The process to start, from these options over the image's configuration, as Docker
     /// combines them: `--entrypoint` replaces the image's and drops its `Cmd`.
@@ -42,6 +57,13 @@ public struct RunOptions: Sendable {
         return ProcessSpec(
             arguments: arguments, environment: env, workingDirectory: workingDirectory,
             user: user ?? config.user ?? "", terminal: terminal, rows: rows, columns: columns)
+    }
+
+    /// Refuses a CPU count outside what a VM may have.
+    public static func checkCPUs(_ cpus: Int) throws(HVCError) {
+        guard cpuRange.contains(cpus) else {
+            throw HVCError(.invalid, "cpus \(cpus) is out of range: give between \(cpuRange.lowerBound) and \(cpuRange.upperBound)")
+        }
     }
 
     /// Adds `KEY=VALUE` entries, replacing earlier ones with the same key.

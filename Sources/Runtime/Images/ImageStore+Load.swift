@@ -45,7 +45,7 @@ extension ImageStore {
         }
         var references = tags
         for name in unpacked.references {
-            if let reference = try? ImageReference(parsing: ImageStore.localName(name)) { references.append(reference) }
+            if let reference = try? ImageReference(parsing: name) { references.append(reference) }
         }
         let c = unpacked.config.config
         let config = ImageConfig(entrypoint: c?.Entrypoint, cmd: c?.Cmd, env: c?.Env, workingDir: c?.WorkingDir, user: c?.User)
@@ -136,16 +136,6 @@ extension ImageStore {
             unlink(temporary)
             throw HVCError("save \(output): \(result.output.split(separator: "\n").last ?? "cannot write")")
         }
-    }
-
-    /// `docker.io/library/busybox:1` → `busybox:1`; other registries keep their host.
-    static func localName(_ name: String) -> String {
-        var text = name
-        for prefix in ["docker.io/library/", "docker.io/", "localhost/"] where text.hasPrefix(prefix) {
-            text = String(text.dropFirst(prefix.count))
-            break
-        }
-        return text
     }
 
     private func confined(_ what: String, _ body: (UnsafeMutablePointer<CChar>, Int) -> Int32) throws(HVCError) {

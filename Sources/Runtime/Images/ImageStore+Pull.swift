@@ -21,6 +21,8 @@ extension ImageStore {
             return try pullChecked(text, plainHTTP: plainHTTP, progress: progress)
         } catch let error as HVCError {
             throw error
+        } catch OCIError.invalid(let message) {
+            throw HVCError(.invalid, "pull \(text): \(message)")
         } catch {
             throw HVCError("pull \(text): \(error)")
         }

@@ -73,13 +73,31 @@ public struct ImageStore: Sendable {
         return images
     }
 
-    /// The image named `text` (a reference, an id, or a unique id prefix).
+    /// The image named `text`: a name as stored, a short name that one stored name has under a
+    /// registry host (`app:1` finds `localhost/app:1`), an id, or a unique id prefix.
     public func resolve(_ text: String) throws(HVCError) -> Image {
         let index = try readIndex()
         var id: String?
-        if let reference = try? ImageReference(parsing: text), let found = index.references[reference.description] {
-            id = found
-        } else {
+        let looksLikeID = text.hasPrefix("sha256:") || (text.count >= 4 && text.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        let parsed: ImageReference?
+        do {
+            parsed = try ImageReference(name: text)
+        } catch {
+            guard looksLikeID else { throw error }
+            parsed = nil
+        }
+        if let reference = parsed {
+            id = index.references[reference.description]
+            if id == nil, reference.isShort {
+                let suffix = "/" + reference.description
+                let hosted = index.references.filter { $0.key.hasSuffix(suffix) }
+                if hosted.count > 1 {
+                    throw HVCError(.conflict, "image name \"\(text)\" is ambiguous: give one of \(hosted.keys.sorted().joined(separator: ", "))")
+                }
+                id = hosted.first?.value
+            }
+        }
+        if id == nil {
             let wanted = text.hasPrefix("sha256:") ? text : "sha256:" + text
             let matches = Set(index.references.values).filter { $0.hasPrefix(wanted) }
             if text.count >= 4, matches.count == 1 { id = matches.first }
@@ -163,7 +181,7 @@ public struct ImageStore: Sendable {
         return try withIndexLock { () throws(HVCError) in
             var index = try readIndex()
             var removed: [String] = []
-            let named = (try? ImageReference(parsing: text)).map(\.description)
+            let named = (try? ImageReference(name: text)).map(\.description)
             if let named, index.references[named] == image.id, image.references.count > 1 {
                 index.references[named] = nil
                 try writeAtomically(indexPath, JSONEncoder.hvc.encode(index))

@@ -17,6 +17,8 @@ public final class Supervisor: @unchecked Sendable {
     // @unchecked: mutable routing state lives in `routes` (a Mutex); the rest is set before
     // any other thread starts, or touched by the agent-reader thread only.
     public static let initProcess: UInt32 = 1
+    /// The status of a command ended by SIGKILL (its VM stopped or lost), as a shell reports it.
+    static let killedStatus: Int32 = 128 + SIGKILL
 
     let config: ContainerConfig
     let runtime: Runtime
@@ -110,7 +112,7 @@ public final class Supervisor: @unchecked Sendable {
             do {
                 directory = try VMDirectory.create(in: runtime.paths.vms, id: config.id)
             } catch {
-                return finish(code: 125, error: error.message, directory: nil)
+                return finish(code: error.exitCode, error: error.message, directory: nil)
             }
         }
         do {
@@ -217,8 +219,8 @@ public final class Supervisor: @unchecked Sendable {
             do {
                 frame = try channel.receive()
             } catch {
-                if forcedStop.withLock({ $0 }) { return (137, nil) }
-                return (137, "the VM ended unexpectedly: \(error)\(directory.diagnostics())")
+                if forcedStop.withLock({ $0 }) { return (Supervisor.killedStatus, nil) }
+                return (Supervisor.killedStatus, "the VM ended unexpectedly: \(error)\(directory.diagnostics())")
             }
             let isInit = frame.process == Supervisor.initProcess
             switch frame.message {
@@ -234,9 +236,9 @@ public final class Supervisor: @unchecked Sendable {
             case .oomKilled where isInit:
                 _ = try? store.update(config.id) { $0.oomKilled = true }
             case .failure(let message):
-                return (125, "guest agent failed: \(message.sanitizedGuestText)")
+                return (HVCError.Kind.runtime.exitCode, "guest agent failed: \(message.sanitizedGuestText)")
             case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown, .warmUp, .warmedUp:
-                return (125, "guest agent sent an unexpected message")
+                return (HVCError.Kind.runtime.exitCode, "guest agent sent an unexpected message")
             default:
                 break
             }
@@ -246,11 +248,12 @@ public final class Supervisor: @unchecked Sendable {
                 timing.mark("exited")
                 return (status.code, nil)
             case .startFailed(let reason, let message) where isInit:
-                let code: Int32 = switch reason {
-                case .notFound: 127
-                case .notExecutable: 126
-                case .other: 125
+                let kind: HVCError.Kind = switch reason {
+                case .notFound: .commandNotFound
+                case .notExecutable: .cannotExecute
+                case .other: .runtime
                 }
+                let code = kind.exitCode
                 return (code, message.sanitizedGuestText)
             default:
                 break
@@ -422,7 +425,7 @@ public final class Supervisor: @unchecked Sendable {
         }
         if config.autoRemove { store.remove(config.id) }
         // Attached clients learn of a failure before the command started from its message.
-        if let initClient, let error, code == 125 || code == 137 {
+        if let initClient, let error, code == HVCError.Kind.runtime.exitCode || code == Supervisor.killedStatus {
             try? initClient.channel.send(Frame(.failure(error)))
         }
         for client in clients { client.channel.shutdown() }

@@ -1,0 +1,91 @@
+import VMM
+
+/// The API's container-create request: what hvcd decodes and the CLI sends, locally or through
+/// hvcd, so that both check a request in one place (`runOptions`).
+public struct CreateContainerRequest: Codable, Sendable, Equatable {
+    public var image: String
+    public var cmd: [String]?
+    public var entrypoint: [String]?
+    public var name: String?
+    public var env: [String]?
+    public var workdir: String?
+    public var user: String?
+    public var hostname: String?
+    /// Guest memory, e.g. `256m`.
+    public var memory: String?
+    public var cpus: Int?
+    public var pidsLimit: Int?
+    /// Rotate the log past this size, e.g. `10m`.
+    public var logMaxSize: String?
+    public var accel: String?
+    /// Start it at once (`run -d`).
+    public var start: Bool?
+    /// Clone the image's template (default); false boots cold.
+    public var template: Bool?
+    /// A terminal for the command (for a client that attaches).
+    public var tty: Bool?
+    /// Remove the container once it has exited (`--rm`).
+    public var autoRemove: Bool?
+
+    public init(image: String) { self.image = image }
+
+    /// The run options this request asks for, each value checked.
+    public func runOptions() throws(HVCError) -> RunOptions {
+        var options = RunOptions(image: image)
+        options.command = cmd ?? []
+        options.entrypoint = entrypoint
+        options.name = name
+        options.environment = env ?? []
+        options.workingDirectory = workdir
+        options.user = user
+        options.hostname = hostname
+        if let memory { options.memoryMiB = try RunOptions.parseMemory(memory) }
+        if let cpus { options.cpus = cpus }
+        if let pidsLimit { options.pidsLimit = pidsLimit }
+        if let logMaxSize { options.logMaxBytes = try RunOptions.parseSize(logMaxSize, minimum: 4096, what: "log size") }
+        if let accel {
+            guard let accelerator = Accelerator(rawValue: accel) else {
+                throw HVCError(.invalid, "unknown accelerator \"\(accel)\": use kvm or tcg")
+            }
+            options.accelerator = accelerator
+        }
+        options.template = template ?? true
+        options.terminal = tty ?? false
+        options.remove = autoRemove ?? false
+        try options.validate()
+        return options
+    }
+}
+
+/// The API's answer to a create.
+public struct CreatedContainer: Codable, Sendable {
+    public var id: String
+    public init(id: String) { self.id = id }
+}
+
+/// The API's answer to a wait.
+public struct WaitResult: Codable, Sendable {
+    public var exitCode: Int32
+    public init(exitCode: Int32) { self.exitCode = exitCode }
+}
+
+/// The API's pull request and answer.
+public struct PullRequest: Codable, Sendable {
+    public var reference: String
+    public init(reference: String) { self.reference = reference }
+}
+
+public struct PullResult: Codable, Sendable {
+    public var id: String
+    public var downloadedBlobs: String
+    public init(id: String, downloadedBlobs: String) {
+        self.id = id
+        self.downloadedBlobs = downloadedBlobs
+    }
+}
+
+/// The API's answer to an image delete.
+public struct RemovedImages: Codable, Sendable {
+    public var removed: [String]
+    public init(removed: [String]) { self.removed = removed }
+}
