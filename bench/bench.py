@@ -297,12 +297,25 @@ def report(args, benches, marks, memory):
         lines.append("")
         lines.append("| Start | QEMU PSS median | min | max | QEMU + supervisor median |")
         lines.append("| --- | ---: | ---: | ---: | ---: |")
-        for label, (vmm, total) in memory["rows"]:
+        for label, (vmm, total, _, _) in memory["rows"]:
             lines.append(f"| {label} | {statistics.median(vmm):.1f} | {min(vmm):.1f} | {max(vmm):.1f} | "
                          f"{statistics.median(total):.1f} |")
         lines.append("")
         lines.append(f"The template's keeper (one per template, holding its sealed memory for every "
                      f"clone): {memory['keeper']:.1f} MiB PSS.")
+        _, _, vmm_cpu, shim_cpu = memory["rows"][0][1]
+        if vmm_cpu:
+            lines.append("")
+            lines.append(f"### Idle CPU: {args.idle} idle templated containers over {args.idle_cpu_seconds} s")
+            lines.append("")
+            lines.append("CPU time (user + system, from `/proc/PID/stat`) over the interval, in % of one core "
+                         "per container.")
+            lines.append("")
+            lines.append("| Process | median | min | max | all containers together |")
+            lines.append("| --- | ---: | ---: | ---: | ---: |")
+            for label, values in (("QEMU (the guest and its devices)", vmm_cpu), ("hvc-shim supervisor", shim_cpu)):
+                lines.append(f"| {label} | {statistics.median(values):.3f}% | {min(values):.3f}% | "
+                             f"{max(values):.3f}% | {sum(values):.2f}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -317,9 +330,20 @@ def pss_mib(pid):
     return 0.0
 
 
-def idle_memory(args, extra):
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks (its threads included)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def idle_memory(args, extra, cpu_seconds=0):
     """Starts args.idle detached containers, waits for them to idle, and returns per-container
-    (QEMU PSS, QEMU + supervisor PSS) lists; removes the containers."""
+    (QEMU PSS, QEMU + supervisor PSS, QEMU CPU % of a core, supervisor CPU % of a core) lists,
+    the CPU read over `cpu_seconds` of idling (none when 0); removes the containers."""
     names = [f"bench-idle-{os.getpid()}-{i}" for i in range(args.idle)]
     try:
         for name in names:
@@ -331,13 +355,19 @@ def idle_memory(args, extra):
         seconds, rc, out, err = timed([args.hvc, "inspect", *names], timeout=args.timeout)
         if rc != 0:
             raise BenchError(f"hvc inspect exited {rc}\n  stderr:\n{tail(err)}")
-        vmm, total = [], []
-        for record in json.loads(out):
-            state = record["state"]
-            q = pss_mib(state["vmmPID"])
-            vmm.append(q)
-            total.append(q + pss_mib(state["supervisorPID"]))
-        return vmm, total
+        vmm, total, vmm_cpu, shim_cpu = [], [], [], []
+        pids = [(r["state"]["vmmPID"], r["state"]["supervisorPID"]) for r in json.loads(out)]
+        for q, shim in pids:
+            vmm.append(pss_mib(q))
+            total.append(pss_mib(q) + pss_mib(shim))
+        if cpu_seconds > 0:
+            tick = os.sysconf("SC_CLK_TCK")
+            start = [(cpu_ticks(q), cpu_ticks(shim)) for q, shim in pids]
+            time.sleep(cpu_seconds)
+            for (q, shim), (q0, shim0) in zip(pids, start):
+                vmm_cpu.append((cpu_ticks(q) - q0) / tick / cpu_seconds * 100.0)
+                shim_cpu.append((cpu_ticks(shim) - shim0) / tick / cpu_seconds * 100.0)
+        return vmm, total, vmm_cpu, shim_cpu
     finally:
         subprocess.run([args.hvc, "rm", "-f", *names], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -428,7 +458,7 @@ def measure(args):
     memory = None
     if args.idle > 0:
         print(f"bench: memory of {args.idle} idle templated containers", file=sys.stderr, flush=True)
-        templated = idle_memory(args, [])
+        templated = idle_memory(args, [], cpu_seconds=args.idle_cpu_seconds)
         keeper = keeper_pss()
         print(f"bench: memory of {args.idle} idle cold-booted containers", file=sys.stderr, flush=True)
         cold = idle_memory(args, ["--no-template"])
@@ -462,7 +492,8 @@ def main():
     p.add_argument("--runc-root", required=True)
     p.add_argument("--podman", required=True, help="podman command with its private storage options")
     p.add_argument("--podman-image", required=True)
-    p.add_argument("--idle", type=int, default=10, help="idle containers for the memory figures (0: skip)")
+    p.add_argument("--idle", type=int, default=20, help="idle containers for the memory and idle CPU figures (0: skip)")
+    p.add_argument("--idle-cpu-seconds", type=int, default=30, help="how long idle CPU is measured")
     p.add_argument("--facts", required=True)
     p.add_argument("--out", help="also write the report here")
     args = parser.parse_args()

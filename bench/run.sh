@@ -2,12 +2,12 @@
 # Benchmarks `hvc run --rm busybox true`, cold and cloned from its template, against its peers:
 # a bare QEMU boot of the same kernel to a busybox /init, a QEMU q35 boot of Debian's cloud kernel
 # to the same /init, `runc run` and `podman --runtime runc run --rm` of a busybox rootfs; then the
-# PSS of idle containers, templated and cold. Prints a Markdown report to stdout and writes it to
+# PSS of idle containers, templated and cold, and the CPU the templated ones use while idle. Prints a Markdown report to stdout and writes it to
 # bench/results.md.
 #
 # Usage: bench/run.sh PATH_TO_HVC
 # Env:   BENCH_RUNS   timed runs of each benchmark (default 10)
-#        BENCH_IDLE   idle containers for the memory figures (default 10; 0 skips them)
+#        BENCH_IDLE   idle containers for the memory and idle-CPU figures (default 20; 0 skips them)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -24,7 +24,7 @@ case $hvc in /*) ;; *) hvc=$(cd "$(dirname "$hvc")" && pwd)/$(basename "$hvc") ;
 
 runs=${BENCH_RUNS:-10}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$runs'"
-idle=${BENCH_IDLE:-10}
+idle=${BENCH_IDLE:-20}
 [[ $idle =~ ^[0-9]+$ ]] || die "BENCH_IDLE must be a number, not '$idle'"
 
 export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}

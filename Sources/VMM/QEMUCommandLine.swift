@@ -28,7 +28,7 @@ public struct QEMUCommandLine: Sendable {
         return ([
             "console=ttyS0", "quiet", "reboot=t", "panic=-1", "random.trust_cpu=on",
             "hvc.root=vda", "hvc.rootfstype=\(configuration.rootFilesystemType)",
-        ] + prewarm).joined(separator: " ")
+        ] + configuration.clock.kernelParameters + prewarm).joined(separator: " ")
     }
 
     /// QEMU option values are comma-separated: a comma inside a value is written twice.

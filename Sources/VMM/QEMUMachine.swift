@@ -94,6 +94,23 @@ public final class QEMUMachine: VirtualMachine {
         }
     }
 
+    public func captureState(to state: Int32, bootTimeoutSeconds: Double) throws(VMError) {
+        let qmp = try qmp(timeoutSeconds: 30)
+        qmp.setTimeout(seconds: bootTimeoutSeconds)
+        try qmp.execute("cont")
+        _ = try qmp.waitForEvent("VSERPORT_CHANGE") {
+            $0["id"] as? String == QEMUCommandLine.agentPortID && $0["open"] as? Bool == true
+        }
+        // The agent's `ready` write follows the open at once; let it reach the port.
+        usleep(50_000)
+        try Migration.save(qmp, to: state)
+        _ = try? qmp.execute("quit")
+    }
+
+    public func restoreState(from state: Int32) throws(VMError) {
+        try Migration.restore(try qmp(timeoutSeconds: 30), from: state)
+    }
+
     public func kill() {
         if !hasExited() { Glibc.kill(pid, SIGKILL) }
     }

@@ -1,3 +1,5 @@
+import Jail
+
 /// Everything that shapes one micro-VM.
 public struct VMConfiguration: Equatable, Sendable {
     public var kernel: String
@@ -17,6 +19,8 @@ public struct VMConfiguration: Equatable, Sendable {
     public var sandbox = true
     /// Where guest RAM comes from.
     public var memory: MemorySource = .anonymous
+    /// How the guest keeps time.
+    public var clock: GuestClock = .calibrated
 
     public enum MemorySource: String, Equatable, Sendable {
         /// QEMU's own anonymous memory: a cold boot.
@@ -59,6 +63,25 @@ public protocol VirtualMachine: AnyObject, Sendable {
     func kill()
     /// Waits for the VMM to exit, at most `timeoutSeconds`; true when it did.
     func waitForExit(timeoutSeconds: Double) -> Bool
+    /// Runs a VM launched paused for capture until its agent's port opens, then writes its
+    /// device state to `state` (guest RAM stays in its file) and leaves it stopped.
+    func captureState(to state: Int32, bootTimeoutSeconds: Double) throws(VMError)
+    /// Loads the device state of a captured VM into this one (launched as a clone); the guest
+    /// runs on by itself once the state is in.
+    func restoreState(from state: Int32) throws(VMError)
+    /// The VMM's root directory was renamed on the host (the VMM itself sees no change).
+    func jailMoved(to hostRoot: String)
+}
+
+/// The one way a VM is made from its configuration: cold boot, capture and clone all come
+/// through here, so that a second backend joins in one place.
+public enum VMBuilder {
+    /// Starts the VMM for `configuration`, confined by `jail` when given; its own output goes to
+    /// `logPath`. `memoryFD` is the guest RAM file of a capture or a clone.
+    public static func launch(_ configuration: VMConfiguration, binary: String, logPath: String, jail: JailPlan?,
+                              memoryFD: Int32 = -1) throws(VMError) -> any VirtualMachine {
+        try QEMUMachine.launch(configuration, binary: binary, logPath: logPath, jail: jail, memoryFD: memoryFD)
+    }
 }
 
 public enum VMError: Error, Equatable, CustomStringConvertible {

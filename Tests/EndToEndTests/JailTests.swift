@@ -102,15 +102,34 @@ extension EndToEnd {
             _ = h.hvc(["rm", "hog"])
         }
 
+        /// The bomb's processes are guest processes: the test counts them inside the bomb's own
+        /// guest (so it sees the bomb work), inside the neighbour's guest and on the host (where
+        /// an escaped bomb would show), and asks the neighbour to answer meanwhile. The bomb is a
+        /// tree of 1024 processes that stay (its leaves block on a FIFO), so that it is there to
+        /// count; the neighbour's and the host's counts would grow by as many if it escaped.
         @Test func aForkBombStaysInsideItsVM() throws {
             _ = h.hvc(["run", "-d", "--name", "neighbour", "busybox", "sleep", "1000"])
             defer { _ = h.hvc(["rm", "-f", "neighbour"]) }
+            // Shell builtins only: a glob counts the guest's /proc.
+            let count = "set -- /proc/[0-9]*; echo $#"
+            let before = Int(h.hvc(["exec", "neighbour", "sh", "-c", count]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
             let hostProcesses = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { Int($0) != nil }.count
-            _ = h.hvc(["run", "-d", "--name", "bomb", "busybox", "sh", "-c", "b() { b | b & }; b"])
-            sleep(5)
+            let bomb = "mkfifo /tmp/hold; b() { if [ $1 -gt 0 ]; then b $(($1-1)) & b $(($1-1)) & wait; else read x < /tmp/hold; fi; }; "
+                + "b 9 2>/dev/null & n=0; while [ $n -lt 1000 ]; do set -- /proc/[0-9]*; n=$#; done; echo bomb $n; read x < /tmp/hold"
+            _ = h.hvc(["run", "-d", "--name", "bomb", "busybox", "sh", "-c", bomb])
+            defer { _ = h.hvc(["rm", "-f", "bomb"], timeout: 60) }
+            var inBomb = 0
+            #expect(Harness.eventually(120) {
+                let log = h.hvc(["logs", "bomb"]).stdout
+                inBomb = log.split(separator: " ").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+                return log.hasPrefix("bomb ")
+            })
+            #expect(inBomb >= 1000, "the bomb made only \(inBomb) processes in its guest")
             let during = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { Int($0) != nil }.count
             #expect(during < hostProcesses + 50, "host process count grew from \(hostProcesses) to \(during)")
-            #expect(h.hvc(["exec", "neighbour", "echo", "fine"], timeout: 60).stdout == "fine\n")
+            let neighbour = h.hvc(["exec", "neighbour", "sh", "-c", count], timeout: 60)
+            let inNeighbour = Int(neighbour.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            #expect(before > 0 && inNeighbour > 0 && inNeighbour <= before + 2, "neighbour's guest: \(before) then \(inNeighbour) processes")
             #expect(h.hvc(["rm", "-f", "bomb"], timeout: 60).status == 0)
         }
 

@@ -5,6 +5,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/// The CPU's time-stamp counter, read to measure its frequency against the system clock; 0
+/// where there is none.
+static inline uint64_t hvc_rdtsc(void) {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    return 0;
+#endif
+}
+
 /// What went wrong in a child between fork and exec, reported to the parent through a pipe.
 enum hvc_child_stage {
     HVC_STAGE_PID = 0,          /* not an error: value is the final child's pid */

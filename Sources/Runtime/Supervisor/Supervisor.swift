@@ -13,9 +13,7 @@ import VMM
 ///
 /// QEMU dies with the thread that called `run` (parent-death signal), so `run` must be
 /// called on a thread that lives until it returns.
-public final class Supervisor: @unchecked Sendable {
-    // @unchecked: mutable routing state lives in `routes` (a Mutex); the rest is set before
-    // any other thread starts, or touched by the agent-reader thread only.
+public final class Supervisor: Sendable {
     public static let initProcess: UInt32 = 1
     /// The status of a command ended by SIGKILL (its VM stopped or lost), as a shell reports it.
     static let killedStatus: Int32 = 128 + SIGKILL
@@ -24,29 +22,21 @@ public final class Supervisor: @unchecked Sendable {
     let runtime: Runtime
     let store: ContainerStore
     let timing: RunTiming
-    /// The client owning process 1's stdio: `hvc run`'s own (in-process), or one that attached
-    /// through the control socket before the command started (`awaitsAttach`).
-    private var initClient: Client?
+    /// `hvc run`'s own client (in-process), owning process 1's stdio from the start.
     private let inProcessClient: Client?
-    private var keepInitStdinOpen: Bool
     /// Wait (a while) for a client to attach before starting the command.
     private let awaitsAttach: Bool
     private let attachArrived = DispatchSemaphore(value: 0)
-    private var listening = false
     private let terminalSize: (rows: UInt16, columns: UInt16)
-    private let routes = Mutex(Routes())
-    private var channel: FrameChannel?
-    private var vm: QEMUMachine?
-    private var confinement: VMConfinement?
-    private var launched: LaunchedVM?
     private let prebooted: PrebootedVM?
+    /// All that the supervising thread and the clients' threads share, under one lock.
+    private let life: Mutex<Life>
 
     /// A pooled VM handed to this supervisor: up, connected, its `ready` received.
-    struct PrebootedVM {
+    struct PrebootedVM: Sendable {
         let launched: LaunchedVM
         let directory: VMDirectory
     }
-    private let forcedStop = Mutex(false)
 
     /// A connection on the control socket (or the attached `hvc run` through a socket pair).
     final class Client: Sendable {
@@ -54,18 +44,57 @@ public final class Supervisor: @unchecked Sendable {
         init(channel: FrameChannel) { self.channel = channel }
     }
 
-    /// Which client owns which guest process, under the client's own numbering.
-    struct Routes {
+    /// Where the container's life is. Only forward: booting → launched → connected → running →
+    /// ended; any of them may go straight to ended.
+    enum Phase {
+        /// No VM yet.
+        case booting
+        /// A VM is this container's: the end kills it and releases its confinement.
+        case launched(LaunchedVM)
+        /// The agent channel is open: control frames go to the guest.
+        case connected(LaunchedVM, FrameChannel)
+        /// The container's command runs: clients may start processes.
+        case running(LaunchedVM, FrameChannel)
+        /// Torn down: nothing goes to the guest any more.
+        case ended
+
+        var vm: LaunchedVM? {
+            switch self {
+            case .launched(let vm), .connected(let vm, _), .running(let vm, _): vm
+            case .booting, .ended: nil
+            }
+        }
+
+        var channel: FrameChannel? {
+            switch self {
+            case .connected(_, let channel), .running(_, let channel): channel
+            case .booting, .launched, .ended: nil
+            }
+        }
+
+        var isRunning: Bool { if case .running = self { true } else { false } }
+        var hasEnded: Bool { if case .ended = self { true } else { false } }
+        /// The command has started or never will.
+        var isPastStart: Bool { isRunning || hasEnded }
+    }
+
+    struct Life {
+        var phase = Phase.booting
+        /// The client owning process 1's stdio, and whether that stdin stays open.
+        var initClient: Client?
+        var keepInitStdinOpen: Bool
+        /// A client asked for the VM to go (`shutdown`): its end is not a failure.
+        var forcedStop = false
+        var listening = false
+        /// Which client owns which guest process, under the client's own numbering.
         var byAgentID: [UInt32: (client: Client, local: UInt32)] = [:]
         var nextAgentID: UInt32 = 2
-        var running = false
-        var ended = false
         var clients: [ObjectIdentifier: Client] = [:]
         /// Clients that attached after the command started: they get its output and exit.
         var observers: [ObjectIdentifier: Client] = [:]
         var attachTaken = false
 
-        mutating func agentID(client: Client, local: UInt32) -> UInt32? {
+        func agentID(client: Client, local: UInt32) -> UInt32? {
             byAgentID.first { $0.value.client === client && $0.value.local == local }?.key
         }
     }
@@ -87,18 +116,17 @@ public final class Supervisor: @unchecked Sendable {
         self.config = config
         self.runtime = runtime
         self.store = runtime.containers
-        self.inProcessClient = attached.map { Client(channel: $0) }
-        self.initClient = inProcessClient
+        let inProcessClient = attached.map { Client(channel: $0) }
+        self.inProcessClient = inProcessClient
         self.awaitsAttach = awaitsAttach && inProcessClient == nil
-        self.keepInitStdinOpen = keepStdinOpen
         self.terminalSize = terminalSize
         self.timing = RunTiming(enabled: timing)
-        if let initClient {
-            routes.withLock {
-                $0.byAgentID[Supervisor.initProcess] = (initClient, Supervisor.initProcess)
-                $0.clients[ObjectIdentifier(initClient)] = initClient
-            }
+        var life = Life(initClient: inProcessClient, keepInitStdinOpen: keepStdinOpen)
+        if let inProcessClient {
+            life.byAgentID[Supervisor.initProcess] = (inProcessClient, Supervisor.initProcess)
+            life.clients[ObjectIdentifier(inProcessClient)] = inProcessClient
         }
+        self.life = Mutex(life)
     }
 
     /// Runs the container to its end and records how it ended; returns its exit code.
@@ -136,7 +164,7 @@ public final class Supervisor: @unchecked Sendable {
             try adopt(prebooted.launched)
             guard let ready = prebooted.launched.channel else { throw HVCError("pooled VM has no agent channel") }
             channel = ready
-            self.channel = channel
+            connected(prebooted.launched, channel)
             try sendSession(channel, directory: directory)
         } else {
             let shape = VMLaunch.Shape(
@@ -146,9 +174,9 @@ public final class Supervisor: @unchecked Sendable {
             try VMLaunch.launch(shape, directory: directory, runtime: runtime, timing: timing) { (launched: LaunchedVM) throws(HVCError) in
                 try adopt(launched)
             }
-            guard let launched else { throw HVCError("the VM was not launched") }
+            guard let launched = life.withLock({ $0.phase.vm }) else { throw HVCError("the VM was not launched") }
             channel = try VMLaunch.connect(launched, directory: directory)
-            self.channel = channel
+            connected(launched, channel)
             timing.mark("connected")
             try handshake(channel, directory: directory, pipelined: launched.template != nil)
         }
@@ -161,14 +189,16 @@ public final class Supervisor: @unchecked Sendable {
     /// Takes charge of a VM: from here on, `finish` ends it and releases its confinement. The
     /// container's state names this supervisor, the VMM and the template it was cloned from.
     private func adopt(_ launched: LaunchedVM) throws(HVCError) {
-        self.launched = launched
-        self.vm = launched.vm
-        self.confinement = launched.confinement
+        life.withLock { $0.phase = .launched(launched) }
         try store.update(config.id) {
             $0.supervisorPID = getpid()
             $0.vmmPID = launched.vm.pid
             $0.template = launched.template?.key
         }
+    }
+
+    private func connected(_ launched: LaunchedVM, _ channel: FrameChannel) {
+        life.withLock { $0.phase = .connected(launched, channel) }
     }
 
     /// `ready` from the guest, then the session parameters and the container's command.
@@ -204,7 +234,7 @@ public final class Supervisor: @unchecked Sendable {
         do {
             try channel.send(Frame(.hello(Hello(entropy: randomBytes(256), unixTimeNanoseconds: now, hostname: config.hostname))))
             try channel.send(Frame(process: Supervisor.initProcess, .start(spec)))
-            if !keepInitStdinOpen { try channel.send(Frame(process: Supervisor.initProcess, .closeStdin)) }
+            if !life.withLock({ $0.keepInitStdinOpen }) { try channel.send(Frame(process: Supervisor.initProcess, .closeStdin)) }
         } catch {
             throw HVCError("guest agent: \(error)\(directory.diagnostics())")
         }
@@ -219,7 +249,7 @@ public final class Supervisor: @unchecked Sendable {
             do {
                 frame = try channel.receive()
             } catch {
-                if forcedStop.withLock({ $0 }) { return (Supervisor.killedStatus, nil) }
+                if life.withLock({ $0.forcedStop }) { return (Supervisor.killedStatus, nil) }
                 return (Supervisor.killedStatus, "the VM ended unexpectedly: \(error)\(directory.diagnostics())")
             }
             let isInit = frame.process == Supervisor.initProcess
@@ -268,10 +298,10 @@ public final class Supervisor: @unchecked Sendable {
         case .exited, .startFailed: ends = true
         default: ends = false
         }
-        let (route, observers) = routes.withLock { routes in
-            let route = routes.byAgentID[frame.process]
-            if ends { routes.byAgentID[frame.process] = nil }
-            return (route, frame.process == Supervisor.initProcess ? Array(routes.observers.values) : [])
+        let (route, observers) = life.withLock { life in
+            let route = life.byAgentID[frame.process]
+            if ends { life.byAgentID[frame.process] = nil }
+            return (route, frame.process == Supervisor.initProcess ? Array(life.observers.values) : [])
         }
         for observer in observers where (try? observer.channel.send(frame)) == nil { drop(observer) }
         guard let route else { return }
@@ -283,7 +313,9 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     private func markRunning() {
-        routes.withLock { $0.running = true }
+        life.withLock { life in
+            if case .connected(let vm, let channel) = life.phase { life.phase = .running(vm, channel) }
+        }
         _ = try? store.update(config.id) { state in
             state.status = .running
             state.started = Date()
@@ -293,8 +325,7 @@ public final class Supervisor: @unchecked Sendable {
     // MARK: Control socket
 
     private func listen(_ directory: VMDirectory) throws(HVCError) {
-        guard !listening else { return }
-        listening = true
+        guard !life.withLock({ life in defer { life.listening = true }; return life.listening }) else { return }
         let fd = hvc_unix_listen(directory.controlSocket, 64)
         guard fd >= 0 else { throw HVCError("control socket \(directory.controlSocket): \(Errno.current)") }
         let listener = FileDescriptor(fd)
@@ -313,7 +344,7 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Reads one client's requests on a thread of its own.
     private func serve(_ client: Client) {
-        routes.withLock { $0.clients[ObjectIdentifier(client)] = client }
+        life.withLock { $0.clients[ObjectIdentifier(client)] = client }
         Thread.detachNewThread { [self] in
             while let frame = try? client.channel.receive() {
                 handle(frame, from: client)
@@ -327,25 +358,28 @@ public final class Supervisor: @unchecked Sendable {
             attach(client, stdin: stdin)
             return
         }
-        guard let channel else { return }
+        guard let channel = life.withLock({ $0.phase.channel }) else { return }
         if frame.process == 0 {
             switch frame.message {
             case .signal(let signal):
                 try? channel.send(Frame(process: Supervisor.initProcess, .signal(signal)))
             case .shutdown:
-                forcedStop.withLock { $0 = true }
-                vm?.kill()
+                let vm = life.withLock { life in
+                    life.forcedStop = true
+                    return life.phase.vm
+                }
+                vm?.vm.kill()
             default:
                 break
             }
             return
         }
         if case .start(let spec) = frame.message {
-            let agentID: UInt32? = routes.withLock { routes in
-                guard routes.running, !routes.ended, routes.agentID(client: client, local: frame.process) == nil else { return nil }
-                let id = routes.nextAgentID
-                routes.nextAgentID += 1
-                routes.byAgentID[id] = (client, frame.process)
+            let agentID: UInt32? = life.withLock { life in
+                guard life.phase.isRunning, life.agentID(client: client, local: frame.process) == nil else { return nil }
+                let id = life.nextAgentID
+                life.nextAgentID += 1
+                life.byAgentID[id] = (client, frame.process)
                 return id
             }
             guard let agentID else {
@@ -355,7 +389,7 @@ public final class Supervisor: @unchecked Sendable {
             try? channel.send(Frame(process: agentID, .start(spec)))
             return
         }
-        guard let agentID = routes.withLock({ $0.agentID(client: client, local: frame.process) }) else { return }
+        guard let agentID = life.withLock({ $0.agentID(client: client, local: frame.process) }) else { return }
         switch frame.message {
         case .stdin, .closeStdin, .signal, .resize:
             try? channel.send(Frame(process: agentID, frame.message))
@@ -367,29 +401,29 @@ public final class Supervisor: @unchecked Sendable {
     /// A client takes process 1's stdio if it is the first to attach before the command
     /// starts; otherwise it observes the command's output and exit.
     private func attach(_ client: Client, stdin: Bool) {
-        let owner = routes.withLock { routes -> Bool in
-            if awaitsAttach && !routes.attachTaken && !routes.running && !routes.ended {
-                routes.attachTaken = true
-                routes.byAgentID[Supervisor.initProcess] = (client, Supervisor.initProcess)
+        let owner = life.withLock { life -> Bool in
+            if awaitsAttach && !life.attachTaken && !life.phase.isPastStart {
+                life.attachTaken = true
+                life.byAgentID[Supervisor.initProcess] = (client, Supervisor.initProcess)
+                life.initClient = client
+                life.keepInitStdinOpen = stdin
                 return true
             }
-            routes.observers[ObjectIdentifier(client)] = client
+            life.observers[ObjectIdentifier(client)] = client
             return false
         }
         if owner {
-            initClient = client
-            keepInitStdinOpen = stdin
             attachArrived.signal()
             // Its stdin waits in its socket until the command exists (as `hvc run`'s does).
-            while !routes.withLock({ $0.running || $0.ended }) { usleep(10_000) }
+            while !life.withLock({ $0.phase.isPastStart }) { usleep(10_000) }
         }
     }
 
     private func drop(_ client: Client) {
-        routes.withLock { routes in
-            routes.observers[ObjectIdentifier(client)] = nil
-            routes.clients[ObjectIdentifier(client)] = nil
-            routes.byAgentID = routes.byAgentID.filter { $0.value.client !== client }
+        life.withLock { life in
+            life.observers[ObjectIdentifier(client)] = nil
+            life.clients[ObjectIdentifier(client)] = nil
+            life.byAgentID = life.byAgentID.filter { $0.value.client !== client }
         }
     }
 
@@ -397,19 +431,20 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Tears the VM down, records the exit, and lets the clients go.
     private func finish(code: Int32, error: String?, directory: VMDirectory?) -> Int32 {
-        if let vm {
+        let (launched, channel) = life.withLock { life in
+            defer { life.phase = .ended }
+            return (life.phase.vm, life.phase.channel)
+        }
+        if let launched {
             // The container's end is known and nothing of the VM outlives it (its disk is
             // read-only, its writable layer in guest memory): no guest shutdown to wait for.
-            vm.kill()
-            _ = vm.waitForExit(timeoutSeconds: 5)
+            launched.vm.kill()
+            _ = launched.vm.waitForExit(timeoutSeconds: 5)
         }
         timing.mark("vm-gone")
-        confinement?.release()
+        launched?.confinement.release()
         channel?.shutdown()
-        let clients = routes.withLock { routes in
-            routes.ended = true
-            return Array(routes.clients.values)
-        }
+        let (clients, initClient) = life.withLock { (Array($0.clients.values), $0.initClient) }
         if let directory {
             if ProcessInfo.processInfo.environment["HVC_DEBUG"] == "1",
                let console = FileManager.default.contents(atPath: directory.consoleLog) {

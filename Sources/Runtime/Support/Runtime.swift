@@ -30,6 +30,14 @@ public struct Runtime: Sendable {
         return AcceleratorChoice.choose(host: HostVirtualization.probe(), requested: wanted)
     }
 
+    /// How guests under `accelerator` keep time; the host's TSC rate is measured once per boot.
+    public func guestClock(_ accelerator: Accelerator) -> GuestClock {
+        guard accelerator == .tcg else { return .kvmClock }
+        let flags = HostVirtualization.probe().cpuFlags
+        try? FileManager.default.createDirectory(atPath: paths.root, withIntermediateDirectories: true)
+        return GuestClock.choose(accelerator: accelerator, hostTSCKHz: HostTSC.frequencyKHz(cachedIn: paths.root + "/host-tsc", cpuFlags: flags))
+    }
+
     /// Fails with the fix when a guest asset or QEMU is missing.
     public func checkAssets() throws(HVCError) {
         for (path, what) in [(paths.kernel, "guest kernel"), (paths.initramfs, "agent initramfs")]

@@ -69,11 +69,11 @@ enum TemplateCapture {
             directory: directory, runtime: runtime)
         defer { confinement.release() }
         let configuration = VMConfiguration.jailed(image: image, memoryMiB: inputs.memoryMiB, cpus: inputs.cpus,
-                                                   accelerator: inputs.accelerator, memory: .capture)
-        let vm: QEMUMachine
+                                                   accelerator: inputs.accelerator, memory: .capture, runtime: runtime)
+        let vm: any VirtualMachine
         do {
-            vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
-                                        jail: confinement.plan, memoryFD: memory.raw)
+            vm = try VMBuilder.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
+                                      jail: confinement.plan, memoryFD: memory.raw)
         } catch {
             throw HVCError("template VM: \(error)")
         }
@@ -83,17 +83,8 @@ enum TemplateCapture {
             _ = vm.waitForExit(timeoutSeconds: 5)
         }
         do {
-            let qmp = try vm.qmp(timeoutSeconds: 30)
             // A loaded two-core host under TCG can take several seconds to boot.
-            qmp.setTimeout(seconds: 120)
-            try qmp.execute("cont")
-            _ = try qmp.waitForEvent("VSERPORT_CHANGE") {
-                $0["id"] as? String == QEMUCommandLine.agentPortID && $0["open"] as? Bool == true
-            }
-            // The agent's `ready` write follows the open at once; let it reach the port.
-            usleep(50_000)
-            try Migration.save(qmp, to: state.raw)
-            _ = try? qmp.execute("quit")
+            try vm.captureState(to: state.raw, bootTimeoutSeconds: 120)
         } catch {
             throw HVCError("template VM: \(error)\(directory.diagnostics())")
         }

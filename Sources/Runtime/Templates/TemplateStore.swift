@@ -65,7 +65,7 @@ public struct TemplateStore: Sendable {
         var qemu = stat()
         guard stat(runtime.qemuBinary, &qemu) == 0 else { throw HVCError("\(runtime.qemuBinary): \(String(cString: strerror(errno)))") }
         let machine = VMConfiguration.jailed(image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator,
-                                             memory: .capture)
+                                             memory: .capture, runtime: runtime)
         let commandLine = QEMUCommandLine(machine).arguments.joined(separator: "\u{0}")
         return TemplateInputs(
             hvcVersion: Runtime.version,

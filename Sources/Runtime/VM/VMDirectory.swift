@@ -111,7 +111,8 @@ public struct VMDirectory: Sendable {
 extension VMConfiguration {
     /// A VM of `image` as its jailed VMM sees it: every path is the jail's. Capture, clone and
     /// cold boot all start from this, so that a template's machine is its clones' machine.
-    static func jailed(image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator, memory: MemorySource) -> VMConfiguration {
+    static func jailed(image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator, memory: MemorySource,
+                       runtime: Runtime) -> VMConfiguration {
         var configuration = VMConfiguration(
             kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
             rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
@@ -119,6 +120,7 @@ extension VMConfiguration {
             agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
             consoleLog: VMDirectory.Jailed.consoleLog)
         configuration.memory = memory
+        configuration.clock = runtime.guestClock(accelerator)
         return configuration
     }
 }

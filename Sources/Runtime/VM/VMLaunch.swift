@@ -5,13 +5,13 @@ import VMM
 /// the template it was cloned from (nil for a cold boot).
 final class LaunchedVM: @unchecked Sendable {
     // @unchecked: set up once by `VMLaunch.launch`, then owned by one supervisor.
-    let vm: QEMUMachine
+    let vm: any VirtualMachine
     let confinement: VMConfinement
     let template: Template?
     /// The agent channel, once connected.
     var channel: FrameChannel?
 
-    init(vm: QEMUMachine, confinement: VMConfinement, template: Template?) {
+    init(vm: any VirtualMachine, confinement: VMConfinement, template: Template?) {
         self.vm = vm
         self.confinement = confinement
         self.template = template
@@ -39,7 +39,7 @@ enum VMLaunch {
         try runtime.checkAssets()
         let image = try runtime.images.resolve(shape.imageID)
         var configuration = VMConfiguration.jailed(image: image, memoryMiB: shape.memoryMiB, cpus: shape.cpus,
-                                                   accelerator: shape.accelerator, memory: .anonymous)
+                                                   accelerator: shape.accelerator, memory: .anonymous, runtime: runtime)
         var clone: CloneSource?
         if shape.fromTemplate {
             let templates = runtime.templates
@@ -54,10 +54,10 @@ enum VMLaunch {
                   pidsLimit: shape.pidsLimit, accelerator: shape.accelerator, bootsKernel: clone == nil),
             directory: directory, runtime: runtime)
         timing?.mark("launch")
-        let vm: QEMUMachine
+        let vm: any VirtualMachine
         do {
-            vm = try QEMUMachine.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
-                                        jail: confinement.plan, memoryFD: clone?.memory.raw ?? -1)
+            vm = try VMBuilder.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
+                                      jail: confinement.plan, memoryFD: clone?.memory.raw ?? -1)
         } catch {
             confinement.release()
             throw HVCError("\(error)")
@@ -66,7 +66,7 @@ enum VMLaunch {
         try directory.recordVMM(pid: vm.pid)
         if let clone {
             do {
-                try Migration.restore(try vm.qmp(timeoutSeconds: 30), from: clone.state.raw)
+                try vm.restoreState(from: clone.state.raw)
             } catch {
                 throw HVCError("restoring the VM from template \(clone.template.key.prefix(12)): \(error)\(directory.diagnostics())")
             }

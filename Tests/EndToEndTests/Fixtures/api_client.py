@@ -233,8 +233,11 @@ def main():
         # Many clients at once, each creating and deleting containers; one in four is started.
         import threading
         errors = []
+        finished = []
 
         def worker(n):
+            # Any exception, not only a failed check, fails the client: a thread that dies
+            # silently must not pass for one that did its work.
             try:
                 for i in range(3):
                     start = (n + i) % 4 == 0
@@ -242,16 +245,20 @@ def main():
                                                                          "name": f"churn-{n}-{i}", "start": start}, expect=201)
                     client.call("GET", f"/v1/containers/{created['id']}", expect=200)
                     client.call("DELETE", f"/v1/containers/{created['id']}?force=true", expect=204)
-            except SystemExit:
-                errors.append(n)
+                finished.append(n)
+            except BaseException as error:  # noqa: B902 - reported below, whatever it was
+                errors.append(f"{n}: {error!r}")
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(int(args[0]))]
+        count = int(args[0])
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         if errors:
             fail(f"clients failed: {errors}")
+        if sorted(finished) != list(range(count)):
+            fail(f"only {len(finished)} of {count} clients finished")
         _, listed = client.call("GET", "/v1/containers", expect=200)
         if any(c["config"]["name"].startswith("churn-") for c in listed):
             fail("containers left behind")
