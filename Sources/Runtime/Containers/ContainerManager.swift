@@ -282,6 +282,10 @@ public struct ContainerManager: Sendable {
         do {
             return try FrameChannel.connect(path: path)
         } catch {
+            // A container that ended since its record was read has no control socket any more.
+            if let current = try? store.resolve(record.id), current.state.status != .running || waitForExit(record.id, seconds: 1) != nil {
+                throw HVCError(.conflict, "container \(record.name) is not running")
+            }
             throw HVCError("container \(record.name): control socket \(path): \(error)")
         }
     }

@@ -108,18 +108,23 @@ def main():
             try:
                 response = case.call(session=session, timeout=60)
             except requests.RequestException as error:
-                failures.append(f"{described}: no response: {error}")
+                failures.append((name, "no response", f"{described}: no response: {error}"))
                 return
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             try:
                 case.validate_response(response, checks=CHECKS)
             except AssertionError as error:
-                failures.append(f"{described}: {response.status_code} {response.text[:200]}: {str(error).strip()[:400]}")
+                failures.append((name, response.status_code,
+                                 f"{described}: {response.status_code} {response.text[:200]}: {str(error).strip()[:400]}"))
 
         check()
     print(f"{sent[0]} requests, {len(failures)} failures; statuses {dict(sorted(statuses.items()))}")
-    for failure in failures[:20]:
-        print("  " + failure)
+    # One example of each kind of failure (operation and status), with how often it happened.
+    kinds = {}
+    for operation, status, text in failures:
+        kinds.setdefault((operation, str(status)), []).append(text)
+    for (operation, status), texts in sorted(kinds.items()):
+        print(f"  {operation} {status} ({len(texts)}x): {texts[0]}")
     return 1 if failures else 0
 
 
