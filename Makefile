@@ -10,7 +10,8 @@ export HVC_ASSETS ?= $(ASSETS)
 # The API fuzz test's tools, from PyPI with every dependency pinned, in a virtualenv kept
 # outside the clone and keyed by the requirements file's hash.
 FUZZ_REQUIREMENTS := Tests/EndToEndTests/Fixtures/fuzz-requirements.txt
-FUZZ_VENV := /var/cache/hvc/fuzz-venv-$(shell sha256sum $(FUZZ_REQUIREMENTS) | cut -c1-12)
+FUZZ_CACHE ?= /var/cache/hvc
+FUZZ_VENV := $(FUZZ_CACHE)/fuzz-venv-$(shell sha256sum $(FUZZ_REQUIREMENTS) | cut -c1-12)
 export HVC_FUZZ_PYTHON ?= $(FUZZ_VENV)/bin/python
 
 # Debian packages hvc needs to build and run, and the peers the benchmark measures.

@@ -424,6 +424,81 @@ def measure_pooled(args):
     return bench
 
 
+def median_ms(argv, runs, timeout):
+    samples = []
+    for _ in range(runs):
+        seconds, rc, out, err = timed(argv, timeout=timeout)
+        if rc != 0:
+            raise BenchError(f"{' '.join(argv[1:4])} exited {rc}\n  stderr:\n{tail(err)}")
+        samples.append(seconds * 1000.0)
+    return statistics.median(samples)
+
+
+def measure_scale(args):
+    """args.scale idle templated containers started one after another: the time of each start,
+    their memory and idle CPU all together, and a templated start and an exec with them all
+    as neighbours; removes them."""
+    names = [f"bench-scale-{os.getpid()}-{i}" for i in range(args.scale)]
+    starts = []
+    try:
+        for n, name in enumerate(names):
+            seconds, rc, out, err = timed([args.hvc, "run", "-d", "--name", name, "busybox", "sleep", "36000"],
+                                          timeout=args.timeout)
+            if rc != 0:
+                raise BenchError(f"scale: container {n + 1} did not start (exit {rc})\n  stderr:\n{tail(err)}")
+            starts.append(seconds * 1000.0)
+            if (n + 1) % 50 == 0:
+                print(f"bench: scale: {n + 1} containers, last start {starts[-1]:.0f}ms", file=sys.stderr, flush=True)
+        time.sleep(5)
+        seconds, rc, out, err = timed([args.hvc, "inspect", *names], timeout=args.timeout)
+        if rc != 0:
+            raise BenchError(f"hvc inspect exited {rc}\n  stderr:\n{tail(err)}")
+        pids = [(r["state"]["vmmPID"], r["state"]["supervisorPID"]) for r in json.loads(out)]
+        vmm_pss = sum(pss_mib(q) for q, _ in pids)
+        shim_pss = sum(pss_mib(shim) for _, shim in pids)
+        keeper = keeper_pss()
+        tick = os.sysconf("SC_CLK_TCK")
+        before = sum(cpu_ticks(q) + cpu_ticks(shim) for q, shim in pids)
+        time.sleep(10)
+        idle_cpu = (sum(cpu_ticks(q) + cpu_ticks(shim) for q, shim in pids) - before) / tick / 10 * 100.0
+        start_with_neighbours = median_ms([args.hvc, "run", "--rm", "busybox", "true"], 5, args.timeout)
+        exec_with_neighbours = median_ms([args.hvc, "exec", names[0], "true"], 5, args.timeout)
+        load = os.getloadavg()[0]
+        return {"count": args.scale, "starts": starts, "vmm_pss": vmm_pss, "shim_pss": shim_pss, "keeper": keeper,
+                "idle_cpu": idle_cpu, "start": start_with_neighbours, "exec": exec_with_neighbours, "load": load}
+    finally:
+        for i in range(0, len(names), 50):
+            subprocess.run([args.hvc, "rm", "-f", *names[i:i + 50]], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+
+
+def sustained_starts(args, seconds):
+    """`hvc run --rm busybox true` one after another for `seconds`: starts per second, with
+    templates and then with a warm pool of 2."""
+    rates = {}
+    for label, pool in (("templated", 0), ("pooled (pool of 2)", 2)):
+        if pool:
+            rc = subprocess.run([args.hvc, "pool", "set", "busybox", str(pool)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=args.timeout).returncode
+            if rc != 0:
+                raise BenchError("hvc pool set failed")
+        try:
+            count, deadline = 0, time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                _, rc, _, err = timed([args.hvc, "run", "--rm", "busybox", "true"], timeout=args.timeout)
+                if rc != 0:
+                    raise BenchError(f"sustained run exited {rc}\n  stderr:\n{tail(err)}")
+                count += 1
+            rates[label] = count / seconds
+            print(f"bench: sustained {label}: {count} starts in {seconds} s", file=sys.stderr, flush=True)
+        finally:
+            if pool:
+                subprocess.run([args.hvc, "pool", "set", "busybox", "0"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1.5)
+    return rates
+
+
 def measure(args):
     benches = [
         Bench("cold", "`hvc run --rm --no-template busybox true` (cold boot)", make_hvc_run(args, ["--no-template"])),
@@ -463,7 +538,40 @@ def measure(args):
         print(f"bench: memory of {args.idle} idle cold-booted containers", file=sys.stderr, flush=True)
         cold = idle_memory(args, ["--no-template"])
         memory = {"rows": [("templated (clone)", templated), ("cold boot", cold)], "keeper": keeper}
-    return report(args, benches, marks, memory)
+    scale = None
+    if args.scale > 0:
+        print(f"bench: {args.scale} idle containers, one after another", file=sys.stderr, flush=True)
+        scale = measure_scale(args)
+    rates = sustained_starts(args, args.sustained_seconds) if args.sustained_seconds > 0 else None
+    return report(args, benches, marks, memory) + scale_report(args, scale, rates)
+
+
+def scale_report(args, scale, rates):
+    lines = []
+    if scale:
+        n, starts = scale["count"], scale["starts"]
+        total = scale["vmm_pss"] + scale["shim_pss"] + scale["keeper"]
+        lines += [f"### Scale: {n} idle containers (`hvc run -d busybox sleep`, templated, one after another)", ""]
+        lines += ["| Figure | value |", "| --- | ---: |"]
+        for k in sorted({1, min(100, n), n}):
+            lines.append(f"| start of container {k} | {starts[k - 1]:.0f} ms |")
+        for lo in range(0, n, 50):
+            chunk = starts[lo:lo + 50]
+            lines.append(f"| median start, containers {lo + 1}–{lo + len(chunk)} | {statistics.median(chunk):.0f} ms |")
+        lines.append(f"| total PSS: QEMUs + supervisors + keeper | {total:.0f} MiB ({total / n:.1f} MiB per container) |")
+        lines.append(f"| of which QEMUs / supervisors / keeper | {scale['vmm_pss']:.0f} / {scale['shim_pss']:.0f} / {scale['keeper']:.0f} MiB |")
+        lines.append(f"| CPU of all {n} while idle (QEMUs + supervisors, 10 s) | {scale['idle_cpu']:.2f}% of one core |")
+        lines.append(f"| templated `hvc run --rm busybox true` with {n} idle neighbours (median of 5) | {scale['start']:.0f} ms |")
+        lines.append(f"| `hvc exec C true` with {n} idle neighbours (median of 5) | {scale['exec']:.0f} ms |")
+        lines.append(f"| load average (1 min) at the end | {scale['load']:.2f} |")
+        lines.append("")
+    if rates:
+        lines += [f"### Sustained starts: `hvc run --rm busybox true` one after another for {args.sustained_seconds} s", ""]
+        lines += ["| Start | starts per second |", "| --- | ---: |"]
+        for label, rate in rates.items():
+            lines.append(f"| {label} | {rate:.2f} |")
+        lines.append("")
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def main():
@@ -494,6 +602,8 @@ def main():
     p.add_argument("--podman-image", required=True)
     p.add_argument("--idle", type=int, default=20, help="idle containers for the memory and idle CPU figures (0: skip)")
     p.add_argument("--idle-cpu-seconds", type=int, default=30, help="how long idle CPU is measured")
+    p.add_argument("--scale", type=int, default=200, help="idle containers for the scale figures (0: skip)")
+    p.add_argument("--sustained-seconds", type=int, default=60, help="how long sustained starts run (0: skip)")
     p.add_argument("--facts", required=True)
     p.add_argument("--out", help="also write the report here")
     args = parser.parse_args()

@@ -2,12 +2,15 @@
 # Benchmarks `hvc run --rm busybox true`, cold and cloned from its template, against its peers:
 # a bare QEMU boot of the same kernel to a busybox /init, a QEMU q35 boot of Debian's cloud kernel
 # to the same /init, `runc run` and `podman --runtime runc run --rm` of a busybox rootfs; then the
-# PSS of idle containers, templated and cold, and the CPU the templated ones use while idle. Prints a Markdown report to stdout and writes it to
+# PSS of idle containers, templated and cold, and the CPU the templated ones use while idle; 200
+# idle containers at once; and back-to-back starts per second, templated and pooled. Prints a Markdown report to stdout and writes it to
 # bench/results.md.
 #
 # Usage: bench/run.sh PATH_TO_HVC
 # Env:   BENCH_RUNS   timed runs of each benchmark (default 10)
 #        BENCH_IDLE   idle containers for the memory and idle-CPU figures (default 20; 0 skips them)
+#        BENCH_SCALE  idle containers started one after another for the scale figures (default 200; 0 skips)
+#        BENCH_SUSTAINED  seconds of back-to-back starts, templated and pooled (default 60; 0 skips)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -26,6 +29,10 @@ runs=${BENCH_RUNS:-10}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$runs'"
 idle=${BENCH_IDLE:-20}
 [[ $idle =~ ^[0-9]+$ ]] || die "BENCH_IDLE must be a number, not '$idle'"
+scale=${BENCH_SCALE:-200}
+[[ $scale =~ ^[0-9]+$ ]] || die "BENCH_SCALE must be a number, not '$scale'"
+sustained=${BENCH_SUSTAINED:-60}
+[[ $sustained =~ ^[0-9]+$ ]] || die "BENCH_SUSTAINED must be a number, not '$sustained'"
 
 export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}
 for f in vmlinux initramfs.cpio kernel-release; do
@@ -136,7 +143,7 @@ python3 "$here/bench.py" measure --runs "$runs" --hvc "$hvc" --accel "$accel" --
   --kernel "$HVC_ASSETS/vmlinux" --cloud-kernel "$cloud_kernel" --cloud-release "$cloud_release" \
   --peer-initramfs "$tmp/peer-initramfs.cpio" --marker "$marker" \
   --bundle "$bundle" --runc-root "$tmp/runc-state" --podman "$podman" \
-  --podman-image localhost/hvc-bench-busybox:latest --idle "$idle" \
+  --podman-image localhost/hvc-bench-busybox:latest --idle "$idle" --scale "$scale" --sustained-seconds "$sustained" \
   --facts "$facts" --out "$here/results.md" &
 bench_pid=$!
 wait "$bench_pid"
