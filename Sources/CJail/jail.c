@@ -142,6 +142,9 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
     gid_t gid = jail->gid;
     if (setgroups(jail->extra_gid ? 2 : 1, groups) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(jail->uid, jail->uid, jail->uid) < 0)
         fail(fd, HVC_JAIL_IDENTITY);
+    // The kernel clears the parent-death signal when the uid changes: arm it again, or the VMM
+    // would outlive a supervisor killed with SIGKILL.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_JAIL_IDENTITY);
     cap_t empty = cap_init();
     if (empty == NULL || cap_set_proc(empty) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
     cap_free(empty);
