@@ -108,7 +108,7 @@ struct Logs: ParsableCommand {
     func run() throws {
         try HVC.guarded {
             if let daemon = try global.daemon() {
-                if follow || timestamps { throw HVCError("logs -f and -t are not available through hvcd yet") }
+                if follow || timestamps { throw HVCError(.invalid, "logs -f and -t are not available through hvcd yet") }
                 let query = tail.map { "?tail=\($0)" } ?? ""
                 FileHandle.standardOutput.write(try daemon.call("GET", "/v1/containers/\(DaemonClient.escape(container))/logs\(query)"))
                 return 0

@@ -174,7 +174,7 @@ struct Login: ParsableCommand {
         try HVC.guarded {
             try global.requireLocal("login")
             let password = (readLine(strippingNewline: true) ?? "")
-            guard !password.isEmpty else { throw HVCError("no password on stdin") }
+            guard !password.isEmpty else { throw HVCError(.invalid, "no password on stdin") }
             try global.runtime().images.login(registry: registry, user: username, password: password)
             print("Login stored for \(registry)")
             return 0

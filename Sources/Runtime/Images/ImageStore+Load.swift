@@ -110,7 +110,7 @@ extension ImageStore {
               let manifestData = FileManager.default.contents(atPath: blobs + "/" + digest.hex),
               let manifest = try? JSONDecoder().decode(ImageManifest.self, from: manifestData)
         else {
-            throw HVCError("image \(text) has no layers to save (it was imported from a directory): use the tree it came from")
+            throw HVCError(.conflict, "image \(text) has no layers to save (it was imported from a directory): use the tree it came from")
         }
         let staging = directory + "/.staging-" + UUID().uuidString
         try makeDirectory(staging + "/blobs/sha256")

@@ -127,7 +127,7 @@ public struct ImageStore: Sendable {
     public func importDirectory(_ tree: String, as reference: ImageReference, config: ImageConfig) throws(HVCError) -> Image {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: tree, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw HVCError("import: \(tree) is not a directory: give the root of a filesystem tree")
+            throw HVCError(.invalid, "import: \(tree) is not a directory: give the root of a filesystem tree")
         }
         return try store(tree: tree, id: nil, references: [reference], config: config)
     }

@@ -80,7 +80,7 @@ extension Runtime {
     /// stops those beyond it. Returns the pool, its template's key and the pids of the VMs started.
     public func setPool(image reference: String, memoryMiB: Int, cpus: Int, size: Int, accelerator: Accelerator?) throws(HVCError) -> (pool: Pool, key: String, started: [Int32]) {
         guard (0...PoolStore.largest).contains(size) else {
-            throw HVCError("pool size \(size) is out of range: give 0 to \(PoolStore.largest)")
+            throw HVCError(.invalid, "pool size \(size) is out of range: give 0 to \(PoolStore.largest)")
         }
         let image = try images.resolve(reference)
         let accelerator = try chooseAccelerator(accelerator).accelerator

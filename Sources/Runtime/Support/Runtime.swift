@@ -23,7 +23,7 @@ public struct Runtime: Sendable {
         var wanted = requested
         if wanted == nil, let env = ProcessInfo.processInfo.environment["HVC_ACCEL"], !env.isEmpty {
             guard let parsed = Accelerator(rawValue: env) else {
-                throw HVCError("HVC_ACCEL=\(env) is not an accelerator: use kvm or tcg")
+                throw HVCError(.invalid, "HVC_ACCEL=\(env) is not an accelerator: use kvm or tcg")
             }
             wanted = parsed
         }
