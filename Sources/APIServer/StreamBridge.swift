@@ -24,14 +24,7 @@ public final class StreamBridge: Sendable {
         let listener = FileDescriptor(try valueOrErrno { hvc_unix_listen(socketPath, 64) })
         chmod(socketPath, 0o666)
         Thread.detachNewThread { [self] in
-            while true {
-                let fd = accept(listener.raw, nil, nil)
-                if fd < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    return
-                }
-                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                let client = FileDescriptor(fd)
+            while let client = try? listener.accept() {
                 Thread.detachNewThread { self.serve(client) }
             }
         }

@@ -118,3 +118,7 @@ int hvc_contents_sealed(int fd) {
     int wanted = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
     return (seals & wanted) == wanted;
 }
+
+int hvc_accept(int listener) {
+    return accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+}

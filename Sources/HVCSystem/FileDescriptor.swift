@@ -35,6 +35,19 @@ public final class FileDescriptor: @unchecked Sendable {
         raw = -1
     }
 
+    /// `accept4(2)` with `SOCK_CLOEXEC` on a listening socket: the next connection. A connection
+    /// aborted before it was taken is skipped, as is an interrupted wait.
+    public func accept() throws(Errno) -> FileDescriptor {
+        let fd = raw
+        while true {
+            do {
+                return FileDescriptor(try valueOrErrno { hvc_accept(fd) })
+            } catch {
+                if error != Errno(rawValue: ECONNABORTED) { throw error }
+            }
+        }
+    }
+
     /// One `read(2)`; an empty result means end of file.
     public func read(max: Int) throws(Errno) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: max)

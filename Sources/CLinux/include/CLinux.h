@@ -137,6 +137,8 @@ int hvc_unix_connect(const char *path);
 
 /// socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC) bound to `path` (mode 0600) and listening.
 int hvc_unix_listen(const char *path, int backlog);
+/// accept4(2) with SOCK_CLOEXEC: the next connection on a listening socket, or -1 with errno.
+int hvc_accept(int listener);
 /// socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC); returns 0 or -1 with errno.
 int hvc_socketpair(int fds[2]);
 /// The uid, gid and pid of a Unix socket's peer (SO_PEERCRED); returns 0 or -1 with errno.

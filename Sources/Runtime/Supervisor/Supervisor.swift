@@ -330,14 +330,8 @@ public final class Supervisor: Sendable {
         guard fd >= 0 else { throw HVCError("control socket \(directory.controlSocket): \(Errno.current)") }
         let listener = FileDescriptor(fd)
         Thread.detachNewThread { [self] in
-            while true {
-                let client = accept(listener.raw, nil, nil)
-                if client < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    return
-                }
-                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                serve(Client(channel: FrameChannel(socket: FileDescriptor(client))))
+            while let client = try? listener.accept() {
+                serve(Client(channel: FrameChannel(socket: client)))
             }
         }
     }
