@@ -26,10 +26,9 @@ struct TemplateCreate: ParsableCommand {
             try runtime.checkAssets()
             let resolved = try runtime.images.resolve(image)
             let accelerator = try runtime.chooseAccelerator(shape.accel).accelerator
-            let inputs = try runtime.templates.inputs(
-                runtime: runtime, image: resolved, memoryMiB: try shape.memoryMiB(), cpus: shape.cpus,
-                accelerator: accelerator)
-            let template = try runtime.templates.ensure(runtime: runtime, image: resolved, reference: image, inputs: inputs)
+            let vm = VMShape(image: resolved, memoryMiB: try shape.memoryMiB(), cpus: try shape.checkedCPUs(), accelerator: accelerator)
+            let inputs = try runtime.templates.inputs(runtime: runtime, shape: vm)
+            let template = try runtime.templates.ensure(runtime: runtime, shape: vm, reference: image, inputs: inputs)
             print(template.key)
             return 0
         }

@@ -16,8 +16,9 @@ enum PoolClaim {
         let config = record.config
         guard config.startsFromTemplate, !runtime.pools.list().isEmpty,
               let image = try? runtime.images.resolve(config.imageID),
-              let inputs = try? runtime.templates.inputs(runtime: runtime, image: image, memoryMiB: config.memoryMiB,
-                                                        cpus: config.cpus, accelerator: config.accelerator) else { return nil }
+              let inputs = try? runtime.templates.inputs(
+                runtime: runtime, shape: VMShape(image: image, memoryMiB: config.memoryMiB, cpus: config.cpus,
+                                                 accelerator: config.accelerator)) else { return nil }
         let key = inputs.key
         defer {
             runtime.refillPool(imageID: config.imageID, memoryMiB: config.memoryMiB, cpus: config.cpus,

@@ -47,13 +47,13 @@ public enum PoolMember {
             directory.remove()
             exit(code)
         }
-        let shape = VMLaunch.Shape(
+        let request = VMLaunch.Request(
             owner: id, tenant: "hvc-pool", imageReference: pool.image, imageID: pool.imageID,
             memoryMiB: pool.memoryMiB, cpus: pool.cpus, pidsLimit: 256, accelerator: pool.accelerator,
             fromTemplate: true)
         let channel: FrameChannel
         do {
-            try VMLaunch.launch(shape, directory: directory, runtime: runtime, timing: nil) { (vm: LaunchedVM) throws(HVCError) in
+            try VMLaunch.launch(request, directory: directory, runtime: runtime, timing: nil) { (vm: LaunchedVM) throws(HVCError) in
                 launched = vm
             }
             guard let launched else { leave(125) }

@@ -91,8 +91,9 @@ extension Runtime {
             return (pool, "", [])
         }
         try checkAssets()
-        let inputs = try templates.inputs(runtime: self, image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator)
-        let template = try templates.ensure(runtime: self, image: image, reference: reference, inputs: inputs)
+        let shape = VMShape(image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator)
+        let inputs = try templates.inputs(runtime: self, shape: shape)
+        let template = try templates.ensure(runtime: self, shape: shape, reference: reference, inputs: inputs)
         let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: size)
         try pools.save(pool)
         let members = pools.members(template.key)
@@ -141,8 +142,8 @@ extension Runtime {
         pools.list().map { pool in
             var sockets: [String] = []
             if let image = try? images.resolve(pool.imageID),
-               let inputs = try? templates.inputs(runtime: self, image: image, memoryMiB: pool.memoryMiB, cpus: pool.cpus,
-                                                  accelerator: pool.accelerator) {
+               let inputs = try? templates.inputs(runtime: self, shape: VMShape(image: image, memoryMiB: pool.memoryMiB,
+                                                                                   cpus: pool.cpus, accelerator: pool.accelerator)) {
                 sockets = pools.members(inputs.key)
             }
             var pss = 0

@@ -167,11 +167,11 @@ public final class Supervisor: Sendable {
             connected(prebooted.launched, channel)
             try sendSession(channel, directory: directory)
         } else {
-            let shape = VMLaunch.Shape(
+            let request = VMLaunch.Request(
                 owner: config.id, tenant: config.tenant, imageReference: config.image, imageID: config.imageID,
                 memoryMiB: config.memoryMiB, cpus: config.cpus, pidsLimit: config.pidsLimit,
                 accelerator: config.accelerator, fromTemplate: config.startsFromTemplate)
-            try VMLaunch.launch(shape, directory: directory, runtime: runtime, timing: timing) { (launched: LaunchedVM) throws(HVCError) in
+            try VMLaunch.launch(request, directory: directory, runtime: runtime, timing: timing) { (launched: LaunchedVM) throws(HVCError) in
                 try adopt(launched)
             }
             guard let launched = life.withLock({ $0.phase.vm }) else { throw HVCError("the VM was not launched") }

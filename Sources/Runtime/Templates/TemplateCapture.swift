@@ -9,7 +9,7 @@ import VMM
 /// until a host connects, so every clone says `ready` to its own host); saves the device
 /// state; and writes state and memory into the store.
 enum TemplateCapture {
-    static func capture(runtime: Runtime, image: Image, reference: String, inputs: TemplateInputs) throws(HVCError) -> Template {
+    static func capture(runtime: Runtime, shape: VMShape, reference: String, inputs: TemplateInputs) throws(HVCError) -> Template {
         let store = runtime.templates
         let key = inputs.key
         let staging = store.directory + "/.staging-\(key.prefix(16))-\(getpid())"
@@ -29,7 +29,7 @@ enum TemplateCapture {
             throw HVCError("template state: \(error)")
         }
 
-        try boot(runtime: runtime, image: image, inputs: inputs, memory: memory, state: state)
+        try boot(runtime: runtime, shape: shape, key: key, memory: memory, state: state)
         state.close()
 
         let memoryFile: FileDescriptor
@@ -58,18 +58,16 @@ enum TemplateCapture {
     }
 
     /// Runs the capture VM to the point of saving, then ends it.
-    private static func boot(runtime: Runtime, image: Image, inputs: TemplateInputs, memory: FileDescriptor,
+    private static func boot(runtime: Runtime, shape: VMShape, key: String, memory: FileDescriptor,
                              state: FileDescriptor) throws(HVCError) {
-        let owner = "template-" + inputs.key
+        let owner = "template-" + key
         let directory = try VMDirectory.create(in: runtime.paths.vms, id: owner)
         defer { directory.remove() }
         let confinement = try VMConfinement.make(
-            .init(owner: owner, tenant: "hvc-templates", image: image, memoryMiB: inputs.memoryMiB, cpus: inputs.cpus,
-                  pidsLimit: 256, accelerator: inputs.accelerator),
+            .init(owner: owner, tenant: "hvc-templates", shape: shape, pidsLimit: 256),
             directory: directory, runtime: runtime)
         defer { confinement.release() }
-        let configuration = VMConfiguration.jailed(image: image, memoryMiB: inputs.memoryMiB, cpus: inputs.cpus,
-                                                   accelerator: inputs.accelerator, memory: .capture, runtime: runtime)
+        let configuration = shape.configuration(.capture, runtime: runtime)
         let vm: any VirtualMachine
         do {
             vm = try VMBuilder.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,

@@ -11,14 +11,14 @@ struct CloneSource {
 
 extension TemplateStore {
     /// The template for these inputs, made now if it is missing, corrupt or incomplete.
-    public func ensure(runtime: Runtime, image: Image, reference: String, inputs: TemplateInputs) throws(HVCError) -> Template {
-        try cloneSource(runtime: runtime, image: image, reference: reference, inputs: inputs).template
+    public func ensure(runtime: Runtime, shape: VMShape, reference: String, inputs: TemplateInputs) throws(HVCError) -> Template {
+        try cloneSource(runtime: runtime, shape: shape, reference: reference, inputs: inputs).template
     }
 
     /// Descriptors for one clone of the template for `inputs`: its memory loaded (starting its
     /// keeper if none runs) and its state file checked against the recorded digest. A
     /// template that fails either check is removed and made again, never used.
-    func cloneSource(runtime: Runtime, image: Image, reference: String, inputs: TemplateInputs) throws(HVCError) -> CloneSource {
+    func cloneSource(runtime: Runtime, shape: VMShape, reference: String, inputs: TemplateInputs) throws(HVCError) -> CloneSource {
         let key = inputs.key
         try makeDirectory(directory, mode: 0o700)
         try makeDirectory(runDirectory, mode: 0o700)
@@ -29,7 +29,7 @@ extension TemplateStore {
                     if let source = try open(template, runtime: runtime, problem: &problem) { return source }
                     remove(key)
                 }
-                _ = try TemplateCapture.capture(runtime: runtime, image: image, reference: reference, inputs: inputs)
+                _ = try TemplateCapture.capture(runtime: runtime, shape: shape, reference: reference, inputs: inputs)
                 // A template of the same image and shape under another key has a stale input.
                 for other in list() where other.key != key && other.inputs.imageID == inputs.imageID
                     && other.inputs.memoryMiB == inputs.memoryMiB && other.inputs.cpus == inputs.cpus

@@ -61,19 +61,17 @@ public struct TemplateStore: Sendable {
     func lockPath(_ key: String) -> String { directory + "/." + key + ".lock" }
 
     /// The inputs of a VM of `image` with this shape, read from the assets and QEMU on disk.
-    public func inputs(runtime: Runtime, image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator) throws(HVCError) -> TemplateInputs {
+    public func inputs(runtime: Runtime, shape: VMShape) throws(HVCError) -> TemplateInputs {
         var qemu = stat()
         guard stat(runtime.qemuBinary, &qemu) == 0 else { throw HVCError("\(runtime.qemuBinary): \(String(cString: strerror(errno)))") }
-        let machine = VMConfiguration.jailed(image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator,
-                                             memory: .capture, runtime: runtime)
-        let commandLine = QEMUCommandLine(machine).arguments.joined(separator: "\u{0}")
+        let commandLine = QEMUCommandLine(shape.configuration(.capture, runtime: runtime)).arguments.joined(separator: "\u{0}")
         return TemplateInputs(
             hvcVersion: Runtime.version,
             qemu: "\(runtime.qemuBinary):\(qemu.st_size):\(qemu.st_mtim.tv_sec).\(qemu.st_mtim.tv_nsec)",
             kernelDigest: try cachedDigest(runtime.paths.kernel),
             agentDigest: try cachedDigest(runtime.paths.initramfs),
-            imageID: image.id, rootfsType: image.rootfsType,
-            memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator,
+            imageID: shape.image.id, rootfsType: shape.image.rootfsType,
+            memoryMiB: shape.memoryMiB, cpus: shape.cpus, accelerator: shape.accelerator,
             machineDigest: Digest.of(data: Data(commandLine.utf8)).description)
     }
 
@@ -142,8 +140,9 @@ extension TemplateStore {
     /// stored and no other input (kernel, agent, QEMU, hvc) has changed.
     public func isCurrent(_ template: Template, runtime: Runtime) -> Bool {
         guard let image = try? runtime.images.resolve(template.inputs.imageID),
-              let now = try? inputs(runtime: runtime, image: image, memoryMiB: template.inputs.memoryMiB,
-                                    cpus: template.inputs.cpus, accelerator: template.inputs.accelerator) else { return false }
+              let now = try? inputs(runtime: runtime, shape: VMShape(image: image, memoryMiB: template.inputs.memoryMiB,
+                                                                     cpus: template.inputs.cpus,
+                                                                     accelerator: template.inputs.accelerator)) else { return false }
         return now.key == template.key
     }
 }

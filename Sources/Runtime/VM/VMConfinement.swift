@@ -14,11 +14,8 @@ final class VMConfinement: @unchecked Sendable {
     struct Request {
         var owner: String
         var tenant: String
-        var image: Image
-        var memoryMiB: Int
-        var cpus: Int
+        var shape: VMShape
         var pidsLimit: Int
-        var accelerator: Accelerator
         /// A clone boots no kernel: its jail holds no kernel or initramfs.
         var bootsKernel = true
     }
@@ -53,9 +50,9 @@ final class VMConfinement: @unchecked Sendable {
                     JailPlan.Mount(source: runtime.paths.initramfs, target: VMDirectory.Jailed.initramfs),
                 ]
             }
-            mounts.append(JailPlan.Mount(source: request.image.rootfsPath, target: VMDirectory.Jailed.rootDisk))
+            mounts.append(JailPlan.Mount(source: request.shape.image.rootfsPath, target: VMDirectory.Jailed.rootDisk))
             var extraGroup: UInt32 = 0
-            if request.accelerator == .kvm {
+            if request.shape.accelerator == .kvm {
                 mounts.append(JailPlan.Mount(source: "/dev/kvm", target: VMDirectory.Jailed.kvm, writable: true, device: true))
                 var info = stat()
                 if stat("/dev/kvm", &info) == 0 { extraGroup = info.st_gid }
@@ -66,8 +63,8 @@ final class VMConfinement: @unchecked Sendable {
                 cgroup = vmCgroup
                 try directory.recordCgroups(vmCgroup.directories)
                 try vmCgroup.create(CgroupLimits(
-                    memoryBytes: Int64(request.memoryMiB + QEMUCommandLine.overheadMiB) << 20,
-                    cpus: request.cpus, pids: request.pidsLimit))
+                    memoryBytes: Int64(request.shape.memoryMiB + QEMUCommandLine.overheadMiB) << 20,
+                    cpus: request.shape.cpus, pids: request.pidsLimit))
             }
             var plan = JailPlan(root: directory.jailRoot, mounts: mounts, cgroup: cgroup, uid: uid, gid: uid, rules: rules)
             plan.extraGroup = extraGroup

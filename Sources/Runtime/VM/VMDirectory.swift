@@ -108,23 +108,6 @@ public struct VMDirectory: Sendable {
     }
 }
 
-extension VMConfiguration {
-    /// A VM of `image` as its jailed VMM sees it: every path is the jail's. Capture, clone and
-    /// cold boot all start from this, so that a template's machine is its clones' machine.
-    static func jailed(image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator, memory: MemorySource,
-                       runtime: Runtime) -> VMConfiguration {
-        var configuration = VMConfiguration(
-            kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
-            rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
-            memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator,
-            agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
-            consoleLog: VMDirectory.Jailed.consoleLog)
-        configuration.memory = memory
-        configuration.clock = runtime.guestClock(accelerator)
-        return configuration
-    }
-}
-
 /// Whether `pid` runs; a zombie (dead, not yet reaped by a parent that may never do so) does not.
 func processIsAlive(_ pid: Int32) -> Bool {
     guard kill(pid, 0) == 0 || errno == EPERM else { return false }

@@ -20,7 +20,8 @@ final class LaunchedVM: @unchecked Sendable {
 
 /// Starts a container's VM: cloned from the image's template (made if need be), or booted cold.
 enum VMLaunch {
-    struct Shape {
+    /// What a container's supervisor asks for; the image is resolved from its id at launch.
+    struct Request {
         var owner: String
         var tenant: String
         var imageReference: String
@@ -34,24 +35,22 @@ enum VMLaunch {
 
     /// Launches the VMM jailed in `directory` and, for a clone, restores its device state.
     /// `launched` sees the VM as soon as it exists, so that the caller can tear it down on failure.
-    static func launch(_ shape: Shape, directory: VMDirectory, runtime: Runtime, timing: RunTiming?,
+    static func launch(_ request: Request, directory: VMDirectory, runtime: Runtime, timing: RunTiming?,
                        launched: (LaunchedVM) throws(HVCError) -> Void) throws(HVCError) {
         try runtime.checkAssets()
-        let image = try runtime.images.resolve(shape.imageID)
-        var configuration = VMConfiguration.jailed(image: image, memoryMiB: shape.memoryMiB, cpus: shape.cpus,
-                                                   accelerator: shape.accelerator, memory: .anonymous, runtime: runtime)
+        let shape = VMShape(image: try runtime.images.resolve(request.imageID), memoryMiB: request.memoryMiB,
+                            cpus: request.cpus, accelerator: request.accelerator)
         var clone: CloneSource?
-        if shape.fromTemplate {
+        if request.fromTemplate {
             let templates = runtime.templates
-            let inputs = try templates.inputs(runtime: runtime, image: image, memoryMiB: shape.memoryMiB,
-                                              cpus: shape.cpus, accelerator: shape.accelerator)
-            clone = try templates.cloneSource(runtime: runtime, image: image, reference: shape.imageReference, inputs: inputs)
-            configuration.memory = .clone
+            let inputs = try templates.inputs(runtime: runtime, shape: shape)
+            clone = try templates.cloneSource(runtime: runtime, shape: shape, reference: request.imageReference, inputs: inputs)
             timing?.mark("template")
         }
+        let configuration = shape.configuration(clone == nil ? .anonymous : .clone, runtime: runtime)
         let confinement = try VMConfinement.make(
-            .init(owner: shape.owner, tenant: shape.tenant, image: image, memoryMiB: shape.memoryMiB, cpus: shape.cpus,
-                  pidsLimit: shape.pidsLimit, accelerator: shape.accelerator, bootsKernel: clone == nil),
+            .init(owner: request.owner, tenant: request.tenant, shape: shape, pidsLimit: request.pidsLimit,
+                  bootsKernel: clone == nil),
             directory: directory, runtime: runtime)
         timing?.mark("launch")
         let vm: any VirtualMachine

@@ -1,0 +1,32 @@
+import VMM
+
+/// What shapes a VM: the image it boots, its memory, its CPUs and its accelerator. Made once per
+/// launch; cold boot, template capture and clone all take their machine from it, and a template
+/// serves exactly the VMs of one shape.
+public struct VMShape: Sendable {
+    public let image: Image
+    public let memoryMiB: Int
+    public let cpus: Int
+    public let accelerator: Accelerator
+
+    public init(image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator) {
+        self.image = image
+        self.memoryMiB = memoryMiB
+        self.cpus = cpus
+        self.accelerator = accelerator
+    }
+
+    /// The machine as its jailed VMM sees it (every path the jail's), with guest RAM from
+    /// `memory` and the clock the runtime gives guests under this accelerator.
+    func configuration(_ memory: VMConfiguration.MemorySource, runtime: Runtime) -> VMConfiguration {
+        var configuration = VMConfiguration(
+            kernel: VMDirectory.Jailed.kernel, initramfs: VMDirectory.Jailed.initramfs,
+            rootDisk: VMDirectory.Jailed.rootDisk, rootFilesystemType: image.rootfsType,
+            memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator,
+            agentSocket: VMDirectory.Jailed.agentSocket, qmpSocket: VMDirectory.Jailed.qmpSocket,
+            consoleLog: VMDirectory.Jailed.consoleLog)
+        configuration.memory = memory
+        configuration.clock = runtime.guestClock(accelerator)
+        return configuration
+    }
+}
