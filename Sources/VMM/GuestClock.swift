@@ -68,8 +68,9 @@ public enum HostTSC {
     }
 
     /// The frequency measured once per host boot and kept in `file` (with the boot id), so that
-    /// every VM of a boot, and every template key, sees one value.
-    public static func frequencyKHz(cachedIn file: String, cpuFlags: Set<String>) -> Int? {
+    /// every VM of a boot, and every template key, sees one value. `cpuFlags` is read only when
+    /// the value must be measured: every VM launch asks.
+    public static func frequencyKHz(cachedIn file: String, cpuFlags: () -> Set<String>) -> Int? {
         let bootID = ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines)
         func cached() -> Int?? {
@@ -80,7 +81,9 @@ public enum HostTSC {
         }
         if let known = cached() { return known }
         unlink(file)
-        let kHz = measureKHz(cpuFlags: cpuFlags)
+        let kHz = measureKHz(cpuFlags: cpuFlags())
+        try? FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent,
+                                                 withIntermediateDirectories: true)
         let temporary = file + ".\(getpid())"
         guard FileManager.default.createFile(atPath: temporary, contents: Data("\(kHz.map(String.init) ?? "none") \(bootID)\n".utf8)) else {
             return kHz

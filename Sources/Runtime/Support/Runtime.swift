@@ -36,9 +36,8 @@ public struct Runtime: Sendable {
     public func guestClock(_ accelerator: Accelerator) -> GuestClock {
         guard accelerator == .tcg else { return .kvmClock }
         if ProcessInfo.processInfo.environment["HVC_GUEST_CLOCK"] == "calibrated" { return .calibrated }
-        let flags = HostVirtualization.probe().cpuFlags
-        try? FileManager.default.createDirectory(atPath: paths.root, withIntermediateDirectories: true)
-        return GuestClock.choose(accelerator: accelerator, hostTSCKHz: HostTSC.frequencyKHz(cachedIn: paths.root + "/host-tsc", cpuFlags: flags))
+        let kHz = HostTSC.frequencyKHz(cachedIn: paths.root + "/host-tsc", cpuFlags: { HostVirtualization.probe().cpuFlags })
+        return GuestClock.choose(accelerator: accelerator, hostTSCKHz: kHz)
     }
 
     /// Fails with the fix when a guest asset or QEMU is missing.
