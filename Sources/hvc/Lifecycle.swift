@@ -56,8 +56,7 @@ struct Stop: ParsableCommand {
 
     func run() throws {
         try HVC.guarded {
-            guard time >= 0 else { throw HVCError(.invalid, "stop timeout \(time) is negative: give seconds, 0 or more") }
-            return try global.forEach(containers) { service, container throws(HVCError) in
+            try global.forEach(containers) { service, container throws(HVCError) in
                 try service.stop(container, timeout: time)
                 return container
             }

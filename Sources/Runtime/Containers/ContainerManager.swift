@@ -198,9 +198,6 @@ public struct ContainerManager: Sendable {
 
     /// Sends `signal` to the container's command.
     public func kill(_ nameOrID: String, signal: Int32) throws(HVCError) {
-        guard SignalName.range.contains(signal) else {
-            throw HVCError(.invalid, "signal \(signal) is out of range: give a name like TERM or a number from 1 to 64")
-        }
         let record = try store.resolve(nameOrID)
         let channel = try controlChannel(record)
         do {

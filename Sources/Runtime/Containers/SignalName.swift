@@ -2,7 +2,7 @@ import Glibc
 
 /// Signal names and numbers as `kill -s` and the API take them.
 public enum SignalName {
-    public static let range: ClosedRange<Int32> = 1...64
+    static let range: ClosedRange<Int32> = 1...64
 
     static let names: [String: Int32] = [
         "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "KILL": SIGKILL, "USR1": SIGUSR1, "USR2": SIGUSR2,
