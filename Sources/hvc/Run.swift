@@ -120,7 +120,10 @@ struct Run: ParsableCommand {
                 // Attached: create, then start through the stream socket and attach before the
                 // command runs, so that none of its output is missed.
                 let service = DaemonContainers(client: daemon)
-                let id = try service.create(container.request(start: false))
+                // This client removes it (`--rm`) once it has the exit, so that nothing races its last frames.
+                var request = container.request(start: false)
+                request.autoRemove = nil
+                let id = try service.create(request)
                 defer { if container.rm { try? service.remove(id, force: true) } }
                 let channel = try daemon.openStream(container: id, start: true)
                 return try ContainerManager.attach(over: channel, stdin: container.process.interactive, terminal: container.process.tty)
