@@ -221,6 +221,7 @@ def breakdown(walls, marks_list, runs, templated):
             ("hvc start → template found, its memory open (`template`)", lambda m, w: m["template"]),
             ("template → clone's QEMU launched (jail, `launch`)", lambda m, w: m["launch"] - m["template"]),
             ("QEMU launched → device state restored (`restored`)", lambda m, w: m["restored"] - m["launch"]),
+            ("QEMU launched → on the network (CNI and tc, beside the restore: `network`)", lambda m, w: m["network"] - m["launch"]),
             ("restored → agent `ready`", lambda m, w: m["ready"] - m["restored"]),
         ]
     else:
@@ -234,6 +235,7 @@ def breakdown(walls, marks_list, runs, templated):
         ("`ready` → `started` (agent starts the process)", lambda m, w: m["started"] - m["ready"]),
         ("`started` → `exited` (the command runs)", lambda m, w: m["exited"] - m["started"]),
         ("`exited` → `vm-gone` (teardown)", lambda m, w: m["vm-gone"] - m["exited"]),
+        ("`vm-gone` → `network-gone` (CNI DEL, the namespace)", lambda m, w: m["network-gone"] - m["vm-gone"]),
         ("**hvc's own overhead** = wall − (`exited` − `launch`)",
          lambda m, w: w - (m["exited"] - m["launch"])),
     ]
@@ -277,6 +279,8 @@ def report(args, benches, marks, memory):
     lines.append(f"Cold ÷ templated = **{ratio(median['cold'], median['template'])}**; "
                  f"templated ÷ podman --runtime runc = **{ratio(median['template'], median['podman'])}**; "
                  f"templated ÷ runc = {ratio(median['template'], median['runc'])}; "
+                 f"templated on the default network − without a network = "
+                 f"**{median['template'] - median['template-none']:.0f} ms**; "
                  f"cold ÷ bare QEMU = {ratio(median['cold'], median['bare'])}; "
                  f"q35 cloud kernel ÷ cold = {ratio(median['q35'], median['cold'])}; "
                  f"with the host's TSC rate given to the guest ÷ left to calibrate: cold "
@@ -508,7 +512,9 @@ def sustained_starts(args, seconds):
 def measure(args):
     benches = [
         Bench("cold", "`hvc run --rm --no-template busybox true` (cold boot)", make_hvc_run(args, ["--no-template"])),
-        Bench("template", "`hvc run --rm busybox true` (clone of the template)", make_hvc_run(args, [])),
+        Bench("template", "`hvc run --rm busybox true` (clone of the template, on the default network)", make_hvc_run(args, [])),
+        Bench("template-none", "`hvc run --rm --network none busybox true` (clone of the template without a network interface)",
+              make_hvc_run(args, ["--network", "none"])),
         Bench("cold-calibrated", "cold boot, guest left to calibrate its clock (`HVC_GUEST_CLOCK=calibrated`: jiffies under TCG, as before)",
               make_hvc_run(args, ["--no-template"], clock="calibrated")),
         Bench("bare", "bare QEMU microvm, hvc's kernel, busybox /init → reboot (no hvc)",
@@ -550,7 +556,7 @@ def measure(args):
                 wall, _ = b.run()
                 b.samples.append(wall)
         print(f"bench: clock blocks {block + 1}/{blocks}", file=sys.stderr, flush=True)
-    benches[3:3] = list(ab.values())
+    benches[4:4] = list(ab.values())
     pooled = measure_pooled(args)
     if pooled:
         benches.insert(2, pooled)

@@ -3,7 +3,8 @@
 # a bare QEMU boot of the same kernel to a busybox /init, a QEMU q35 boot of Debian's cloud kernel
 # to the same /init, `runc run` and `podman --runtime runc run --rm` of a busybox rootfs; then the
 # PSS of idle containers, templated and cold, and the CPU the templated ones use while idle; 200
-# idle containers at once; and back-to-back starts per second, templated and pooled. Prints a Markdown report to stdout and writes it to
+# idle containers at once; and back-to-back starts per second, templated and pooled; then container
+# networking, hvc against podman (bench/net.py). Prints a Markdown report to stdout and writes it to
 # bench/results.md.
 #
 # Usage: bench/run.sh PATH_TO_HVC
@@ -11,6 +12,7 @@
 #        BENCH_IDLE   idle containers for the memory and idle-CPU figures (default 20; 0 skips them)
 #        BENCH_SCALE  idle containers started one after another for the scale figures (default 200; 0 skips)
 #        BENCH_SUSTAINED  seconds of back-to-back starts, templated and pooled (default 60; 0 skips)
+#        BENCH_NET    TCP throughput and HTTP round trips, hvc against podman (default 1; 0 skips)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -33,6 +35,8 @@ scale=${BENCH_SCALE:-200}
 [[ $scale =~ ^[0-9]+$ ]] || die "BENCH_SCALE must be a number, not '$scale'"
 sustained=${BENCH_SUSTAINED:-60}
 [[ $sustained =~ ^[0-9]+$ ]] || die "BENCH_SUSTAINED must be a number, not '$sustained'"
+net=${BENCH_NET:-1}
+[[ $net =~ ^[01]$ ]] || die "BENCH_NET must be 0 or 1, not '$net'"
 
 export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}
 for f in vmlinux initramfs.cpio kernel-release; do
@@ -41,6 +45,7 @@ done
 
 # --- packages the benchmark and its peers need --------------------------------------------------
 packages=(qemu-system-x86 busybox-static runc podman python3 erofs-utils file linux-image-cloud-amd64)
+if [ "$net" -eq 1 ]; then packages+=(iperf3); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -68,6 +73,10 @@ cleanup() {
     wait "$bench_pid" 2>/dev/null
   fi
   [ -n "${tmp:-}" ] && [ -d "$tmp" ] || return 0
+  # hvc's containers first, so that their network attachments (leases, port rules) are undone.
+  if [ -d "$tmp/root/containers" ]; then
+    "$hvc" ps -aq 2>/dev/null | xargs -r "$hvc" rm -f >/dev/null 2>&1
+  fi
   if [ -d "$tmp/podman-root" ]; then
     $podman rm -af >/dev/null 2>&1
     $podman rmi -af >/dev/null 2>&1
@@ -86,6 +95,13 @@ cleanup() {
     case $cmd in *"$tmp/"*) kill -KILL "$pid" 2>/dev/null && killed=1 ;; esac
   done
   [ $killed -eq 1 ] && sleep 0.3
+  # Networks live on the host beyond the state directory: their bridges and rules go too.
+  local f b
+  for f in "$tmp"/root/networks/*/*.json; do
+    b=$(sed -n 's/.*"bridge" : "\([^"]*\)".*/\1/p' "$f" 2>/dev/null)
+    [ -n "$b" ] && ip link del "$b" 2>/dev/null
+  done
+  nft delete table inet "hvc_$(printf %s "$tmp/root/networks" | sha256sum | cut -c1-8)" 2>/dev/null
   # Podman's overlay mounts and any template keeper's files live under $tmp too.
   grep -o " $tmp/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$tmp"
@@ -148,3 +164,13 @@ python3 "$here/bench.py" measure --runs "$runs" --hvc "$hvc" --accel "$accel" --
 bench_pid=$!
 wait "$bench_pid"
 bench_pid=
+
+# --- networking: iperf3 and HTTP through a published port, hvc against podman (runc) ----------
+if [ "$net" -eq 1 ]; then
+  say "network: iperf3 and HTTP round trips, hvc and podman"
+  python3 "$here/net.py" --hvc "$hvc" --podman "$podman" --tmp "$tmp" >"$tmp/net.md" &
+  bench_pid=$!
+  wait "$bench_pid"
+  bench_pid=
+  tee -a "$here/results.md" <"$tmp/net.md"
+fi

@@ -110,7 +110,7 @@ public struct Handler: Sendable {
             Handler.createLock.lock()
             let created: Result<ContainerRecord, Error> = Result {
                 try checkQuota(caller, adding: options.memoryMiB)
-                return try manager.create(options, tenant: caller.tenant)
+                return try manager.create(options, tenant: caller.tenant, hostAccess: caller.hostAccess)
             }
             Handler.createLock.unlock()
             let record = try created.get()
@@ -198,6 +198,20 @@ public struct Handler: Sendable {
             defer { try? FileManager.default.removeItem(atPath: file) }
             let image = try runtime.images.load(archive: file)
             return try Handler.json(["id": image.id], status: 201)
+        case .listNetworks:
+            let networks = caller.isAdmin ? runtime.networks.list(tenant: nil) : networks(caller).list()
+            return try Handler.json(networks)
+        case .createNetwork:
+            let request = try JSONDecoder().decode(CreateNetworkRequest.self, from: body)
+            let network = try networks(caller).create(request, mayAccessHost: caller.hostAccess, maxNetworks: caller.maxNetworks)
+            return try Handler.json(network, status: 201)
+        case .inspectNetwork(let name):
+            return try Handler.json(try networks(caller).inspect(name))
+        case .deleteNetwork(let name):
+            try networks(caller).remove(name)
+            return Response(status: 204, body: Data())
+        case .pruneNetworks:
+            return try Handler.json(PrunedNetworks(removed: networks(caller).prune()))
         case .deleteImage(let reference):
             guard caller.isAdmin else {
                 throw HVCError(.forbidden, "images are shared by every tenant: only an admin removes them")
@@ -207,6 +221,9 @@ public struct Handler: Sendable {
             return try Handler.json(RemovedImages(removed: removed))
         }
     }
+
+    /// The caller's own networks: names are per tenant, and another tenant's are not found.
+    func networks(_ caller: Caller) -> NetworkManager { NetworkManager(runtime: runtime, tenant: caller.tenant) }
 
     /// Refuses a container that would take the caller's tenant over its quotas.
     func checkQuota(_ caller: Caller, adding memoryMiB: Int) throws {

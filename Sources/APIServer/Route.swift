@@ -16,6 +16,11 @@ public enum Route: Equatable, Sendable {
     case loadImage
     case deleteImage(String)
     case events
+    case listNetworks
+    case createNetwork
+    case pruneNetworks
+    case inspectNetwork(String)
+    case deleteNetwork(String)
 
     /// The route for `method` and `path` (query string excluded), or nil.
     public init?(method: String, path: String) {
@@ -40,6 +45,11 @@ public enum Route: Equatable, Sendable {
         case ("POST", 2, "images", _) where id == "load": self = .loadImage
         case ("DELETE", 2, "images", _): self = .deleteImage(id)
         case ("GET", 1, "events", _): self = .events
+        case ("GET", 1, "networks", _): self = .listNetworks
+        case ("POST", 1, "networks", _): self = .createNetwork
+        case ("POST", 2, "networks", _) where id == "prune": self = .pruneNetworks
+        case ("GET", 2, "networks", _): self = .inspectNetwork(id)
+        case ("DELETE", 2, "networks", _): self = .deleteNetwork(id)
         default: return nil
         }
     }

@@ -13,12 +13,18 @@ public struct TenantConfig: Codable, Equatable, Sendable {
         public var gids: [UInt32] = []
         public var maxContainers: Int?
         public var maxMemoryMiB: Int?
+        public var maxNetworks: Int?
+        /// Whether the tenant's networks may reach the host's own addresses (default: no).
+        public var hostAccess: Bool?
 
-        public init(uids: [UInt32] = [], gids: [UInt32] = [], maxContainers: Int? = nil, maxMemoryMiB: Int? = nil) {
+        public init(uids: [UInt32] = [], gids: [UInt32] = [], maxContainers: Int? = nil, maxMemoryMiB: Int? = nil,
+                    maxNetworks: Int? = nil, hostAccess: Bool? = nil) {
             self.uids = uids
             self.gids = gids
             self.maxContainers = maxContainers
             self.maxMemoryMiB = maxMemoryMiB
+            self.maxNetworks = maxNetworks
+            self.hostAccess = hostAccess
         }
 
         public init(from decoder: Decoder) throws {
@@ -27,6 +33,8 @@ public struct TenantConfig: Codable, Equatable, Sendable {
             gids = try c.decodeIfPresent([UInt32].self, forKey: .gids) ?? []
             maxContainers = try c.decodeIfPresent(Int.self, forKey: .maxContainers)
             maxMemoryMiB = try c.decodeIfPresent(Int.self, forKey: .maxMemoryMiB)
+            maxNetworks = try c.decodeIfPresent(Int.self, forKey: .maxNetworks)
+            hostAccess = try c.decodeIfPresent(Bool.self, forKey: .hostAccess)
         }
     }
 
@@ -35,6 +43,7 @@ public struct TenantConfig: Codable, Equatable, Sendable {
     /// Limits for tenants the file does not name.
     public var defaultMaxContainers: Int?
     public var defaultMaxMemoryMiB: Int?
+    public var defaultMaxNetworks: Int?
 
     public init() {}
 
@@ -44,6 +53,7 @@ public struct TenantConfig: Codable, Equatable, Sendable {
         tenants = try c.decodeIfPresent([String: Tenant].self, forKey: .tenants) ?? [:]
         defaultMaxContainers = try c.decodeIfPresent(Int.self, forKey: .defaultMaxContainers)
         defaultMaxMemoryMiB = try c.decodeIfPresent(Int.self, forKey: .defaultMaxMemoryMiB)
+        defaultMaxNetworks = try c.decodeIfPresent(Int.self, forKey: .defaultMaxNetworks)
     }
 
     public static func load(path: String?) throws -> TenantConfig {
@@ -70,9 +80,14 @@ public struct TenantConfig: Codable, Equatable, Sendable {
             return Caller(uid: uid, tenant: uid == 0 ? "default" : "uid-\(uid)", isAdmin: true, limits: (nil, nil))
         }
         for (name, tenant) in tenants.sorted(by: { $0.key < $1.key }) where tenant.uids.contains(uid) || tenant.gids.contains(gid) {
-            return Caller(uid: uid, tenant: name, isAdmin: false, limits: (tenant.maxContainers, tenant.maxMemoryMiB))
+            var caller = Caller(uid: uid, tenant: name, isAdmin: false, limits: (tenant.maxContainers, tenant.maxMemoryMiB))
+            caller.maxNetworks = tenant.maxNetworks
+            caller.hostAccess = tenant.hostAccess ?? false
+            return caller
         }
-        return Caller(uid: uid, tenant: "uid-\(uid)", isAdmin: false, limits: (defaultMaxContainers, defaultMaxMemoryMiB))
+        var caller = Caller(uid: uid, tenant: "uid-\(uid)", isAdmin: false, limits: (defaultMaxContainers, defaultMaxMemoryMiB))
+        caller.maxNetworks = defaultMaxNetworks
+        return caller
     }
 }
 
@@ -83,6 +98,9 @@ public struct Caller: Sendable, Equatable {
     public var isAdmin: Bool
     public var maxContainers: Int?
     public var maxMemoryMiB: Int?
+    public var maxNetworks: Int?
+    /// Whether the caller's networks may reach the host's own addresses.
+    public var hostAccess: Bool
 
     public init(uid: UInt32, tenant: String, isAdmin: Bool, limits: (Int?, Int?)) {
         self.uid = uid
@@ -90,6 +108,7 @@ public struct Caller: Sendable, Equatable {
         self.isAdmin = isAdmin
         self.maxContainers = limits.0
         self.maxMemoryMiB = limits.1
+        self.hostAccess = isAdmin
     }
 
     /// Whether this caller may see a container of `tenant`.

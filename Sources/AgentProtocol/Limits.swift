@@ -1,7 +1,7 @@
 /// Bounds on everything that crosses the host↔guest channel.
 public enum Limits {
     /// Protocol version; both sides must agree exactly.
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     /// Largest frame payload either side accepts.
     public static let maxPayload = 256 * 1024
     /// Largest stdio chunk a sender puts in one frame.
@@ -12,6 +12,11 @@ public enum Limits {
     public static let maxListCount = 4096
     /// Most entropy bytes the host sends to seed the guest RNG.
     public static let maxEntropy = 512
+    /// Most `/etc/hosts` entries the host sends (a network's containers), and their length.
+    public static let maxHosts = 1024
+    public static let maxHostEntry = 320
+    /// Most name servers for `/etc/resolv.conf`.
+    public static let maxNameservers = 8
 }
 
 /// Why a frame or message was rejected. Any of these ends the session with that VM.

@@ -26,6 +26,24 @@ public struct ProcessSpec: Equatable, Sendable {
     }
 }
 
+/// The guest's network interface (`eth0`), as its network leased it. Addresses are IPv4 in
+/// host byte order.
+public struct GuestInterface: Equatable, Sendable {
+    public var mac: [UInt8]
+    public var address: UInt32
+    public var prefix: UInt8
+    public var gateway: UInt32
+    public var mtu: UInt16
+
+    public init(mac: [UInt8], address: UInt32, prefix: UInt8, gateway: UInt32, mtu: UInt16) {
+        self.mac = mac
+        self.address = address
+        self.prefix = prefix
+        self.gateway = gateway
+        self.mtu = mtu
+    }
+}
+
 /// Session parameters the host sends once, answering the guest's `ready`.
 public struct Hello: Equatable, Sendable {
     public var version: UInt16
@@ -34,12 +52,22 @@ public struct Hello: Equatable, Sendable {
     /// Host wall-clock time, nanoseconds since the epoch; the guest sets its clock from it.
     public var unixTimeNanoseconds: UInt64
     public var hostname: String
+    /// nil: the VM has no network (only loopback).
+    public var interface: GuestInterface?
+    /// Dotted IPv4 addresses for `/etc/resolv.conf`.
+    public var nameservers: [String]
+    /// `/etc/hosts` lines for the network's containers: `ADDRESS NAME...`.
+    public var hosts: [String]
 
-    public init(version: UInt16 = Limits.version, entropy: [UInt8], unixTimeNanoseconds: UInt64, hostname: String) {
+    public init(version: UInt16 = Limits.version, entropy: [UInt8], unixTimeNanoseconds: UInt64, hostname: String,
+                interface: GuestInterface? = nil, nameservers: [String] = [], hosts: [String] = []) {
         self.version = version
         self.entropy = entropy
         self.unixTimeNanoseconds = unixTimeNanoseconds
         self.hostname = hostname
+        self.interface = interface
+        self.nameservers = nameservers
+        self.hosts = hosts
     }
 }
 
@@ -95,6 +123,9 @@ public enum Message: Equatable, Sendable {
     /// Client → supervisor only (never to a guest), process id 0: take process 1's stdio. Before
     /// the command starts (`hvc-shim --attach`), with its stdin when `stdin`; after, its output.
     case attach(stdin: Bool)
+    /// Process id 0: the network's containers changed; replaces the `/etc/hosts` entries that
+    /// `hello` gave (`ADDRESS NAME...` each). Also client → supervisor, which passes it on.
+    case hosts([String])
     // guest → host
     case ready(Ready)
     case started(pid: Int32)
@@ -119,6 +150,7 @@ public enum Message: Equatable, Sendable {
         case .shutdown: 7
         case .warmUp: 8
         case .attach: 9
+        case .hosts: 10
         case .ready: 64
         case .started: 65
         case .startFailed: 66
@@ -138,6 +170,20 @@ public enum Message: Equatable, Sendable {
             w.write(bytes: h.entropy)
             w.write(h.unixTimeNanoseconds)
             w.write(h.hostname)
+            if let i = h.interface {
+                w.write(true)
+                w.write(bytes: i.mac)
+                w.write(i.address)
+                w.write(i.prefix)
+                w.write(i.gateway)
+                w.write(i.mtu)
+            } else {
+                w.write(false)
+            }
+            w.write(h.nameservers)
+            w.write(h.hosts)
+        case .hosts(let lines):
+            w.write(lines)
         case .start(let p):
             w.write(p.arguments)
             w.write(p.environment)
@@ -176,14 +222,40 @@ public enum Message: Equatable, Sendable {
         }
     }
 
+    /// `/etc/hosts` lines: bounded in count and length, one line each.
+    static func readHosts(_ r: inout ByteReader) throws(ProtocolError) -> [String] {
+        let lines = try r.readStrings(maxCount: Limits.maxHosts)
+        for line in lines {
+            guard line.utf8.count <= Limits.maxHostEntry else { throw .fieldTooLong(line.utf8.count, limit: Limits.maxHostEntry) }
+            guard !line.utf8.contains(where: { $0 == 0x0a || $0 == 0x0d }) else { throw .invalidField("hosts entry") }
+        }
+        return lines
+    }
+
     static func decode(kind: UInt8, payload: ArraySlice<UInt8>) throws(ProtocolError) -> Message {
         var r = ByteReader(payload)
         let message: Message
         switch kind {
         case 1:
-            message = .hello(Hello(
+            var hello = Hello(
                 version: try r.readUInt16(), entropy: try r.readBytes(max: Limits.maxEntropy),
-                unixTimeNanoseconds: try r.readUInt64(), hostname: try r.readString(max: 64)))
+                unixTimeNanoseconds: try r.readUInt64(), hostname: try r.readString(max: 64))
+            if try r.readBool() {
+                let mac = try r.readBytes(max: 6)
+                guard mac.count == 6 else { throw .invalidField("MAC address") }
+                let interface = GuestInterface(mac: mac, address: try r.readUInt32(), prefix: try r.readUInt8(),
+                                               gateway: try r.readUInt32(), mtu: try r.readUInt16())
+                guard (8...30).contains(interface.prefix), (576...9000).contains(interface.mtu) else {
+                    throw .invalidField("interface prefix or MTU")
+                }
+                hello.interface = interface
+            }
+            hello.nameservers = try r.readStrings(maxCount: Limits.maxNameservers).map { s throws(ProtocolError) in
+                guard s.utf8.count <= 15 else { throw .fieldTooLong(s.utf8.count, limit: 15) }
+                return s
+            }
+            hello.hosts = try Message.readHosts(&r)
+            message = .hello(hello)
         case 2:
             let arguments = try r.readStrings()
             guard !arguments.isEmpty else { throw .invalidField("empty argument list") }
@@ -197,6 +269,7 @@ public enum Message: Equatable, Sendable {
         case 6: message = .resize(rows: try r.readUInt16(), columns: try r.readUInt16())
         case 7: message = .shutdown
         case 8: message = .warmUp
+        case 10: message = .hosts(try Message.readHosts(&r))
         case 9:
             let stdin = try r.readUInt8()
             guard stdin <= 1 else { throw .invalidField("attach stdin flag \(stdin)") }

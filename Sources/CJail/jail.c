@@ -87,6 +87,9 @@ int hvc_seccomp_syscall_known(const char *name) {
 
 static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, const char *const *argv,
                                  const char *const *envp, int output_fd, int fd) {
+    // 0. The VM's own network namespace, made and wired by the host side, when it has one.
+    if (jail->netns_fd >= 0 && setns(jail->netns_fd, CLONE_NEWNET) < 0) fail(fd, HVC_JAIL_NAMESPACES);
+
     // 1. Die with the supervisor. (getppid() is 0 in a new pid namespace, so no check here:
     //    the supervisor kills the process group of a VMM it no longer wants.)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_JAIL_NAMESPACES);
@@ -96,12 +99,19 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null < 0 || dup2(null, 0) < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0)
         fail(fd, HVC_JAIL_STDIO);
-    // The one fd the VMM inherits (a template's memory) becomes fd 3, kept across exec; the
-    // report pipe moves out of its way first.
-    if (jail->inherit_fd >= 0) {
-        if (fd == 3 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 10)) < 0) _exit(127);
-        if (jail->inherit_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(jail->inherit_fd, 3) < 0)
-            fail(fd, HVC_JAIL_STDIO);
+    // The fds the VMM inherits (a template's memory, a TAP device) become its fds 3 and 4, kept
+    // across exec. Everything moves above them first, the report pipe included, so that no
+    // dup2 overwrites a descriptor still to be moved.
+    int moved[2] = { -1, -1 };
+    if (jail->inherit_fds[0] >= 0 || jail->inherit_fds[1] >= 0) {
+        if (fd <= 4 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 10)) < 0) _exit(127);
+        for (int i = 0; i < 2; i++) {
+            if (jail->inherit_fds[i] >= 0 && (moved[i] = fcntl(jail->inherit_fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
+                fail(fd, HVC_JAIL_STDIO);
+        }
+        for (int i = 0; i < 2; i++) {
+            if (moved[i] >= 0 && dup2(moved[i], 3 + i) < 0) fail(fd, HVC_JAIL_STDIO);
+        }
     }
 
     // 3. Resource limits: join the VM's cgroups while still root.
@@ -160,7 +170,9 @@ int hvc_spawn_jailed(const struct hvc_jail *jail, const char *path, const char *
                      const char *const *envp, int output_fd, struct hvc_spawn_result *result) {
     memset(result, 0, sizeof *result);
     int fd;
-    pid_t pid = hvc_clone_reporting(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET, &fd);
+    unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+    if (jail->netns_fd < 0) flags |= CLONE_NEWNET;
+    pid_t pid = hvc_clone_reporting(flags, &fd);
     if (pid < 0) return -1;
     if (pid == 0) {
         // Mark every inherited fd close-on-exec (the report pipe included, so success is EOF).

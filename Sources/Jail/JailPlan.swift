@@ -32,6 +32,10 @@ public struct JailPlan: Sendable {
     public var rules: [CompiledSeccompRule]
     /// A descriptor the VMM gets as its fd 3 (a template's memory), or -1.
     public var inheritedFD: Int32 = -1
+    /// A descriptor the VMM gets as its fd 4 (its TAP device), or -1.
+    public var secondInheritedFD: Int32 = -1
+    /// An open network namespace the VMM enters instead of a new empty one, or -1.
+    public var networkNamespaceFD: Int32 = -1
 
     public init(root: String, mounts: [Mount], cgroup: VMCgroup?, uid: UInt32, gid: UInt32, rules: [CompiledSeccompRule]) {
         self.root = root
@@ -101,7 +105,8 @@ public struct JailPlan: Sendable {
                                     cgroup_procs: cgroupProcs, cgroup_count: procs.count,
                                     uid: uid, gid: gid, extra_gid: extraGroup,
                                     max_open_files: maxOpenFiles, max_file_size: maxFileSize,
-                                    rules: cRules, rule_count: rules.count, inherit_fd: inheritedFD)
+                                    rules: cRules, rule_count: rules.count, inherit_fds: (inheritedFD, secondInheritedFD),
+                                    netns_fd: networkNamespaceFD)
                                 return hvc_spawn_jailed(&jail, path, argv, envp, outputFD, &result)
                             }
                         }

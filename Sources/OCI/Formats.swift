@@ -38,7 +38,12 @@ public struct ImageConfigFile: Codable, Sendable {
         public var Env: [String]?
         public var WorkingDir: String?
         public var User: String?
+        /// `{"80/tcp": {}}`: the ports `run -P` publishes.
+        public var ExposedPorts: [String: EmptyObject]?
     }
+
+    /// A JSON `{}`, whatever it holds.
+    public struct EmptyObject: Codable, Sendable {}
 
     public struct RootFS: Codable, Sendable {
         public var type: String

@@ -17,6 +17,11 @@ public struct QEMUCommandLine: Sendable {
     static let memoryBackendID = "ram"
     /// Where a template's or clone's guest memory is: the descriptor the jail passes as fd 3.
     static let memoryPath = "/proc/self/fd/3"
+    /// The VM's TAP device: the jail passes it as fd 4.
+    static let tapFD = 4
+    /// The MAC the device starts with; the guest agent sets the container's own before the
+    /// interface comes up, so that every clone of one template gets a MAC of its own.
+    public static let placeholderMAC = "02:00:00:00:00:01"
 
     public init(_ configuration: VMConfiguration) { self.configuration = configuration }
 
@@ -69,6 +74,12 @@ public struct QEMUCommandLine: Sendable {
             "-device", "virtserialport,chardev=agent,name=hvc.agent,id=\(QEMUCommandLine.agentPortID)",
             "-qmp", "unix:\(e(c.qmpSocket)),server=on,wait=off",
         ]
+        if c.networkInterface {
+            args += [
+                "-netdev", "tap,id=net0,fd=\(QEMUCommandLine.tapFD)",
+                "-device", "virtio-net-device,netdev=net0,mac=\(QEMUCommandLine.placeholderMAC)",
+            ]
+        }
         return args
     }
 

@@ -32,10 +32,13 @@ public final class QEMUMachine: VirtualMachine {
     /// file of a template capture or a clone (passed as the VMM's fd 3; jailed launches only).
     public static func launch(
         _ configuration: VMConfiguration, binary: String, logPath: String, jail: JailPlan? = nil,
-        memoryFD: Int32 = -1
+        memoryFD: Int32 = -1, tapFD: Int32 = -1
     ) throws(VMError) -> QEMUMachine {
         guard (configuration.memory == .anonymous) == (memoryFD < 0) else {
             throw .launch("guest memory \(configuration.memory.rawValue) needs exactly one memory file")
+        }
+        guard configuration.networkInterface == (tapFD >= 0) else {
+            throw .launch("a network interface needs exactly one TAP device")
         }
         let log: FileDescriptor
         do {
@@ -47,12 +50,13 @@ public final class QEMUMachine: VirtualMachine {
         let environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
         if var jail {
             jail.inheritedFD = memoryFD
+            jail.secondInheritedFD = tapFD
             switch jail.spawn(path: binary, arguments: argv, environment: environment, outputFD: log.raw) {
             case .success(let pid): return QEMUMachine(configuration: configuration, pid: pid, hostRoot: jail.root)
             case .failure(let error): throw .launch("\(error)")
             }
         }
-        guard memoryFD < 0 else { throw .launch("a memory file can only be passed to a jailed VMM") }
+        guard memoryFD < 0, tapFD < 0 else { throw .launch("a memory file or TAP device can only be passed to a jailed VMM") }
         var result = hvc_spawn_result()
         let status = withCStringArray(argv) { cArgv in
             withCStringArray(environment) { cEnv in

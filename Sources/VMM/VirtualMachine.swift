@@ -21,6 +21,8 @@ public struct VMConfiguration: Equatable, Sendable {
     public var memory: MemorySource = .anonymous
     /// How the guest keeps time.
     public var clock: GuestClock = .calibrated
+    /// A virtio-net device on the TAP device passed as the VMM's fd 4.
+    public var networkInterface = false
 
     public enum MemorySource: String, Equatable, Sendable {
         /// QEMU's own anonymous memory: a cold boot.
@@ -77,10 +79,11 @@ public protocol VirtualMachine: AnyObject, Sendable {
 /// through here, so that a second backend joins in one place.
 public enum VMBuilder {
     /// Starts the VMM for `configuration`, confined by `jail` when given; its own output goes to
-    /// `logPath`. `memoryFD` is the guest RAM file of a capture or a clone.
+    /// `logPath`. `memoryFD` is the guest RAM file of a capture or a clone, `tapFD` the TAP
+    /// device of a VM with a network interface.
     public static func launch(_ configuration: VMConfiguration, binary: String, logPath: String, jail: JailPlan?,
-                              memoryFD: Int32 = -1) throws(VMError) -> any VirtualMachine {
-        try QEMUMachine.launch(configuration, binary: binary, logPath: logPath, jail: jail, memoryFD: memoryFD)
+                              memoryFD: Int32 = -1, tapFD: Int32 = -1) throws(VMError) -> any VirtualMachine {
+        try QEMUMachine.launch(configuration, binary: binary, logPath: logPath, jail: jail, memoryFD: memoryFD, tapFD: tapFD)
     }
 }
 

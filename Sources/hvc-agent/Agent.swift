@@ -33,6 +33,8 @@ final class Agent {
     private let signals: FileDescriptor
     private var decoder = FrameDecoder()
     private var hostname = "hvc"
+    /// The container's address on its network, for `/etc/hosts`.
+    private var address: String?
     private var greeted = false
     private var children: [UInt32: Child] = [:]
     private var initPID: pid_t?
@@ -145,6 +147,9 @@ final class Agent {
         case .shutdown:
             if let initPID { kill(initPID, SIGKILL) }
             powerOff()
+        case .hosts(let lines):
+            guard greeted else { return }
+            GuestNetwork.writeHosts(hostname: hostname, address: address, peers: lines)
         case .warmUp:
             guard !greeted else { return }
             Prewarm.warmUp()
@@ -172,9 +177,8 @@ final class Agent {
             let hex = bytes.map { byte in String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }
             try? writeContainerFile("/etc/machine-id", hex.joined() + "\n")
         }
-        try? writeContainerFile(
-            "/etc/hosts",
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n")
+        if let complaint = GuestNetwork.configure(hello, hostname: hostname) { fail(complaint) }
+        address = hello.interface.map { GuestNetwork.dotted($0.address) }
     }
 
     // MARK: Processes

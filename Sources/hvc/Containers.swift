@@ -26,13 +26,14 @@ struct PS: ParsableCommand {
             } else if format == "json" {
                 print(try jsonText(records.map(ContainerSummary.init)))
             } else {
-                var rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES", "TENANT"]]
+                var rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "TENANT"]]
                 for record in records {
                     let summary = ContainerSummary(record)
                     var command = summary.command
                     if command.count > 22 { command = String(command.prefix(20)) + "…" }
                     rows.append([String(record.id.prefix(12)), record.config.image, "\"\(command)\"",
-                                 age(record.config.created) + " ago", summary.status, record.name, record.config.tenant])
+                                 age(record.config.created) + " ago", summary.status, summary.ports.joined(separator: ", "),
+                                 record.name, record.config.tenant])
                 }
                 printTable(rows)
             }
@@ -52,6 +53,10 @@ struct ContainerSummary: Codable {
     var status: String
     var exitCode: Int32?
     var tenant: String
+    var network: String?
+    var address: String?
+    /// `0.0.0.0:8080->80/tcp`, as Docker's `ps` shows them.
+    var ports: [String]
 
     init(_ record: ContainerRecord) {
         id = record.id
@@ -62,6 +67,11 @@ struct ContainerSummary: Codable {
         state = record.state.status.rawValue
         tenant = record.config.tenant
         exitCode = record.state.exitCode
+        network = record.config.network
+        address = record.state.endpoint.map { $0.address.description }
+        ports = (record.state.endpoint?.ports ?? []).map {
+            "\($0.hostIP?.description ?? "0.0.0.0"):\($0.hostPort)->\($0.containerPort)/\($0.protocol.rawValue)"
+        }
         switch record.state.status {
         case .created: status = "Created"
         case .running: status = "Up " + age(record.state.started ?? record.config.created)

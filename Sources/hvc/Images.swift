@@ -57,6 +57,8 @@ struct Import: ParsableCommand {
     var cmd: [String] = []
     @Option(help: "Environment of the image (KEY=VALUE).")
     var env: [String] = []
+    @Option(help: "A port the image exposes (PORT[/tcp|udp]), published by `run -P`.")
+    var expose: [String] = []
     @Argument(help: "Directory holding the root filesystem.")
     var directory: String
     @Argument(help: "NAME[:TAG] to store it under.")
@@ -66,7 +68,16 @@ struct Import: ParsableCommand {
         try HVC.guarded {
             try global.requireLocal("import")
             let parsed = try ImageReference(name: reference)
-            let config = ImageConfig(cmd: cmd.isEmpty ? nil : cmd, env: env.isEmpty ? nil : env)
+            var exposed: [String] = []
+            for port in expose {
+                let mapping = try PortMapping.parse(port)
+                guard mapping.hostPort == 0, mapping.hostIP == nil else {
+                    throw HVCError(.invalid, "--expose \(port): give a container port only, e.g. 80/tcp")
+                }
+                exposed.append("\(mapping.containerPort)/\(mapping.protocol.rawValue)")
+            }
+            let config = ImageConfig(cmd: cmd.isEmpty ? nil : cmd, env: env.isEmpty ? nil : env,
+                                     exposedPorts: exposed.isEmpty ? nil : exposed)
             let image = try global.runtime().images.importDirectory(directory, as: parsed, config: config)
             print(image.id)
             return 0

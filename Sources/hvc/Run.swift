@@ -61,6 +61,12 @@ struct ContainerOptions: ParsableArguments {
     var logMaxSize = "10m"
     @Flag(help: "Boot the VM cold instead of cloning the image's template.")
     var noTemplate = false
+    @Option(name: [.customLong("network"), .customLong("net")], help: "Network to join (default: bridge), or none for no network interface.")
+    var network: String?
+    @Option(name: [.customShort("p"), .customLong("publish")], help: "Publish a port: [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp].")
+    var publish: [String] = []
+    @Flag(name: [.customShort("P"), .customLong("publish-all")], help: "Publish every port the image exposes on a free host port.")
+    var publishAll = false
 
     @Argument(help: "Image name or id.")
     var image: String
@@ -86,6 +92,9 @@ struct ContainerOptions: ParsableArguments {
         request.template = noTemplate ? false : nil
         request.tty = process.tty ? true : nil
         request.autoRemove = rm ? true : nil
+        request.networks = network.map { [$0] }
+        request.ports = publish.isEmpty ? nil : publish
+        request.publishAll = publishAll ? true : nil
         return request
     }
 

@@ -16,8 +16,14 @@ struct TemplateCreate: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var shape: VMShapeOptions
+    @Option(help: "`none` for the template of containers run with `--network none` (no network interface).")
+    var network: String?
     @Argument(help: "Image name or id.")
     var image: String
+
+    func validate() throws {
+        if let network, network != "none" { throw ValidationError("--network takes only none: every other network is joined after the clone") }
+    }
 
     func run() throws {
         try HVC.guarded {
@@ -26,7 +32,8 @@ struct TemplateCreate: ParsableCommand {
             try runtime.checkAssets()
             let resolved = try runtime.images.resolve(image)
             let accelerator = try runtime.chooseAccelerator(shape.accel).accelerator
-            let vm = VMShape(image: resolved, memoryMiB: try shape.memoryMiB(), cpus: try shape.checkedCPUs(), accelerator: accelerator)
+            let vm = VMShape(image: resolved, memoryMiB: try shape.memoryMiB(), cpus: try shape.checkedCPUs(), accelerator: accelerator,
+                             networkInterface: network == nil)
             let inputs = try runtime.templates.inputs(runtime: runtime, shape: vm)
             let template = try runtime.templates.ensure(runtime: runtime, shape: vm, reference: image, inputs: inputs)
             print(template.key)

@@ -19,6 +19,11 @@ struct RouteTests {
         ("POST", "/v1/images/pull", .pullImage),
         ("POST", "/v1/images/load", .loadImage),
         ("DELETE", "/v1/images/busybox:latest", .deleteImage("busybox:latest")),
+        ("GET", "/v1/networks", .listNetworks),
+        ("POST", "/v1/networks", .createNetwork),
+        ("POST", "/v1/networks/prune", .pruneNetworks),
+        ("GET", "/v1/networks/front", .inspectNetwork("front")),
+        ("DELETE", "/v1/networks/front", .deleteNetwork("front")),
     ])
     func routes(_ method: String, _ path: String, _ route: Route) {
         #expect(Route(method: method, path: path) == route)
@@ -50,6 +55,16 @@ struct TenantTests {
         #expect(acme.tenant == "acme" && !acme.isAdmin)
         #expect(acme.maxContainers == 2 && acme.maxMemoryMiB == 1024)
         #expect(config.caller(uid: 7, gid: 3000).tenant == "globex")
+    }
+
+    @Test func networkLimitsAndHostAccessComeFromTheFile() throws {
+        let file = #"{"defaultMaxNetworks": 2, "tenants": {"web": {"uids": [1500], "maxNetworks": 4, "hostAccess": true}, "db": {"uids": [1600]}}}"#
+        let config = try JSONDecoder().decode(TenantConfig.self, from: Data(file.utf8))
+        let web = config.caller(uid: 1500, gid: 1500), db = config.caller(uid: 1600, gid: 1600)
+        #expect(web.maxNetworks == 4 && web.hostAccess)
+        #expect(db.maxNetworks == nil && !db.hostAccess, "tenants reach the host's services only when the file says so")
+        #expect(config.caller(uid: 4000, gid: 4000).maxNetworks == 2)
+        #expect(config.caller(uid: 0, gid: 0).hostAccess)
     }
 
     @Test func unmappedUsersAreTenantsOfTheirOwn() {

@@ -4,6 +4,11 @@ import Testing
 struct FrameTests {
     static let messages: [Message] = [
         .hello(Hello(entropy: [1, 2, 3], unixTimeNanoseconds: 1_700_000_000_123_456_789, hostname: "box")),
+        .hello(Hello(entropy: [4], unixTimeNanoseconds: 1, hostname: "net",
+                     interface: GuestInterface(mac: [2, 0x42, 10, 210, 0, 5], address: 0x0AD2_0005, prefix: 24,
+                                               gateway: 0x0AD2_0001, mtu: 1400),
+                     nameservers: ["10.255.255.53"], hosts: ["10.210.0.5\tweb 0123456789ab"])),
+        .hosts(["10.210.0.6\tdb", "10.210.0.7\tcache"]),
         .start(ProcessSpec(arguments: ["sh", "-c", "echo hi"], environment: ["A=b"], workingDirectory: "/tmp",
                            user: "nobody:nogroup", terminal: true, rows: 50, columns: 132)),
         .stdin([0, 255, 10]),
@@ -118,5 +123,28 @@ struct FrameTests {
     @Test func exitStatusCodesFollowTheShell() {
         #expect(ExitStatus.exited(3).code == 3)
         #expect(ExitStatus.signaled(9).code == 137)
+    }
+}
+
+/// The network parts of `hello` and `hosts` are bounded like the rest.
+struct NetworkMessageTests {
+    @Test func hostsEntriesWithNewlinesAreRefused() {
+        var decoder = FrameDecoder()
+        decoder.append(Frame(.hosts(["10.0.0.1\tname\n10.0.0.2\tinjected"])).encoded())
+        #expect(throws: ProtocolError.invalidField("hosts entry")) { try decoder.next() }
+        var long = FrameDecoder()
+        long.append(Frame(.hosts([String(repeating: "a", count: Limits.maxHostEntry + 1)])).encoded())
+        #expect(throws: ProtocolError.self) { try long.next() }
+    }
+
+    @Test func aMACOfTheWrongLengthOrABadPrefixIsRefused() {
+        let nic = GuestInterface(mac: [2, 0, 0, 0, 0, 1, 9], address: 1, prefix: 24, gateway: 2, mtu: 1500)
+        var decoder = FrameDecoder()
+        decoder.append(Frame(.hello(Hello(entropy: [], unixTimeNanoseconds: 0, hostname: "h", interface: nic))).encoded())
+        #expect(throws: ProtocolError.fieldTooLong(7, limit: 6)) { try decoder.next() }
+        let prefix = GuestInterface(mac: [2, 0, 0, 0, 0, 1], address: 1, prefix: 31, gateway: 2, mtu: 1500)
+        var second = FrameDecoder()
+        second.append(Frame(.hello(Hello(entropy: [], unixTimeNanoseconds: 0, hostname: "h", interface: prefix))).encoded())
+        #expect(throws: ProtocolError.invalidField("interface prefix or MTU")) { try second.next() }
     }
 }

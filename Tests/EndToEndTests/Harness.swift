@@ -25,7 +25,17 @@ struct Harness: Sendable {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("hvc-e2e-\(getpid())").path
         let harness = Harness(root: base + "/root", runRoot: base + "/run", extraEnvironment: [:])
         Harness.scratch = base
-        atexit { if let scratch = Harness.scratch { try? FileManager.default.removeItem(atPath: scratch) } }
+        atexit {
+            guard let scratch = Harness.scratch else { return }
+            // Networks live on the host beyond the state directory: their bridges and rules go too.
+            let networks = scratch + "/root/networks"
+            _ = system("""
+                for f in \(networks)/*/*.json; do b=$(grep -o '"bridge" : "[^"]*"' "$f" 2>/dev/null | cut -d'"' -f4); \
+                [ -n "$b" ] && ip link del "$b" 2>/dev/null; done; \
+                nft delete table inet hvc_$(printf %s \(networks) | sha256sum | cut -c1-8) 2>/dev/null
+                """)
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
         let result = harness.execute(["/bin/bash", repository + "/rootfs/images/busybox/build.sh", binary])
         guard result.status == 0 else { return .failure(HarnessError(message: "busybox image: \(result.stderr)")) }
         return .success(harness)

@@ -41,7 +41,8 @@ struct hvc_jail {
     uint64_t max_file_size;
     const struct hvc_seccomp_rule *rules;
     size_t rule_count;
-    int inherit_fd;             /* passed to the VMM as its fd 3, or -1 for none */
+    int inherit_fds[2];         /* passed to the VMM as its fds 3 and 4; -1 for none */
+    int netns_fd;               /* a network namespace to enter, or -1 for a new empty one */
 };
 
 /// Where the jail sequence failed (reported in `hvc_spawn_result.stage`).
@@ -59,7 +60,7 @@ enum hvc_jail_stage {
 };
 
 /// Starts `path` (a path valid inside the jail) jailed: new mount, pid, IPC, UTS and network
-/// namespaces; the cgroups joined; the jail root with only `mounts` in it entered by pivot_root;
+/// namespaces (or the given network namespace); the cgroups joined; the jail root with only `mounts` in it entered by pivot_root;
 /// rlimits; every capability dropped including the bounding set; no_new_privs; the given uid
 /// and gid; the seccomp filter last. It gets SIGKILL when the calling thread's process dies.
 /// stdout and stderr go to `output_fd`. Returns 0, or -1 with errno when the clone failed.

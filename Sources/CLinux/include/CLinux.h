@@ -155,4 +155,20 @@ int hvc_seal_contents(int fd);
 /// 1 when `fd` carries all of hvc_seal_contents's seals, 0 when not, -1 with errno.
 int hvc_contents_sealed(int fd);
 
+/// Makes a network namespace and bind-mounts it at `path` (a new file): loopback up, IPv6
+/// off. Returns 0 or -1 with errno; on failure nothing is left at `path`.
+int hvc_netns_create(const char *path);
+/// Unmounts and removes a namespace made by hvc_netns_create (gone already is not an error).
+int hvc_netns_remove(const char *path);
+/// Creates TAP device `name` (with virtio-net headers) in the namespace at `netns_path`, sets
+/// its MTU and brings it up; returns its fd (close-on-exec) or -1 with errno.
+int hvc_tap_open(const char *netns_path, const char *name, int mtu);
+/// Brings interface `name` of the current network namespace up.
+int hvc_interface_up(const char *name);
+/// Gives interface `name` its MAC, IPv4 address and netmask (network byte order) and MTU, and
+/// brings it up.
+int hvc_interface_configure(const char *name, const uint8_t mac[6], uint32_t address, uint32_t netmask, int mtu);
+/// Adds the default IPv4 route through `gateway` (network byte order).
+int hvc_route_add_default(uint32_t gateway);
+
 #endif

@@ -12,10 +12,27 @@ public struct ContainerManager: Sendable {
     public init(runtime: Runtime) { self.runtime = runtime }
 
     /// Records a new container from `options`; nothing runs yet.
-    public func create(_ options: RunOptions, tenant: String = ContainerManager.callerTenant()) throws(HVCError) -> ContainerRecord {
+    /// `hostAccess` is what the tenant's default network gives, should this make it.
+    public func create(_ options: RunOptions, tenant: String = ContainerManager.callerTenant(),
+                       hostAccess: Bool = true) throws(HVCError) -> ContainerRecord {
         try options.validate()
         try runtime.checkAssets()
         let image = try runtime.images.resolve(options.image)
+        var network: String?
+        switch options.network {
+        case Network.noneName?: network = nil
+        case nil, Network.defaultName?: network = try runtime.networks.defaultNetwork(tenant: tenant, hostAccess: hostAccess).name
+        case let name?: network = try runtime.networks.resolve(name, tenant: tenant).name
+        }
+        var ports = options.ports
+        if options.publishAll {
+            for exposed in image.config.exposedPorts ?? [] {
+                guard let mapping = try? PortMapping.parse(exposed), !ports.contains(where: {
+                    $0.containerPort == mapping.containerPort && $0.protocol == mapping.protocol
+                }) else { continue }
+                ports.append(mapping)
+            }
+        }
         let accelerator = try runtime.chooseAccelerator(options.accelerator).accelerator
         let id = ContainerID.generate()
         let hostname = options.hostname ?? ContainerID.shortForm(id)
@@ -28,14 +45,16 @@ public struct ContainerManager: Sendable {
             id: id, name: name, image: options.image, imageID: image.id,
             process: .init(spec), hostname: hostname, memoryMiB: options.memoryMiB, cpus: options.cpus, pidsLimit: options.pidsLimit,
             accelerator: accelerator, tenant: tenant, created: Date(), autoRemove: options.remove,
-            logMaxBytes: options.logMaxBytes, template: options.template ? nil : false)
+            logMaxBytes: options.logMaxBytes, template: options.template ? nil : false,
+            network: network, ports: ports.isEmpty ? nil : ports)
         return try store.create(config)
     }
 
     /// Creates a container and starts it (`run -d`); a container whose command cannot start
     /// stays recorded as exited, with its error, as Docker keeps it.
-    public func createAndStart(_ options: RunOptions, tenant: String = ContainerManager.callerTenant()) throws(HVCError) -> ContainerRecord {
-        let record = try create(options, tenant: tenant)
+    public func createAndStart(_ options: RunOptions, tenant: String = ContainerManager.callerTenant(),
+                               hostAccess: Bool = true) throws(HVCError) -> ContainerRecord {
+        let record = try create(options, tenant: tenant, hostAccess: hostAccess)
         return try start(record.id)
     }
 

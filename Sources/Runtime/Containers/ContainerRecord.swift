@@ -21,6 +21,10 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     public var logMaxBytes: Int
     /// Whether the VM starts as a clone of a template (nil: yes); false forces a cold boot.
     public var template: Bool?
+    /// The network of the container's interface, by name among its tenant's; nil: none.
+    public var network: String?
+    /// Ports to publish (`-p`); a host port of 0 is chosen when the container starts.
+    public var ports: [PortMapping]?
 
     public var startsFromTemplate: Bool { template ?? true }
 
@@ -65,6 +69,8 @@ public struct ContainerState: Codable, Equatable, Sendable {
     public var template: String?
     /// Why the container ended other than by its command exiting, or why it did not start.
     public var error: String?
+    /// The container's interface on its network while it runs.
+    public var endpoint: NetworkEndpoint?
 
     public init() {}
 }

@@ -26,6 +26,13 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
     public var tty: Bool?
     /// Remove the container once it has exited (`--rm`).
     public var autoRemove: Bool?
+    /// The networks to join: at most one, by name; `none` for no interface. Default: the
+    /// tenant's `bridge`.
+    public var networks: [String]?
+    /// Ports to publish, `[HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]` each, as `-p` takes them.
+    public var ports: [String]?
+    /// Publish every port the image exposes (`-P`).
+    public var publishAll: Bool?
 
     public init(image: String) { self.image = image }
 
@@ -52,6 +59,14 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
         options.template = template ?? true
         options.terminal = tty ?? false
         options.remove = autoRemove ?? false
+        if let networks {
+            guard networks.count <= 1 else {
+                throw HVCError(.invalid, "a container joins one network: give one in networks")
+            }
+            options.network = networks.first
+        }
+        for port in ports ?? [] { options.ports.append(try PortMapping.parse(port)) }
+        options.publishAll = publishAll ?? false
         try options.validate()
         return options
     }

@@ -71,6 +71,7 @@ public struct ContainerStore: Sendable {
         settled.finished = Date()
         settled.exitCode = 137
         settled.error = "supervisor (pid \(pid)) died; the VM was killed with it"
+        settled.endpoint = nil
         return settled
     }
 

@@ -22,6 +22,11 @@ public struct RunOptions: Sendable {
     public var remove = false
     /// Start the VM as a clone of the image's template (made on first use); false: cold boot.
     public var template = true
+    /// The network to join by name; nil: the tenant's default network; `none`: no interface.
+    public var network: String?
+    public var ports: [PortMapping] = []
+    /// Publish every port the image exposes, each on a free host port (`-P`).
+    public var publishAll = false
 
     public init(image: String) { self.image = image }
 
@@ -33,6 +38,21 @@ public struct RunOptions: Sendable {
     /// Checks the values that parsing alone does not bound.
     public func validate() throws(HVCError) {
         try RunOptions.checkCPUs(cpus)
+        if let network, network != Network.noneName { try Network.validateName(network) }
+        if network == Network.noneName, !ports.isEmpty || publishAll {
+            throw HVCError(.invalid, "--network none has no ports to publish: drop -p/-P or choose a network")
+        }
+        var seen = Set<String>()
+        for port in ports where port.hostPort != 0 {
+            // 0.0.0.0 covers every address, so it clashes with any address on the same port.
+            let key = "\(port.hostPort)/\(port.protocol.rawValue)"
+            let address = port.hostIP?.description ?? "*"
+            guard !seen.contains(key + "@" + address), !seen.contains(key + "@*"),
+                  address != "*" || !seen.contains(where: { $0.hasPrefix(key + "@") }) else {
+                throw HVCError(.invalid, "host port \(port.hostPort)/\(port.protocol.rawValue) is published twice: give each -p its own host port")
+            }
+            seen.insert(key + "@" + address)
+        }
         guard RunOptions.pidsLimitRange.contains(pidsLimit) else {
             throw HVCError(.invalid, "pids limit \(pidsLimit) is out of range: give between \(RunOptions.pidsLimitRange.lowerBound) and \(RunOptions.pidsLimitRange.upperBound) (QEMU itself needs a few dozen threads)")
         }

@@ -48,7 +48,8 @@ extension ImageStore {
             if let reference = try? ImageReference(parsing: name) { references.append(reference) }
         }
         let c = unpacked.config.config
-        let config = ImageConfig(entrypoint: c?.Entrypoint, cmd: c?.Cmd, env: c?.Env, workingDir: c?.WorkingDir, user: c?.User)
+        let config = ImageConfig(entrypoint: c?.Entrypoint, cmd: c?.Cmd, env: c?.Env, workingDir: c?.WorkingDir, user: c?.User,
+                                 exposedPorts: c?.ExposedPorts.map { $0.keys.sorted() })
         let manifest = try keepBlobs(unpacked)
         return try store(tree: staging + "/rootfs", id: unpacked.configDigest.description, references: references,
                          config: config, manifest: manifest)

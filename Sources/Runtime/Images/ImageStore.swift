@@ -8,18 +8,22 @@ public struct ImageConfig: Codable, Equatable, Sendable {
     public var env: [String]?
     public var workingDir: String?
     public var user: String?
+    /// `80/tcp`, `53/udp`: what `run -P` publishes.
+    public var exposedPorts: [String]?
 
     enum CodingKeys: String, CodingKey {
         case entrypoint = "Entrypoint", cmd = "Cmd", env = "Env", workingDir = "WorkingDir", user = "User"
+        case exposedPorts = "ExposedPorts"
     }
 
     public init(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil,
-                workingDir: String? = nil, user: String? = nil) {
+                workingDir: String? = nil, user: String? = nil, exposedPorts: [String]? = nil) {
         self.entrypoint = entrypoint
         self.cmd = cmd
         self.env = env
         self.workingDir = workingDir
         self.user = user
+        self.exposedPorts = exposedPorts
     }
 }
 

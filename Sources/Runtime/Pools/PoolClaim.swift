@@ -14,11 +14,11 @@ enum PoolClaim {
     static func claim(_ record: ContainerRecord, runtime: Runtime, attached: Bool, keepStdinOpen: Bool,
                       rows: UInt16, columns: UInt16) -> Claimed? {
         let config = record.config
-        guard config.startsFromTemplate, !runtime.pools.list().isEmpty,
+        guard config.startsFromTemplate, config.network != nil, !runtime.pools.list().isEmpty,
               let image = try? runtime.images.resolve(config.imageID),
               let inputs = try? runtime.templates.inputs(
                 runtime: runtime, shape: VMShape(image: image, memoryMiB: config.memoryMiB, cpus: config.cpus,
-                                                 accelerator: config.accelerator)) else { return nil }
+                                                 accelerator: config.accelerator, networkInterface: true)) else { return nil }
         let key = inputs.key
         defer {
             runtime.refillPool(imageID: config.imageID, memoryMiB: config.memoryMiB, cpus: config.cpus,

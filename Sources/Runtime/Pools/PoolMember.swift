@@ -50,7 +50,7 @@ public enum PoolMember {
         let request = VMLaunch.Request(
             owner: id, tenant: "hvc-pool", imageReference: pool.image, imageID: pool.imageID,
             memoryMiB: pool.memoryMiB, cpus: pool.cpus, pidsLimit: 256, accelerator: pool.accelerator,
-            fromTemplate: true)
+            networkInterface: true, fromTemplate: true)
         let channel: FrameChannel
         do {
             try VMLaunch.launch(request, directory: directory, runtime: runtime, timing: nil) { (vm: LaunchedVM) throws(HVCError) in
@@ -133,7 +133,7 @@ public enum PoolMember {
         guard let record = try? runtime.containers.resolve(request.container), record.id == request.container,
               record.state.status == .created else { return refuse("no such created container") }
         let c = record.config
-        guard c.startsFromTemplate, c.imageID == pool.imageID, c.memoryMiB == pool.memoryMiB, c.cpus == pool.cpus,
+        guard c.startsFromTemplate, c.network != nil, c.imageID == pool.imageID, c.memoryMiB == pool.memoryMiB, c.cpus == pool.cpus,
               c.accelerator == pool.accelerator else { return refuse("the container does not fit this pool") }
         return (request, record)
     }

@@ -91,7 +91,8 @@ extension Runtime {
             return (pool, "", [])
         }
         try checkAssets()
-        let shape = VMShape(image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator)
+        // Pooled VMs serve containers on a network; `--network none` runs boot or clone as usual.
+        let shape = VMShape(image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, networkInterface: true)
         let inputs = try templates.inputs(runtime: self, shape: shape)
         let template = try templates.ensure(runtime: self, shape: shape, reference: reference, inputs: inputs)
         let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: size)
@@ -143,7 +144,8 @@ extension Runtime {
             var sockets: [String] = []
             if let image = try? images.resolve(pool.imageID),
                let inputs = try? templates.inputs(runtime: self, shape: VMShape(image: image, memoryMiB: pool.memoryMiB,
-                                                                                   cpus: pool.cpus, accelerator: pool.accelerator)) {
+                                                                                   cpus: pool.cpus, accelerator: pool.accelerator,
+                                                                                   networkInterface: true)) {
                 sockets = pools.members(inputs.key)
             }
             var pss = 0

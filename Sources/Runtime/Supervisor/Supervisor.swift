@@ -31,6 +31,16 @@ public final class Supervisor: Sendable {
     private let prebooted: PrebootedVM?
     /// All that the supervising thread and the clients' threads share, under one lock.
     private let life: Mutex<Life>
+    /// The container's place on its network, made while its VM starts.
+    private let network = Mutex(NetworkSide())
+
+    struct NetworkSide {
+        var ports: PortReservation?
+        var attachment: NetworkAttachment?
+        /// Set while the attachment is being made in the background.
+        var pending: DispatchSemaphore?
+        var failure: HVCError?
+    }
 
     /// A pooled VM handed to this supervisor: up, connected, its `ready` received.
     struct PrebootedVM: Sendable {
@@ -165,14 +175,20 @@ public final class Supervisor: Sendable {
             guard let ready = prebooted.launched.channel else { throw HVCError("pooled VM has no agent channel") }
             channel = ready
             connected(prebooted.launched, channel)
+            try prepareNetwork()
+            try attachNetwork(prebooted.launched, directory: directory, inBackground: false)
             try sendSession(channel, directory: directory)
         } else {
+            try prepareNetwork()
             let request = VMLaunch.Request(
                 owner: config.id, tenant: config.tenant, imageReference: config.image, imageID: config.imageID,
                 memoryMiB: config.memoryMiB, cpus: config.cpus, pidsLimit: config.pidsLimit,
-                accelerator: config.accelerator, fromTemplate: config.startsFromTemplate)
+                accelerator: config.accelerator, networkInterface: config.network != nil,
+                fromTemplate: config.startsFromTemplate)
             try VMLaunch.launch(request, directory: directory, runtime: runtime, timing: timing) { (launched: LaunchedVM) throws(HVCError) in
                 try adopt(launched)
+                // CNI's work overlaps the clone's restore or the cold boot.
+                try attachNetwork(launched, directory: directory, inBackground: true)
             }
             guard let launched = life.withLock({ $0.phase.vm }) else { throw HVCError("the VM was not launched") }
             channel = try VMLaunch.connect(launched, directory: directory)
@@ -228,11 +244,100 @@ public final class Supervisor: Sendable {
         if !pipelined { try sendSession(channel, directory: directory) }
     }
 
+    // MARK: Network
+
+    /// Holds the host ports to publish, before anything else is made: a port taken elsewhere
+    /// fails the start at once.
+    private func prepareNetwork() throws(HVCError) {
+        guard config.network != nil else { return }
+        let ports = try PortReservation.reserve(config.ports ?? [])
+        network.withLock { $0.ports = ports }
+    }
+
+    /// Joins the VM to the container's network (CNI in the VM's namespace, then the TAP
+    /// redirect); in the background when `inBackground`, joined by `networkReady`.
+    private func attachNetwork(_ launched: LaunchedVM, directory: VMDirectory, inBackground: Bool) throws(HVCError) {
+        guard let name = config.network else { return }
+        guard let netns = launched.confinement.networkNamespace else { throw HVCError("the VM has no network namespace") }
+        let ports = network.withLock { $0.ports?.ports ?? [] }
+        let work: @Sendable () -> Void = { [self] in
+            let outcome: Result<NetworkAttachment, HVCError>
+            do throws(HVCError) {
+                let record = try runtime.networks.resolve(name, tenant: config.tenant)
+                let store = runtime.containers
+                runtime.networks.releaseStaleLeases(record) { id in
+                    id == config.id || (try? store.load(id)).map { $0.state.status != .exited } ?? false
+                }
+                let attachment = try NetworkAttachment.attach(
+                    record, containerID: config.id, netns: netns, ipamDirectory: runtime.networks.ipamDirectory, ports: ports)
+                try writeAtomically(directory.networkAttachment, try JSONEncoder.hvc.encode(attachment))
+                outcome = .success(attachment)
+            } catch {
+                outcome = .failure(error)
+            }
+            network.withLock { side in
+                switch outcome {
+                case .success(let attachment): side.attachment = attachment
+                case .failure(let error): side.failure = error
+                }
+                side.pending?.signal()
+            }
+        }
+        if inBackground {
+            network.withLock { $0.pending = DispatchSemaphore(value: 0) }
+            Thread.detachNewThread(work)
+        } else {
+            work()
+        }
+    }
+
+    /// Waits for the network attachment; records the container's address and tells the
+    /// network's other containers its name. Returns what the guest needs to know.
+    private func networkReady() throws(HVCError) -> (GuestInterface, nameservers: [String], hosts: [String])? {
+        guard let name = config.network else { return nil }
+        awaitAttachment()
+        let (attachment, failure) = network.withLock { ($0.attachment, $0.failure) }
+        if let failure { throw failure }
+        guard let attachment, let mac = MACAddress(attachment.endpoint.mac) else { throw HVCError("network \(name): no address") }
+        timing.mark("network")
+        try store.update(config.id) { $0.endpoint = attachment.endpoint }
+        NetworkNames.announce(runtime, tenant: config.tenant, network: name, except: config.id)
+        let endpoint = attachment.endpoint
+        let interface = GuestInterface(mac: mac.bytes, address: endpoint.address.value, prefix: UInt8(endpoint.prefix),
+                                       gateway: endpoint.gateway.value, mtu: UInt16(attachment.network.mtu))
+        return (interface, attachment.network.isInternal ? [] : HostResolvers.nameservers(),
+                NetworkNames.entries(runtime, tenant: config.tenant, network: name))
+    }
+
+    /// Undoes the attachment and lets the ports go; the VMM is gone, its namespace not yet.
+    private func detachNetwork(directory: VMDirectory?) {
+        awaitAttachment()
+        let side = network.withLock { side in
+            defer { side = NetworkSide() }
+            return side
+        }
+        if let attachment = side.attachment {
+            attachment.detach()
+            if let directory { unlink(directory.networkAttachment) }
+        }
+        side.ports?.release()
+    }
+
+    /// Waits for a background attachment to finish, if one is under way (supervising thread only).
+    private func awaitAttachment() {
+        guard let pending = network.withLock({ $0.pending }) else { return }
+        pending.wait()
+        network.withLock { $0.pending = nil }
+    }
+
     private func sendSession(_ channel: FrameChannel, directory: VMDirectory) throws(HVCError) {
+        let networkSetup = try networkReady()
         let now = UInt64(Date().timeIntervalSince1970 * 1e9)
         let spec = config.process.spec(rows: terminalSize.rows, columns: terminalSize.columns)
         do {
-            try channel.send(Frame(.hello(Hello(entropy: randomBytes(256), unixTimeNanoseconds: now, hostname: config.hostname))))
+            try channel.send(Frame(.hello(Hello(
+                entropy: randomBytes(256), unixTimeNanoseconds: now, hostname: config.hostname,
+                interface: networkSetup?.0, nameservers: networkSetup?.nameservers ?? [], hosts: networkSetup?.hosts ?? []))))
             try channel.send(Frame(process: Supervisor.initProcess, .start(spec)))
             if !life.withLock({ $0.keepInitStdinOpen }) { try channel.send(Frame(process: Supervisor.initProcess, .closeStdin)) }
         } catch {
@@ -267,7 +372,7 @@ public final class Supervisor: Sendable {
                 _ = try? store.update(config.id) { $0.oomKilled = true }
             case .failure(let message):
                 return (HVCError.Kind.runtime.exitCode, "guest agent failed: \(message.sanitizedGuestText)")
-            case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown, .warmUp, .warmedUp:
+            case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown, .warmUp, .warmedUp, .hosts:
                 return (HVCError.Kind.runtime.exitCode, "guest agent sent an unexpected message")
             default:
                 break
@@ -357,6 +462,8 @@ public final class Supervisor: Sendable {
             switch frame.message {
             case .signal(let signal):
                 try? channel.send(Frame(process: Supervisor.initProcess, .signal(signal)))
+            case .hosts:
+                try? channel.send(frame)
             case .shutdown:
                 let vm = life.withLock { life in
                     life.forcedStop = true
@@ -436,7 +543,10 @@ public final class Supervisor: Sendable {
             _ = launched.vm.waitForExit(timeoutSeconds: 5)
         }
         timing.mark("vm-gone")
+        let hadAddress = network.withLock { $0.attachment != nil }
+        detachNetwork(directory: directory)
         launched?.confinement.release()
+        if hadAddress { timing.mark("network-gone") }
         channel?.shutdown()
         let (clients, initClient) = life.withLock { (Array($0.clients.values), $0.initClient) }
         if let directory {
@@ -451,6 +561,10 @@ public final class Supervisor: Sendable {
             state.finished = Date()
             state.exitCode = code
             state.error = error
+            state.endpoint = nil
+        }
+        if hadAddress, let name = config.network {
+            NetworkNames.announce(runtime, tenant: config.tenant, network: name, except: config.id)
         }
         if config.autoRemove { store.remove(config.id) }
         // Attached clients learn of a failure before the command started from its message.

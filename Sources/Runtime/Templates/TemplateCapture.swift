@@ -71,7 +71,7 @@ enum TemplateCapture {
         let vm: any VirtualMachine
         do {
             vm = try VMBuilder.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
-                                      jail: confinement.plan, memoryFD: memory.raw)
+                                      jail: confinement.plan, memoryFD: memory.raw, tapFD: confinement.tap?.raw ?? -1)
         } catch {
             throw HVCError("template VM: \(error)")
         }

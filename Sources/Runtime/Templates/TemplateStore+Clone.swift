@@ -33,7 +33,8 @@ extension TemplateStore {
                 // A template of the same image and shape under another key has a stale input.
                 for other in list() where other.key != key && other.inputs.imageID == inputs.imageID
                     && other.inputs.memoryMiB == inputs.memoryMiB && other.inputs.cpus == inputs.cpus
-                    && other.inputs.accelerator == inputs.accelerator {
+                    && other.inputs.accelerator == inputs.accelerator
+                    && (other.inputs.networkInterface ?? false) == (inputs.networkInterface ?? false) {
                     remove(other.key)
                 }
             }

@@ -16,6 +16,8 @@ public struct TemplateInputs: Codable, Equatable, Sendable {
     public var memoryMiB: Int
     public var cpus: Int
     public var accelerator: Accelerator
+    /// Whether the VM has a network interface (nil in templates made before there were any).
+    public var networkInterface: Bool?
     /// The digest of the capture command line: machine type and device layout.
     public var machineDigest: String
 
@@ -72,7 +74,7 @@ public struct TemplateStore: Sendable {
             agentDigest: try cachedDigest(runtime.paths.initramfs),
             imageID: shape.image.id, rootfsType: shape.image.rootfsType,
             memoryMiB: shape.memoryMiB, cpus: shape.cpus, accelerator: shape.accelerator,
-            machineDigest: Digest.of(data: Data(commandLine.utf8)).description)
+            networkInterface: shape.networkInterface, machineDigest: Digest.of(data: Data(commandLine.utf8)).description)
     }
 
     /// A file's digest, remembered under the run directory by device, inode, size and both
@@ -142,7 +144,8 @@ extension TemplateStore {
         guard let image = try? runtime.images.resolve(template.inputs.imageID),
               let now = try? inputs(runtime: runtime, shape: VMShape(image: image, memoryMiB: template.inputs.memoryMiB,
                                                                      cpus: template.inputs.cpus,
-                                                                     accelerator: template.inputs.accelerator)) else { return false }
+                                                                     accelerator: template.inputs.accelerator,
+                                                                     networkInterface: template.inputs.networkInterface ?? false)) else { return false }
         return now.key == template.key
     }
 }

@@ -1,4 +1,6 @@
+import CLinux
 import Foundation
+import HVCSystem
 import Jail
 import VMM
 
@@ -10,6 +12,11 @@ final class VMConfinement: @unchecked Sendable {
     private(set) var plan: JailPlan!
     private var cgroup: VMCgroup?
     private var identity: (pool: IdentityPool, uid: UInt32)?
+    /// The VM's network namespace on the host (a bind mount), when it has a network interface.
+    private(set) var networkNamespace: String?
+    private var networkNamespaceFD: FileDescriptor?
+    /// The VM's TAP device in that namespace, passed to the VMM.
+    private(set) var tap: FileDescriptor?
 
     struct Request {
         var owner: String
@@ -68,6 +75,9 @@ final class VMConfinement: @unchecked Sendable {
             }
             var plan = JailPlan(root: directory.jailRoot, mounts: mounts, cgroup: cgroup, uid: uid, gid: uid, rules: rules)
             plan.extraGroup = extraGroup
+            if request.shape.networkInterface {
+                plan.networkNamespaceFD = try makeNetworkNamespace(owner: request.owner, directory: directory, runtime: runtime)
+            }
             try plan.prepareRoot()
             self.plan = plan
         } catch let error as HVCError {
@@ -77,7 +87,33 @@ final class VMConfinement: @unchecked Sendable {
         }
     }
 
+    /// A network namespace of the VM's own with its TAP device: the VMM lives in it, and a
+    /// container's network attaches to it. Recorded first, so that a sweep finds it.
+    private func makeNetworkNamespace(owner: String, directory: VMDirectory, runtime: Runtime) throws(HVCError) -> Int32 {
+        let parent = runtime.paths.runRoot + "/netns"
+        try makeDirectory(parent, mode: 0o700)
+        let path = parent + "/" + owner.prefix(16)
+        try directory.recordNetworkNamespace(path)
+        guard hvc_netns_create(path) == 0 else { throw HVCError("network namespace \(path): \(Errno.current)") }
+        networkNamespace = path
+        do {
+            networkNamespaceFD = try FileDescriptor.open(path, O_RDONLY)
+        } catch {
+            throw HVCError("network namespace \(path): \(error)")
+        }
+        let fd = hvc_tap_open(path, NetworkAttachment.tap, Int32(HostNetwork.mtu))
+        guard fd >= 0 else { throw HVCError("TAP device in \(path): \(Errno.current)") }
+        tap = FileDescriptor(fd)
+        return networkNamespaceFD!.raw
+    }
+
     func release() {
+        tap?.close()
+        tap = nil
+        networkNamespaceFD?.close()
+        networkNamespaceFD = nil
+        if let networkNamespace { hvc_netns_remove(networkNamespace) }
+        networkNamespace = nil
         cgroup?.remove()
         cgroup = nil
         if let identity { identity.pool.release(identity.uid) }

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import VMM
 
@@ -60,6 +61,14 @@ public struct VMDirectory: Sendable {
         try writeAtomically(path + "/cgroups", Data(directories.joined(separator: "\n").utf8))
     }
 
+    /// Remembers the VM's network namespace, before it is made.
+    func recordNetworkNamespace(_ path: String) throws(HVCError) {
+        try writeAtomically(self.path + "/netns", Data(path.utf8))
+    }
+
+    /// Where the container's network attachment is recorded (see `NetworkAttachment`).
+    var networkAttachment: String { path + "/network.json" }
+
     public func recordVMM(pid: Int32) throws(HVCError) {
         try writeAtomically(path + "/vmm", Data("\(pid)\n".utf8))
     }
@@ -88,6 +97,15 @@ public struct VMDirectory: Sendable {
             if let vmm = directory.readPID("vmm"), processIsAlive(vmm), directory.isVMM(vmm) {
                 kill(vmm, SIGKILL)
                 for _ in 0..<100 where processIsAlive(vmm) { usleep(10_000) }
+            }
+            // The network after the VMM (which holds the TAP) and before its namespace goes:
+            // CNI removes the veth only while the namespace exists.
+            if let data = FileManager.default.contents(atPath: directory.networkAttachment),
+               let attachment = try? JSONDecoder.hvc.decode(NetworkAttachment.self, from: data) {
+                attachment.detach()
+            }
+            if let netns = try? String(contentsOfFile: directory.path + "/netns", encoding: .utf8), netns.hasPrefix("/") {
+                hvc_netns_remove(netns)
             }
             if let text = try? String(contentsOfFile: directory.path + "/cgroups", encoding: .utf8) {
                 for cgroup in text.split(separator: "\n") where cgroup.hasPrefix("/sys/fs/cgroup/") { rmdir(String(cgroup)) }

@@ -30,6 +30,7 @@ enum VMLaunch {
         var cpus: Int
         var pidsLimit: Int
         var accelerator: Accelerator
+        var networkInterface: Bool
         var fromTemplate: Bool
     }
 
@@ -39,7 +40,7 @@ enum VMLaunch {
                        launched: (LaunchedVM) throws(HVCError) -> Void) throws(HVCError) {
         try runtime.checkAssets()
         let shape = VMShape(image: try runtime.images.resolve(request.imageID), memoryMiB: request.memoryMiB,
-                            cpus: request.cpus, accelerator: request.accelerator)
+                            cpus: request.cpus, accelerator: request.accelerator, networkInterface: request.networkInterface)
         var clone: CloneSource?
         if request.fromTemplate {
             let templates = runtime.templates
@@ -56,7 +57,7 @@ enum VMLaunch {
         let vm: any VirtualMachine
         do {
             vm = try VMBuilder.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
-                                      jail: confinement.plan, memoryFD: clone?.memory.raw ?? -1)
+                                      jail: confinement.plan, memoryFD: clone?.memory.raw ?? -1, tapFD: confinement.tap?.raw ?? -1)
         } catch {
             confinement.release()
             throw HVCError("\(error)")

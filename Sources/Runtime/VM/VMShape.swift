@@ -8,12 +8,16 @@ public struct VMShape: Sendable {
     public let memoryMiB: Int
     public let cpus: Int
     public let accelerator: Accelerator
+    /// A virtio-net device (on a TAP device in the VM's own network namespace); containers
+    /// with `--network none` have none.
+    public let networkInterface: Bool
 
-    public init(image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator) {
+    public init(image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator, networkInterface: Bool) {
         self.image = image
         self.memoryMiB = memoryMiB
         self.cpus = cpus
         self.accelerator = accelerator
+        self.networkInterface = networkInterface
     }
 
     /// The machine as its jailed VMM sees it (every path the jail's), with guest RAM from
@@ -27,6 +31,7 @@ public struct VMShape: Sendable {
             consoleLog: VMDirectory.Jailed.consoleLog)
         configuration.memory = memory
         configuration.clock = runtime.guestClock(accelerator)
+        configuration.networkInterface = networkInterface
         return configuration
     }
 }

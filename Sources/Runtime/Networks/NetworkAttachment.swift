@@ -1,0 +1,115 @@
+import CLinux
+import Foundation
+import HVCSystem
+
+/// A container on a network: the CNI plugins' veth (`eth0`) and address in the VM's network
+/// namespace, joined both ways to the VM's TAP device by tc redirects (the design Kata calls
+/// "tcfilter"), so that the guest's NIC is on the network's bridge with the address CNI leased.
+/// Recorded in the VM's directory, so that a sweep can undo it when its supervisor is gone.
+struct NetworkAttachment: Codable, Sendable {
+    var containerID: String
+    var network: Network
+    /// The VM's network namespace (a bind mount).
+    var netns: String
+    var ipamDirectory: String
+    var endpoint: NetworkEndpoint
+    /// The CNI result, which DEL must be given back.
+    var result: Data
+
+    static let tap = "tap0"
+
+    static func attach(_ network: Network, containerID: String, netns: String, ipamDirectory: String,
+                       ports: [PortMapping]) throws(HVCError) -> NetworkAttachment {
+        let outcome = try CNI.add(network, containerID: containerID, netns: netns, ipamDirectory: ipamDirectory, ports: ports)
+        let attachment = NetworkAttachment(
+            containerID: containerID, network: network, netns: netns, ipamDirectory: ipamDirectory,
+            endpoint: NetworkEndpoint(network: network.name, networkID: network.id, address: outcome.address,
+                                      prefix: outcome.prefix, gateway: network.gateway, mac: outcome.mac, ports: ports),
+            result: outcome.result)
+        do {
+            try redirect(netns: netns)
+        } catch {
+            attachment.detach()
+            throw error
+        }
+        return attachment
+    }
+
+    /// Everything arriving on the veth goes out of the TAP to the guest, and the reverse.
+    /// (`u32` matching everything: hosts without `cls_matchall` have it.)
+    private static func redirect(netns: String) throws(HVCError) {
+        let eth = CNI.interfaceName
+        let batch = """
+            qdisc add dev \(eth) ingress
+            filter add dev \(eth) parent ffff: protocol all u32 match u8 0 0 action mirred egress redirect dev \(tap)
+            qdisc add dev \(tap) ingress
+            filter add dev \(tap) parent ffff: protocol all u32 match u8 0 0 action mirred egress redirect dev \(eth)
+
+            """
+        let run = ToolRun.run("/usr/bin/nsenter", ["--net=" + netns, "/usr/sbin/tc", "-batch", "-"], input: Data(batch.utf8))
+        guard run.succeeded else { throw HVCError("joining the VM's TAP device to its network: tc: \(run.complaint)") }
+    }
+
+    /// Releases the address, the port rules and the veth (the namespace must still exist for
+    /// the veth; the rest goes without it). Returns what could not be undone.
+    @discardableResult
+    func detach() -> [String] {
+        CNI.delete(network, containerID: containerID, netns: FileManager.default.fileExists(atPath: netns) ? netns : "",
+                   ipamDirectory: ipamDirectory, ports: endpoint.ports, result: result)
+    }
+}
+
+/// Host ports held for a container's published ports: bound (not listening) by its supervisor
+/// for as long as the container runs, so that no other program, and no other container, can
+/// take them, while the DNAT rules carry the traffic to the guest. A port of 0 is given a free
+/// one here.
+final class PortReservation: Sendable {
+    let ports: [PortMapping]
+    private let sockets: [FileDescriptor]
+
+    private init(ports: [PortMapping], sockets: [FileDescriptor]) {
+        self.ports = ports
+        self.sockets = sockets
+    }
+
+    static func reserve(_ requested: [PortMapping]) throws(HVCError) -> PortReservation {
+        var sockets: [FileDescriptor] = []
+        var ports: [PortMapping] = []
+        for mapping in requested {
+            let type = mapping.protocol == .tcp ? SOCK_STREAM : SOCK_DGRAM
+            let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw HVCError("socket: \(Errno.current)") }
+            let socketFD = FileDescriptor(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = mapping.hostPort.bigEndian
+            address.sin_addr.s_addr = (mapping.hostIP?.networkOrder) ?? 0
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                let why = Errno.current
+                socketFD.close()
+                sockets.forEach { $0.close() }
+                let host = "\(mapping.hostIP?.description ?? "0.0.0.0"):\(mapping.hostPort)/\(mapping.protocol.rawValue)"
+                if why.rawValue == EADDRINUSE {
+                    throw HVCError(.conflict, "host port \(host) is already in use: publish another with -p")
+                }
+                throw HVCError(.invalid, "cannot publish host port \(host): \(why)")
+            }
+            var chosen = mapping
+            if chosen.hostPort == 0 {
+                var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+                _ = withUnsafeMutablePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+                }
+                chosen.hostPort = UInt16(bigEndian: address.sin_port)
+            }
+            sockets.append(socketFD)
+            ports.append(chosen)
+        }
+        return PortReservation(ports: ports, sockets: sockets)
+    }
+
+    func release() { sockets.forEach { $0.close() } }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Runtime
+import Testing
+
+struct IPv4Tests {
+    @Test(arguments: ["10.0.0.1", "0.0.0.0", "255.255.255.255", "192.168.1.10"])
+    func dottedQuadsParse(_ text: String) {
+        #expect(IPv4Address(text)?.description == text)
+    }
+
+    @Test(arguments: ["10.0.0", "10.0.0.256", "010.0.0.1", "1.2.3.4.5", "a.b.c.d", "", "1..2.3", " 1.2.3.4", "1.2.3.-4"])
+    func othersDoNot(_ text: String) {
+        #expect(IPv4Address(text) == nil)
+    }
+
+    @Test func subnetsNeedNoHostBitsAndKnowTheirGateway() throws {
+        let subnet = try #require(IPv4Subnet("10.210.3.0/24"))
+        #expect(subnet.gateway.description == "10.210.3.1")
+        #expect(subnet.broadcast.description == "10.210.3.255")
+        #expect(subnet.netmask.description == "255.255.255.0")
+        #expect(subnet.contains(IPv4Address("10.210.3.77")!) && !subnet.contains(IPv4Address("10.210.4.1")!))
+        #expect(IPv4Subnet("10.210.3.1/24") == nil)
+        #expect(IPv4Subnet("10.210.3.0/33") == nil)
+        #expect(IPv4Subnet("10.210.3.0") == nil)
+    }
+
+    @Test func overlapIsSymmetricAndExact() throws {
+        let a = try #require(IPv4Subnet("10.0.0.0/16")), b = try #require(IPv4Subnet("10.0.5.0/24"))
+        let c = try #require(IPv4Subnet("10.1.0.0/24"))
+        #expect(a.overlaps(b) && b.overlaps(a))
+        #expect(!a.overlaps(c) && !c.overlaps(a) && !b.overlaps(c))
+    }
+
+    @Test func aFreeSubnetAvoidsTakenOnes() throws {
+        let taken = [IPv4Subnet("10.210.0.0/24")!, IPv4Subnet("10.210.1.0/25")!, IPv4Subnet("10.210.3.0/24")!]
+        #expect(NetworkStore.freeSubnet(avoiding: taken)?.description == "10.210.2.0/24")
+        #expect(NetworkStore.freeSubnet(avoiding: [IPv4Subnet("10.0.0.0/8")!]) == nil)
+    }
+}
+
+struct PortMappingTests {
+    @Test func dockerFormsParse() throws {
+        #expect(try PortMapping.parse("8080:80") == PortMapping(hostPort: 8080, containerPort: 80))
+        #expect(try PortMapping.parse("53:53/udp") == PortMapping(hostPort: 53, containerPort: 53, protocol: .udp))
+        #expect(try PortMapping.parse("127.0.0.1:8080:80") == PortMapping(hostIP: IPv4Address("127.0.0.1"), hostPort: 8080, containerPort: 80))
+        #expect(try PortMapping.parse("127.0.0.1::80") == PortMapping(hostIP: IPv4Address("127.0.0.1"), hostPort: 0, containerPort: 80))
+        #expect(try PortMapping.parse("80") == PortMapping(hostPort: 0, containerPort: 80))
+        #expect(try PortMapping.parse("8080:80").description == "80/tcp -> 0.0.0.0:8080")
+    }
+
+    @Test(arguments: ["70000:80", "0:80", "8080:0", "8080:80/sctp", "a:80", "1.2.3:8080:80", "1:2:3:4", "", "8080:", "-1:80", "+80:80"])
+    func badOnesAreRefusedWithTheFormat(_ text: String) {
+        #expect {
+            try PortMapping.parse(text)
+        } throws: { error in
+            let e = error as? HVCError
+            return e?.kind == .invalid && e?.message.contains("[HOSTIP:]HOSTPORT:CONTAINERPORT") == true
+        }
+    }
+
+    @Test func aHostPortPublishedTwiceIsRefused() throws {
+        var options = RunOptions(image: "x")
+        options.ports = [try PortMapping.parse("8080:80"), try PortMapping.parse("8080:81")]
+        #expect(throws: HVCError.self) { try options.validate() }
+        options.ports = [try PortMapping.parse("127.0.0.1:8080:80"), try PortMapping.parse("8080:81")]
+        #expect(throws: HVCError.self) { try options.validate() }
+        options.ports = [try PortMapping.parse("8080:80"), try PortMapping.parse("8080:80/udp"), try PortMapping.parse("80")]
+        try options.validate()
+        options.network = "none"
+        #expect(throws: HVCError.self) { try options.validate() }
+    }
+}
+
+struct NetworkNameTests {
+    @Test(arguments: ["bridge", "net-1", "a.b_c", "X9"])
+    func goodNames(_ name: String) throws { try Network.validateName(name) }
+
+    @Test(arguments: ["", "-lead", "a/b", "..", "none", "host", "sp ace", String(repeating: "n", count: 65)])
+    func badNames(_ name: String) {
+        #expect(throws: HVCError.self) { try Network.validateName(name) }
+    }
+}
+
+struct FirewallTests {
+    static func network(_ name: String, _ subnet: String, internal: Bool = false, hostAccess: Bool = true) -> Network {
+        Network(id: name + "0123456789abcdef", name: name, tenant: "t", subnet: IPv4Subnet(subnet)!, bridge: "hvc" + name,
+                isInternal: `internal`, hostAccess: hostAccess, mtu: 1500, created: Date(timeIntervalSince1970: 0))
+    }
+
+    @Test func everyNetworkIsKeptFromTheOthersAndNATedUnlessInternal() {
+        let rules = Firewall.ruleset([FirewallTests.network("a", "10.210.0.0/24"),
+                                      FirewallTests.network("b", "10.210.1.0/24", internal: true),
+                                      FirewallTests.network("c", "10.210.2.0/24", hostAccess: false)], table: "inet hvc_test")
+        #expect(rules.hasPrefix("table inet hvc_test\ndelete table inet hvc_test\n"))
+        for bridge in ["hvca", "hvcb", "hvcc"] {
+            #expect(rules.contains("iifname \"\(bridge)\" oifname != \"\(bridge)\" oifname \"hvc*\" drop"))
+        }
+        #expect(rules.contains("ip saddr 10.210.0.0/24 oifname != \"hvca\" masquerade"))
+        #expect(!rules.contains("ip saddr 10.210.1.0/24"), "an internal network is not NATed")
+        #expect(rules.contains("oifname \"hvcb\" iifname != \"hvcb\" drop"))
+        #expect(rules.contains("iifname \"hvcc\" drop") && rules.contains("iifname \"hvcb\" drop"))
+        #expect(!rules.contains("iifname \"hvca\" drop"), "a network with host access reaches the host")
+    }
+
+    @Test func noNetworksLeaveNoTable() {
+        #expect(Firewall.ruleset([], table: "inet hvc_x") == "table inet hvc_x\ndelete table inet hvc_x\n")
+    }
+}
+
+struct CNIResultTests {
+    static let result = #"{"cniVersion":"1.0.0","interfaces":[{"name":"hvc1","mac":"f6:91:d8:79:0a:c5"},{"name":"veth1","mac":"52:4f:71:39:88:30"},{"name":"eth0","mac":"A6:69:15:21:95:02","sandbox":"/run/ns"}],"ips":[{"interface":2,"address":"10.88.77.2/24","gateway":"10.88.77.1"}],"dns":{}}"#
+
+    @Test func theContainersAddressAndMACAreRead() throws {
+        let object = try JSONSerialization.jsonObject(with: Data(CNIResultTests.result.utf8))
+        let outcome = try #require(CNI.parse(object))
+        #expect(outcome.address.description == "10.88.77.2" && outcome.prefix == 24 && outcome.mac == "a6:69:15:21:95:02")
+    }
+
+    @Test(arguments: [
+        #"{"ips":[],"interfaces":[]}"#,
+        #"{"ips":[{"interface":0,"address":"10.0.0.2/32"}],"interfaces":[{"mac":"02:00:00:00:00:02"}]}"#,
+        #"{"ips":[{"interface":0,"address":"10.0.0.2/24"}],"interfaces":[{"mac":"01:00:00:00:00:02"}]}"#,
+        #"{"ips":[{"interface":5,"address":"fd00::2/64"}],"interfaces":[]}"#,
+    ])
+    func unusableResultsAreRefused(_ text: String) throws {
+        #expect(CNI.parse(try JSONSerialization.jsonObject(with: Data(text.utf8))) == nil)
+    }
+
+    @Test func portsAddThePortmapPlugin() {
+        let network = FirewallTests.network("a", "10.210.0.0/24")
+        #expect(CNI.configurations(network, ipamDirectory: "/x", ports: []).map { $0["type"] as? String } == ["bridge"])
+        let configs = CNI.configurations(network, ipamDirectory: "/x", ports: [PortMapping(hostIP: IPv4Address("127.0.0.1"), hostPort: 8080, containerPort: 80)])
+        #expect(configs.map { $0["type"] as? String } == ["bridge", "portmap"])
+        let mappings = (configs[1]["runtimeConfig"] as? [String: Any])?["portMappings"] as? [[String: Any]]
+        #expect(mappings?.first?["hostIP"] as? String == "127.0.0.1" && mappings?.first?["hostPort"] as? Int == 8080)
+        #expect(configs[0]["ipMasq"] as? Bool == false, "NAT is the network's nft rule, not per container")
+    }
+}

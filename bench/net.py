@@ -1,0 +1,386 @@
+#!/usr/bin/env python3
+"""Container networking, hvc against podman with runc, and a Markdown section on stdout.
+
+Measures, for each runtime, on the same image (static busybox plus iperf3 and its libraries):
+  - TCP throughput from the host to a container and from one container to another (iperf3,
+    5 s per run, median of --runs);
+  - the round trip of a small HTTP GET through a published port (busybox httpd), a new
+    connection each, median and p90 of 200.
+
+Usage: net.py --hvc PATH --podman "PODMAN CMD" --tmp DIR [--runs N]
+hvc works in a private root under DIR, removed at the end with its containers, templates and
+network; podman uses the storage its command line names, and its containers and image go too.
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+IPERF_SECONDS = 5
+GETS = 200
+APPLETS = ["sh", "httpd", "mkdir", "echo", "sleep", "cat"]
+DEFAULT_ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "share", "hvc")
+
+
+class BenchError(Exception):
+    pass
+
+
+class CommandFailed(BenchError):
+    def __init__(self, message, stdout):
+        super().__init__(message)
+        self.stdout = stdout
+
+
+def say(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run(argv, env=None, timeout=120.0, check=True, shown=None):
+    """Runs argv; returns stdout. On failure raises BenchError with a one-line reason that names
+    the command as `shown` (default argv): podman's storage options would hide the subcommand."""
+    shown = " ".join((shown or argv)[:4])
+    try:
+        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=timeout, text=True, errors="replace")
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"`{shown} ...` timed out after {timeout:.0f}s") from None
+    except OSError as e:  # a missing or unexecutable binary
+        raise BenchError(f"cannot run `{shown} ...`: {e.strerror}: {argv[0]}") from None
+    if check and proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CommandFailed(f"`{shown} ...` exited {proc.returncode}: {last}", proc.stdout)
+    return proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# the image
+
+
+def build_tree(tree):
+    """busybox with a few applets, iperf3 with every library ldd names, and /www/index.html."""
+    os.makedirs(os.path.join(tree, "bin"))
+    shutil.copy("/bin/busybox", os.path.join(tree, "bin/busybox"))
+    for applet in APPLETS:
+        os.symlink("busybox", os.path.join(tree, "bin", applet))
+    for path in ["/usr/bin/iperf3"] + shared_libraries("/usr/bin/iperf3"):
+        dest = tree + path
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy(path, dest)  # follows symlinks: the library itself under the name ldd gives
+    # iperf3 makes its send buffer with mkstemp in /tmp; without it every test fails.
+    os.makedirs(os.path.join(tree, "tmp"))
+    os.chmod(os.path.join(tree, "tmp"), 0o1777)
+    os.makedirs(os.path.join(tree, "www"))
+    with open(os.path.join(tree, "www/index.html"), "w") as f:
+        f.write("ok\n")
+
+
+def shared_libraries(binary):
+    """Absolute paths in `ldd` output: the libraries and the dynamic loader (not the vDSO)."""
+    paths = []
+    for line in run(["ldd", binary]).splitlines():
+        paths += [word for word in line.split() if word.startswith("/")]
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# the runtimes: the same few verbs for both
+
+
+class Hvc:
+    label = "hvc"
+    image = "hvc-bench-net:latest"
+
+    def __init__(self, path, workdir):
+        self.path = path
+        self.env = dict(os.environ, HVC_ROOT=os.path.join(workdir, "hvc-root"),
+                        HVC_RUN_ROOT=os.path.join(workdir, "hvc-run"),
+                        HVC_ASSETS=os.environ.get("HVC_ASSETS", os.path.abspath(DEFAULT_ASSETS)))
+        self.names = []
+
+    def hvc(self, *argv, timeout=120.0, check=True):
+        return run([self.path, *argv], env=self.env, timeout=timeout, check=check, shown=["hvc", *argv])
+
+    def load(self, tree, tarball):
+        self.hvc("import", "--cmd", "sh", "--env", "PATH=/bin:/usr/bin", tree, self.image)
+
+    def start(self, name, argv, publish=None):
+        self.names.append(name)
+        self.hvc("run", "-d", "--name", name, *(["-p", publish] if publish else []), self.image, *argv)
+
+    def address(self, name):
+        try:
+            return json.loads(self.hvc("inspect", name))[0]["state"]["endpoint"]["address"]
+        except (ValueError, LookupError, TypeError):
+            raise BenchError(f"hvc inspect {name} shows no network endpoint address") from None
+
+    def run(self, argv, timeout):
+        return self.hvc("run", "--rm", self.image, *argv, timeout=timeout)
+
+    def remove(self, name):
+        self.hvc("rm", "-f", name, check=False)
+        self.names.remove(name)
+
+    def cleanup(self):
+        if not os.path.isdir(self.env["HVC_ROOT"]):
+            return  # hvc never ran
+        for name in list(self.names):
+            self.remove(name)
+        # The template keeper and the network's bridge would outlive the private root otherwise.
+        self.hvc("template", "rm", "--all", check=False)
+        if "bridge" in self.hvc("network", "ls", check=False):
+            self.hvc("network", "rm", "bridge", check=False)
+
+
+class Podman:
+    label = "podman (runc)"
+    image = "localhost/hvc-bench-net:latest"
+    # The host's hard RLIMIT_NOFILE is below podman's default, which runc then fails to set.
+    limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+    def __init__(self, command):
+        self.command = command.split()
+        self.names = []
+
+    def podman(self, *argv, timeout=120.0, check=True):
+        return run([*self.command, *argv], timeout=timeout, check=check, shown=["podman", *argv])
+
+    def load(self, tree, tarball):
+        self.podman("import", tarball, self.image)
+
+    def start(self, name, argv, publish=None):
+        self.names.append(name)
+        self.podman("run", "-d", "--name", name, "--network", "bridge", *self.limits,
+                    *(["-p", publish] if publish else []), self.image, *argv)
+
+    def address(self, name):
+        ip = self.podman("inspect", "-f", "{{.NetworkSettings.IPAddress}}", name).strip()
+        if not ip:
+            raise BenchError(f"podman inspect {name} shows no IP address (no bridge network?)")
+        return ip
+
+    def run(self, argv, timeout):
+        return self.podman("run", "--rm", "--network", "bridge", *self.limits, self.image, *argv,
+                           timeout=timeout)
+
+    def remove(self, name):
+        self.podman("rm", "-f", "-t", "0", name, check=False)
+        self.names.remove(name)
+
+    def cleanup(self):
+        for name in list(self.names):
+            self.remove(name)
+        self.podman("rmi", "-f", self.image, check=False)
+
+    def backend(self):
+        return self.podman("info", "--format", "{{.Host.NetworkBackend}}", check=False).strip() or "?"
+
+
+# ---------------------------------------------------------------------------------------------
+# measurements
+
+
+def iperf_bps(output):
+    """bits_per_second received, from iperf3 -J output (which also carries its errors)."""
+    try:
+        result = json.loads(output)
+    except ValueError:
+        raise BenchError(f"iperf3 printed no JSON: {output.strip()[:200]!r}") from None
+    if result.get("error"):
+        raise BenchError(f"iperf3: {result['error']}")
+    try:
+        return result["end"]["sum_received"]["bits_per_second"]
+    except (KeyError, TypeError):
+        raise BenchError("iperf3's JSON has no end.sum_received.bits_per_second") from None
+
+
+def iperf(client, wait=60.0):
+    """One iperf3 run of client() (which returns its -J output); retries for up to `wait` s while
+    the server does not listen: it starts after `run -d` returns, and after each test it closes
+    and reopens its socket, which takes a while in a TCG guest."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            out = client()
+        except CommandFailed as e:  # iperf3 exits 1 on errors, which its JSON reports
+            out = e.stdout
+            if not out.lstrip().startswith("{"):
+                raise
+        try:
+            return iperf_bps(out)
+        except BenchError as e:
+            if "unable to connect" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+def http_get_ms(port):
+    """One GET of /index.html on a new connection, in ms."""
+    start = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/index.html")
+        response = conn.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as e:
+        raise BenchError(f"GET 127.0.0.1:{port}/index.html: {e}") from None
+    finally:
+        conn.close()
+    elapsed = (time.monotonic() - start) * 1000.0
+    if response.status != 200 or body != b"ok\n":
+        raise BenchError(f"GET 127.0.0.1:{port}/index.html: {response.status} {body[:40]!r}")
+    return elapsed
+
+
+def wait_http(port, wait=60.0):
+    """Until the published port answers: httpd starts after `run -d` returns."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return http_get_ms(port)
+        except BenchError as e:
+            if time.monotonic() > deadline:
+                raise BenchError(f"127.0.0.1:{port} did not answer within {wait:.0f}s: {e}") from None
+        time.sleep(0.5)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(rt, runs):
+    """The four figures for one runtime; at most two of its containers run at once."""
+    prefix = f"hvc-bench-net-{os.getpid()}"
+    server = f"{prefix}-iperf"
+    rt.start(server, ["/usr/bin/iperf3", "-s"])
+    ip = rt.address(server)
+    host, peer = [], []
+    client = ["-c", ip, "-t", str(IPERF_SECONDS), "-J"]
+    for i in range(runs):
+        host.append(iperf(lambda: run(["iperf3", *client], timeout=IPERF_SECONDS + 60)))
+        say(f"{rt.label}: host → container run {i + 1}/{runs}: {rate(host[-1])}")
+    for i in range(runs):
+        peer.append(iperf(lambda: rt.run(["/usr/bin/iperf3", *client], timeout=IPERF_SECONDS + 120)))
+        say(f"{rt.label}: container → container run {i + 1}/{runs}: {rate(peer[-1])}")
+    rt.remove(server)
+
+    web, port = f"{prefix}-httpd", free_port()
+    rt.start(web, ["/bin/httpd", "-f", "-p", "80", "-h", "/www"], publish=f"{port}:80")
+    wait_http(port)
+    gets = [http_get_ms(port) for _ in range(GETS)]
+    rt.remove(web)
+    p90 = statistics.quantiles(gets, n=10)[8]
+    say(f"{rt.label}: {GETS} GETs through port {port}: median {statistics.median(gets):.2f} ms, p90 {p90:.2f} ms")
+    return {"host": statistics.median(host), "peer": statistics.median(peer),
+            "get": statistics.median(gets), "get90": p90}
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def rate(bps):
+    return f"{bps / 1e9:.2f} Gbit/s" if bps >= 1e9 else f"{bps / 1e6:.0f} Mbit/s"
+
+
+def report(runs, hvc, podman, why_not, facts):
+    rows = [("host", f"TCP host → container (iperf3, {IPERF_SECONDS} s, median of {runs})", rate),
+            ("peer", f"TCP container → container (iperf3, {IPERF_SECONDS} s, median of {runs})", rate),
+            ("get", f"HTTP GET via a published port, new connection each (median of {GETS})",
+             lambda v: f"{v:.2f} ms"),
+            ("get90", f"same, p90 of {GETS}", lambda v: f"{v:.2f} ms")]
+    lines = ["### Network", "", "| Figure | hvc | podman (runc) | hvc / podman |", "| --- | ---: | ---: | ---: |"]
+    for key, label, fmt in rows:
+        theirs = fmt(podman[key]) if podman else "unavailable"
+        ratio = f"{hvc[key] / podman[key]:.2f}×" if podman else "–"
+        lines.append(f"| {label} | {fmt(hvc[key])} | {theirs} | {ratio} |")
+    lines += ["", facts + "."]
+    if why_not:
+        lines.append(f"podman (runc) unavailable: {why_not}")
+    return "\n".join(lines) + "\n\n"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def kill_leftovers(workdir):
+    """Any process still naming our private directory (an hvc or QEMU left by a failure) is ours."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if workdir + "/" in cmdline and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hvc", required=True, help="the hvc binary")
+    parser.add_argument("--podman", required=True, help="podman command with its private storage options")
+    parser.add_argument("--tmp", required=True, help="directory for the private state")
+    parser.add_argument("--runs", type=int, default=3, help="iperf3 runs of each kind (default 3)")
+    args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    # A TERM (from run.sh's cleanup) unwinds through the finally blocks like an error.
+    signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(128 + signo))
+
+    workdir = tempfile.mkdtemp(prefix="net.", dir=os.path.abspath(args.tmp))
+    hvc, podman = Hvc(os.path.abspath(args.hvc), workdir), Podman(args.podman)
+    try:
+        tree, tarball = os.path.join(workdir, "tree"), os.path.join(workdir, "tree.tar")
+        build_tree(tree)
+        run(["tar", "-C", tree, "-cf", tarball, "."])
+        version = run(["iperf3", "--version"]).splitlines()[0]
+
+        say("network: hvc")
+        hvc.load(tree, tarball)
+        hvc_figures = measure(hvc, args.runs)
+
+        say("network: podman (runc)")
+        podman_figures, why_not = None, None
+        try:
+            podman.load(tree, tarball)
+            podman_figures = measure(podman, args.runs)
+        except BenchError as e:  # podman is the peer: a row it cannot fill is reported, not fatal
+            why_not = str(e)
+            say(f"podman (runc) unavailable: {why_not}")
+        facts = f"{version}, the same binary in both images; hvc's default network `bridge`"
+        if podman_figures:
+            facts += f"; podman's default bridge network, network backend {podman.backend()}"
+        sys.stdout.write(report(args.runs, hvc_figures, podman_figures, why_not, facts))
+        return 0
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish cleaning up
+        for cleanup in (hvc.cleanup, podman.cleanup):
+            try:
+                cleanup()
+            except BenchError as e:  # a hung command: carry on with the rest
+                say(f"warning: cleanup: {e}")
+        kill_leftovers(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
