@@ -203,7 +203,8 @@ public struct Handler: Sendable {
             return try Handler.json(networks)
         case .createNetwork:
             let request = try JSONDecoder().decode(CreateNetworkRequest.self, from: body)
-            let network = try networks(caller).create(request, mayAccessHost: caller.hostAccess, maxNetworks: caller.maxNetworks)
+            let network = try networks(caller).create(request, mayAccessHost: caller.hostAccess, anySubnet: caller.isAdmin,
+                                                      maxNetworks: caller.maxNetworks)
             return try Handler.json(network, status: 201)
         case .inspectNetwork(let name):
             return try Handler.json(try networks(caller).inspect(name))

@@ -27,12 +27,12 @@ struct Harness: Sendable {
         Harness.scratch = base
         atexit {
             guard let scratch = Harness.scratch else { return }
-            // Networks live on the host beyond the state directory: their bridges and rules go too.
-            let networks = scratch + "/root/networks"
+            // Networks live on the host beyond the state directories: their bridges and rules go too.
             _ = system("""
-                for f in \(networks)/*/*.json; do b=$(grep -o '"bridge" : "[^"]*"' "$f" 2>/dev/null | cut -d'"' -f4); \
+                find \(scratch) -maxdepth 6 -type d -name networks | while read -r n; do \
+                for f in "$n"/*/*.json; do b=$(grep -o '"bridge" : "[^"]*"' "$f" 2>/dev/null | cut -d'"' -f4); \
                 [ -n "$b" ] && ip link del "$b" 2>/dev/null; done; \
-                nft delete table inet hvc_$(printf %s \(networks) | sha256sum | cut -c1-8) 2>/dev/null
+                nft delete table inet hvc_$(printf %s "$n" | sha256sum | cut -c1-8) 2>/dev/null; done
                 """)
             try? FileManager.default.removeItem(atPath: scratch)
         }

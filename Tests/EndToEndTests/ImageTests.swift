@@ -35,9 +35,9 @@ extension EndToEnd {
             let r = h.hvc(["run", "--rm", "fixture:layers", "sh", "-c",
                            "ls /etc; echo --; ls /opaque; echo --; cat /etc/hard; readlink /etc/soft; stat -c %h /etc/keep; echo $FROM_IMAGE; pwd"])
             #expect(r.status == 0)
-            // /etc/remove was whited out, /opaque/lower hidden by the opaque directory; hostname
-            // hosts and machine-id are the container's own.
-            #expect(r.stdout == "added\nhard\nhostname\nhosts\nkeep\nmachine-id\nsoft\n--\nupper\n--\nkeep\n/etc/keep\n2\nyes\n/etc\n")
+            // /etc/remove was whited out, /opaque/lower hidden by the opaque directory; hostname,
+            // hosts, machine-id and resolv.conf are the container's own.
+            #expect(r.stdout == "added\nhard\nhostname\nhosts\nkeep\nmachine-id\nresolv.conf\nsoft\n--\nupper\n--\nkeep\n/etc/keep\n2\nyes\n/etc\n")
         }
 
         @Test func skopeoAndUmociImagesLoadInBothFormats() throws {
@@ -63,7 +63,7 @@ extension EndToEnd {
             #expect(h.hvc(["load", "-i", scratch + "/oci.tar"]).stdout == "Loaded image: umoci-image:oci\n")
             for tag in ["docker", "oci"] {
                 let r = h.hvc(["run", "--rm", "umoci-image:\(tag)", "ls", "/etc"])
-                #expect(r.stdout == "a\nc\nhostname\nhosts\nmachine-id\n", "\(tag)")
+                #expect(r.stdout == "a\nc\nhostname\nhosts\nmachine-id\nresolv.conf\n", "\(tag)")
             }
         }
 

@@ -201,6 +201,7 @@ extension EndToEnd {
             #expect(overlap.status == 125 && overlap.stderr.contains("overlaps 10.219.7.0/24"), "\(overlap.stderr)")
             #expect(h.hvc(["network", "create", "--subnet", "10.219.7.1/24", "hostbits"]).stderr.contains("invalid subnet"))
             #expect(h.hvc(["network", "create", "bad/name"]).stderr.contains("invalid network name"))
+            #expect(h.hvc(["network", "create", "--subnet", "8.8.8.0/24", "public"]).stderr.contains("is not private"))
             #expect(h.hvc(["network", "create", "near"]).stderr.contains("exists already"))
             #expect(!h.hvc(["network", "ls", "-q"]).stdout.contains("overlapping"))
             let missing = h.hvc(["run", "--rm", "--network", "nowhere", NetworkTests.image, "true"])
@@ -257,6 +258,10 @@ extension EndToEnd {
 
             // Networks are per tenant: B neither sees nor joins A's.
             #expect(tenant(a, ["network", "create", "a-private"]).status == 0)
+            let outside = tenant(a, ["network", "create", "--subnet", "10.219.9.0/24", "outside"])
+            #expect(outside.status == 125 && outside.stderr.contains("outside 10.210.0.0/16"), "\(outside.stderr)")
+            let hostAccess = tenant(a, ["network", "create", "--host-access", "true", "to-host"])
+            #expect(hostAccess.status == 125 && hostAccess.stderr.contains("may not give a network host access"), "\(hostAccess.stderr)")
             #expect(!tenant(b, ["network", "ls", "-q"]).stdout.contains("a-private"))
             let join = tenant(b, ["run", "--rm", "--network", "a-private", NetworkTests.image, "true"])
             #expect(join.status != 0 && join.stderr.contains("no network \"a-private\""), "\(join.stderr)")
@@ -298,9 +303,10 @@ extension EndToEnd {
             }
             #expect(h.hvc(["pool", "set", NetworkTests.image, "2"]).status == 0)
             defer { _ = h.hvc(["pool", "set", NetworkTests.image, "0"]) }
-            #expect(Harness.eventually(60) { poolMembers().count == 2 })
-            let waiting = poolMembers()
             for name in ["p1", "p2"] {
+                // The pool refills after each take: whichever VM waits then serves the next run.
+                #expect(Harness.eventually(60) { poolMembers().count == 2 })
+                let waiting = poolMembers()
                 #expect(h.hvc(["run", "-d", "--name", name, NetworkTests.image, "sleep", "300"]).status == 0)
                 let supervisor = (state(name)["supervisorPID"] as? Int).map(Int32.init) ?? 0
                 #expect(waiting.contains(supervisor), "\(name) was not a pooled VM")

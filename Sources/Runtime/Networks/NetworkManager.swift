@@ -42,12 +42,19 @@ public struct NetworkManager: Sendable {
         self.tenant = tenant
     }
 
-    /// `mayAccessHost`: whether this caller may make a network with host access.
-    public func create(_ request: CreateNetworkRequest, mayAccessHost: Bool = true, maxNetworks: Int? = nil) throws(HVCError) -> Network {
+    /// `mayAccessHost`: whether this caller may make a network with host access;
+    /// `anySubnet`: whether it may choose a subnet outside hvc's own range (admins).
+    public func create(_ request: CreateNetworkRequest, mayAccessHost: Bool = true, anySubnet: Bool = true,
+                       maxNetworks: Int? = nil) throws(HVCError) -> Network {
         var subnet: IPv4Subnet?
         if let text = request.subnet {
             guard let parsed = IPv4Subnet(text) else {
                 throw HVCError(.invalid, "invalid subnet \"\(text)\": give an IPv4 network as a.b.c.d/n with no host bits, e.g. 10.211.0.0/24")
+            }
+            // A tenant's subnet stays in hvc's range, so that it cannot route the host's own
+            // traffic for some other network into its bridge.
+            guard anySubnet || (NetworkStore.pool.contains(parsed.network) && parsed.prefix >= NetworkStore.pool.prefix) else {
+                throw HVCError(.forbidden, "subnet \(parsed) is outside \(NetworkStore.pool): a tenant's networks stay in it")
             }
             subnet = parsed
         }

@@ -8,7 +8,10 @@ import OCI
 public struct NetworkStore: Sendable {
     public let directory: String
     /// Subnets for networks made without `--subnet`: /24s of this range.
-    static let pool = IPv4Subnet("10.210.0.0/16")!
+    public static let pool = IPv4Subnet("10.210.0.0/16")!
+    /// Where a network's subnet may be: private and shared address space only, so that no
+    /// network takes over a public, loopback or link-local range the host routes elsewhere.
+    static let allowedRanges = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"].compactMap { IPv4Subnet($0) }
 
     public init(paths: RuntimePaths) { directory = paths.root + "/networks" }
 
@@ -51,6 +54,9 @@ public struct NetworkStore: Sendable {
         if let subnet {
             guard subnet.prefix >= 8, subnet.prefix <= 29 else {
                 throw HVCError(.invalid, "subnet \(subnet) must have a prefix from /8 to /29")
+            }
+            guard NetworkStore.allowedRanges.contains(where: { $0.contains(subnet.network) && subnet.prefix >= $0.prefix }) else {
+                throw HVCError(.invalid, "subnet \(subnet) is not private: choose one in 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or 100.64.0.0/10")
             }
         }
         try makeDirectory(directory, mode: 0o700)
