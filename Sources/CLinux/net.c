@@ -87,7 +87,10 @@ static void *open_tap(void *argument) {
     if (copy_name(&request, job->tap) < 0) { job->error = errno; close(tap); return NULL; }
     request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
     int sock = -1;
-    if (ioctl(tap, TUNSETIFF, &request) < 0 ||
+    // Persistent: closing the last fd then leaves the device to its namespace, whose teardown
+    // (asynchronous, in the kernel's cleanup work) unregisters it with the veth in one batch,
+    // instead of a synchronous unregister in whoever closes it last.
+    if (ioctl(tap, TUNSETIFF, &request) < 0 || ioctl(tap, TUNSETPERSIST, 1) < 0 ||
         (sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
         set_mtu(sock, job->tap, job->mtu) < 0 || set_up(sock, job->tap) < 0) {
         job->error = errno;

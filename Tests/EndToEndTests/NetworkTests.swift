@@ -348,13 +348,14 @@ extension EndToEnd {
 
             #expect(h.hvc(["rm", "-f", "leak-rm"]).status == 0)
             #expect(traces(of: rmID).isEmpty, "\(traces(of: rmID))")
-            #expect(bridgePorts().count == portsBefore - 1)
+            // The kernel destroys the namespace, and the veth with it, in the background.
+            #expect(Harness.eventually(10) { bridgePorts().count == portsBefore - 1 }, "\(bridgePorts())")
 
             let supervisor = try #require(state("leak-kill")["supervisorPID"] as? Int)
             kill(Int32(supervisor), SIGKILL)
             // The next hvc command sweeps what the dead supervisor left.
             #expect(Harness.eventually(15) { _ = h.hvc(["ps", "-a"]); return traces(of: killID).isEmpty }, "\(traces(of: killID))")
-            #expect(bridgePorts().count == portsBefore - 2)
+            #expect(Harness.eventually(10) { bridgePorts().count == portsBefore - 2 }, "\(bridgePorts())")
             #expect(h.hvc(["port", "leak-kill"]).stdout.isEmpty)
             _ = h.hvc(["rm", "-f", "leak-kill"])
         }

@@ -160,8 +160,9 @@ int hvc_contents_sealed(int fd);
 int hvc_netns_create(const char *path);
 /// Unmounts and removes a namespace made by hvc_netns_create (gone already is not an error).
 int hvc_netns_remove(const char *path);
-/// Creates TAP device `name` (with virtio-net headers) in the namespace at `netns_path`, sets
-/// its MTU and brings it up; returns its fd (close-on-exec) or -1 with errno.
+/// Creates TAP device `name` (with virtio-net headers, persistent: it goes with its namespace)
+/// in the namespace at `netns_path`, sets its MTU and brings it up; returns its fd
+/// (close-on-exec) or -1 with errno.
 int hvc_tap_open(const char *netns_path, const char *name, int mtu);
 /// Brings interface `name` of the current network namespace up.
 int hvc_interface_up(const char *name);

@@ -70,12 +70,17 @@ public enum CNI {
     }
 
     /// Undoes an ADD, plugins in reverse order. Each plugin cleans up what it can find; one that
-    /// fails does not keep the others from running.
+    /// fails does not keep the others from running. With `namespaceGoes`, the VM's namespace is
+    /// destroyed right after, and the veth with it (the kernel does that in the background): the
+    /// bridge plugin's part is then only its address lease, which its IPAM plugin, `host-local`,
+    /// releases directly, so no one waits for the veth's synchronous delete.
     @discardableResult
     static func delete(_ network: Network, containerID: String, netns: String, ipamDirectory: String,
-                       ports: [PortMapping], result: Data?) -> [String] {
-        delete(configurations(network, ipamDirectory: ipamDirectory, ports: ports), containerID: containerID, netns: netns,
-               result: result.flatMap { try? JSONSerialization.jsonObject(with: $0) })
+                       ports: [PortMapping], result: Data?, namespaceGoes: Bool = false) -> [String] {
+        var plugins = configurations(network, ipamDirectory: ipamDirectory, ports: ports)
+        if namespaceGoes { plugins[0]["type"] = "host-local" }
+        return delete(plugins, containerID: containerID, netns: netns,
+                      result: result.flatMap { try? JSONSerialization.jsonObject(with: $0) })
     }
 
     @discardableResult

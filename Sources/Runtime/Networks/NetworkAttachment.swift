@@ -50,12 +50,13 @@ struct NetworkAttachment: Codable, Sendable {
         guard run.succeeded else { throw HVCError("joining the VM's TAP device to its network: tc: \(run.complaint)") }
     }
 
-    /// Releases the address, the port rules and the veth (the namespace must still exist for
-    /// the veth; the rest goes without it). Returns what could not be undone.
+    /// Releases the address and the port rules; the veth too, unless `namespaceGoes` (the caller
+    /// removes the VM's namespace next, which takes the veth with it). Returns what could not be
+    /// undone.
     @discardableResult
-    func detach() -> [String] {
+    func detach(namespaceGoes: Bool = false) -> [String] {
         CNI.delete(network, containerID: containerID, netns: FileManager.default.fileExists(atPath: netns) ? netns : "",
-                   ipamDirectory: ipamDirectory, ports: endpoint.ports, result: result)
+                   ipamDirectory: ipamDirectory, ports: endpoint.ports, result: result, namespaceGoes: namespaceGoes)
     }
 }
 

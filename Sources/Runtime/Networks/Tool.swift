@@ -1,7 +1,9 @@
 import Foundation
-import Synchronization
+import HVCSystem
 
-/// A helper program run to completion: the CNI plugins, nft, tc.
+/// A helper program run to completion: the CNI plugins, nft, tc, ip. Spawned with posix_spawn
+/// and waited for directly: Foundation's `Process` polls for the exit in 50 ms steps, which a
+/// container's start and end would pay for each tool.
 struct ToolRun {
     var status: Int32
     var output: Data
@@ -11,31 +13,56 @@ struct ToolRun {
 
     /// Runs `path` with `input` on its stdin; `environment` replaces the inherited one when given.
     static func run(_ path: String, _ arguments: [String], environment: [String: String]? = nil, input: Data = Data()) -> ToolRun {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        do { try process.run() } catch { return ToolRun(status: 127, output: Data(), errorOutput: "\(path): \(error)") }
-        // stderr drains on its own thread, so that neither pipe can fill and stall the tool.
-        let errorData = Mutex<Data>(Data())
-        let drained = DispatchSemaphore(value: 0)
-        let errorHandle = stderr.fileHandleForReading
-        Thread.detachNewThread {
-            let data = errorHandle.readDataToEndOfFile()
-            errorData.withLock { $0 = data }
-            drained.signal()
+        func failed(_ why: String) -> ToolRun { ToolRun(status: 127, output: Data(), errorOutput: "\(path): \(why)") }
+        guard let stdin = try? FileDescriptor.pipe(), let stdout = try? FileDescriptor.pipe(),
+              let stderr = try? FileDescriptor.pipe() else { return failed("pipe: \(Errno.current)") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdin.read.raw, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout.write.raw, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr.write.raw, 2)
+        let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+        var pid: pid_t = 0
+        // The pipes are close-on-exec: the child keeps only the three dup2'd ends.
+        let spawned = withCStringArray([path] + arguments) { argv in
+            withCStringArray(env) { envp in
+                posix_spawn(&pid, path, &actions, nil,
+                            UnsafeMutablePointer(mutating: UnsafeRawPointer(argv).assumingMemoryBound(to: UnsafeMutablePointer<CChar>?.self)),
+                            UnsafeMutablePointer(mutating: UnsafeRawPointer(envp).assumingMemoryBound(to: UnsafeMutablePointer<CChar>?.self)))
+            }
         }
-        try? stdin.fileHandleForWriting.write(contentsOf: input)
-        try? stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        drained.wait()
-        process.waitUntilExit()
-        let errorText = String(decoding: errorData.withLock { $0 }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return ToolRun(status: process.terminationStatus, output: output, errorOutput: errorText)
+        stdin.read.close()
+        stdout.write.close()
+        stderr.write.close()
+        guard spawned == 0 else {
+            stdin.write.close()
+            return failed(String(cString: strerror(spawned)))
+        }
+        // Inputs are small (a config): they fit the pipe, so writing all first cannot stall.
+        try? stdin.write.writeAll(Array(input))
+        stdin.write.close()
+        var out: [UInt8] = [], err: [UInt8] = []
+        var open = [stdout.read, stderr.read]
+        while !open.isEmpty {
+            guard let events = try? poll(open.map { ($0.raw, PollEvents.readable) }, timeoutMilliseconds: -1) else { break }
+            for (index, event) in events.enumerated().reversed() where !event.isEmpty {
+                let chunk = (try? open[index].read(max: 65536)) ?? []
+                if chunk.isEmpty {
+                    open[index].close()
+                    open.remove(at: index)
+                } else if open[index] === stdout.read {
+                    if out.count < 1 << 20 { out += chunk }
+                } else if err.count < 1 << 16 {
+                    err += chunk
+                }
+            }
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return ToolRun(status: code, output: Data(out),
+                       errorOutput: String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// The tool's complaint in one line, for an error message.

@@ -317,7 +317,7 @@ public final class Supervisor: Sendable {
             return side
         }
         if let attachment = side.attachment {
-            attachment.detach()
+            attachment.detach(namespaceGoes: true)
             if let directory { unlink(directory.networkAttachment) }
         }
         side.ports?.release()

@@ -102,7 +102,7 @@ public struct VMDirectory: Sendable {
             // CNI removes the veth only while the namespace exists.
             if let data = FileManager.default.contents(atPath: directory.networkAttachment),
                let attachment = try? JSONDecoder.hvc.decode(NetworkAttachment.self, from: data) {
-                attachment.detach()
+                attachment.detach(namespaceGoes: true)
             }
             if let netns = try? String(contentsOfFile: directory.path + "/netns", encoding: .utf8), netns.hasPrefix("/") {
                 hvc_netns_remove(netns)
