@@ -12,9 +12,6 @@ public enum Limits {
     public static let maxListCount = 4096
     /// Most entropy bytes the host sends to seed the guest RNG.
     public static let maxEntropy = 512
-    /// Most `/etc/hosts` entries the host sends (a network's containers), and their length.
-    public static let maxHosts = 1024
-    public static let maxHostEntry = 320
     /// Most name servers for `/etc/resolv.conf`.
     public static let maxNameservers = 8
 }

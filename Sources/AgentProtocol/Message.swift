@@ -56,18 +56,15 @@ public struct Hello: Equatable, Sendable {
     public var interface: GuestInterface?
     /// Dotted IPv4 addresses for `/etc/resolv.conf`.
     public var nameservers: [String]
-    /// `/etc/hosts` lines for the network's containers: `ADDRESS NAME...`.
-    public var hosts: [String]
 
     public init(version: UInt16 = Limits.version, entropy: [UInt8], unixTimeNanoseconds: UInt64, hostname: String,
-                interface: GuestInterface? = nil, nameservers: [String] = [], hosts: [String] = []) {
+                interface: GuestInterface? = nil, nameservers: [String] = []) {
         self.version = version
         self.entropy = entropy
         self.unixTimeNanoseconds = unixTimeNanoseconds
         self.hostname = hostname
         self.interface = interface
         self.nameservers = nameservers
-        self.hosts = hosts
     }
 }
 
@@ -123,9 +120,6 @@ public enum Message: Equatable, Sendable {
     /// Client → supervisor only (never to a guest), process id 0: take process 1's stdio. Before
     /// the command starts (`hvc-shim --attach`), with its stdin when `stdin`; after, its output.
     case attach(stdin: Bool)
-    /// Process id 0: the network's containers changed; replaces the `/etc/hosts` entries that
-    /// `hello` gave (`ADDRESS NAME...` each). Also client → supervisor, which passes it on.
-    case hosts([String])
     // guest → host
     case ready(Ready)
     case started(pid: Int32)
@@ -150,7 +144,6 @@ public enum Message: Equatable, Sendable {
         case .shutdown: 7
         case .warmUp: 8
         case .attach: 9
-        case .hosts: 10
         case .ready: 64
         case .started: 65
         case .startFailed: 66
@@ -181,9 +174,6 @@ public enum Message: Equatable, Sendable {
                 w.write(false)
             }
             w.write(h.nameservers)
-            w.write(h.hosts)
-        case .hosts(let lines):
-            w.write(lines)
         case .start(let p):
             w.write(p.arguments)
             w.write(p.environment)
@@ -222,16 +212,6 @@ public enum Message: Equatable, Sendable {
         }
     }
 
-    /// `/etc/hosts` lines: bounded in count and length, one line each.
-    static func readHosts(_ r: inout ByteReader) throws(ProtocolError) -> [String] {
-        let lines = try r.readStrings(maxCount: Limits.maxHosts)
-        for line in lines {
-            guard line.utf8.count <= Limits.maxHostEntry else { throw .fieldTooLong(line.utf8.count, limit: Limits.maxHostEntry) }
-            guard !line.utf8.contains(where: { $0 == 0x0a || $0 == 0x0d }) else { throw .invalidField("hosts entry") }
-        }
-        return lines
-    }
-
     static func decode(kind: UInt8, payload: ArraySlice<UInt8>) throws(ProtocolError) -> Message {
         var r = ByteReader(payload)
         let message: Message
@@ -254,7 +234,6 @@ public enum Message: Equatable, Sendable {
                 guard s.utf8.count <= 15 else { throw .fieldTooLong(s.utf8.count, limit: 15) }
                 return s
             }
-            hello.hosts = try Message.readHosts(&r)
             message = .hello(hello)
         case 2:
             let arguments = try r.readStrings()
@@ -269,7 +248,6 @@ public enum Message: Equatable, Sendable {
         case 6: message = .resize(rows: try r.readUInt16(), columns: try r.readUInt16())
         case 7: message = .shutdown
         case 8: message = .warmUp
-        case 10: message = .hosts(try Message.readHosts(&r))
         case 9:
             let stdin = try r.readUInt8()
             guard stdin <= 1 else { throw .invalidField("attach stdin flag \(stdin)") }

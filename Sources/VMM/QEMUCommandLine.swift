@@ -60,6 +60,9 @@ public struct QEMUCommandLine: Sendable {
             args += ["-object", memoryBackend(share: true), "-S"]
         case .clone:
             args += ["-object", memoryBackend(share: false), "-incoming", "defer"]
+            // No self-announcement after the restore: its RARP broadcasts (five rounds) would
+            // wake every VM on the clone's network. The guest's own first frames teach the bridge.
+            if c.networkInterface { args += ["-global", "migration.announce-rounds=0"] }
         }
         // A clone's kernel is already in the memory it starts from.
         if c.memory != .clone {

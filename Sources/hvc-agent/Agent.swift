@@ -33,8 +33,6 @@ final class Agent {
     private let signals: FileDescriptor
     private var decoder = FrameDecoder()
     private var hostname = "hvc"
-    /// The container's address on its network, for `/etc/hosts`.
-    private var address: String?
     private var greeted = false
     private var children: [UInt32: Child] = [:]
     private var initPID: pid_t?
@@ -147,9 +145,6 @@ final class Agent {
         case .shutdown:
             if let initPID { kill(initPID, SIGKILL) }
             powerOff()
-        case .hosts(let lines):
-            guard greeted else { return }
-            GuestNetwork.writeHosts(hostname: hostname, address: address, peers: lines)
         case .warmUp:
             guard !greeted else { return }
             Prewarm.warmUp()
@@ -178,7 +173,6 @@ final class Agent {
             try? writeContainerFile("/etc/machine-id", hex.joined() + "\n")
         }
         if let complaint = GuestNetwork.configure(hello, hostname: hostname) { fail(complaint) }
-        address = hello.interface.map { GuestNetwork.dotted($0.address) }
     }
 
     // MARK: Processes

@@ -13,6 +13,12 @@ enum GuestNetwork {
         _ = hvc_interface_up("lo")
         var complaint: String?
         if let nic = hello.interface {
+            // The network is IPv4: no IPv6 on eth0 (its router solicitations, duplicate address
+            // probes and multicast reports would be flooded to every VM on the bridge, waking
+            // each). Loopback keeps ::1.
+            for path in ["/proc/sys/net/ipv6/conf/\(interface)/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"] {
+                try? writeFile(path, "1\n")
+            }
             let netmask: UInt32 = nic.prefix == 0 ? 0 : UInt32.max << (32 - UInt32(nic.prefix))
             let configured = nic.mac.withUnsafeBufferPointer { mac in
                 hvc_interface_configure(interface, mac.baseAddress, nic.address.bigEndian, netmask.bigEndian, Int32(nic.mtu))
@@ -26,16 +32,15 @@ enum GuestNetwork {
         if !hello.nameservers.isEmpty {
             try? writeContainerFile("/etc/resolv.conf", hello.nameservers.map { "nameserver \($0)\n" }.joined())
         }
-        writeHosts(hostname: hostname, address: hello.interface.map { dotted($0.address) }, peers: hello.hosts)
+        writeHosts(hostname: hostname, address: hello.interface.map { dotted($0.address) })
         return complaint
     }
 
-    /// `/etc/hosts`: loopback names, this container's hostname at its address, then the
-    /// network's containers by name.
-    static func writeHosts(hostname: String, address: String?, peers: [String]) {
+    /// `/etc/hosts`: loopback names and this container's hostname at its address (the
+    /// network's other containers are its name server's).
+    static func writeHosts(hostname: String, address: String?) {
         var text = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         text += "\(address ?? "127.0.1.1")\t\(hostname)\n"
-        for line in peers { text += line + "\n" }
         try? writeContainerFile("/etc/hosts", text)
     }
 

@@ -6,6 +6,7 @@ import Runtime
 // Usage: hvc-shim --root DIR --run-root DIR --assets DIR [--await-attach 1] CONTAINER_ID
 //        hvc-shim --root DIR --run-root DIR --assets DIR --keep-template KEY
 //        hvc-shim --root DIR --run-root DIR --assets DIR --pool-member POOL
+//        hvc-shim --root DIR --run-root DIR --assets DIR --name-server 1
 var options: [String: String] = [:]
 var positional: [String] = []
 var arguments = CommandLine.arguments.dropFirst()
@@ -16,7 +17,7 @@ while let argument = arguments.popFirst() {
         positional.append(argument)
     }
 }
-let service = options["keep-template"] != nil || options["pool-member"] != nil
+let service = options["keep-template"] != nil || options["pool-member"] != nil || options["name-server"] != nil
 guard positional.count == (service ? 0 : 1), let root = options["root"], let runRoot = options["run-root"], let assets = options["assets"] else {
     FileHandle.standardError.write(Data("usage: hvc-shim --root DIR --run-root DIR --assets DIR CONTAINER_ID\n".utf8))
     exit(2)
@@ -25,6 +26,9 @@ signal(SIGPIPE, SIG_IGN)
 let runtime = Runtime(paths: RuntimePaths(root: root, runRoot: runRoot, assets: assets))
 if let key = options["keep-template"] {
     TemplateKeeper.run(store: runtime.templates, key: key)
+}
+if options["name-server"] != nil {
+    NameServer.run(runtime: runtime)
 }
 if let pool = options["pool-member"] {
     PoolMember.run(runtime: runtime, poolName: pool)

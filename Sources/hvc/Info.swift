@@ -49,6 +49,11 @@ struct Info: ParsableCommand {
             if let release = try? String(contentsOfFile: runtime.paths.assets + "/kernel-release", encoding: .utf8) {
                 print("guest kernel:    \(release.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
+            let networks = runtime.networks.list(tenant: nil)
+            print("networks:        \(networks.map { "\($0.name) \($0.subnet)" + ($0.tenant == "default" ? "" : " (\($0.tenant))") }.joined(separator: ", "))")
+            for (tool, package) in NetworkTools.required where !fileManager.isExecutableFile(atPath: tool) {
+                missing.append((tool, "apt-get install \(package)"))
+            }
             let images = (try? runtime.images.list()) ?? []
             print("images:          \(images.flatMap(\.references).joined(separator: ", "))")
             if !images.contains(where: { $0.references.contains("busybox:latest") }) {

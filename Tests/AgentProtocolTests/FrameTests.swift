@@ -7,8 +7,7 @@ struct FrameTests {
         .hello(Hello(entropy: [4], unixTimeNanoseconds: 1, hostname: "net",
                      interface: GuestInterface(mac: [2, 0x42, 10, 210, 0, 5], address: 0x0AD2_0005, prefix: 24,
                                                gateway: 0x0AD2_0001, mtu: 1400),
-                     nameservers: ["10.255.255.53"], hosts: ["10.210.0.5\tweb 0123456789ab"])),
-        .hosts(["10.210.0.6\tdb", "10.210.0.7\tcache"]),
+                     nameservers: ["10.210.0.1", "10.255.255.53"])),
         .start(ProcessSpec(arguments: ["sh", "-c", "echo hi"], environment: ["A=b"], workingDirectory: "/tmp",
                            user: "nobody:nogroup", terminal: true, rows: 50, columns: 132)),
         .stdin([0, 255, 10]),
@@ -126,15 +125,16 @@ struct FrameTests {
     }
 }
 
-/// The network parts of `hello` and `hosts` are bounded like the rest.
+/// The network part of `hello` is bounded like the rest.
 struct NetworkMessageTests {
-    @Test func hostsEntriesWithNewlinesAreRefused() {
-        var decoder = FrameDecoder()
-        decoder.append(Frame(.hosts(["10.0.0.1\tname\n10.0.0.2\tinjected"])).encoded())
-        #expect(throws: ProtocolError.invalidField("hosts entry")) { try decoder.next() }
+    @Test func nameServersAreBounded() {
+        var many = FrameDecoder()
+        many.append(Frame(.hello(Hello(entropy: [], unixTimeNanoseconds: 0, hostname: "h",
+                                       nameservers: Array(repeating: "10.0.0.1", count: Limits.maxNameservers + 1)))).encoded())
+        #expect(throws: ProtocolError.self) { try many.next() }
         var long = FrameDecoder()
-        long.append(Frame(.hosts([String(repeating: "a", count: Limits.maxHostEntry + 1)])).encoded())
-        #expect(throws: ProtocolError.self) { try long.next() }
+        long.append(Frame(.hello(Hello(entropy: [], unixTimeNanoseconds: 0, hostname: "h", nameservers: ["10.0.0.1\nsearch evil"]))).encoded())
+        #expect(throws: ProtocolError.fieldTooLong(20, limit: 15)) { try long.next() }
     }
 
     @Test func aMACOfTheWrongLengthOrABadPrefixIsRefused() {

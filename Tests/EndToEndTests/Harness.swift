@@ -135,7 +135,8 @@ struct Harness: Sendable {
     /// Container supervisors (`hvc-shim` without `--keep-template`) of this harness.
     func supervisors() -> [Int32] {
         let keepers = Set(templateKeepers())
-        return processes(named: "hvc-shim", matching: root).filter { !keepers.contains($0) }
+        let nameServers = Set(processes(named: "hvc-shim", matching: "--name-server"))
+        return processes(named: "hvc-shim", matching: root).filter { !keepers.contains($0) && !nameServers.contains($0) }
     }
 
     /// Template keepers of this harness (they live as long as their template).

@@ -210,7 +210,7 @@ extension EndToEnd {
 
         @Test func tenantsAreApartOnTheWire() throws {
             let directory = h.root + "/../api-net-\(UUID().uuidString.prefix(8))"
-            let tenants = #"{"tenants": {"net-a": {"uids": [2301]}, "net-b": {"uids": [2302]}}}"#
+            let tenants = #"{"tenants": {"net-a": {"uids": [2301], "maxNetworks": 2}, "net-b": {"uids": [2302]}}}"#
             let (socket, daemon) = try h.startDaemon(directory, tenants: tenants)
             defer {
                 daemon.terminate()
@@ -258,6 +258,9 @@ extension EndToEnd {
 
             // Networks are per tenant: B neither sees nor joins A's.
             #expect(tenant(a, ["network", "create", "a-private"]).status == 0)
+            // Its default network and a-private make its quota of two.
+            let third = tenant(a, ["network", "create", "a-third"])
+            #expect(third.status == 125 && third.stderr.contains("has its 2 networks"), "\(third.stderr)")
             let outside = tenant(a, ["network", "create", "--subnet", "10.219.9.0/24", "outside"])
             #expect(outside.status == 125 && outside.stderr.contains("outside 10.210.0.0/16"), "\(outside.stderr)")
             let hostAccess = tenant(a, ["network", "create", "--host-access", "true", "to-host"])

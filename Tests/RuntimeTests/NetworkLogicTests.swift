@@ -99,6 +99,7 @@ struct FirewallTests {
         #expect(!rules.contains("ip saddr 10.210.1.0/24"), "an internal network is not NATed")
         #expect(rules.contains("oifname \"hvcb\" iifname != \"hvcb\" drop"))
         #expect(rules.contains("iifname \"hvcc\" drop") && rules.contains("iifname \"hvcb\" drop"))
+        #expect(rules.contains("iifname \"hvcc\" ip daddr 10.210.2.1 udp dport 53 accept"), "its name server stays reachable")
         #expect(!rules.contains("iifname \"hvca\" drop"), "a network with host access reaches the host")
     }
 
@@ -134,5 +135,53 @@ struct CNIResultTests {
         let mappings = (configs[1]["runtimeConfig"] as? [String: Any])?["portMappings"] as? [[String: Any]]
         #expect(mappings?.first?["hostIP"] as? String == "127.0.0.1" && mappings?.first?["hostPort"] as? Int == 8080)
         #expect(configs[0]["ipMasq"] as? Bool == false, "NAT is the network's nft rule, not per container")
+    }
+}
+
+struct NameServerTests {
+    /// A standard query for `name` of `type`, id 0x1234, recursion desired.
+    static func query(_ name: String, type: UInt16 = 1, extra: [UInt8] = []) -> [UInt8] {
+        var bytes: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+        for label in name.split(separator: ".") { bytes.append(UInt8(label.utf8.count)); bytes += Array(label.utf8) }
+        return bytes + [0, UInt8(type >> 8), UInt8(type & 0xff), 0, 1] + extra
+    }
+
+    static let members: @Sendable (String) -> IPv4Address? = { $0 == "web" || $0 == "0123456789ab" ? IPv4Address("10.210.0.7") : nil }
+
+    @Test func aMemberIsAnsweredWithItsAddress() throws {
+        let reply = try #require(NameServer.answer(NameServerTests.query("WEB"), lookup: NameServerTests.members))
+        #expect(reply[0] == 0x12 && reply[1] == 0x34)
+        #expect(reply[2] & 0x80 != 0 && reply[3] & 0x0f == 0, "a response, no error")
+        #expect(reply[6] == 0 && reply[7] == 1, "one answer")
+        #expect(Array(reply.suffix(4)) == [10, 210, 0, 7])
+    }
+
+    @Test func otherNamesAreRefusedSoTheNextServerIsAsked() throws {
+        for name in ["example.com", "db", "web.example"] {
+            let reply = try #require(NameServer.answer(NameServerTests.query(name), lookup: NameServerTests.members))
+            #expect(reply[3] & 0x0f == 5 && reply[7] == 0, "\(name)")
+        }
+    }
+
+    @Test func aMembersOtherTypesHaveNoData() throws {
+        let reply = try #require(NameServer.answer(NameServerTests.query("web", type: 28), lookup: NameServerTests.members))
+        #expect(reply[3] & 0x0f == 0 && reply[7] == 0)
+    }
+
+    @Test func malformedQueriesGetNoAnswer() {
+        let good = NameServerTests.query("web")
+        var response = good; response[2] |= 0x80
+        var two = good; two[5] = 2
+        var long = good; long[12] = 64
+        let cases: [[UInt8]] = [[], Array(good.prefix(11)), Array(good.dropLast(2)), response, two, long,
+                                [UInt8](repeating: 0, count: 600), NameServerTests.query(String(repeating: "a.", count: 130))]
+        for query in cases { #expect(NameServer.answer(query, lookup: NameServerTests.members) == nil) }
+    }
+
+    @Test func anEDNSRecordIsLeftOut() throws {
+        var query = NameServerTests.query("web", extra: [0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 0])
+        query[11] = 1
+        let reply = try #require(NameServer.answer(query, lookup: NameServerTests.members))
+        #expect(reply[10] == 0 && reply[11] == 0 && Array(reply.suffix(4)) == [10, 210, 0, 7])
     }
 }

@@ -20,6 +20,8 @@ public enum CNI {
         public var address: IPv4Address
         public var prefix: Int
         public var mac: String
+        /// The veth's end on the host (on the bridge), if the result names it.
+        public var hostInterface: String?
         /// The last plugin's result, as DEL wants it back.
         public var result: Data
     }
@@ -132,7 +134,8 @@ public enum CNI {
             mac = mac ?? interfaces.first { $0["sandbox"] != nil }?["mac"] as? String
             guard let mac, MACAddress(mac) != nil,
                   let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { continue }
-            return Outcome(address: address, prefix: prefix, mac: mac.lowercased(), result: data)
+            let host = interfaces.first { $0["sandbox"] == nil && ($0["name"] as? String)?.hasPrefix("veth") == true }?["name"] as? String
+            return Outcome(address: address, prefix: prefix, mac: mac.lowercased(), hostInterface: host, result: data)
         }
         return nil
     }
@@ -153,5 +156,14 @@ struct MACAddress: Equatable {
         // A unicast address: the group bit clear.
         guard bytes[0] & 1 == 0 else { return nil }
         self.bytes = bytes
+    }
+}
+
+/// What networks need of the host, with the Debian package that has it.
+public enum NetworkTools {
+    public static var required: [(path: String, package: String)] {
+        [(CNI.pluginDirectory + "/bridge", "containernetworking-plugins"), (CNI.pluginDirectory + "/host-local", "containernetworking-plugins"),
+         (CNI.pluginDirectory + "/portmap", "containernetworking-plugins"), (Firewall.nft, "nftables"),
+         ("/usr/sbin/tc", "iproute2"), ("/usr/sbin/ip", "iproute2"), ("/usr/bin/nsenter", "util-linux"), ("/usr/sbin/iptables", "iptables")]
     }
 }

@@ -4,11 +4,12 @@ import Foundation
 /// the list of networks whenever one is made or removed (one atomic `nft -f`):
 /// - nothing is forwarded from one hvc network into another (tenants and networks apart);
 /// - an internal network forwards nothing out and nothing in;
-/// - a network without host access reaches no address of the host (replies excepted);
+/// - a network without host access reaches no address of the host (replies and its name
+///   server excepted);
 /// - outbound traffic of a non-internal network leaves NATed to the host's address.
 /// Published ports are the CNI `portmap` plugin's rules, per container.
 public enum Firewall {
-    static let nft = "/usr/sbin/nft"
+    public static let nft = "/usr/sbin/nft"
 
     public static func ruleset(_ networks: [Network], table: String) -> String {
         var forward: [String] = [], input: [String] = [], postrouting: [String] = []
@@ -23,6 +24,7 @@ public enum Firewall {
             }
             if !n.hostAccess || n.isInternal {
                 input.append("iifname \(b) ct state established,related accept")
+                input.append("iifname \(b) ip daddr \(n.gateway) udp dport 53 accept")
                 input.append("iifname \(b) drop")
             }
         }

@@ -67,6 +67,17 @@ public struct NetworkEndpoint: Codable, Equatable, Sendable {
 
 /// Facts of the host's own network.
 enum HostNetwork {
+    /// Turns IPv6 off on a host interface of a network (its bridge, a veth's host end): the
+    /// networks are IPv4, and an interface's IPv6 chatter (duplicate address probes, router
+    /// solicitations, multicast reports) would be flooded to every VM on the bridge, waking each.
+    static func disableIPv6(_ interface: String) {
+        guard !interface.contains("/"), !interface.hasPrefix(".") else { return }
+        let fd = open("/proc/sys/net/ipv6/conf/\(interface)/disable_ipv6", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = write(fd, "1", 1)
+        close(fd)
+    }
+
     /// The MTU of the interface of the host's default route (1500 when there is none): the
     /// bridge, veth, TAP and guest use it, so that nothing is sent larger than the uplink takes.
     static var mtu: Int {

@@ -15,12 +15,15 @@ struct NetworkAttachment: Codable, Sendable {
     var endpoint: NetworkEndpoint
     /// The CNI result, which DEL must be given back.
     var result: Data
+    /// The container's file among the network's members, once it is one.
+    var memberFile: String?
 
     static let tap = "tap0"
 
     static func attach(_ network: Network, containerID: String, netns: String, ipamDirectory: String,
                        ports: [PortMapping]) throws(HVCError) -> NetworkAttachment {
         let outcome = try CNI.add(network, containerID: containerID, netns: netns, ipamDirectory: ipamDirectory, ports: ports)
+        if let host = outcome.hostInterface { HostNetwork.disableIPv6(host) }
         let attachment = NetworkAttachment(
             containerID: containerID, network: network, netns: netns, ipamDirectory: ipamDirectory,
             endpoint: NetworkEndpoint(network: network.name, networkID: network.id, address: outcome.address,
@@ -55,7 +58,8 @@ struct NetworkAttachment: Codable, Sendable {
     /// undone.
     @discardableResult
     func detach(namespaceGoes: Bool = false) -> [String] {
-        CNI.delete(network, containerID: containerID, netns: FileManager.default.fileExists(atPath: netns) ? netns : "",
+        if let memberFile { unlink(memberFile) }
+        return CNI.delete(network, containerID: containerID, netns: FileManager.default.fileExists(atPath: netns) ? netns : "",
                    ipamDirectory: ipamDirectory, ports: endpoint.ports, result: result, namespaceGoes: namespaceGoes)
     }
 }

@@ -13,7 +13,13 @@ public struct NetworkStore: Sendable {
     /// network takes over a public, loopback or link-local range the host routes elsewhere.
     static let allowedRanges = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"].compactMap { IPv4Subnet($0) }
 
-    public init(paths: RuntimePaths) { directory = paths.root + "/networks" }
+    /// The run root, where each network's members are listed.
+    let runRoot: String
+
+    public init(paths: RuntimePaths) {
+        directory = paths.root + "/networks"
+        runRoot = paths.runRoot
+    }
 
     /// This store's nftables table: each state directory keeps its own rules.
     var firewallTable: String { "inet hvc_" + Digest.of(data: Data(directory.utf8)).hex.prefix(8) }
@@ -148,20 +154,21 @@ public struct NetworkStore: Sendable {
         }
         _ = ToolRun.run("/usr/sbin/ip", ["link", "del", network.bridge])
         try? FileManager.default.removeItem(atPath: ipamDirectory + "/" + network.cniName)
+        try? FileManager.default.removeItem(atPath: runRoot + "/networks/" + network.id)
         try Firewall.apply(list(tenant: nil), table: firewallTable)
     }
 
-    /// The network's bridge with its gateway address, up (the CNI bridge plugin finds it so).
+    /// The network's bridge with its gateway address, up (the CNI bridge plugin finds it so),
+    /// its IPv6 off before it comes up.
     static func makeBridge(_ network: Network) throws(HVCError) {
         let b = network.bridge
-        let batch = """
-            link add name \(b) mtu \(network.mtu) type bridge
-            addr add \(network.gateway)/\(network.subnet.prefix) dev \(b)
-            link set \(b) up
-
-            """
-        let run = ToolRun.run("/usr/sbin/ip", ["-batch", "-"], input: Data(batch.utf8))
-        guard run.succeeded else { throw HVCError("bridge \(b) of network \(network.name): ip: \(run.complaint)") }
+        let steps = [["link", "add", "name", b, "mtu", "\(network.mtu)", "type", "bridge"],
+                     ["addr", "add", "\(network.gateway)/\(network.subnet.prefix)", "dev", b], ["link", "set", b, "up"]]
+        for (index, step) in steps.enumerated() {
+            let run = ToolRun.run("/usr/sbin/ip", step)
+            guard run.succeeded else { throw HVCError("bridge \(b) of network \(network.name): ip: \(run.complaint)") }
+            if index == 0 { HostNetwork.disableIPv6(b) }
+        }
     }
 }
 

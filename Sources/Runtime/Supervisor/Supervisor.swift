@@ -265,12 +265,18 @@ public final class Supervisor: Sendable {
             do throws(HVCError) {
                 let record = try runtime.networks.resolve(name, tenant: config.tenant)
                 let store = runtime.containers
+                let names = NetworkNames(runtime: runtime, network: record)
+                // A lease is live when its container is a member, or (not yet one) has not exited.
                 runtime.networks.releaseStaleLeases(record) { id in
-                    id == config.id || (try? store.load(id)).map { $0.state.status != .exited } ?? false
+                    id == config.id || FileManager.default.fileExists(atPath: names.memberFile(id))
+                        || (try? store.load(id)).map { $0.state.status != .exited } ?? false
                 }
-                let attachment = try NetworkAttachment.attach(
+                var attachment = try NetworkAttachment.attach(
                     record, containerID: config.id, netns: netns, ipamDirectory: runtime.networks.ipamDirectory, ports: ports)
+                attachment.memberFile = names.memberFile(config.id)
                 try writeAtomically(directory.networkAttachment, try JSONEncoder.hvc.encode(attachment))
+                try names.join(config.id, line: "\(attachment.endpoint.address)\t\(config.name) \(ContainerID.shortForm(config.id))")
+                NameServer.ensureRunning(runtime)
                 outcome = .success(attachment)
             } catch {
                 outcome = .failure(error)
@@ -293,7 +299,7 @@ public final class Supervisor: Sendable {
 
     /// Waits for the network attachment; records the container's address and tells the
     /// network's other containers its name. Returns what the guest needs to know.
-    private func networkReady() throws(HVCError) -> (GuestInterface, nameservers: [String], hosts: [String])? {
+    private func networkReady() throws(HVCError) -> (GuestInterface, nameservers: [String])? {
         guard let name = config.network else { return nil }
         awaitAttachment()
         let (attachment, failure) = network.withLock { ($0.attachment, $0.failure) }
@@ -301,12 +307,13 @@ public final class Supervisor: Sendable {
         guard let attachment, let mac = MACAddress(attachment.endpoint.mac) else { throw HVCError("network \(name): no address") }
         timing.mark("network")
         try store.update(config.id) { $0.endpoint = attachment.endpoint }
-        NetworkNames.announce(runtime, tenant: config.tenant, network: name, except: config.id)
         let endpoint = attachment.endpoint
         let interface = GuestInterface(mac: mac.bytes, address: endpoint.address.value, prefix: UInt8(endpoint.prefix),
                                        gateway: endpoint.gateway.value, mtu: UInt16(attachment.network.mtu))
-        return (interface, attachment.network.isInternal ? [] : HostResolvers.nameservers(),
-                NetworkNames.entries(runtime, tenant: config.tenant, network: name))
+        // The network's name server first; the host's after it answer what it refuses (the
+        // resolver uses three at most).
+        let upstream = attachment.network.isInternal ? [] : HostResolvers.nameservers()
+        return (interface, Array(([endpoint.gateway.description] + upstream).prefix(3)))
     }
 
     /// Undoes the attachment and lets the ports go; the VMM is gone, its namespace not yet.
@@ -337,7 +344,7 @@ public final class Supervisor: Sendable {
         do {
             try channel.send(Frame(.hello(Hello(
                 entropy: randomBytes(256), unixTimeNanoseconds: now, hostname: config.hostname,
-                interface: networkSetup?.0, nameservers: networkSetup?.nameservers ?? [], hosts: networkSetup?.hosts ?? []))))
+                interface: networkSetup?.0, nameservers: networkSetup?.nameservers ?? []))))
             try channel.send(Frame(process: Supervisor.initProcess, .start(spec)))
             if !life.withLock({ $0.keepInitStdinOpen }) { try channel.send(Frame(process: Supervisor.initProcess, .closeStdin)) }
         } catch {
@@ -372,7 +379,7 @@ public final class Supervisor: Sendable {
                 _ = try? store.update(config.id) { $0.oomKilled = true }
             case .failure(let message):
                 return (HVCError.Kind.runtime.exitCode, "guest agent failed: \(message.sanitizedGuestText)")
-            case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown, .warmUp, .warmedUp, .hosts:
+            case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown, .warmUp, .warmedUp:
                 return (HVCError.Kind.runtime.exitCode, "guest agent sent an unexpected message")
             default:
                 break
@@ -462,8 +469,6 @@ public final class Supervisor: Sendable {
             switch frame.message {
             case .signal(let signal):
                 try? channel.send(Frame(process: Supervisor.initProcess, .signal(signal)))
-            case .hosts:
-                try? channel.send(frame)
             case .shutdown:
                 let vm = life.withLock { life in
                     life.forcedStop = true
@@ -562,9 +567,6 @@ public final class Supervisor: Sendable {
             state.exitCode = code
             state.error = error
             state.endpoint = nil
-        }
-        if hadAddress, let name = config.network {
-            NetworkNames.announce(runtime, tenant: config.tenant, network: name, except: config.id)
         }
         if config.autoRemove { store.remove(config.id) }
         // Attached clients learn of a failure before the command started from its message.
