@@ -190,3 +190,17 @@ uint64_t hvc_filesystem_type(const char *path) {
     if (statfs(path, &fs) < 0) return 0;
     return (uint64_t)fs.f_type;
 }
+
+int hvc_keep_only_capability(int kept) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; cap++) {
+        if (cap != kept && cap_drop_bound(cap) < 0 && errno != EINVAL) return -1;
+    }
+    cap_t caps = cap_init();
+    if (caps == NULL) return -1;
+    cap_value_t list[1] = { (cap_value_t)kept };
+    int rc = cap_set_flag(caps, CAP_PERMITTED, 1, list, CAP_SET) < 0 || cap_set_flag(caps, CAP_EFFECTIVE, 1, list, CAP_SET) < 0 ||
+             cap_set_proc(caps) < 0 ? -1 : 0;
+    cap_free(caps);
+    return rc;
+}

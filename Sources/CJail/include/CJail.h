@@ -73,6 +73,10 @@ uint64_t hvc_filesystem_type(const char *path);
 /// Whether libseccomp knows `name` on this architecture.
 int hvc_seccomp_syscall_known(const char *name);
 
+/// For a host-side service that reads guest input: no_new_privs, and every capability gone
+/// from the bounding, permitted and effective sets but `kept` (a CAP_* number).
+int hvc_keep_only_capability(int kept);
+
 /// Installs `rules` in the calling thread (for tests of the filter itself).
 int hvc_seccomp_install(const struct hvc_seccomp_rule *rules, size_t count);
 

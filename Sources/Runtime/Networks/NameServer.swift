@@ -1,3 +1,4 @@
+import CJail
 import CLinux
 import Foundation
 import HVCSystem
@@ -34,6 +35,9 @@ public enum NameServer {
         let lock = open(runtime.paths.runRoot + "/name-server.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else { exit(0) }
         try? writeAtomically(pidPath(runtime), Data("\(getpid())\n".utf8))
+        // It parses what guests send: of root's powers it keeps only binding port 53 (it stays
+        // uid 0 to read the root-only member lists).
+        guard hvc_keep_only_capability(10 /* CAP_NET_BIND_SERVICE */) == 0 else { exit(1) }
         var sockets: [String: (fd: FileDescriptor, network: Network)] = [:]
         var lastMember = Date()
         while true {
