@@ -21,8 +21,11 @@ public struct NetworkStore: Sendable {
         runRoot = paths.runRoot
     }
 
-    /// This store's nftables table: each state directory keeps its own rules.
-    var firewallTable: String { "inet hvc_" + Digest.of(data: Data(directory.utf8)).hex.prefix(8) }
+    /// This store's nftables table: each state directory keeps its own rules (named by the
+    /// directory's path with `..` resolved, however the root was given).
+    var firewallTable: String {
+        "inet hvc_" + Digest.of(data: Data(URL(fileURLWithPath: directory).standardizedFileURL.path.utf8)).hex.prefix(8)
+    }
 
     var ipamDirectory: String { directory + "/.ipam" }
     private var lockPath: String { directory + "/.lock" }
