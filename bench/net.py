@@ -204,8 +204,9 @@ def iperf_bps(output):
 
 def iperf(client, wait=60.0):
     """One iperf3 run of client() (which returns its -J output); retries for up to `wait` s while
-    the server does not listen: it starts after `run -d` returns, and after each test it closes
-    and reopens its socket, which takes a while in a TCG guest."""
+    the server does not listen or drops the control connection: it starts after `run -d`
+    returns, and after each test it closes and reopens its socket, which takes a while in a TCG
+    guest."""
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -217,7 +218,8 @@ def iperf(client, wait=60.0):
         try:
             return iperf_bps(out)
         except BenchError as e:
-            if "unable to connect" not in str(e) or time.monotonic() > deadline:
+            transient = "unable to connect" in str(e) or "control message" in str(e)
+            if not transient or time.monotonic() > deadline:
                 raise
         time.sleep(0.5)
 

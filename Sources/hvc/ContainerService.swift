@@ -79,15 +79,21 @@ extension GlobalOptions {
     /// on its own line and the others still run, as Docker does. Returns the last failure's code.
     func forEach(_ containers: [String], _ action: (any ContainerService, String) throws(HVCError) -> String) throws(HVCError) -> Int32 {
         let service = try self.containers()
-        var failure: HVCError?
-        for container in containers {
-            do {
-                print(try action(service, container))
-            } catch {
-                FileHandle.standardError.write(Data("hvc: \(error.message)\n".utf8))
-                failure = error
-            }
-        }
-        return failure?.exitCode ?? 0
+        return eachReported(containers) { (container: String) throws(HVCError) in try action(service, container) }
     }
+}
+
+/// Runs `action` on each item in turn, printing what it returns; a failure is reported on its
+/// own line and the others still run, as Docker does. Returns the last failure's code.
+func eachReported(_ items: [String], _ action: (String) throws(HVCError) -> String) -> Int32 {
+    var failure: HVCError?
+    for item in items {
+        do {
+            print(try action(item))
+        } catch {
+            FileHandle.standardError.write(Data("hvc: \(error.message)\n".utf8))
+            failure = error
+        }
+    }
+    return failure?.exitCode ?? 0
 }

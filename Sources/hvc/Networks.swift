@@ -141,17 +141,10 @@ struct NetworkRemove: ParsableCommand {
     func run() throws {
         try HVC.guarded {
             let service = try global.networks()
-            var failure: HVCError?
-            for name in names {
-                do throws(HVCError) {
-                    try service.remove(name)
-                    print(name)
-                } catch {
-                    FileHandle.standardError.write(Data("hvc: \(error.message)\n".utf8))
-                    failure = error
-                }
+            return eachReported(names) { (name: String) throws(HVCError) in
+                try service.remove(name)
+                return name
             }
-            return failure?.exitCode ?? 0
         }
     }
 }

@@ -147,6 +147,19 @@ struct Harness: Sendable {
         }
     }
 
+    /// Pids of the VMs waiting in pools now (their supervisors-to-be).
+    func poolMembers() -> Set<Int32> {
+        let base = runRoot + "/pools"
+        var pids = Set<Int32>()
+        for key in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: base + "/" + key)) ?? [] where file.hasSuffix(".pid") {
+                if let text = try? String(contentsOfFile: base + "/" + key + "/" + file, encoding: .utf8),
+                   let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) { pids.insert(pid) }
+            }
+        }
+        return pids
+    }
+
     /// Processes whose executable name contains `name` and, given a `needle`, whose command line
     /// contains it.
     func processes(named name: String, matching needle: String? = nil) -> [Int32] {

@@ -66,6 +66,24 @@ extension EndToEnd {
             return String(fields[index + 1])
         }
 
+        /// busybox httpd on the host's own address serving `page`; returns what stops it.
+        func hostServer(page: String, port: Int) throws -> () -> Void {
+            let directory = h.root + "/../host-www-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try page.write(toFile: directory + "/index.html", atomically: true, encoding: .utf8)
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: "/bin/busybox")
+            server.arguments = ["httpd", "-f", "-p", "\(NetworkTests.hostAddress()):\(port)", "-h", directory]
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            return {
+                // busybox httpd ignores SIGTERM.
+                kill(server.processIdentifier, SIGKILL)
+                try? FileManager.default.removeItem(atPath: directory)
+            }
+        }
+
         /// A page fetched by the host's busybox wget, or nil.
         func fetch(_ url: String) -> String? {
             let r = h.execute(["/usr/bin/timeout", "5", "/bin/busybox", "wget", "-q", "-O", "-", url])
@@ -145,21 +163,9 @@ extension EndToEnd {
         }
 
         @Test func containersReachTheHostAndNoneHasOnlyLoopback() throws {
-            let directory = h.root + "/../host-www-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try "from-the-host\n".write(toFile: directory + "/index.html", atomically: true, encoding: .utf8)
             let host = NetworkTests.hostAddress()
-            let server = Process()
-            server.executableURL = URL(fileURLWithPath: "/bin/busybox")
-            server.arguments = ["httpd", "-f", "-p", "\(host):18490", "-h", directory]
-            server.standardOutput = FileHandle.nullDevice
-            server.standardError = FileHandle.nullDevice
-            try server.run()
-            defer {
-                // busybox httpd ignores SIGTERM.
-                kill(server.processIdentifier, SIGKILL)
-                try? FileManager.default.removeItem(atPath: directory)
-            }
+            let stop = try hostServer(page: "from-the-host\n", port: 18490)
+            defer { stop() }
             let r = h.hvc(["run", "--rm", NetworkTests.image, "sh", "-c",
                            "ip -4 -o addr show eth0; wget -q -O - http://\(host):18490/"])
             #expect(r.status == 0, "\(r.stderr)")
@@ -272,20 +278,8 @@ extension EndToEnd {
             #expect(tenant(b, ["network", "rm", "a-private"]).status != 0)
             // A tenant's networks do not reach the host's own services (no host access by default),
             // which the host's own default network does.
-            let www = h.root + "/../tenant-www-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            try "host-service\n".write(toFile: www + "/index.html", atomically: true, encoding: .utf8)
-            let server = Process()
-            server.executableURL = URL(fileURLWithPath: "/bin/busybox")
-            server.arguments = ["httpd", "-f", "-p", "\(NetworkTests.hostAddress()):18492", "-h", www]
-            server.standardOutput = FileHandle.nullDevice
-            server.standardError = FileHandle.nullDevice
-            try server.run()
-            defer {
-                // busybox httpd ignores SIGTERM.
-                kill(server.processIdentifier, SIGKILL)
-                try? FileManager.default.removeItem(atPath: www)
-            }
+            let stop = try hostServer(page: "host-service\n", port: 18492)
+            defer { stop() }
             let url = "http://\(NetworkTests.hostAddress()):18492/"
             let local = h.hvc(["run", "--rm", NetworkTests.image, "wget", "-q", "-O", "-", url])
             #expect(local.stdout == "host-service\n", "\(local.stderr)")
@@ -308,8 +302,8 @@ extension EndToEnd {
             defer { _ = h.hvc(["pool", "set", NetworkTests.image, "0"]) }
             for name in ["p1", "p2"] {
                 // The pool refills after each take: whichever VM waits then serves the next run.
-                #expect(Harness.eventually(60) { poolMembers().count == 2 })
-                let waiting = poolMembers()
+                #expect(Harness.eventually(60) { h.poolMembers().count == 2 })
+                let waiting = h.poolMembers()
                 #expect(h.hvc(["run", "-d", "--name", name, NetworkTests.image, "sleep", "300"]).status == 0)
                 let supervisor = (state(name)["supervisorPID"] as? Int).map(Int32.init) ?? 0
                 #expect(waiting.contains(supervisor), "\(name) was not a pooled VM")
@@ -321,19 +315,6 @@ extension EndToEnd {
                 let inside = h.hvc(["exec", name, "sh", "-c", "cat /sys/class/net/eth0/address; ping -c 1 -W 2 \(address("t1")) >/dev/null && echo reached"])
                 #expect(inside.stdout == mac(name) + "\nreached\n", "\(name): \(inside.stdout) \(inside.stderr)")
             }
-        }
-
-        /// The pids of the VMs waiting in pools (their supervisors-to-be).
-        func poolMembers() -> Set<Int32> {
-            let base = h.runRoot + "/pools"
-            var pids = Set<Int32>()
-            for key in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
-                for file in (try? FileManager.default.contentsOfDirectory(atPath: base + "/" + key)) ?? [] where file.hasSuffix(".pid") {
-                    if let text = try? String(contentsOfFile: base + "/" + key + "/" + file, encoding: .utf8),
-                       let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) { pids.insert(pid) }
-                }
-            }
-            return pids
         }
 
         @Test func nothingIsLeftAfterRemovalOrAKilledSupervisor() throws {

@@ -18,19 +18,6 @@ extension EndToEnd {
             try pools().first { $0["image"] as? String == "busybox" }?["waiting"] as? Int ?? 0
         }
 
-        /// Pids of the VMs waiting in pools now (their supervisors-to-be).
-        func memberPIDs() -> Set<Int32> {
-            let base = h.runRoot + "/pools"
-            var pids = Set<Int32>()
-            for key in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
-                for file in (try? FileManager.default.contentsOfDirectory(atPath: base + "/" + key)) ?? [] where file.hasSuffix(".pid") {
-                    if let text = try? String(contentsOfFile: base + "/" + key + "/" + file, encoding: .utf8),
-                       let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) { pids.insert(pid) }
-                }
-            }
-            return pids
-        }
-
         func supervisorPID(_ container: String) throws -> Int32? {
             let r = h.hvc(["inspect", container])
             let array = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
@@ -53,7 +40,7 @@ extension EndToEnd {
             #expect(pss > 0 && pss < 2 * 256 << 20, "pool PSS \(pss)")
 
             // Detached: the supervisor is a VM that waited in the pool.
-            let before = memberPIDs()
+            let before = h.poolMembers()
             let run = h.hvc(["run", "-d", "--name", "pooled", "busybox", "sleep", "60"])
             #expect(run.status == 0, "\(run.stderr)")
             let supervisor = try supervisorPID("pooled")
@@ -76,7 +63,7 @@ extension EndToEnd {
             let other = h.hvc(["run", "-d", "--name", "unpooled", "--memory", "128m", "busybox", "sleep", "60"])
             #expect(other.status == 0, "\(other.stderr)")
             let otherSupervisor = try supervisorPID("unpooled")
-            #expect(otherSupervisor.map { !memberPIDs().contains($0) && !before.contains($0) } == true)
+            #expect(otherSupervisor.map { !h.poolMembers().contains($0) && !before.contains($0) } == true)
             #expect(try waiting() == 2)
             _ = h.hvc(["rm", "-f", "unpooled"])
         }

@@ -1,5 +1,5 @@
 /// An IPv4 address, host byte order inside.
-public struct IPv4Address: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
+public struct IPv4Address: Hashable, Comparable, TextCodable, Sendable {
     public var value: UInt32
 
     public init(_ value: UInt32) { self.value = value }
@@ -26,22 +26,10 @@ public struct IPv4Address: Hashable, Comparable, Codable, Sendable, CustomString
 
     public static func < (a: IPv4Address, b: IPv4Address) -> Bool { a.value < b.value }
 
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let address = IPv4Address(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an IPv4 address: \(text)"))
-        }
-        self = address
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
 }
 
 /// An IPv4 subnet, `address/prefix`, with the address the network's own (no host bits).
-public struct IPv4Subnet: Hashable, Codable, Sendable, CustomStringConvertible {
+public struct IPv4Subnet: Hashable, TextCodable, Sendable {
     public var network: IPv4Address
     public var prefix: Int
 
@@ -76,12 +64,20 @@ public struct IPv4Subnet: Hashable, Codable, Sendable, CustomStringConvertible {
         return network.value & mask == other.network.value & mask
     }
 
+}
+
+/// A value stored in JSON as its text form (`10.0.0.1`, `10.0.0.0/24`), checked when read.
+public protocol TextCodable: Codable, CustomStringConvertible {
+    init?(_ text: some StringProtocol)
+}
+
+extension TextCodable {
     public init(from decoder: Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
-        guard let subnet = IPv4Subnet(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an IPv4 subnet: \(text)"))
+        guard let value = Self(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a \(Self.self): \(text)"))
         }
-        self = subnet
+        self = value
     }
 
     public func encode(to encoder: Encoder) throws {
