@@ -263,6 +263,35 @@ def main():
         if any(c["config"]["name"].startswith("churn-") for c in listed):
             fail("containers left behind")
         print("ok")
+    elif scenario == "networks":
+        # A network, a container on it with a published port, and the errors, each response
+        # checked against the spec.
+        _, network = client.call("POST", "/v1/networks", {"name": "api-net", "internal": False}, expect=201)
+        client.call("POST", "/v1/networks", {"name": "api-net"}, expect=409)
+        client.call("POST", "/v1/networks", {"name": "bad/name"}, expect=400)
+        client.call("POST", "/v1/networks", {"name": "bad-subnet", "subnet": "10.210.0.1/24"}, expect=400)
+        _, listed = client.call("GET", "/v1/networks", expect=200)
+        if network["id"] not in [n["id"] for n in listed]:
+            fail("created network not listed")
+        _, created = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["sleep", "1000"], "start": True,
+                                                             "networks": ["api-net"], "ports": ["127.0.0.1::80/udp"]}, expect=201)
+        _, record = client.call("GET", f"/v1/containers/{created['id']}", expect=200)
+        endpoint = record["state"].get("endpoint") or fail("no endpoint in the container's state")
+        port = endpoint["ports"][0]
+        if endpoint["network"] != "api-net" or port["hostIP"] != "127.0.0.1" or port["hostPort"] == 0 or port["protocol"] != "udp":
+            fail(f"endpoint {endpoint}")
+        _, details = client.call("GET", "/v1/networks/api-net", expect=200)
+        if [c["id"] for c in details["containers"]] != [created["id"]]:
+            fail(f"network members {details['containers']}")
+        client.call("DELETE", "/v1/networks/api-net", expect=409)
+        client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["true"], "networks": ["a", "b"]}, expect=400)
+        client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["true"], "networks": ["no-such-net"]}, expect=404)
+        client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["true"], "ports": ["99999:80"]}, expect=400)
+        client.call("DELETE", f"/v1/containers/{created['id']}?force=true", expect=204)
+        client.call("DELETE", "/v1/networks/api-net", expect=204)
+        client.call("GET", "/v1/networks/api-net", expect=404)
+        _, pruned = client.call("POST", "/v1/networks/prune", expect=200)
+        print("ok")
     elif scenario == "delete":
         client.call("DELETE", f"/v1/containers/{args[0]}?force=true", expect=204)
         print("ok")
