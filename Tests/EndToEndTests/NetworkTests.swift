@@ -317,7 +317,7 @@ extension EndToEnd {
             }
         }
 
-        @Test func nothingIsLeftAfterRemovalOrAKilledSupervisor() throws {
+        @Test func nothingIsLeftAfterRemovalOrAKilledSupervisorOrQEMU() throws {
             for (name, port) in [("leak-rm", "18495"), ("leak-kill", "18496")] {
                 let r = h.hvc(["run", "-d", "--name", name, "-p", port + ":80", NetworkTests.image, "sleep", "300"])
                 try #require(r.status == 0, "\(r.stderr)")
@@ -342,6 +342,18 @@ extension EndToEnd {
             #expect(Harness.eventually(10) { bridgePorts().count == portsBefore - 2 }, "\(bridgePorts())")
             #expect(h.hvc(["port", "leak-kill"]).stdout.isEmpty)
             _ = h.hvc(["rm", "-f", "leak-kill"])
+
+            // A QEMU killed: its supervisor sees the VM end and undoes the network.
+            let vmm = h.hvc(["run", "-d", "--name", "leak-vmm", "-p", "18497:80", NetworkTests.image, "sleep", "300"])
+            try #require(vmm.status == 0, "\(vmm.stderr)")
+            let vmmID = vmm.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(traces(of: vmmID).count == 3, "\(traces(of: vmmID))")
+            let qemu = try #require(state("leak-vmm")["vmmPID"] as? Int)
+            kill(Int32(qemu), SIGKILL)
+            #expect(Harness.eventually(15) { state("leak-vmm")["status"] as? String == "exited" })
+            #expect(Harness.eventually(10) { traces(of: vmmID).isEmpty }, "\(traces(of: vmmID))")
+            #expect(Harness.eventually(10) { bridgePorts().count == portsBefore - 2 }, "\(bridgePorts())")
+            _ = h.hvc(["rm", "-f", "leak-vmm"])
         }
     }
 }
