@@ -185,3 +185,29 @@ struct NameServerTests {
         #expect(reply[10] == 0 && reply[11] == 0 && Array(reply.suffix(4)) == [10, 210, 0, 7])
     }
 }
+
+struct LeaseTests {
+    /// host-local's lease files are `<root>/networks/.ipam/<network>/<address>`, holding
+    /// `CONTAINERID\r\nIFNAME`.
+    @Test func leasesOfGoneContainersAreReleasedAndLiveOnesKept() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hvc-leases-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = NetworkStore(paths: RuntimePaths(root: root, runRoot: root + "/run", assets: root + "/assets"))
+        let network = FirewallTests.network("a", "10.210.0.0/24")
+        let directory = root + "/networks/.ipam/hvc-" + network.id.prefix(12)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let live = String(repeating: "a", count: 64), gone = String(repeating: "b", count: 64)
+        try "\(live)\r\neth0".write(toFile: directory + "/10.210.0.2", atomically: true, encoding: .utf8)
+        try "\(gone)\r\neth0".write(toFile: directory + "/10.210.0.3", atomically: true, encoding: .utf8)
+        try "10.210.0.3".write(toFile: directory + "/last_reserved_ip.0", atomically: true, encoding: .utf8)
+        var asked: [String] = []
+        store.releaseStaleLeases(network) { id in
+            asked.append(id)
+            return id == live
+        }
+        #expect(Set(asked) == [live, gone], "each lease's owner is its container id alone")
+        #expect(FileManager.default.fileExists(atPath: directory + "/10.210.0.2"))
+        #expect(!FileManager.default.fileExists(atPath: directory + "/10.210.0.3"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/last_reserved_ip.0"))
+    }
+}
