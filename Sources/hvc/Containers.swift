@@ -11,11 +11,7 @@ struct PS: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Only print container ids.")
     var quiet = false
     @Option(help: "Output format: table or json.")
-    var format = "table"
-
-    func validate() throws {
-        guard ["table", "json"].contains(format) else { throw ValidationError("--format must be table or json") }
-    }
+    var format = OutputFormat.table
 
     func run() throws {
         try HVC.guarded {
@@ -23,7 +19,7 @@ struct PS: ParsableCommand {
             let records = everything.filter { all || $0.state.status == .running }
             if quiet {
                 for record in records { print(String(record.id.prefix(12))) }
-            } else if format == "json" {
+            } else if format == .json {
                 print(try jsonText(records.map(ContainerSummary.init)))
             } else {
                 var rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "TENANT"]]
@@ -148,6 +144,11 @@ struct Logs: ParsableCommand {
             handle.write(Data(text.utf8))
         }
     }
+}
+
+/// `--format` of the listing verbs; any other value is refused by the parser.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
 }
 
 func jsonText<T: Encodable>(_ value: T) throws(HVCError) -> String {

@@ -8,13 +8,9 @@ struct Images: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Output format: table or json.")
-    var format = "table"
+    var format = OutputFormat.table
     @Flag(name: .shortAndLong, help: "Only print image ids.")
     var quiet = false
-
-    func validate() throws {
-        guard ["table", "json"].contains(format) else { throw ValidationError("--format must be table or json") }
-    }
 
     func run() throws {
         try HVC.guarded {
@@ -26,7 +22,7 @@ struct Images: ParsableCommand {
             }
             if quiet {
                 for image in images { print(image.id) }
-            } else if format == "json" {
+            } else if format == .json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 encoder.dateEncodingStrategy = .iso8601

@@ -87,18 +87,14 @@ struct NetworkList: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Only print network names.")
     var quiet = false
     @Option(help: "Output format: table or json.")
-    var format = "table"
-
-    func validate() throws {
-        guard ["table", "json"].contains(format) else { throw ValidationError("--format must be table or json") }
-    }
+    var format = OutputFormat.table
 
     func run() throws {
         try HVC.guarded {
             let networks = try global.networks().list()
             if quiet {
                 for network in networks { print(network.name) }
-            } else if format == "json" {
+            } else if format == .json {
                 print(try jsonText(networks))
             } else {
                 var rows = [["NETWORK ID", "NAME", "SUBNET", "BRIDGE", "INTERNAL", "HOST ACCESS", "TENANT"]]

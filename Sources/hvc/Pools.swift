@@ -52,18 +52,14 @@ struct PoolList: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Output format: table or json.")
-    var format = "table"
-
-    func validate() throws {
-        guard ["table", "json"].contains(format) else { throw ValidationError("--format must be table or json") }
-    }
+    var format = OutputFormat.table
 
     func run() throws {
         try HVC.guarded {
             try global.requireLocal("pool ls")
             let runtime = global.runtime()
             let summaries = runtime.poolSummaries()
-            if format == "json" {
+            if format == .json {
                 print(try jsonText(summaries))
             } else {
                 var rows = [["IMAGE", "MEMORY", "CPUS", "SIZE", "WAITING", "PSS"]]

@@ -47,13 +47,9 @@ struct TemplateList: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Output format: table or json.")
-    var format = "table"
+    var format = OutputFormat.table
     @Flag(name: .shortAndLong, help: "Only print template keys.")
     var quiet = false
-
-    func validate() throws {
-        guard ["table", "json"].contains(format) else { throw ValidationError("--format must be table or json") }
-    }
 
     func run() throws {
         try HVC.guarded {
@@ -62,7 +58,7 @@ struct TemplateList: ParsableCommand {
             let templates = store.list()
             if quiet {
                 for template in templates { print(template.key) }
-            } else if format == "json" {
+            } else if format == .json {
                 print(try jsonText(templates.map { TemplateSummary($0, loaded: store.isLoaded($0.key)) }))
             } else {
                 var rows = [["KEY", "IMAGE", "MEMORY", "CPUS", "ACCEL", "RESIDENT", "LOADED", "CREATED"]]
