@@ -132,10 +132,10 @@ extension ImageStore {
         try writeAtomically(staging + "/oci-layout", Data(#"{"imageLayoutVersion": "1.0.0"}"#.utf8))
         try writeAtomically(staging + "/index.json", (try? JSONSerialization.data(withJSONObject: index, options: [.sortedKeys])) ?? Data())
         let temporary = output + ".tmp-\(getpid())"
-        let result = runTool("/bin/tar", ["-cf", temporary, "-C", staging, "oci-layout", "index.json", "blobs"])
-        guard result.status == 0, rename(temporary, output) == 0 else {
+        let result = ToolRun.run("/bin/tar", ["-cf", temporary, "-C", staging, "oci-layout", "index.json", "blobs"])
+        guard result.succeeded, rename(temporary, output) == 0 else {
             unlink(temporary)
-            throw HVCError("save \(output): \(result.output.split(separator: "\n").last ?? "cannot write")")
+            throw HVCError("save \(output): \(result.succeeded ? "cannot write" : result.complaint)")
         }
     }
 

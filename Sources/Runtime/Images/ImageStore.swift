@@ -144,10 +144,8 @@ public struct ImageStore: Sendable {
         try makeDirectory(staging)
         defer { try? FileManager.default.removeItem(atPath: staging) }
         let erofs = staging + "/rootfs.erofs"
-        let result = runTool("/usr/bin/mkfs.erofs", ["-T0", "-x-1", erofs, tree])
-        guard result.status == 0 else {
-            throw HVCError("mkfs.erofs failed: \(result.output.split(separator: "\n").last ?? "")")
-        }
+        let result = ToolRun.run("/usr/bin/mkfs.erofs", ["-T0", "-x-1", erofs, tree])
+        guard result.succeeded else { throw HVCError("mkfs.erofs failed: \(result.complaint)") }
         let id = if let id { id } else { try digestOfFile(erofs) }
         let metadata = Metadata(config: config, created: Date(), rootfsType: "erofs", manifest: manifest)
         try writeAtomically(staging + "/image.json", JSONEncoder.hvc.encode(metadata))
@@ -264,20 +262,6 @@ func digestOfFile(_ path: String) throws(HVCError) -> String {
     } catch {
         throw HVCError("digest of \(path): \(error)")
     }
-}
-
-/// Runs a helper tool to completion; returns its status and combined output.
-func runTool(_ path: String, _ arguments: [String]) -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    do { try process.run() } catch { return (127, "\(path): \(error)") }
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
 }
 
 extension JSONEncoder {

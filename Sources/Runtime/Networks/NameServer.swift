@@ -12,7 +12,7 @@ import HVCSystem
 ///
 /// What a query may hold is bounded here: one question, labels of at most 63 bytes, a name of
 /// at most 255, no compression; anything else gets no answer. Members are read from
-/// `NetworkNames` for each query (small files under the run root).
+/// `NetworkMembers` for each query (small files under the run root).
 public enum NameServer {
     static let port: UInt16 = 53
     /// Seconds without any member on any network before the server leaves.
@@ -49,9 +49,11 @@ public enum NameServer {
             }
             for network in networks where sockets[network.id] == nil {
                 // Fails until the network's bridge has its address: tried again next round.
-                if let fd = bind(network.gateway) { sockets[network.id] = (fd, network) }
+                if case .success(let fd) = boundIPv4Socket(type: SOCK_DGRAM, nonBlocking: true, address: network.gateway, port: port) {
+                    sockets[network.id] = (fd, network)
+                }
             }
-            if networks.contains(where: { !NetworkNames(runtime: runtime, network: $0).members().isEmpty }) { lastMember = Date() }
+            if networks.contains(where: { !NetworkMembers(runtime: runtime, network: $0).isEmpty }) { lastMember = Date() }
             if Date().timeIntervalSince(lastMember) > idleExit {
                 unlink(pidPath(runtime))
                 exit(0)
@@ -59,30 +61,13 @@ public enum NameServer {
             let entries = Array(sockets.values)
             guard let events = try? poll(entries.map { ($0.fd.raw, PollEvents.readable) }, timeoutMilliseconds: 1000) else { continue }
             for (index, event) in events.enumerated() where event.contains(.readable) {
-                serve(entries[index].fd, names: NetworkNames(runtime: runtime, network: entries[index].network))
+                serve(entries[index].fd, names: NetworkMembers(runtime: runtime, network: entries[index].network))
             }
         }
     }
 
-    private static func bind(_ address: IPv4Address) -> FileDescriptor? {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = port.bigEndian
-        sin.sin_addr.s_addr = address.networkOrder
-        let bound = withUnsafePointer(to: &sin) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else {
-            close(fd)
-            return nil
-        }
-        return FileDescriptor(fd)
-    }
-
     /// Answers the queries waiting on one network's socket.
-    private static func serve(_ socket: FileDescriptor, names: NetworkNames) {
+    private static func serve(_ socket: FileDescriptor, names: NetworkMembers) {
         var buffer = [UInt8](repeating: 0, count: 512)
         for _ in 0..<64 {
             var peer = sockaddr_in()
@@ -103,7 +88,7 @@ public enum NameServer {
     }
 
     /// A member's address by its name or short id (ASCII case-insensitive), from its hosts line.
-    static func lookup(_ name: String, in names: NetworkNames) -> IPv4Address? {
+    static func lookup(_ name: String, in names: NetworkMembers) -> IPv4Address? {
         for member in names.members() {
             let fields = member.line.split(whereSeparator: { $0 == "\t" || $0 == " " })
             guard fields.count >= 2, let address = IPv4Address(fields[0]) else { continue }

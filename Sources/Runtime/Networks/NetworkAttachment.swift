@@ -82,19 +82,13 @@ final class PortReservation: Sendable {
         var ports: [PortMapping] = []
         for mapping in requested {
             let type = mapping.protocol == .tcp ? SOCK_STREAM : SOCK_DGRAM
-            let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw HVCError("socket: \(Errno.current)") }
-            let socketFD = FileDescriptor(fd)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = mapping.hostPort.bigEndian
-            address.sin_addr.s_addr = (mapping.hostIP?.networkOrder) ?? 0
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0 else {
-                let why = Errno.current
-                socketFD.close()
+            switch boundIPv4Socket(type: type, address: mapping.hostIP, port: mapping.hostPort) {
+            case .success(let socket):
+                var chosen = mapping
+                if chosen.hostPort == 0 { chosen.hostPort = localPort(socket) }
+                sockets.append(socket)
+                ports.append(chosen)
+            case .failure(let why):
                 sockets.forEach { $0.close() }
                 let host = "\(mapping.hostIP?.description ?? "0.0.0.0"):\(mapping.hostPort)/\(mapping.protocol.rawValue)"
                 if why.rawValue == EADDRINUSE {
@@ -102,19 +96,41 @@ final class PortReservation: Sendable {
                 }
                 throw HVCError(.invalid, "cannot publish host port \(host): \(why)")
             }
-            var chosen = mapping
-            if chosen.hostPort == 0 {
-                var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-                _ = withUnsafeMutablePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-                }
-                chosen.hostPort = UInt16(bigEndian: address.sin_port)
-            }
-            sockets.append(socketFD)
-            ports.append(chosen)
         }
         return PortReservation(ports: ports, sockets: sockets)
     }
 
+    /// The port a socket was bound to (the kernel's choice for port 0).
+    private static func localPort(_ socket: FileDescriptor) -> UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket.raw, $0, &length) }
+        }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
     func release() { sockets.forEach { $0.close() } }
+}
+
+/// An IPv4 socket of `type` (close-on-exec) bound to `address` (every address when nil) and
+/// `port` (0: any free one); the errno of what failed.
+func boundIPv4Socket(type: __socket_type, nonBlocking: Bool = false, address: IPv4Address?, port: UInt16) -> Result<FileDescriptor, Errno> {
+    let flags = Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
+    let fd = socket(AF_INET, flags, 0)
+    guard fd >= 0 else { return .failure(Errno.current) }
+    let socket = FileDescriptor(fd)
+    var sin = sockaddr_in()
+    sin.sin_family = sa_family_t(AF_INET)
+    sin.sin_port = port.bigEndian
+    sin.sin_addr.s_addr = address?.networkOrder ?? 0
+    let bound = withUnsafePointer(to: &sin) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else {
+        let why = Errno.current
+        socket.close()
+        return .failure(why)
+    }
+    return .success(socket)
 }

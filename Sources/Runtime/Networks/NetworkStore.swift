@@ -101,7 +101,7 @@ public struct NetworkStore: Sendable {
                 try Firewall.apply(list(tenant: nil), table: firewallTable)
             } catch {
                 try? FileManager.default.removeItem(atPath: path(name, tenant: tenant))
-                _ = ToolRun.run("/usr/sbin/ip", ["link", "del", network.bridge])
+                NetworkStore.deleteBridge(network)
                 throw error
             }
             return network
@@ -155,10 +155,14 @@ public struct NetworkStore: Sendable {
             }
             try? FileManager.default.removeItem(atPath: path(network.name, tenant: network.tenant))
         }
-        _ = ToolRun.run("/usr/sbin/ip", ["link", "del", network.bridge])
+        NetworkStore.deleteBridge(network)
         try? FileManager.default.removeItem(atPath: ipamDirectory + "/" + network.cniName)
         try? FileManager.default.removeItem(atPath: runRoot + "/networks/" + network.id)
         try Firewall.apply(list(tenant: nil), table: firewallTable)
+    }
+
+    static func deleteBridge(_ network: Network) {
+        _ = ToolRun.run("/usr/sbin/ip", ["link", "del", network.bridge])
     }
 
     /// The network's bridge with its gateway address, up (the CNI bridge plugin finds it so),

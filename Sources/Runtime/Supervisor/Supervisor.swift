@@ -265,7 +265,7 @@ public final class Supervisor: Sendable {
             do throws(HVCError) {
                 let record = try runtime.networks.resolve(name, tenant: config.tenant)
                 let store = runtime.containers
-                let names = NetworkNames(runtime: runtime, network: record)
+                let names = NetworkMembers(runtime: runtime, network: record)
                 // A lease is live when its container is a member, or (not yet one) has not exited.
                 runtime.networks.releaseStaleLeases(record) { id in
                     id == config.id || FileManager.default.fileExists(atPath: names.memberFile(id))
@@ -297,8 +297,8 @@ public final class Supervisor: Sendable {
         }
     }
 
-    /// Waits for the network attachment; records the container's address and tells the
-    /// network's other containers its name. Returns what the guest needs to know.
+    /// Waits for the network attachment and records the container's address. Returns what the
+    /// guest needs to know.
     private func networkReady() throws(HVCError) -> (GuestInterface, nameservers: [String])? {
         guard let name = config.network else { return nil }
         awaitAttachment()
@@ -317,7 +317,9 @@ public final class Supervisor: Sendable {
     }
 
     /// Undoes the attachment and lets the ports go; the VMM is gone, its namespace not yet.
-    private func detachNetwork(directory: VMDirectory?) {
+    /// Returns whether there was an attachment.
+    @discardableResult
+    private func detachNetwork(directory: VMDirectory?) -> Bool {
         awaitAttachment()
         let side = network.withLock { side in
             defer { side = NetworkSide() }
@@ -328,6 +330,7 @@ public final class Supervisor: Sendable {
             if let directory { unlink(directory.networkAttachment) }
         }
         side.ports?.release()
+        return side.attachment != nil
     }
 
     /// Waits for a background attachment to finish, if one is under way (supervising thread only).
@@ -548,8 +551,7 @@ public final class Supervisor: Sendable {
             _ = launched.vm.waitForExit(timeoutSeconds: 5)
         }
         timing.mark("vm-gone")
-        let hadAddress = network.withLock { $0.attachment != nil }
-        detachNetwork(directory: directory)
+        let hadAddress = detachNetwork(directory: directory)
         launched?.confinement.release()
         if hadAddress { timing.mark("network-gone") }
         channel?.shutdown()

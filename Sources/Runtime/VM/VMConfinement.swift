@@ -76,7 +76,7 @@ final class VMConfinement: @unchecked Sendable {
             var plan = JailPlan(root: directory.jailRoot, mounts: mounts, cgroup: cgroup, uid: uid, gid: uid, rules: rules)
             plan.extraGroup = extraGroup
             if request.shape.networkInterface {
-                plan.networkNamespaceFD = try makeNetworkNamespace(owner: request.owner, directory: directory, runtime: runtime)
+                plan.networkNamespaceFD = try makeNetworkMemberspace(owner: request.owner, directory: directory, runtime: runtime)
             }
             try plan.prepareRoot()
             self.plan = plan
@@ -89,11 +89,11 @@ final class VMConfinement: @unchecked Sendable {
 
     /// A network namespace of the VM's own with its TAP device: the VMM lives in it, and a
     /// container's network attaches to it. Recorded first, so that a sweep finds it.
-    private func makeNetworkNamespace(owner: String, directory: VMDirectory, runtime: Runtime) throws(HVCError) -> Int32 {
+    private func makeNetworkMemberspace(owner: String, directory: VMDirectory, runtime: Runtime) throws(HVCError) -> Int32 {
         let parent = runtime.paths.runRoot + "/netns"
         try makeDirectory(parent, mode: 0o700)
         let path = parent + "/" + owner.prefix(16)
-        try directory.recordNetworkNamespace(path)
+        try directory.recordNetworkMemberspace(path)
         guard hvc_netns_create(path) == 0 else { throw HVCError("network namespace \(path): \(Errno.current)") }
         networkNamespace = path
         do {

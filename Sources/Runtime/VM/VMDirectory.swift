@@ -62,7 +62,7 @@ public struct VMDirectory: Sendable {
     }
 
     /// Remembers the VM's network namespace, before it is made.
-    func recordNetworkNamespace(_ path: String) throws(HVCError) {
+    func recordNetworkMemberspace(_ path: String) throws(HVCError) {
         try writeAtomically(self.path + "/netns", Data(path.utf8))
     }
 
@@ -98,8 +98,8 @@ public struct VMDirectory: Sendable {
                 kill(vmm, SIGKILL)
                 for _ in 0..<100 where processIsAlive(vmm) { usleep(10_000) }
             }
-            // The network after the VMM (which holds the TAP) and before its namespace goes:
-            // CNI removes the veth only while the namespace exists.
+            // The network after the VMM: the lease and port rules, then the namespace, which takes
+            // the veth and the TAP with it.
             if let data = FileManager.default.contents(atPath: directory.networkAttachment),
                let attachment = try? JSONDecoder.hvc.decode(NetworkAttachment.self, from: data) {
                 attachment.detach(namespaceGoes: true)

@@ -3,7 +3,7 @@ import Foundation
 /// The members of a network, for its name server: files under `<run-root>/networks/<network
 /// id>/`, one per attached container holding its hosts line (`ADDRESS NAME SHORTID`), written
 /// once it has its address and removed when it is detached (by its supervisor or a sweep).
-struct NetworkNames: Sendable {
+struct NetworkMembers: Sendable {
     let directory: String
 
     init(runtime: Runtime, network: Network) {
@@ -20,10 +20,14 @@ struct NetworkNames: Sendable {
 
     /// The members' ids and hosts lines.
     func members() -> [(id: String, line: String)] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { $0.count == 64 && $0.allSatisfy(\.isHexDigit) }.compactMap { id in
-            (try? String(contentsOfFile: memberFile(id), encoding: .utf8)).map { (id, $0) }
-        }
+        memberIDs().compactMap { id in (try? String(contentsOfFile: memberFile(id), encoding: .utf8)).map { (id, $0) } }
+    }
+
+    /// Whether the network has no member (its directory listed, no file read).
+    var isEmpty: Bool { memberIDs().isEmpty }
+
+    private func memberIDs() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.count == 64 && $0.allSatisfy(\.isHexDigit) }
     }
 }
 

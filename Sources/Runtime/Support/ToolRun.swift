@@ -1,7 +1,7 @@
 import Foundation
 import HVCSystem
 
-/// A helper program run to completion: the CNI plugins, nft, tc, ip. Spawned with posix_spawn
+/// A helper program run to completion: mkfs.erofs, tar, the CNI plugins, nft, tc, ip. Spawned with posix_spawn
 /// and waited for directly: Foundation's `Process` polls for the exit in 50 ms steps, which a
 /// container's start and end would pay for each tool.
 struct ToolRun {
