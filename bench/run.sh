@@ -4,7 +4,8 @@
 # to the same /init, `runc run` and `podman --runtime runc run --rm` of a busybox rootfs; then the
 # PSS of idle containers, templated and cold, and the CPU the templated ones use while idle; 200
 # idle containers at once; and back-to-back starts per second, templated and pooled; then container
-# networking, hvc against podman (bench/net.py). Prints a Markdown report to stdout and writes it to
+# networking, hvc against podman (bench/net.py); then shared folders, hvc against podman
+# (bench/volumes.py). Prints a Markdown report to stdout and writes it to
 # bench/results.md.
 #
 # Usage: bench/run.sh PATH_TO_HVC
@@ -13,6 +14,7 @@
 #        BENCH_SCALE  idle containers started one after another for the scale figures (default 200; 0 skips)
 #        BENCH_SUSTAINED  seconds of back-to-back starts, templated and pooled (default 60; 0 skips)
 #        BENCH_NET    TCP throughput and HTTP round trips, hvc against podman (default 1; 0 skips)
+#        BENCH_VOLUMES  shared-folder I/O, hvc against podman (default 1; 0 skips)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -37,6 +39,8 @@ sustained=${BENCH_SUSTAINED:-60}
 [[ $sustained =~ ^[0-9]+$ ]] || die "BENCH_SUSTAINED must be a number, not '$sustained'"
 net=${BENCH_NET:-1}
 [[ $net =~ ^[01]$ ]] || die "BENCH_NET must be 0 or 1, not '$net'"
+volumes=${BENCH_VOLUMES:-1}
+[[ $volumes =~ ^[01]$ ]] || die "BENCH_VOLUMES must be 0 or 1, not '$volumes'"
 
 export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}
 for f in vmlinux initramfs.cpio kernel-release; do
@@ -173,4 +177,15 @@ if [ "$net" -eq 1 ]; then
   wait "$bench_pid"
   bench_pid=
   tee -a "$here/results.md" <"$tmp/net.md"
+fi
+
+# --- shared folders: I/O in a bind-mounted host folder, hvc against podman (runc) -------------
+if [ "$volumes" -eq 1 ]; then
+  say "shared folders: sequential and small-file I/O, hvc and podman"
+  python3 "$here/volumes.py" --hvc "$hvc" --podman "$podman" --podman-image localhost/hvc-bench-busybox:latest \
+    --tmp "$tmp" --runs 3 >"$tmp/volumes.md" &
+  bench_pid=$!
+  wait "$bench_pid"
+  bench_pid=
+  tee -a "$here/results.md" <"$tmp/volumes.md"
 fi

@@ -110,7 +110,8 @@ public struct Handler: Sendable {
             Handler.createLock.lock()
             let created: Result<ContainerRecord, Error> = Result {
                 try checkQuota(caller, adding: options.memoryMiB)
-                return try manager.create(options, tenant: caller.tenant, hostAccess: caller.hostAccess)
+                return try manager.create(options, tenant: caller.tenant, hostAccess: caller.hostAccess,
+                                          policy: MountPolicy(bindRoots: caller.bindRoots))
             }
             Handler.createLock.unlock()
             let record = try created.get()
@@ -135,7 +136,7 @@ public struct Handler: Sendable {
             let code = try manager.wait(try container(id, caller).id)
             return try Handler.json(WaitResult(exitCode: code))
         case .deleteContainer(let id):
-            try manager.remove(try container(id, caller).id, force: Handler.flag(query, "force"))
+            try manager.remove(try container(id, caller).id, force: Handler.flag(query, "force"), volumes: Handler.flag(query, "v"))
             return Response(status: 204, body: Data())
         case .containerLogs(let id):
             let record = try container(id, caller)
@@ -213,6 +214,19 @@ public struct Handler: Sendable {
             return Response(status: 204, body: Data())
         case .pruneNetworks:
             return try Handler.json(PrunedNetworks(removed: networks(caller).prune()))
+        case .listVolumes:
+            let volumes = caller.isAdmin ? runtime.volumes.list(tenant: nil) : volumes(caller).list()
+            return try Handler.json(volumes)
+        case .createVolume:
+            let request = try JSONDecoder().decode(CreateVolumeRequest.self, from: body)
+            return try Handler.json(try volumes(caller).create(request), status: 201)
+        case .inspectVolume(let name):
+            return try Handler.json(try volumes(caller).inspect(name))
+        case .deleteVolume(let name):
+            try volumes(caller).remove(name)
+            return Response(status: 204, body: Data())
+        case .pruneVolumes:
+            return try Handler.json(PrunedVolumes(removed: volumes(caller).prune()))
         case .deleteImage(let reference):
             guard caller.isAdmin else {
                 throw HVCError(.forbidden, "images are shared by every tenant: only an admin removes them")
@@ -225,6 +239,9 @@ public struct Handler: Sendable {
 
     /// The caller's own networks: names are per tenant, and another tenant's are not found.
     func networks(_ caller: Caller) -> NetworkManager { NetworkManager(runtime: runtime, tenant: caller.tenant) }
+
+    /// The caller's own volumes, likewise.
+    func volumes(_ caller: Caller) -> VolumeManager { VolumeManager(runtime: runtime, tenant: caller.tenant) }
 
     /// Refuses a container that would take the caller's tenant over its quotas.
     func checkQuota(_ caller: Caller, adding memoryMiB: Int) throws {

@@ -21,6 +21,11 @@ public enum Route: Equatable, Sendable {
     case pruneNetworks
     case inspectNetwork(String)
     case deleteNetwork(String)
+    case listVolumes
+    case createVolume
+    case pruneVolumes
+    case inspectVolume(String)
+    case deleteVolume(String)
 
     /// The route for `method` and `path` (query string excluded), or nil.
     public init?(method: String, path: String) {
@@ -50,6 +55,11 @@ public enum Route: Equatable, Sendable {
         case ("POST", 2, "networks", _) where id == "prune": self = .pruneNetworks
         case ("GET", 2, "networks", _): self = .inspectNetwork(id)
         case ("DELETE", 2, "networks", _): self = .deleteNetwork(id)
+        case ("GET", 1, "volumes", _): self = .listVolumes
+        case ("POST", 1, "volumes", _): self = .createVolume
+        case ("POST", 2, "volumes", _) where id == "prune": self = .pruneVolumes
+        case ("GET", 2, "volumes", _): self = .inspectVolume(id)
+        case ("DELETE", 2, "volumes", _): self = .deleteVolume(id)
         default: return nil
         }
     }

@@ -16,15 +16,18 @@ public struct TenantConfig: Codable, Equatable, Sendable {
         public var maxNetworks: Int?
         /// Whether the tenant's networks may reach the host's own addresses (default: no).
         public var hostAccess: Bool?
+        /// Host folders the tenant may bind-mount, with what is beneath them (default: none).
+        public var bindRoots: [String]?
 
         public init(uids: [UInt32] = [], gids: [UInt32] = [], maxContainers: Int? = nil, maxMemoryMiB: Int? = nil,
-                    maxNetworks: Int? = nil, hostAccess: Bool? = nil) {
+                    maxNetworks: Int? = nil, hostAccess: Bool? = nil, bindRoots: [String]? = nil) {
             self.uids = uids
             self.gids = gids
             self.maxContainers = maxContainers
             self.maxMemoryMiB = maxMemoryMiB
             self.maxNetworks = maxNetworks
             self.hostAccess = hostAccess
+            self.bindRoots = bindRoots
         }
 
         public init(from decoder: Decoder) throws {
@@ -35,6 +38,7 @@ public struct TenantConfig: Codable, Equatable, Sendable {
             maxMemoryMiB = try c.decodeIfPresent(Int.self, forKey: .maxMemoryMiB)
             maxNetworks = try c.decodeIfPresent(Int.self, forKey: .maxNetworks)
             hostAccess = try c.decodeIfPresent(Bool.self, forKey: .hostAccess)
+            bindRoots = try c.decodeIfPresent([String].self, forKey: .bindRoots)
         }
     }
 
@@ -66,6 +70,11 @@ public struct TenantConfig: Codable, Equatable, Sendable {
         for name in config.tenants.keys where !TenantConfig.isValidName(name) {
             throw HVCError(.runtime, "tenant name \"\(name)\" in \(path): use letters, digits, _ . - (not . or ..)")
         }
+        for (name, tenant) in config.tenants {
+            for root in tenant.bindRoots ?? [] where !root.hasPrefix("/") || root.split(separator: "/").contains("..") || root == "/" {
+                throw HVCError(.runtime, "bind root \"\(root)\" of tenant \(name) in \(path): give an absolute folder other than /, without ..")
+            }
+        }
         return config
     }
 
@@ -83,10 +92,12 @@ public struct TenantConfig: Codable, Equatable, Sendable {
             var caller = Caller(uid: uid, tenant: name, isAdmin: false, limits: (tenant.maxContainers, tenant.maxMemoryMiB))
             caller.maxNetworks = tenant.maxNetworks
             caller.hostAccess = tenant.hostAccess ?? false
+            caller.bindRoots = tenant.bindRoots ?? []
             return caller
         }
         var caller = Caller(uid: uid, tenant: "uid-\(uid)", isAdmin: false, limits: (defaultMaxContainers, defaultMaxMemoryMiB))
         caller.maxNetworks = defaultMaxNetworks
+        caller.bindRoots = []
         return caller
     }
 }
@@ -101,6 +112,8 @@ public struct Caller: Sendable, Equatable {
     public var maxNetworks: Int?
     /// Whether the caller's networks may reach the host's own addresses.
     public var hostAccess: Bool
+    /// Host folders the caller may bind-mount; nil: any (admins).
+    public var bindRoots: [String]?
 
     public init(uid: UInt32, tenant: String, isAdmin: Bool, limits: (Int?, Int?)) {
         self.uid = uid

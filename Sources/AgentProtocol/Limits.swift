@@ -1,7 +1,7 @@
 /// Bounds on everything that crosses the host↔guest channel.
 public enum Limits {
     /// Protocol version; both sides must agree exactly.
-    public static let version: UInt16 = 2
+    public static let version: UInt16 = 3
     /// Largest frame payload either side accepts.
     public static let maxPayload = 256 * 1024
     /// Largest stdio chunk a sender puts in one frame.
@@ -14,6 +14,10 @@ public enum Limits {
     public static let maxEntropy = 512
     /// Most name servers for `/etc/resolv.conf`.
     public static let maxNameservers = 8
+    /// Most mounts a container has.
+    public static let maxMounts = 64
+    /// Longest mount target or option string.
+    public static let maxMountPath = 4096
 }
 
 /// Why a frame or message was rejected. Any of these ends the session with that VM.

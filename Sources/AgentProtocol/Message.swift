@@ -44,6 +44,27 @@ public struct GuestInterface: Equatable, Sendable {
     }
 }
 
+/// A mount the agent makes in the container before its first process: one of the VM's shared
+/// folders (`share` names its entry in the shared directory) or a tmpfs (`options` its data).
+public struct GuestMount: Equatable, Sendable {
+    public enum Kind: UInt8, Sendable { case share = 0, tmpfs = 1 }
+    /// The 9P mount tag under which the VMM serves the VM's shared folders.
+    public static let sharesTag = "hvc.shares"
+    public var kind: Kind
+    /// share: the entry's name (one path component); tmpfs: its mount options.
+    public var source: String
+    /// Absolute path in the container.
+    public var target: String
+    public var readOnly: Bool
+
+    public init(kind: Kind, source: String, target: String, readOnly: Bool) {
+        self.kind = kind
+        self.source = source
+        self.target = target
+        self.readOnly = readOnly
+    }
+}
+
 /// Session parameters the host sends once, answering the guest's `ready`.
 public struct Hello: Equatable, Sendable {
     public var version: UInt16
@@ -56,15 +77,21 @@ public struct Hello: Equatable, Sendable {
     public var interface: GuestInterface?
     /// Dotted IPv4 addresses for `/etc/resolv.conf`.
     public var nameservers: [String]
+    /// The container's mounts, in the order they are made.
+    public var mounts: [GuestMount]
+    /// The container's root filesystem read-only (after its mounts are made).
+    public var readOnlyRoot: Bool
 
     public init(version: UInt16 = Limits.version, entropy: [UInt8], unixTimeNanoseconds: UInt64, hostname: String,
-                interface: GuestInterface? = nil, nameservers: [String] = []) {
+                interface: GuestInterface? = nil, nameservers: [String] = [], mounts: [GuestMount] = [], readOnlyRoot: Bool = false) {
         self.version = version
         self.entropy = entropy
         self.unixTimeNanoseconds = unixTimeNanoseconds
         self.hostname = hostname
         self.interface = interface
         self.nameservers = nameservers
+        self.mounts = mounts
+        self.readOnlyRoot = readOnlyRoot
     }
 }
 
@@ -174,6 +201,14 @@ public enum Message: Equatable, Sendable {
                 w.write(false)
             }
             w.write(h.nameservers)
+            w.write(UInt32(h.mounts.count))
+            for mount in h.mounts {
+                w.write(mount.kind.rawValue)
+                w.write(mount.source)
+                w.write(mount.target)
+                w.write(mount.readOnly)
+            }
+            w.write(h.readOnlyRoot)
         case .start(let p):
             w.write(p.arguments)
             w.write(p.environment)
@@ -234,6 +269,18 @@ public enum Message: Equatable, Sendable {
                 guard s.utf8.count <= 15 else { throw .fieldTooLong(s.utf8.count, limit: 15) }
                 return s
             }
+            let count = try r.readUInt32()
+            guard count <= Limits.maxMounts else { throw .fieldTooLong(Int(count), limit: Limits.maxMounts) }
+            for _ in 0..<count {
+                guard let kind = GuestMount.Kind(rawValue: try r.readUInt8()) else { throw .invalidField("mount kind") }
+                let mount = GuestMount(kind: kind, source: try r.readString(max: Limits.maxMountPath),
+                                       target: try r.readString(max: Limits.maxMountPath), readOnly: try r.readBool())
+                guard mount.target.hasPrefix("/"), !mount.target.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }),
+                      kind == .tmpfs || (!mount.source.isEmpty && !mount.source.contains("/") && mount.source != "." && mount.source != "..")
+                else { throw .invalidField("mount \(mount.target)") }
+                hello.mounts.append(mount)
+            }
+            hello.readOnlyRoot = try r.readBool()
             message = .hello(hello)
         case 2:
             let arguments = try r.readStrings()

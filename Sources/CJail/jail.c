@@ -85,6 +85,33 @@ int hvc_seccomp_syscall_known(const char *name) {
     return seccomp_syscall_resolve_name(name) != __NR_SCMP_ERROR;
 }
 
+static int kept(const struct hvc_jail *jail, cap_value_t cap) {
+    return cap < 64 && (jail->kept_capabilities >> cap) & 1;
+}
+
+/// Leaves exactly the kept capabilities permitted, effective, inheritable and ambient (so that
+/// they survive execve of a binary without file capabilities), or none at all.
+static int set_kept_capabilities(const struct hvc_jail *jail) {
+    cap_t caps = cap_init();
+    if (caps == NULL) return -1;
+    cap_value_t list[64];
+    int n = 0;
+    for (cap_value_t cap = 0; cap <= CAP_LAST_CAP && cap < 64; cap++) {
+        if (kept(jail, cap)) list[n++] = cap;
+    }
+    int rc = 0;
+    if (n > 0 && (cap_set_flag(caps, CAP_PERMITTED, n, list, CAP_SET) < 0 ||
+                  cap_set_flag(caps, CAP_EFFECTIVE, n, list, CAP_SET) < 0 ||
+                  cap_set_flag(caps, CAP_INHERITABLE, n, list, CAP_SET) < 0))
+        rc = -1;
+    if (rc == 0) rc = cap_set_proc(caps);
+    cap_free(caps);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        rc = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, list[i], 0, 0);
+    }
+    return rc;
+}
+
 static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, const char *const *argv,
                                  const char *const *envp, int output_fd, int fd) {
     // 0. The VM's own network namespace, made and wired by the host side, when it has one.
@@ -118,13 +145,15 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
     if (join_cgroups(jail) < 0) fail(fd, HVC_JAIL_CGROUP);
 
     // 4. Filesystem: private mounts, the jail root as a mount point with only what the VMM
-    //    needs bound in, /proc of the new pid namespace, then pivot_root and detach the host.
+    //    needs bound in, /proc of the new pid namespace (its processes only: no sysctls, no
+    //    sysrq-trigger, which a kept CAP_DAC_OVERRIDE would otherwise open), then pivot_root
+    //    and detach the host.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(fd, HVC_JAIL_MOUNTS);
     if (mount(jail->root, jail->root, NULL, MS_BIND, NULL) < 0) fail(fd, HVC_JAIL_MOUNTS);
     if (populate(jail) < 0) fail(fd, HVC_JAIL_MOUNTS);
     char proc[PATH_MAX];
     if (join_path(proc, sizeof proc, jail->root, "/proc") < 0 ||
-        mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") < 0)
         fail(fd, HVC_JAIL_MOUNTS);
     if (chdir(jail->root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
         chdir("/") < 0)
@@ -139,12 +168,15 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
         setrlimit(RLIMIT_CORE, &core) < 0)
         fail(fd, HVC_JAIL_RLIMITS);
 
-    // 6. Capabilities: no_new_privs, then empty the bounding set while CAP_SETPCAP is held.
+    // 6. Capabilities: no_new_privs, then empty the bounding set (but for the kept ones) while
+    //    CAP_SETPCAP is held.
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
     for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; cap++) {
+        if (kept(jail, cap)) continue;
         if (cap_drop_bound(cap) < 0 && errno != EINVAL) fail(fd, HVC_JAIL_CAPABILITIES);
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
+    if (jail->kept_capabilities && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
 
     // 7. Identity: the VM's own unprivileged uid and gid; leaving uid 0 clears the permitted
     //    and effective sets, and the explicit clear below covers the inheritable one.
@@ -155,9 +187,7 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
     // The kernel clears the parent-death signal when the uid changes: arm it again, or the VMM
     // would outlive a supervisor killed with SIGKILL.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_JAIL_IDENTITY);
-    cap_t empty = cap_init();
-    if (empty == NULL || cap_set_proc(empty) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
-    cap_free(empty);
+    if (set_kept_capabilities(jail) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
 
     // 8. The seccomp filter last: nothing after it but execve.
     if (install_filter(jail->rules, jail->rule_count) < 0) fail(fd, HVC_JAIL_SECCOMP);

@@ -36,6 +36,8 @@ public struct JailPlan: Sendable {
     public var secondInheritedFD: Int32 = -1
     /// An open network namespace the VMM enters instead of a new empty one, or -1.
     public var networkNamespaceFD: Int32 = -1
+    /// Capabilities the VMM keeps (ambient, so that they survive its exec); none by default.
+    public var keptCapabilities: [Int32] = []
 
     public init(root: String, mounts: [Mount], cgroup: VMCgroup?, uid: UInt32, gid: UInt32, rules: [CompiledSeccompRule]) {
         self.root = root
@@ -106,7 +108,8 @@ public struct JailPlan: Sendable {
                                     uid: uid, gid: gid, extra_gid: extraGroup,
                                     max_open_files: maxOpenFiles, max_file_size: maxFileSize,
                                     rules: cRules, rule_count: rules.count, inherit_fds: (inheritedFD, secondInheritedFD),
-                                    netns_fd: networkNamespaceFD)
+                                    netns_fd: networkNamespaceFD,
+                                    kept_capabilities: keptCapabilities.reduce(UInt64(0)) { $0 | (1 << UInt64($1)) })
                                 return hvc_spawn_jailed(&jail, path, argv, envp, outputFD, &result)
                             }
                         }

@@ -44,6 +44,8 @@ extension SeccompPolicy {
         "CLONE_NEWNS": 0x0002_0000, "CLONE_NEWCGROUP": 0x0200_0000, "CLONE_NEWUTS": 0x0400_0000,
         "CLONE_NEWIPC": 0x0800_0000, "CLONE_NEWUSER": 0x1000_0000, "CLONE_NEWPID": 0x2000_0000,
         "CLONE_NEWNET": 0x4000_0000,
+        // Mode bits (octal 04000, 02000, and the bit every character and block device type has).
+        "S_ISUID": 0o4000, "S_ISGID": 0o2000, "S_IFCHR": 0o020000,
     ]
 
     public static func load(path: String) throws(JailError) -> SeccompPolicy {

@@ -40,6 +40,8 @@ public struct ImageConfigFile: Codable, Sendable {
         public var User: String?
         /// `{"80/tcp": {}}`: the ports `run -P` publishes.
         public var ExposedPorts: [String: EmptyObject]?
+        /// `{"/data": {}}`: paths that get an anonymous volume.
+        public var Volumes: [String: EmptyObject]?
     }
 
     /// A JSON `{}`, whatever it holds.

@@ -1,3 +1,4 @@
+import AgentProtocol
 import Foundation
 
 /// Builds the QEMU `microvm` command line for a `VMConfiguration`.
@@ -77,6 +78,14 @@ public struct QEMUCommandLine: Sendable {
             "-device", "virtserialport,chardev=agent,name=hvc.agent,id=\(QEMUCommandLine.agentPortID)",
             "-qmp", "unix:\(e(c.qmpSocket)),server=on,wait=off",
         ]
+        if let shares = c.sharedFolders {
+            // passthrough: files get the guest writer's uid and gid, as with Docker's bind mounts.
+            // remap: the shared folders are mounts of their own below the exported directory.
+            args += [
+                "-fsdev", "local,id=shares,path=\(e(shares)),security_model=passthrough,multidevs=remap",
+                "-device", "virtio-9p-device,fsdev=shares,mount_tag=\(GuestMount.sharesTag)",
+            ]
+        }
         if c.networkInterface {
             args += [
                 "-netdev", "tap,id=net0,fd=\(QEMUCommandLine.tapFD)",

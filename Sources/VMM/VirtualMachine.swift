@@ -23,6 +23,8 @@ public struct VMConfiguration: Equatable, Sendable {
     public var clock: GuestClock = .calibrated
     /// A virtio-net device on the TAP device passed as the VMM's fd 4.
     public var networkInterface = false
+    /// A virtio-9p device serving this directory (as the VMM sees it) under `sharesTag`, or nil.
+    public var sharedFolders: String?
 
     public enum MemorySource: String, Equatable, Sendable {
         /// QEMU's own anonymous memory: a cold boot.

@@ -34,6 +34,9 @@ final class Agent {
     private var decoder = FrameDecoder()
     private var hostname = "hvc"
     private var greeted = false
+    /// The container's mounts, from `hello`, made before its first process.
+    private var mounts: [GuestMount] = []
+    private var readOnlyRoot = false
     private var children: [UInt32: Child] = [:]
     private var initPID: pid_t?
     private var containerDone = false
@@ -157,6 +160,8 @@ final class Agent {
     private func greet(_ hello: Hello) {
         greeted = true
         hostname = hello.hostname.isEmpty ? "hvc" : hello.hostname
+        mounts = hello.mounts
+        readOnlyRoot = hello.readOnlyRoot
         // Seed the RNG before anything in the container can ask it for bytes: a clone of a
         // template would otherwise repeat its template's random stream.
         if let urandom = try? FileDescriptor.open("/dev/urandom", O_WRONLY) {
@@ -194,6 +199,18 @@ final class Agent {
         if initPID == nil {
             // Docker creates a missing working directory; so do we, before the first process.
             try? Boot.makeDirectory(Boot.rootfs + spec.workingDirectory)
+            if !mounts.isEmpty || readOnlyRoot {
+                // Mounts go into a prepared container's namespace before its process exists.
+                if Prewarm.prepared == nil { Prewarm.prepared = Prewarm.prepare() }
+                guard let prepared = Prewarm.prepared else {
+                    send(Frame(process: id, .startFailed(.other, "container setup failed")))
+                    return
+                }
+                if let failure = ContainerMounts.place(mounts, readOnlyRoot: readOnlyRoot, in: prepared.pid) {
+                    send(Frame(process: id, .startFailed(.other, failure)))
+                    return
+                }
+            }
         }
 
         let stdio: Stdio

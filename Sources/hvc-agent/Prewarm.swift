@@ -55,7 +55,7 @@ enum Prewarm {
     /// The argument that makes the agent exit at once (the warm-up's exec).
     static let warmUpExitArgument = "--warm-up-exit"
 
-    private static func prepare() -> hvc_prepared_container? {
+    static func prepare() -> hvc_prepared_container? {
         var prepared = hvc_prepared_container()
         let status = Boot.rootfs.withCString { root in
             "hvc".withCString { host in

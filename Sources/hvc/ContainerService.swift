@@ -12,7 +12,8 @@ protocol ContainerService {
     func kill(_ container: String, signal: Int32) throws(HVCError)
     /// Waits for the container to exit; returns its exit code.
     func wait(_ container: String) throws(HVCError) -> Int32
-    func remove(_ container: String, force: Bool) throws(HVCError)
+    /// `volumes`: its anonymous volumes too.
+    func remove(_ container: String, force: Bool, volumes: Bool) throws(HVCError)
     func list() throws(HVCError) -> [ContainerRecord]
     func inspect(_ container: String) throws(HVCError) -> ContainerRecord
     /// A connection to the container's supervisor that speaks the control protocol.
@@ -32,7 +33,9 @@ struct LocalContainers: ContainerService {
     func stop(_ container: String, timeout: Int) throws(HVCError) { _ = try manager.stop(container, timeout: timeout) }
     func kill(_ container: String, signal: Int32) throws(HVCError) { try manager.kill(container, signal: signal) }
     func wait(_ container: String) throws(HVCError) -> Int32 { try manager.wait(container) }
-    func remove(_ container: String, force: Bool) throws(HVCError) { try manager.remove(container, force: force) }
+    func remove(_ container: String, force: Bool, volumes: Bool) throws(HVCError) {
+        try manager.remove(container, force: force, volumes: volumes)
+    }
     func list() throws(HVCError) -> [ContainerRecord] { try manager.runtime.containers.list() }
     func inspect(_ container: String) throws(HVCError) -> ContainerRecord { try manager.runtime.containers.resolve(container) }
     func control(_ record: ContainerRecord) throws(HVCError) -> FrameChannel { try manager.controlChannel(record) }
@@ -58,7 +61,9 @@ struct DaemonContainers: ContainerService {
         try client.decode(WaitResult.self, try client.call("POST", path(container, "wait"))).exitCode
     }
 
-    func remove(_ container: String, force: Bool) throws(HVCError) { _ = try client.call("DELETE", path(container) + "?force=\(force)") }
+    func remove(_ container: String, force: Bool, volumes: Bool) throws(HVCError) {
+        _ = try client.call("DELETE", path(container) + "?force=\(force)&v=\(volumes)")
+    }
     func list() throws(HVCError) -> [ContainerRecord] { try client.decode([ContainerRecord].self, try client.call("GET", "/v1/containers")) }
 
     func inspect(_ container: String) throws(HVCError) -> ContainerRecord {

@@ -12,7 +12,7 @@ struct HVC: ParsableCommand {
         subcommands: [
             Run.self, Create.self, Start.self, PS.self, Logs.self, Exec.self, Attach.self, Stop.self, Kill.self, Wait.self,
             Remove.self, Inspect.self, Images.self, Pull.self, Login.self, Load.self, Save.self, Tag.self, RemoveImage.self, Import.self, ImageGroup.self,
-            Info.self, TemplateGroup.self, PoolGroup.self, NetworkGroup.self, Port.self, Serve.self,
+            Info.self, TemplateGroup.self, PoolGroup.self, NetworkGroup.self, VolumeGroup.self, Port.self, Serve.self,
         ])
 
     /// Parses the command line (global options may come before the verb, as `docker -H ... ps`

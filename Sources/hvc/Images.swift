@@ -55,6 +55,8 @@ struct Import: ParsableCommand {
     var env: [String] = []
     @Option(help: "A port the image exposes (PORT[/tcp|udp]), published by `run -P`.")
     var expose: [String] = []
+    @Option(help: "A path that gets an anonymous volume in every container (the image's VOLUME).")
+    var volume: [String] = []
     @Argument(help: "Directory holding the root filesystem.")
     var directory: String
     @Argument(help: "NAME[:TAG] to store it under.")
@@ -72,8 +74,10 @@ struct Import: ParsableCommand {
                 }
                 exposed.append("\(mapping.containerPort)/\(mapping.protocol.rawValue)")
             }
+            var volumes: [String] = []
+            for path in volume { volumes.append(try ContainerMount.checkTarget(path)) }
             let config = ImageConfig(cmd: cmd.isEmpty ? nil : cmd, env: env.isEmpty ? nil : env,
-                                     exposedPorts: exposed.isEmpty ? nil : exposed)
+                                     exposedPorts: exposed.isEmpty ? nil : exposed, volumes: volumes.isEmpty ? nil : volumes)
             let image = try global.runtime().images.importDirectory(directory, as: parsed, config: config)
             print(image.id)
             return 0

@@ -106,13 +106,15 @@ struct Remove: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Kill and remove running containers.")
     var force = false
+    @Flag(name: .shortAndLong, help: "Remove the containers' anonymous volumes too.")
+    var volumes = false
     @Argument(help: "Containers (name, id or id prefix).")
     var containers: [String]
 
     func run() throws {
         try HVC.guarded {
             try global.forEach(containers) { service, container throws(HVCError) in
-                try service.remove(container, force: force)
+                try service.remove(container, force: force, volumes: volumes)
                 return container
             }
         }

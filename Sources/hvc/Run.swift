@@ -67,6 +67,14 @@ struct ContainerOptions: ParsableArguments {
     var publish: [String] = []
     @Flag(name: [.customShort("P"), .customLong("publish-all")], help: "Publish every port the image exposes on a free host port.")
     var publishAll = false
+    @Option(name: [.customShort("v"), .customLong("volume")], help: "Mount a host folder or a volume: HOSTDIR:TARGET[:ro], NAME:TARGET[:ro], or TARGET (anonymous volume).")
+    var volume: [String] = []
+    @Option(help: "Mount: type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=...][,tmpfs-mode=...].")
+    var mount: [String] = []
+    @Option(help: "Mount a tmpfs: TARGET[:size=...,mode=...].")
+    var tmpfs: [String] = []
+    @Flag(help: "Mount the image's root read-only (tmpfs on /tmp, /var/tmp and /run).")
+    var readOnly = false
 
     @Argument(help: "Image name or id.")
     var image: String
@@ -74,7 +82,7 @@ struct ContainerOptions: ParsableArguments {
     var command: [String] = []
 
     /// The API's create request for these flags: what the local path and hvcd both check.
-    func request(start: Bool) -> CreateContainerRequest {
+    func request(start: Bool) throws(HVCError) -> CreateContainerRequest {
         var request = CreateContainerRequest(image: image)
         request.cmd = command.isEmpty ? nil : command
         request.entrypoint = entrypoint.map { [$0] }
@@ -95,6 +103,12 @@ struct ContainerOptions: ParsableArguments {
         request.networks = network.map { [$0] }
         request.ports = publish.isEmpty ? nil : publish
         request.publishAll = publishAll ? true : nil
+        var mounts: [ContainerMount] = []
+        for text in volume { mounts.append(try ContainerMount.parseVolumeFlag(text)) }
+        for text in mount { mounts.append(try ContainerMount.parseMountFlag(text)) }
+        for text in tmpfs { mounts.append(try ContainerMount.parseTmpfsFlag(text)) }
+        request.mounts = mounts.isEmpty ? nil : mounts
+        request.readOnly = readOnly ? true : nil
         return request
     }
 
@@ -130,10 +144,10 @@ struct Run: ParsableCommand {
                 // command runs, so that none of its output is missed.
                 let service = DaemonContainers(client: daemon)
                 // This client removes it (`--rm`) once it has the exit, so that nothing races its last frames.
-                var request = container.request(start: false)
+                var request = try container.request(start: false)
                 request.autoRemove = nil
                 let id = try service.create(request)
-                defer { if container.rm { try? service.remove(id, force: true) } }
+                defer { if container.rm { try? service.remove(id, force: true, volumes: true) } }
                 let channel = try daemon.openStream(container: id, start: true)
                 return try ContainerManager.attach(over: channel, stdin: container.process.interactive, terminal: container.process.tty)
             }

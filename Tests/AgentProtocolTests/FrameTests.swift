@@ -148,3 +148,38 @@ struct NetworkMessageTests {
         #expect(throws: ProtocolError.invalidField("interface prefix or MTU")) { try second.next() }
     }
 }
+
+/// The mounts in `hello` are bounded and checked like the rest: one path component for a
+/// share, absolute targets without `..`.
+struct MountMessageTests {
+    func decode(_ mounts: [GuestMount]) throws -> Hello? {
+        var decoder = FrameDecoder()
+        decoder.append(Frame(.hello(Hello(entropy: [], unixTimeNanoseconds: 0, hostname: "h", mounts: mounts, readOnlyRoot: true))).encoded())
+        guard case .hello(let hello)? = try decoder.next()?.message else { return nil }
+        return hello
+    }
+
+    @Test func mountsRoundTrip() throws {
+        let mounts = [GuestMount(kind: .share, source: "m0", target: "/data", readOnly: true),
+                      GuestMount(kind: .tmpfs, source: "mode=1777,size=4096", target: "/tmp", readOnly: false)]
+        let hello = try decode(mounts)
+        #expect(hello?.mounts == mounts)
+        #expect(hello?.readOnlyRoot == true)
+    }
+
+    @Test(arguments: [
+        GuestMount(kind: .share, source: "../m0", target: "/data", readOnly: false),
+        GuestMount(kind: .share, source: "..", target: "/data", readOnly: false),
+        GuestMount(kind: .share, source: "", target: "/data", readOnly: false),
+        GuestMount(kind: .share, source: "m0", target: "data", readOnly: false),
+        GuestMount(kind: .tmpfs, source: "", target: "/a/../proc", readOnly: false),
+    ])
+    func badMountsAreRefused(_ mount: GuestMount) {
+        #expect(throws: ProtocolError.self) { try decode([mount]) }
+    }
+
+    @Test func mountCountIsBounded() {
+        let many = Array(repeating: GuestMount(kind: .tmpfs, source: "", target: "/t", readOnly: false), count: Limits.maxMounts + 1)
+        #expect(throws: ProtocolError.fieldTooLong(Limits.maxMounts + 1, limit: Limits.maxMounts)) { try decode(many) }
+    }
+}

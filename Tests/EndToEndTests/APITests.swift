@@ -44,6 +44,15 @@ extension EndToEnd {
             #expect(r.stdout == "ok\n")
         }
 
+        @Test func volumesFollowTheSpec() throws {
+            let directory = h.root + "/../api-\(UUID().uuidString.prefix(8))"
+            let (socket, daemon) = try startDaemon(directory, tenants: "{}")
+            defer { daemon.terminate(); daemon.waitUntilExit() }
+            let r = client(socket, ["volumes", URL(fileURLWithPath: directory).standardizedFileURL.path])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout == "ok\n")
+        }
+
         @Test func tenantsSeeOnlyTheirOwnContainers() throws {
             let directory = h.root + "/../api-\(UUID().uuidString.prefix(8))"
             let tenants = #"{"tenants": {"tenant-a": {"uids": [2101], "maxContainers": 1}, "tenant-b": {"uids": [2102]}}}"#

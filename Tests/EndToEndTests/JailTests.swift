@@ -71,7 +71,9 @@ extension EndToEnd {
             #expect(!root.contains("home"))
             #expect(!FileManager.default.fileExists(atPath: "/proc/\(pid)/root/etc/shadow"))
             #expect(Set(root).isSubset(of: ["agent.sock", "qmp.sock", "console.log", "vmlinux", "initramfs.cpio",
-                                            "rootfs.img", "usr", "lib", "lib64", "bin", "dev", "proc"]))
+                                            "rootfs.img", "usr", "lib", "lib64", "bin", "dev", "proc", "shares", "qemu.log"]))
+            // The shared-folder directory is there, empty and read-only, for a VM without folders.
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/root/shares")) == [])
         }
 
         @Test func theVMMCgroupHasTheLimitsAsked() throws {

@@ -12,12 +12,13 @@ struct JailedProcessTests {
     static let uid: UInt32 = 2_100_000
 
     /// Runs `busybox sh -c script` in a fresh jail; returns its exit status and output.
-    func jailed(_ script: String, cgroup: VMCgroup? = nil) throws -> (status: Int32, output: String) {
+    func jailed(_ script: String, cgroup: VMCgroup? = nil, keeping capabilities: [Int32] = []) throws -> (status: Int32, output: String) {
         let root = "/tmp/hvc-jail-test-\(getpid())-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: root) }
         let rules = try SeccompPolicy.load(path: JailedProcessTests.policyPath).compile(isKnownSyscall: seccompKnowsSyscall)
-        let plan = JailPlan(root: root, mounts: JailPlan.hostMounts(), cgroup: cgroup,
+        var plan = JailPlan(root: root, mounts: JailPlan.hostMounts(), cgroup: cgroup,
                             uid: JailedProcessTests.uid, gid: JailedProcessTests.uid, rules: rules)
+        plan.keptCapabilities = capabilities
         try plan.prepareRoot()
         let output = Pipe()
         let pid = try plan.spawn(path: "/usr/bin/busybox", arguments: ["busybox", "sh", "-c", script],
@@ -38,6 +39,22 @@ struct JailedProcessTests {
         }
         #expect(lines.contains("NoNewPrivs: 1"))
         #expect(lines.contains("Seccomp: 2"))
+    }
+
+    /// A VMM serving shared folders keeps the file capabilities, across its exec, and nothing
+    /// else; its /proc shows no sysctls or sysrq-trigger for them to open, and set-ID modes fail.
+    @Test func keptFileCapabilitiesStayNarrow() throws {
+        // The pipe behind fd 1 belongs to root: CAP_FOWNER alone would let the chmod through.
+        let r = try jailed("grep -E '^Cap(Prm|Eff|Bnd|Inh|Amb):' /proc/self/status; ls /proc/sys /proc/sysrq-trigger 2>&1; "
+                           + "chmod 4755 /proc/self/fd/1; echo chmod=$?",
+                           keeping: [0, 1, 3, 4])
+        let lines = r.output.split(separator: "\n").map { $0.replacingOccurrences(of: "\t", with: " ") }
+        for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            #expect(lines.contains("\(cap): 000000000000001b"), "\(r.output)")
+        }
+        #expect(r.output.contains("/proc/sys: No such file or directory"))
+        #expect(r.output.contains("/proc/sysrq-trigger: No such file or directory"))
+        #expect(r.output.contains("chmod=1"), "\(r.output)")
     }
 
     @Test func seesOnlyItsJail() throws {
@@ -77,7 +94,7 @@ struct JailedProcessTests {
     }
 
     @Test func networkIsEmpty() throws {
-        let r = try jailed("ls /proc/net/dev >/dev/null && cat /proc/net/dev | tail -n +3 | cut -d: -f1")
+        let r = try jailed("ls /proc/self/net/dev >/dev/null && cat /proc/self/net/dev | tail -n +3 | cut -d: -f1")
         #expect(r.output.trimmingCharacters(in: .whitespacesAndNewlines) == "lo")
     }
 

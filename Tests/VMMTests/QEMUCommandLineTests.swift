@@ -34,6 +34,15 @@ struct QEMUCommandLineTests {
         #expect(values(args, "-qmp") == ["unix:/run/hvc/vms/abc/qmp.sock,server=on,wait=off"])
     }
 
+    @Test func sharedFoldersAreOneNinePDeviceServedByQEMU() {
+        #expect(!QEMUCommandLine(configuration(.tcg)).arguments.contains("-fsdev"))
+        var c = configuration(.tcg)
+        c.sharedFolders = "/shares"
+        let args = QEMUCommandLine(c).arguments
+        #expect(values(args, "-fsdev") == ["local,id=shares,path=/shares,security_model=passthrough,multidevs=remap"])
+        #expect(values(args, "-device").contains("virtio-9p-device,fsdev=shares,mount_tag=hvc.shares"))
+    }
+
     @Test func kvmUsesTheHostCPU() {
         let args = QEMUCommandLine(configuration(.kvm)).arguments
         #expect(values(args, "-accel") == ["kvm"])

@@ -43,6 +43,7 @@ struct hvc_jail {
     size_t rule_count;
     int inherit_fds[2];         /* passed to the VMM as its fds 3 and 4; -1 for none */
     int netns_fd;               /* a network namespace to enter, or -1 for a new empty one */
+    uint64_t kept_capabilities; /* bit per capability the VMM keeps (ambient), 0 for none */
 };
 
 /// Where the jail sequence failed (reported in `hvc_spawn_result.stage`).

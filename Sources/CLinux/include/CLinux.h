@@ -120,6 +120,25 @@ int hvc_add_entropy(int fd, const uint8_t *bytes, size_t length);
 /// openat2 of `path` with `root` as its root (RESOLVE_IN_ROOT): symlinks and `..` in the path
 /// cannot leave `root`. For files inside a container's root filesystem. fd or -1 with errno.
 int hvc_open_in_root(const char *root, const char *path, int flags, unsigned mode);
+/// Flags for hvc_mount_tree_open.
+enum { HVC_MOUNT_READONLY = 1, HVC_MOUNT_NOSUID = 2, HVC_MOUNT_NODEV = 4 };
+/// A detached copy of the mount tree at `path` (open_tree, recursive) with the flags set on every
+/// mount in it. With `beneath`, `path` is relative and may not leave that directory (no `..`,
+/// absolute symlinks or magic links out of it). Returns the tree's fd or -1 with errno.
+int hvc_mount_tree_open(const char *beneath, const char *path, unsigned flags);
+
+/// One mount for hvc_mounts_place: a detached tree (`tree` >= 0) or a tmpfs (`tree` == -1).
+struct hvc_placed_mount {
+    int tree;
+    const char *target;         /* absolute, in the other namespace */
+    const char *tmpfs_options;  /* tmpfs mount data, or NULL */
+    int create;                 /* make the target (and its parents) first: a file for a file tree */
+};
+/// In a child that enters the mount namespace of `pid`: places each mount in order, then (when
+/// `readonly_root`) makes that namespace's root read-only. Returns 0 with the failing stage and
+/// errno in `result`, or -1 with errno when no child could be made.
+int hvc_mounts_place(pid_t pid, const struct hvc_placed_mount *mounts, size_t count, int readonly_root,
+                     struct hvc_spawn_result *result);
 /// Opens a pseudo-terminal pair; returns 0 or -1 with errno.
 int hvc_open_pty(int *master, int *slave);
 

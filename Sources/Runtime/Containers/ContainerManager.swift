@@ -13,8 +13,9 @@ public struct ContainerManager: Sendable {
 
     /// Records a new container from `options`; nothing runs yet.
     /// `hostAccess` is what the tenant's default network gives, should this make it.
+    /// `policy` says which host folders the caller may mount.
     public func create(_ options: RunOptions, tenant: String = ContainerManager.callerTenant(),
-                       hostAccess: Bool = true) throws(HVCError) -> ContainerRecord {
+                       hostAccess: Bool = true, policy: MountPolicy = .unrestricted) throws(HVCError) -> ContainerRecord {
         try options.validate()
         try runtime.checkAssets()
         let image = try runtime.images.resolve(options.image)
@@ -41,20 +42,28 @@ public struct ContainerManager: Sendable {
         guard ContainerID.isValidName(name) else {
             throw HVCError(.invalid, "invalid container name \"\(name)\": use letters, digits, _ . - (starting with a letter or digit)")
         }
-        let config = ContainerConfig(
+        var config = ContainerConfig(
             id: id, name: name, image: options.image, imageID: image.id,
             process: .init(spec), hostname: hostname, memoryMiB: options.memoryMiB, cpus: options.cpus, pidsLimit: options.pidsLimit,
             accelerator: accelerator, tenant: tenant, created: Date(), autoRemove: options.remove,
             logMaxBytes: options.logMaxBytes, template: options.template ? nil : false,
             network: network, ports: ports.isEmpty ? nil : ports)
-        return try store.create(config)
+        config.readOnlyRoot = options.readOnlyRoot ? true : nil
+        let imageVolumes = (image.config.volumes ?? []).sorted()
+        if options.mounts.isEmpty && imageVolumes.isEmpty && !options.readOnlyRoot { return try store.create(config) }
+        return try runtime.volumes.resolveMounts(
+            options.mounts, imageVolumes: imageVolumes, readOnlyRoot: options.readOnlyRoot, tenant: tenant, policy: policy
+        ) { (mounts: [ContainerMount]) throws(HVCError) -> ContainerRecord in
+            config.mounts = mounts.isEmpty ? nil : mounts
+            return try store.create(config)
+        }
     }
 
     /// Creates a container and starts it (`run -d`); a container whose command cannot start
     /// stays recorded as exited, with its error, as Docker keeps it.
     public func createAndStart(_ options: RunOptions, tenant: String = ContainerManager.callerTenant(),
-                               hostAccess: Bool = true) throws(HVCError) -> ContainerRecord {
-        let record = try create(options, tenant: tenant, hostAccess: hostAccess)
+                               hostAccess: Bool = true, policy: MountPolicy = .unrestricted) throws(HVCError) -> ContainerRecord {
+        let record = try create(options, tenant: tenant, hostAccess: hostAccess, policy: policy)
         return try start(record.id)
     }
 
@@ -250,8 +259,9 @@ public struct ContainerManager: Sendable {
         }
     }
 
-    /// Removes containers; a running one only with `force`, which kills it first.
-    public func remove(_ nameOrID: String, force: Bool) throws(HVCError) {
+    /// Removes containers; a running one only with `force`, which kills it first; with
+    /// `volumes`, its anonymous volumes too (`rm -v`).
+    public func remove(_ nameOrID: String, force: Bool, volumes: Bool = false) throws(HVCError) {
         var record = try store.resolve(nameOrID)
         if record.state.status == .running {
             guard force else {
@@ -270,6 +280,7 @@ public struct ContainerManager: Sendable {
             while processIsAlive(pid) && Date() < deadline { usleep(10_000) }
         }
         store.remove(record.id)
+        if volumes { VolumeManager.removeAnonymous(of: record.config, runtime: runtime) }
         VMDirectory.sweep(runtime.paths.vms)
     }
 

@@ -25,8 +25,14 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     public var network: String?
     /// Ports to publish (`-p`); a host port of 0 is chosen when the container starts.
     public var ports: [PortMapping]?
+    /// Host folders, volumes and tmpfs mounts, in the order they are made.
+    public var mounts: [ContainerMount]?
+    /// The image's root read-only (`--read-only`).
+    public var readOnlyRoot: Bool?
 
     public var startsFromTemplate: Bool { template ?? true }
+    /// Host folders or volumes go into its VM (tmpfs mounts are the guest's own).
+    public var sharesFolders: Bool { (mounts ?? []).contains { $0.type != .tmpfs } }
 
     /// `ProcessSpec` in a form that can be stored.
     public struct ProcessConfig: Codable, Equatable, Sendable {

@@ -33,6 +33,10 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
     public var ports: [String]?
     /// Publish every port the image exposes (`-P`).
     public var publishAll: Bool?
+    /// Host folders (`bind`), volumes and tmpfs mounts.
+    public var mounts: [ContainerMount]?
+    /// The image's root read-only, with tmpfs on /tmp, /var/tmp and /run (`--read-only`).
+    public var readOnly: Bool?
 
     public init(image: String) { self.image = image }
 
@@ -67,6 +71,8 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
         }
         for port in ports ?? [] { options.ports.append(try PortMapping.parse(port)) }
         options.publishAll = publishAll ?? false
+        for mount in mounts ?? [] { options.mounts.append(try mount.checked()) }
+        options.readOnlyRoot = readOnly ?? false
         try options.validate()
         return options
     }

@@ -27,6 +27,9 @@ public struct RunOptions: Sendable {
     public var ports: [PortMapping] = []
     /// Publish every port the image exposes, each on a free host port (`-P`).
     public var publishAll = false
+    /// `-v`, `--mount`, `--tmpfs`, each checked as parsed.
+    public var mounts: [ContainerMount] = []
+    public var readOnlyRoot = false
 
     public init(image: String) { self.image = image }
 
@@ -53,6 +56,7 @@ public struct RunOptions: Sendable {
             }
             seen.insert(key + "@" + address)
         }
+        _ = try ContainerMount.ordered(mounts)
         guard RunOptions.pidsLimitRange.contains(pidsLimit) else {
             throw HVCError(.invalid, "pids limit \(pidsLimit) is out of range: give between \(RunOptions.pidsLimitRange.lowerBound) and \(RunOptions.pidsLimitRange.upperBound) (QEMU itself needs a few dozen threads)")
         }

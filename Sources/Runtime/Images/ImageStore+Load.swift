@@ -49,7 +49,8 @@ extension ImageStore {
         }
         let c = unpacked.config.config
         let config = ImageConfig(entrypoint: c?.Entrypoint, cmd: c?.Cmd, env: c?.Env, workingDir: c?.WorkingDir, user: c?.User,
-                                 exposedPorts: c?.ExposedPorts.map { $0.keys.sorted() })
+                                 exposedPorts: c?.ExposedPorts.map { $0.keys.sorted() },
+                                 volumes: c?.Volumes.map { $0.keys.sorted() })
         let manifest = try keepBlobs(unpacked)
         return try store(tree: staging + "/rootfs", id: unpacked.configDigest.description, references: references,
                          config: config, manifest: manifest)

@@ -78,7 +78,8 @@ extension ImageStore {
         }
         let c = configFile.config
         let config = ImageConfig(entrypoint: c?.Entrypoint, cmd: c?.Cmd, env: c?.Env, workingDir: c?.WorkingDir, user: c?.User,
-                                 exposedPorts: c?.ExposedPorts.map { $0.keys.sorted() })
+                                 exposedPorts: c?.ExposedPorts.map { $0.keys.sorted() },
+                                 volumes: c?.Volumes.map { $0.keys.sorted() })
         let image = try store(tree: staging + "/rootfs", id: id, references: [name], config: config,
                               manifest: try storeManifest(data))
         return PullResult(image: image, downloadedBlobs: downloaded, downloadedBytes: bytes)

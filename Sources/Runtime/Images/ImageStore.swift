@@ -10,20 +10,23 @@ public struct ImageConfig: Codable, Equatable, Sendable {
     public var user: String?
     /// `80/tcp`, `53/udp`: what `run -P` publishes.
     public var exposedPorts: [String]?
+    /// Paths that get an anonymous volume in every container (the image's `VOLUME`s).
+    public var volumes: [String]?
 
     enum CodingKeys: String, CodingKey {
         case entrypoint = "Entrypoint", cmd = "Cmd", env = "Env", workingDir = "WorkingDir", user = "User"
-        case exposedPorts = "ExposedPorts"
+        case exposedPorts = "ExposedPorts", volumes = "Volumes"
     }
 
     public init(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil,
-                workingDir: String? = nil, user: String? = nil, exposedPorts: [String]? = nil) {
+                workingDir: String? = nil, user: String? = nil, exposedPorts: [String]? = nil, volumes: [String]? = nil) {
         self.entrypoint = entrypoint
         self.cmd = cmd
         self.env = env
         self.workingDir = workingDir
         self.user = user
         self.exposedPorts = exposedPorts
+        self.volumes = volumes
     }
 }
 

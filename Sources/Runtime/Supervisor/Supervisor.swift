@@ -184,7 +184,7 @@ public final class Supervisor: Sendable {
                 owner: config.id, tenant: config.tenant, imageReference: config.image, imageID: config.imageID,
                 memoryMiB: config.memoryMiB, cpus: config.cpus, pidsLimit: config.pidsLimit,
                 accelerator: config.accelerator, networkInterface: config.network != nil,
-                fromTemplate: config.startsFromTemplate)
+                fromTemplate: config.startsFromTemplate, servesFolders: config.sharesFolders)
             try VMLaunch.launch(request, directory: directory, runtime: runtime, timing: timing) { (launched: LaunchedVM) throws(HVCError) in
                 try adopt(launched)
                 // CNI's work overlaps the clone's restore or the cold boot.
@@ -242,6 +242,17 @@ public final class Supervisor: Sendable {
         timing.guestAgentStart = ready.agentStartNanoseconds
         timing.guestReady = ready.readyNanoseconds
         if !pipelined { try sendSession(channel, directory: directory) }
+    }
+
+    // MARK: Mounts
+
+    /// Shares the container's folders into its VM (before the guest learns of them).
+    private func shareFolders(_ directory: VMDirectory) throws(HVCError) -> [GuestMount] {
+        guard let mounts = config.mounts, !mounts.isEmpty else { return [] }
+        guard let vm = life.withLock({ $0.phase.vm }) else { throw HVCError("the VM is gone") }
+        let shared = try SharedFolders.share(mounts, tenant: config.tenant, runtime: runtime, vmmPID: vm.vm.pid, directory: directory)
+        timing.mark("mounts")
+        return shared
     }
 
     // MARK: Network
@@ -341,13 +352,15 @@ public final class Supervisor: Sendable {
     }
 
     private func sendSession(_ channel: FrameChannel, directory: VMDirectory) throws(HVCError) {
+        let mounts = try shareFolders(directory)
         let networkSetup = try networkReady()
         let now = UInt64(Date().timeIntervalSince1970 * 1e9)
         let spec = config.process.spec(rows: terminalSize.rows, columns: terminalSize.columns)
         do {
             try channel.send(Frame(.hello(Hello(
                 entropy: randomBytes(256), unixTimeNanoseconds: now, hostname: config.hostname,
-                interface: networkSetup?.0, nameservers: networkSetup?.nameservers ?? []))))
+                interface: networkSetup?.0, nameservers: networkSetup?.nameservers ?? [],
+                mounts: mounts, readOnlyRoot: config.readOnlyRoot ?? false))))
             try channel.send(Frame(process: Supervisor.initProcess, .start(spec)))
             if !life.withLock({ $0.keepInitStdinOpen }) { try channel.send(Frame(process: Supervisor.initProcess, .closeStdin)) }
         } catch {
@@ -570,7 +583,10 @@ public final class Supervisor: Sendable {
             state.error = error
             state.endpoint = nil
         }
-        if config.autoRemove { store.remove(config.id) }
+        if config.autoRemove {
+            store.remove(config.id)
+            VolumeManager.removeAnonymous(of: config, runtime: runtime)
+        }
         // Attached clients learn of a failure before the command started from its message.
         if let initClient, let error, code == HVCError.Kind.runtime.exitCode || code == Supervisor.killedStatus {
             try? initClient.channel.send(Frame(.failure(error)))

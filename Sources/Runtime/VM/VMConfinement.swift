@@ -25,9 +25,18 @@ final class VMConfinement: @unchecked Sendable {
         var pidsLimit: Int
         /// A clone boots no kernel: its jail holds no kernel or initramfs.
         var bootsKernel = true
+        /// The VM serves host folders to its guest (see `fileServerCapabilities`).
+        var servesFolders = false
     }
 
     private init() {}
+
+    /// What QEMU's 9P server needs to act for the guest's users on shared files (passthrough):
+    /// give a new file its writer's owner (CHOWN), reach files of any owner and mode (DAC_OVERRIDE),
+    /// set modes and times on them (FOWNER), keep set-group-ID directories' gid (FSETID). No MKNOD,
+    /// no SYS_ADMIN; the jail holds nothing else these could reach, its /proc only its own process,
+    /// and the seccomp policy refuses set-ID modes and device nodes.
+    static let fileServerCapabilities: [Int32] = [0 /* CHOWN */, 1 /* DAC_OVERRIDE */, 3 /* FOWNER */, 4 /* FSETID */]
 
     static func make(_ request: Request, directory: VMDirectory, runtime: Runtime) throws(HVCError) -> VMConfinement {
         let confinement = VMConfinement()
@@ -58,6 +67,8 @@ final class VMConfinement: @unchecked Sendable {
                 ]
             }
             mounts.append(JailPlan.Mount(source: request.shape.image.rootfsPath, target: VMDirectory.Jailed.rootDisk))
+            try makeDirectory(directory.shares, mode: 0o755)
+            mounts.append(JailPlan.Mount(source: directory.shares, target: VMDirectory.Jailed.shares))
             var extraGroup: UInt32 = 0
             if request.shape.accelerator == .kvm {
                 mounts.append(JailPlan.Mount(source: "/dev/kvm", target: VMDirectory.Jailed.kvm, writable: true, device: true))
@@ -75,6 +86,12 @@ final class VMConfinement: @unchecked Sendable {
             }
             var plan = JailPlan(root: directory.jailRoot, mounts: mounts, cgroup: cgroup, uid: uid, gid: uid, rules: rules)
             plan.extraGroup = extraGroup
+            if request.servesFolders {
+                plan.keptCapabilities = VMConfinement.fileServerCapabilities
+                // Files in shared folders may be of any size; the jail's own files are bounded
+                // by its tmpfs instead.
+                plan.maxFileSize = UInt64.max
+            }
             if request.shape.networkInterface {
                 plan.networkNamespaceFD = try makeNetworkMemberspace(owner: request.owner, directory: directory, runtime: runtime)
             }

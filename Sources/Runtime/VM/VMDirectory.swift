@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+import HVCSystem
 import VMM
 
 /// The per-VM directory under `<run-root>/vms`: its sockets, console log and QEMU log, plus
@@ -10,12 +11,18 @@ import VMM
 public struct VMDirectory: Sendable {
     public let path: String
 
-    /// The VMM's jail: its `/`, holding its sockets and console log.
+    /// The VMM's jail: its `/`, holding its sockets, console log and own output: a tmpfs of
+    /// `jailBytes`, which bounds all a guest can make its VMM write there.
     public var jailRoot: String { path + "/root" }
+    static let jailBytes = 64 << 20
     public var agentSocket: String { jailRoot + Jailed.agentSocket }
     public var qmpSocket: String { jailRoot + Jailed.qmpSocket }
     public var consoleLog: String { jailRoot + Jailed.consoleLog }
-    public var vmmLog: String { path + "/qemu.log" }
+    public var vmmLog: String { jailRoot + "/qemu.log" }
+    /// The directory the VMM serves to the guest as its shared folders (read-only, bound at
+    /// `Jailed.shares`): each of the container's folders is a mount on an entry of it, placed in
+    /// the VMM's own mount namespace only.
+    public var shares: String { path + "/shares" }
 
     /// Paths as the jailed VMM sees them.
     public enum Jailed {
@@ -26,6 +33,7 @@ public struct VMDirectory: Sendable {
         public static let qmpSocket = "/qmp.sock"
         public static let consoleLog = "/console.log"
         public static let kvm = "/dev/kvm"
+        public static let shares = "/shares"
     }
     /// Where the container's supervisor takes exec, signal and stop requests.
     public var controlSocket: String { path + "/control.sock" }
@@ -42,6 +50,13 @@ public struct VMDirectory: Sendable {
         }
         let directory = VMDirectory(path: path)
         try writeAtomically(path + "/owner", Data("\(getpid())\n".utf8))
+        guard mkdir(directory.jailRoot, 0o700) == 0,
+              mount("tmpfs", directory.jailRoot, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC),
+                    "size=\(jailBytes),nr_inodes=256,mode=700") == 0 else {
+            let error = Errno.current
+            directory.remove()
+            throw HVCError("jail directory \(directory.jailRoot): \(error)")
+        }
         return directory
     }
 
@@ -85,6 +100,7 @@ public struct VMDirectory: Sendable {
     }
 
     public func remove() {
+        umount2(jailRoot, Int32(MNT_DETACH))
         try? FileManager.default.removeItem(atPath: path)
     }
 

@@ -32,6 +32,8 @@ enum VMLaunch {
         var accelerator: Accelerator
         var networkInterface: Bool
         var fromTemplate: Bool
+        /// Host folders will be shared into the VM (its container's, or a pool's future one's).
+        var servesFolders: Bool
     }
 
     /// Launches the VMM jailed in `directory` and, for a clone, restores its device state.
@@ -51,7 +53,7 @@ enum VMLaunch {
         let configuration = shape.configuration(clone == nil ? .anonymous : .clone, runtime: runtime)
         let confinement = try VMConfinement.make(
             .init(owner: request.owner, tenant: request.tenant, shape: shape, pidsLimit: request.pidsLimit,
-                  bootsKernel: clone == nil),
+                  bootsKernel: clone == nil, servesFolders: request.servesFolders),
             directory: directory, runtime: runtime)
         timing?.mark("launch")
         let vm: any VirtualMachine

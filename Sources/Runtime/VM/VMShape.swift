@@ -32,6 +32,8 @@ public struct VMShape: Sendable {
         configuration.memory = memory
         configuration.clock = runtime.guestClock(accelerator)
         configuration.networkInterface = networkInterface
+        // Every VM has the device, so that one template serves runs with and without folders.
+        configuration.sharedFolders = VMDirectory.Jailed.shares
         return configuration
     }
 }

@@ -292,6 +292,56 @@ def main():
         client.call("GET", "/v1/networks/api-net", expect=404)
         _, pruned = client.call("POST", "/v1/networks/prune", expect=200)
         print("ok")
+    elif scenario == "volumes":
+        # A volume, a container mounting it, a host folder and a tmpfs, and the errors, each
+        # response checked against the spec. args: a host folder.
+        folder = args[0]
+        _, volume = client.call("POST", "/v1/volumes", {"name": "api-vol"}, expect=201)
+        client.call("POST", "/v1/volumes", {"name": "api-vol"}, expect=409)
+        client.call("POST", "/v1/volumes", {"name": "../up"}, expect=400)
+        client.call("GET", "/v1/volumes/..", expect=400)
+        _, listed = client.call("GET", "/v1/volumes", expect=200)
+        if "api-vol" not in [v["name"] for v in listed]:
+            fail("created volume not listed")
+        mounts = [{"type": "volume", "source": "api-vol", "target": "/v"},
+                  {"type": "bind", "source": folder, "target": "/host", "readOnly": True},
+                  {"type": "tmpfs", "target": "/scratch", "tmpfsSize": 1048576}]
+        _, created = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["sleep", "1000"], "start": True,
+                                                             "networks": ["none"], "mounts": mounts, "readOnly": True}, expect=201)
+        _, record = client.call("GET", f"/v1/containers/{created['id']}", expect=200)
+        got = {m["target"]: m for m in record["config"]["mounts"]}
+        if got["/v"]["source"] != "api-vol" or not got["/host"]["readOnly"] or got["/scratch"]["type"] != "tmpfs" \
+                or "/tmp" not in got or not record["config"].get("readOnlyRoot"):
+            fail(f"mounts {record['config']['mounts']}")
+        _, details = client.call("GET", "/v1/volumes/api-vol", expect=200)
+        if details["containers"] != [record["config"]["name"]]:
+            fail(f"volume users {details['containers']}")
+        client.call("DELETE", "/v1/volumes/api-vol", expect=409)
+        for bad in [{"type": "bind", "source": folder + "/no-such-dir", "target": "/x"},
+                    {"type": "bind", "source": "relative/dir", "target": "/x"},
+                    {"type": "volume", "source": "v", "target": "relative"},
+                    {"type": "volume", "source": "v", "target": "/proc/sys"},
+                    {"type": "volume", "source": "a/b", "target": "/x"},
+                    {"type": "tmpfs", "source": "x", "target": "/x"}]:
+            client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["true"], "mounts": [bad]}, expect=400)
+        client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["true"],
+                                               "mounts": [{"type": "tmpfs", "target": "/x"}, {"type": "tmpfs", "target": "/x/"}]}, expect=400)
+        client.call("DELETE", f"/v1/containers/{created['id']}?force=true", expect=204)
+        client.call("DELETE", "/v1/volumes/api-vol", expect=204)
+        client.call("GET", "/v1/volumes/api-vol", expect=404)
+        client.call("POST", "/v1/volumes/prune", expect=200)
+        print("ok")
+    elif scenario == "bind-forbidden":
+        # A tenant's bind mount outside its bind roots: 403, and nothing made. args: a host folder.
+        _, before = client.call("GET", "/v1/containers", expect=200)
+        status, body = client.call("POST", "/v1/containers", {"image": "busybox", "cmd": ["true"],
+                                                               "mounts": [{"type": "bind", "source": args[0], "target": "/x"}]}, expect=403)
+        if "bindRoots" not in body.get("message", ""):
+            fail(f"403 without a clear message: {body}")
+        _, after = client.call("GET", "/v1/containers", expect=200)
+        if len(after) != len(before):
+            fail("a refused create left a container")
+        print("ok")
     elif scenario == "delete":
         client.call("DELETE", f"/v1/containers/{args[0]}?force=true", expect=204)
         print("ok")

@@ -1,0 +1,73 @@
+import AgentProtocol
+import CLinux
+import Foundation
+import HVCSystem
+
+/// Shares a container's host folders and volumes into its VM: each becomes a mount on an entry
+/// (`m0`, `m1`, ...) of the directory the VMM serves over 9P, made in the VMM's own mount
+/// namespace only, so that the host never holds it and it goes with the VMM. The guest agent
+/// then mounts each entry on its target in the container.
+enum SharedFolders {
+    /// Places the folders of `mounts` for the VMM `vmmPID`; returns what the agent mounts, in order.
+    static func share(_ mounts: [ContainerMount], tenant: String, runtime: Runtime, vmmPID: Int32,
+                      directory: VMDirectory) throws(HVCError) -> [GuestMount] {
+        var guestMounts: [GuestMount] = []
+        var trees: [(fd: Int32, entry: String)] = []
+        defer { for tree in trees { close(tree.fd) } }
+        for mount in mounts {
+            switch mount.type {
+            case .tmpfs:
+                guestMounts.append(GuestMount(kind: .tmpfs, source: mount.tmpfsOptions, target: mount.target, readOnly: mount.readOnly))
+            case .bind, .volume:
+                let entry = "m\(trees.count)"
+                let fd = try openTree(mount, tenant: tenant, runtime: runtime)
+                trees.append((fd, entry))
+                var info = stat()
+                guard fstat(fd, &info) == 0 else { throw HVCError("shared folder \(mount.source): \(Errno.current)") }
+                let path = directory.shares + "/" + entry
+                let made = (info.st_mode & S_IFMT) == S_IFDIR ? mkdir(path, 0o755) : open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
+                guard made >= 0 || errno == EEXIST else { throw HVCError("shared folder entry \(path): \(Errno.current)") }
+                if (info.st_mode & S_IFMT) != S_IFDIR { close(made) }
+                guestMounts.append(GuestMount(kind: .share, source: entry, target: mount.target, readOnly: mount.readOnly))
+            }
+        }
+        guard !trees.isEmpty else { return guestMounts }
+        let targets = trees.map { strdup(VMDirectory.Jailed.shares + "/" + $0.entry) }
+        defer { targets.forEach { free($0) } }
+        let placed = trees.indices.map { i in hvc_placed_mount(tree: trees[i].fd, target: targets[i], tmpfs_options: nil, create: 0) }
+        var result = hvc_spawn_result()
+        let status = placed.withUnsafeBufferPointer { hvc_mounts_place(vmmPID, $0.baseAddress, $0.count, 0, &result) }
+        guard status == 0 else { throw HVCError("sharing folders with the VM: \(Errno.current)") }
+        guard result.stage == 0 else {
+            throw HVCError("sharing folders with the VM: \(String(cString: strerror(result.error)))")
+        }
+        return guestMounts
+    }
+
+    /// A detached copy of the folder's mounts, never writable where the mount is read-only,
+    /// without set-ID programs or devices; a tenant's folder resolved beneath its bind root.
+    private static func openTree(_ mount: ContainerMount, tenant: String, runtime: Runtime) throws(HVCError) -> Int32 {
+        let flags = UInt32(HVC_MOUNT_NOSUID | HVC_MOUNT_NODEV) | (mount.readOnly ? UInt32(HVC_MOUNT_READONLY) : 0)
+        let fd: Int32
+        switch (mount.type, mount.within) {
+        case (.volume, _):
+            fd = hvc_mount_tree_open(nil, runtime.volumes.dataPath(mount.source, tenant: tenant), flags)
+        case (_, let root?):
+            // The path as it resolves now, opened beneath the root: a component swapped for a
+            // symlink since then makes the open fail instead of leaving the root.
+            let real = URL(fileURLWithPath: mount.source).resolvingSymlinksInPath().path
+            guard real == root || real.hasPrefix(root + "/") else {
+                throw HVCError(.forbidden, "host path \(mount.source) is no longer beneath \(root)")
+            }
+            let beneath = String(real.dropFirst(root.count).drop { $0 == "/" })
+            fd = hvc_mount_tree_open(root, beneath.isEmpty ? "." : beneath, flags)
+        default:
+            fd = hvc_mount_tree_open(nil, mount.source, flags)
+        }
+        guard fd >= 0 else {
+            let what = mount.type == .volume ? "volume \(mount.source)" : "host path \(mount.source)"
+            throw HVCError("\(what): \(Errno.current)")
+        }
+        return fd
+    }
+}

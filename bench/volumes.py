@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Shared folders, hvc against podman with runc, and a Markdown section on stdout.
+
+Measures, for each runtime, in a host folder bind-mounted at /data (`-v DIR:/data`), from inside
+a busybox container:
+  - sequential write and read of a 256 MiB file (busybox dd, 1 MiB blocks; the write ends with
+    fsync; the read comes from the host's page cache, which both runtimes read through);
+  - a small-file workload: unpacking a tar of 3000 files of 1-4 KiB in 100 directories, then
+    `ls -lR` of the tree (times from the container's own clock);
+and for hvc alone, the templated start (`run --rm busybox true`) with and without a host folder.
+
+Usage: volumes.py --hvc PATH --podman "PODMAN CMD" --image-podman NAME --tmp DIR [--runs N]
+hvc works in the HVC_ROOT its environment names (the busybox image imported there); podman uses
+the storage its command line names. Everything made here is removed at the end.
+"""
+import argparse
+import io
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+FILES, DIRECTORIES = 3000, 100
+BIG_MIB = 256
+# Each step prints its name and the container's clock before and after, in microseconds
+# (busybox's adjtimex reads the clock; its date has no sub-second format).
+SCRIPT = r"""
+t() { adjtimex | awk '/tv_sec/ { s = $2 } /tv_usec/ { u = $2 } END { printf "%%s%%06d", s, u }'; }
+cd /data
+a=$(t); dd if=/dev/zero of=big bs=1M count=%(mib)d conv=fsync 2>/dev/null; echo write $a $(t)
+a=$(t); dd if=big of=/dev/null bs=1M 2>/dev/null; echo read $a $(t)
+rm -f big
+mkdir tree
+a=$(t); tar -xf files.tar -C tree; echo untar $a $(t)
+a=$(t); ls -lR tree >/dev/null; echo lsR $a $(t)
+rm -rf tree
+""" % {"mib": BIG_MIB}
+
+
+class BenchError(Exception):
+    pass
+
+
+def say(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run(argv, env=None, timeout=600.0, shown=None):
+    shown = " ".join((shown or argv)[:4])
+    try:
+        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                              text=True, errors="replace")
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"`{shown} ...` timed out after {timeout:.0f}s") from None
+    except OSError as e:
+        raise BenchError(f"cannot run `{shown} ...`: {e.strerror}: {argv[0]}") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"`{shown} ...` exited {proc.returncode}: {last}")
+    return proc.stdout
+
+
+def make_tarball(path):
+    """FILES small files of random sizes in DIRECTORIES directories, seeded: the same every run."""
+    rng = random.Random(13)
+    with tarfile.open(path, "w") as tar:
+        for i in range(FILES):
+            data = bytes(rng.getrandbits(8) for _ in range(rng.randint(1024, 4096)))
+            info = tarfile.TarInfo(f"d{i % DIRECTORIES:03d}/f{i:05d}")
+            info.size = len(data)
+            info.mtime = 1_700_000_000
+            tar.addfile(info, io.BytesIO(data))
+
+
+def parse(output):
+    """`NAME BEFORE AFTER` lines (microseconds) into seconds by name."""
+    figures = {}
+    for line in output.splitlines():
+        m = re.fullmatch(r"(write|read|untar|lsR) (\d+) (\d+)", line.strip())
+        if m:
+            figures[m.group(1)] = (int(m.group(3)) - int(m.group(2))) / 1e6
+    if set(figures) != {"write", "read", "untar", "lsR"}:
+        raise BenchError(f"the workload printed {output!r}")
+    return figures
+
+
+def workload(command, runs):
+    """Medians over runs of each step; throughputs in MiB/s, the small-file steps in seconds."""
+    samples = [parse(run(command)) for _ in range(runs)]
+    median = {key: statistics.median(s[key] for s in samples) for key in samples[0]}
+    return {
+        "write": BIG_MIB / max(median["write"], 1e-6),
+        "read": BIG_MIB / max(median["read"], 1e-6),
+        "untar": median["untar"],
+        "lsR": median["lsR"],
+    }
+
+
+def starts(hvc, env, folder, runs):
+    """Median wall time of `hvc run --rm busybox true`, without and with a host folder."""
+    def timed(argv):
+        times = []
+        for _ in range(runs):
+            begin = time.monotonic()
+            run(argv, env=env)
+            times.append((time.monotonic() - begin) * 1000)
+        return statistics.median(times)
+    run([hvc, "run", "--rm", "busybox", "true"], env=env)  # the template, made once
+    plain = timed([hvc, "run", "--rm", "busybox", "true"])
+    shared = timed([hvc, "run", "--rm", "-v", folder + ":/data", "busybox", "true"])
+    return plain, shared
+
+
+def report(runs, hvc, podman, why_not, start):
+    lines = ["", "## Shared folders", "",
+             f"A host folder bind-mounted at `/data`, from inside a busybox container; medians of {runs} runs. "
+             f"hvc shares it over virtio-9p, served by the VM's own (jailed) QEMU; podman bind-mounts it.", "",
+             "| workload | hvc | podman (runc) | hvc / podman |", "| --- | --- | --- | --- |"]
+    rows = [("sequential write, 256 MiB + fsync (MiB/s)", "write", "{:.0f}"),
+            ("sequential read, 256 MiB, host page cache (MiB/s)", "read", "{:.0f}"),
+            (f"unpack {FILES} files of 1-4 KiB (s)", "untar", "{:.2f}"),
+            (f"`ls -lR` of those {FILES} files (s)", "lsR", "{:.2f}")]
+    for label, key, fmt in rows:
+        mine = fmt.format(hvc[key])
+        theirs = fmt.format(podman[key]) if podman else "n/a"
+        ratio = f"{hvc[key] / podman[key]:.2f}" if podman and podman[key] else "n/a"
+        lines.append(f"| {label} | {mine} | {theirs} | {ratio} |")
+    if why_not:
+        lines += ["", f"podman (runc) could not be measured: {why_not}"]
+    plain, shared = start
+    lines += ["", f"Templated start, `hvc run --rm busybox true`: {plain:.1f} ms without a host folder, "
+                  f"{shared:.1f} ms with `-v DIR:/data` (+{shared - plain:.1f} ms; medians of {runs * 2} runs).", ""]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hvc", required=True)
+    parser.add_argument("--podman", required=True, help="podman command with its private storage options")
+    parser.add_argument("--podman-image", required=True, help="a busybox image in podman's storage")
+    parser.add_argument("--tmp", required=True)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(128 + signo))
+    workdir = tempfile.mkdtemp(prefix="volumes.", dir=os.path.abspath(args.tmp))
+    try:
+        folder = os.path.join(workdir, "data")
+        os.makedirs(folder)
+        make_tarball(os.path.join(folder, "files.tar"))
+        env = dict(os.environ)
+        say("shared folders: hvc")
+        hvc = workload([args.hvc, "run", "--rm", "--network", "none", "-v", folder + ":/data", "busybox",
+                        "sh", "-c", SCRIPT], args.runs)
+        podman, why_not = None, None
+        say("shared folders: podman (runc)")
+        try:
+            # The host's hard RLIMIT_NOFILE is below podman's default, which runc then fails to set.
+            limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+            podman = workload(args.podman.split() + ["run", "--rm", "--network", "none", *limits, "-v", folder + ":/data",
+                                                     args.podman_image, "sh", "-c", SCRIPT], args.runs)
+        except BenchError as e:
+            why_not = str(e)
+            say(f"podman (runc) unavailable: {why_not}")
+        say("shared folders: templated starts with and without a folder")
+        start = starts(args.hvc, env, folder, args.runs * 2)
+        sys.stdout.write(report(args.runs, hvc, podman, why_not, start))
+        return 0
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
