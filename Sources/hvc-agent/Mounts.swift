@@ -11,16 +11,26 @@ enum ContainerMounts {
     /// 500 KB messages (QEMU's largest): sequential I/O in few round trips through the VMM.
     static let shareOptions = "trans=virtio,version=9p2000.L,cache=mmap,msize=512000"
 
+    nonisolated(unsafe) private static var sharesMounted = false
+
+    /// Mounts the VM's 9P export at `sharesDirectory`, once. Returns what went wrong, or nil.
+    static func mountShares() -> String? {
+        guard !sharesMounted else { return nil }
+        do {
+            try Boot.makeDirectory(sharesDirectory, mode: 0o700)
+            try Boot.mount(GuestMount.sharesTag, sharesDirectory, "9p", flags: 0, data: shareOptions)
+        } catch {
+            return error.description
+        }
+        sharesMounted = true
+        return nil
+    }
+
     /// Makes `mounts` (and the root read-only) in the namespace of the prepared container `pid`.
     /// Returns what went wrong, or nil.
     static func place(_ mounts: [GuestMount], readOnlyRoot: Bool, in pid: pid_t) -> String? {
-        if mounts.contains(where: { $0.kind == .share }) {
-            do {
-                try Boot.makeDirectory(sharesDirectory, mode: 0o700)
-                try Boot.mount(GuestMount.sharesTag, sharesDirectory, "9p", flags: 0, data: shareOptions)
-            } catch {
-                return "shared folders: \(error)"
-            }
+        if mounts.contains(where: { $0.kind == .share }), let failure = mountShares() {
+            return "shared folders: \(failure)"
         }
         var trees: [Int32] = []
         defer { trees.forEach { close($0) } }

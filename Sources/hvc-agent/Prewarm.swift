@@ -50,6 +50,10 @@ enum Prewarm {
         }
         try? writeContainerFile("/etc/hostname", "hvc\n")
         _ = try? readContainerFile("/etc/passwd")
+        // The shared-folder export, mounted now: its paths translated, and a container with
+        // folders finds it mounted. (A template must not: QEMU cannot save a VM whose 9P
+        // export is mounted.)
+        _ = ContainerMounts.mountShares()
     }
 
     /// The argument that makes the agent exit at once (the warm-up's exec).
