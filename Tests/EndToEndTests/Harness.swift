@@ -116,11 +116,41 @@ struct Harness: Sendable {
         return (socket, process)
     }
 
+    /// A running hvcd, started by `withDaemon`.
+    struct Daemon {
+        let socket: String
+        let harness: Harness
+
+        /// `hvc --host` on this daemon as `uid` (its own gid, no other groups).
+        func hvc(as uid: Int, _ arguments: [String]) -> Result3 {
+            harness.execute(["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups",
+                             Harness.binary, "--host", "unix://" + socket] + arguments, timeout: 120)
+        }
+    }
+
+    /// Runs `body` with an hvcd on a private socket and tenants file, stopped and removed after.
+    func withDaemon<R>(tenants: String, _ body: (Daemon) throws -> R) throws -> R {
+        let directory = root + "/../api-\(UUID().uuidString.prefix(8))"
+        let (socket, process) = try startDaemon(directory, tenants: tenants)
+        defer {
+            process.terminate()
+            process.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        return try body(Daemon(socket: socket, harness: self))
+    }
+
     static let daemon = URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("hvcd").path
 
     /// Per-VM directories left under the run root.
     func leftoverVMDirectories() -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: runRoot + "/vms")) ?? []
+    }
+
+    /// Mounts on the host under this run root (a VM's jail tmpfs, while it runs).
+    func leftoverMounts() -> [String] {
+        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return table.split(separator: "\n").filter { $0.contains(runRoot + "/") }.map(String.init)
     }
 
     /// QEMU processes of this harness: jailed, their paths are the jail's, but their output

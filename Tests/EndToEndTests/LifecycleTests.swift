@@ -11,6 +11,7 @@ extension EndToEnd {
         func expectNothingLeft(sourceLocation: SourceLocation = #_sourceLocation) {
             #expect(h.leftoverVMDirectories() == [], sourceLocation: sourceLocation)
             #expect(h.leftoverVMMs() == [], sourceLocation: sourceLocation)
+            #expect(h.leftoverMounts() == [], sourceLocation: sourceLocation)
             #expect(h.supervisors().isEmpty, sourceLocation: sourceLocation)
         }
 

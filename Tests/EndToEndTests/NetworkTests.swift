@@ -215,18 +215,12 @@ extension EndToEnd {
         }
 
         @Test func tenantsAreApartOnTheWire() throws {
-            let directory = h.root + "/../api-net-\(UUID().uuidString.prefix(8))"
             let tenants = #"{"tenants": {"net-a": {"uids": [2301], "maxNetworks": 2}, "net-b": {"uids": [2302]}}}"#
-            let (socket, daemon) = try h.startDaemon(directory, tenants: tenants)
-            defer {
-                daemon.terminate()
-                daemon.waitUntilExit()
-                try? FileManager.default.removeItem(atPath: directory)
-            }
-            func tenant(_ uid: Int, _ arguments: [String]) -> Harness.Result3 {
-                h.execute(["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups",
-                           Harness.binary, "--host", "unix://" + socket] + arguments, timeout: 120)
-            }
+            try h.withDaemon(tenants: tenants) { daemon in try tenantsAreApart(daemon) }
+        }
+
+        func tenantsAreApart(_ daemon: Harness.Daemon) throws {
+            let tenant = daemon.hvc
             let a = 2301, b = 2302
             // Each tenant's listener hears its own network.
             #expect(tenant(a, ["run", "-d", "--name", "a1", NetworkTests.image, "sh", "-c",

@@ -194,22 +194,17 @@ extension EndToEnd {
         }
 
         @Test func tenantsMountOnlyTheirRootsAndVolumes() throws {
-            let directory = h.root + "/../api-vol-\(UUID().uuidString.prefix(8))"
             let allowed = try folder("allowed"), outside = try folder("outside")
             defer { [allowed, outside].forEach { try? FileManager.default.removeItem(atPath: $0) } }
             symlink(outside, allowed + "/escape")
             try "inside\n".write(toFile: allowed + "/f", atomically: false, encoding: .utf8)
             let tenants = #"{"tenants": {"vol-a": {"uids": [2401]}, "vol-b": {"uids": [2402], "bindRoots": ["\#(allowed)"]}}}"#
-            let (socket, daemon) = try h.startDaemon(directory, tenants: tenants)
-            defer {
-                daemon.terminate()
-                daemon.waitUntilExit()
-                try? FileManager.default.removeItem(atPath: directory)
-            }
-            func tenant(_ uid: Int, _ arguments: [String]) -> Harness.Result3 {
-                h.execute(["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups",
-                           Harness.binary, "--host", "unix://" + socket] + arguments, timeout: 120)
-            }
+            try h.withDaemon(tenants: tenants) { daemon in try tenantsMount(daemon, allowed: allowed, outside: outside) }
+        }
+
+        func tenantsMount(_ daemon: Harness.Daemon, allowed: String, outside: String) throws {
+            let tenant = daemon.hvc
+            let socket = daemon.socket
             let api = h.execute(["/usr/bin/setpriv", "--reuid", "2401", "--regid", "2401", "--clear-groups", "/usr/bin/python3",
                                  Harness.repository + "/Tests/EndToEndTests/Fixtures/api_client.py", socket,
                                  Harness.repository + "/Specs/api.yaml", "bind-forbidden", allowed])

@@ -110,3 +110,12 @@ func withLock<R>(_ path: String, _ body: () throws(HVCError) -> R) throws(HVCErr
     while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
     return try body()
 }
+
+/// The entries of `<directory>/<tenant>/` for `tenant`, or for every tenant when nil (the
+/// directories not starting with `.`): how per-tenant stores (networks, volumes) are laid out.
+func entriesPerTenant(in directory: String, tenant: String?) -> [(tenant: String, entry: String)] {
+    let tenants = tenant.map { [$0] } ?? ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
+    return tenants.flatMap { tenant in
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + tenant)) ?? []).map { (tenant, $0) }
+    }
+}

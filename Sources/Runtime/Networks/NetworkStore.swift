@@ -34,12 +34,10 @@ public struct NetworkStore: Sendable {
 
     /// Every network of `tenant`, or of all tenants when nil, by name.
     public func list(tenant: String?) -> [Network] {
-        let tenants = tenant.map { [$0] } ?? ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
-        return tenants.flatMap { tenant in
-            ((try? FileManager.default.contentsOfDirectory(atPath: tenantDirectory(tenant))) ?? [])
-                .filter { $0.hasSuffix(".json") }
-                .compactMap { load(String($0.dropLast(5)), tenant: tenant) }
-        }.sorted { ($0.tenant, $0.name) < ($1.tenant, $1.name) }
+        entriesPerTenant(in: directory, tenant: tenant)
+            .filter { $0.entry.hasSuffix(".json") }
+            .compactMap { load(String($0.entry.dropLast(5)), tenant: $0.tenant) }
+            .sorted { ($0.tenant, $0.name) < ($1.tenant, $1.name) }
     }
 
     func load(_ name: String, tenant: String) -> Network? {

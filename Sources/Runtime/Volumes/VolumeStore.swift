@@ -27,10 +27,9 @@ public struct VolumeStore: Sendable {
 
     /// Every volume of `tenant`, or of all tenants when nil, by name.
     public func list(tenant: String?) -> [Volume] {
-        let tenants = tenant.map { [$0] } ?? ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
-        return tenants.flatMap { tenant in
-            ((try? FileManager.default.contentsOfDirectory(atPath: tenantDirectory(tenant))) ?? []).compactMap { load($0, tenant: tenant) }
-        }.sorted { ($0.tenant, $0.name) < ($1.tenant, $1.name) }
+        entriesPerTenant(in: directory, tenant: tenant)
+            .compactMap { load($0.entry, tenant: $0.tenant) }
+            .sorted { ($0.tenant, $0.name) < ($1.tenant, $1.name) }
     }
 
     func load(_ name: String, tenant: String) -> Volume? {
