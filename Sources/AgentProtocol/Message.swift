@@ -56,12 +56,15 @@ public struct GuestMount: Equatable, Sendable {
     /// Absolute path in the container.
     public var target: String
     public var readOnly: Bool
+    /// share: an empty volume, first filled with what the image has at `target` (Docker's copy).
+    public var populate: Bool
 
-    public init(kind: Kind, source: String, target: String, readOnly: Bool) {
+    public init(kind: Kind, source: String, target: String, readOnly: Bool, populate: Bool = false) {
         self.kind = kind
         self.source = source
         self.target = target
         self.readOnly = readOnly
+        self.populate = populate
     }
 }
 
@@ -207,6 +210,7 @@ public enum Message: Equatable, Sendable {
                 w.write(mount.source)
                 w.write(mount.target)
                 w.write(mount.readOnly)
+                w.write(mount.populate)
             }
             w.write(h.readOnlyRoot)
         case .start(let p):
@@ -274,7 +278,8 @@ public enum Message: Equatable, Sendable {
             for _ in 0..<count {
                 guard let kind = GuestMount.Kind(rawValue: try r.readUInt8()) else { throw .invalidField("mount kind") }
                 let mount = GuestMount(kind: kind, source: try r.readString(max: Limits.maxMountPath),
-                                       target: try r.readString(max: Limits.maxMountPath), readOnly: try r.readBool())
+                                       target: try r.readString(max: Limits.maxMountPath), readOnly: try r.readBool(),
+                                       populate: try r.readBool())
                 guard mount.target.hasPrefix("/"), !mount.target.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }),
                       kind == .tmpfs || (!mount.source.isEmpty && !mount.source.contains("/") && mount.source != "." && mount.source != "..")
                 else { throw .invalidField("mount \(mount.target)") }

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "CLinux.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -129,4 +130,77 @@ int hvc_mounts_place(pid_t pid, const struct hvc_placed_mount *mounts, size_t co
         result->error = EPROTO;
     }
     return 0;
+}
+
+static void copy_attributes(int to, const char *name, const struct stat *info) {
+    // Set-ID bits are not copied: the 9P server refuses them (see Specs/seccomp/vmm.json).
+    fchownat(to, name, info->st_uid, info->st_gid, AT_SYMLINK_NOFOLLOW);
+    if (!S_ISLNK(info->st_mode)) fchmodat(to, name, info->st_mode & 01777, 0);
+    struct timespec times[2] = { info->st_atim, info->st_mtim };
+    utimensat(to, name, times, AT_SYMLINK_NOFOLLOW);
+}
+
+static int copy_file(int from, int to, const char *name, const struct stat *info) {
+    int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (in < 0) return -1;
+    int out = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0) { close(in); return -1; }
+    char buffer[65536];
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(in, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { rc = (int)n; break; }
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(out, buffer + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) { rc = -1; break; }
+            done += w;
+        }
+        if (rc < 0) break;
+    }
+    close(in);
+    close(out);
+    if (rc == 0) copy_attributes(to, name, info);
+    return rc;
+}
+
+int hvc_copy_tree(int from, int to, int depth) {
+    if (depth > 64) { errno = ELOOP; return -1; }
+    int listing = dup(from);
+    if (listing < 0) return -1;
+    DIR *dir = fdopendir(listing);
+    if (dir == NULL) { close(listing); return -1; }
+    int rc = 0;
+    struct dirent *entry;
+    while (rc == 0 && (entry = readdir(dir)) != NULL) {
+        const char *name = entry->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+        struct stat info;
+        if (fstatat(from, name, &info, AT_SYMLINK_NOFOLLOW) < 0) { rc = -1; break; }
+        if (S_ISDIR(info.st_mode)) {
+            if (mkdirat(to, name, 0700) < 0 && errno != EEXIST) { rc = -1; break; }
+            int sub_from = openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int sub_to = openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub_from < 0 || sub_to < 0) rc = -1;
+            else rc = hvc_copy_tree(sub_from, sub_to, depth + 1);
+            if (sub_from >= 0) close(sub_from);
+            if (sub_to >= 0) close(sub_to);
+            if (rc == 0) copy_attributes(to, name, &info);
+        } else if (S_ISREG(info.st_mode)) {
+            rc = copy_file(from, to, name, &info);
+        } else if (S_ISLNK(info.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t n = readlinkat(from, name, target, sizeof target - 1);
+            if (n < 0) { rc = -1; break; }
+            target[n] = 0;
+            if (symlinkat(target, to, name) < 0) { rc = -1; break; }
+            copy_attributes(to, name, &info);
+        }
+        // Devices, FIFOs and sockets are not copied: a shared folder holds none.
+    }
+    int saved = errno;
+    closedir(dir);
+    errno = saved;
+    return rc;
 }

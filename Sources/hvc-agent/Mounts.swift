@@ -13,6 +13,16 @@ enum ContainerMounts {
 
     nonisolated(unsafe) private static var sharesMounted = false
 
+    /// Copies what the image has at `target` (resolved inside the container's root) into the
+    /// shared directory `entry`; nothing when the image has no directory there.
+    static func populate(_ entry: String, from target: String) -> String? {
+        let image = hvc_open_in_root(Boot.rootfs, target, O_RDONLY | O_DIRECTORY, 0)
+        guard image >= 0 else { return errno == ENOENT || errno == ENOTDIR ? nil : "\(Errno.current)" }
+        defer { close(image) }
+        guard let volume = try? FileDescriptor.open(entry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) else { return "open \(entry): \(Errno.current)" }
+        return hvc_copy_tree(image, volume.raw, 0) == 0 ? nil : "\(Errno.current)"
+    }
+
     /// Mounts the VM's 9P export at `sharesDirectory`, once. Returns what went wrong, or nil.
     static func mountShares() -> String? {
         guard !sharesMounted else { return nil }
@@ -31,6 +41,11 @@ enum ContainerMounts {
     static func place(_ mounts: [GuestMount], readOnlyRoot: Bool, in pid: pid_t) -> String? {
         if mounts.contains(where: { $0.kind == .share }), let failure = mountShares() {
             return "shared folders: \(failure)"
+        }
+        for mount in mounts where mount.kind == .share && mount.populate {
+            if let failure = populate(sharesDirectory + "/" + mount.source, from: mount.target) {
+                return "filling the volume at \(mount.target): \(failure)"
+            }
         }
         var trees: [Int32] = []
         defer { trees.forEach { close($0) } }

@@ -161,6 +161,7 @@ struct MountMessageTests {
 
     @Test func mountsRoundTrip() throws {
         let mounts = [GuestMount(kind: .share, source: "m0", target: "/data", readOnly: true),
+                      GuestMount(kind: .share, source: "m1", target: "/var/lib/db", readOnly: false, populate: true),
                       GuestMount(kind: .tmpfs, source: "mode=1777,size=4096", target: "/tmp", readOnly: false)]
         let hello = try decode(mounts)
         #expect(hello?.mounts == mounts)

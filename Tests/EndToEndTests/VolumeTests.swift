@@ -134,19 +134,29 @@ extension EndToEnd {
             let tree = h.root + "/../voltree-\(UUID().uuidString.prefix(8))"
             defer { try? FileManager.default.removeItem(atPath: tree) }
             for step in [["/bin/mkdir", "-p", tree + "/bin", tree + "/data"], ["/bin/cp", "/bin/busybox", tree + "/bin/busybox"],
-                         ["/bin/ln", "-s", "busybox", tree + "/bin/sh"]] {
+                         ["/bin/ln", "-s", "busybox", tree + "/bin/sh"], ["/bin/ln", "-s", "busybox", tree + "/bin/cat"],
+                         ["/bin/ln", "-s", "busybox", tree + "/bin/rm"]] {
                 #expect(h.execute(step).status == 0)
             }
+            try "seeded\n".write(toFile: tree + "/data/seed", atomically: false, encoding: .utf8)
+            chown(tree + "/data/seed", 1234, 1234)
             #expect(h.hvc(["import", "--env", "PATH=/bin", "--volume", "/data", tree, "voltest:1"]).status == 0)
             let before = Set(h.hvc(["volume", "ls", "-q"]).stdout.split(separator: "\n"))
             let r = h.hvc(["run", "-d", "--name", "anon", "voltest:1", "sh", "-c", "echo kept > /data/f; sleep 300"])
             try #require(r.status == 0, "\(r.stderr)")
             let made = Set(h.hvc(["volume", "ls", "-q"]).stdout.split(separator: "\n")).subtracting(before)
             #expect(made.count == 1, "\(made)")
-            #expect(Harness.eventually(20) {
-                made.first.map { (try? String(contentsOfFile: h.root + "/volumes/default/\($0)/_data/f", encoding: .utf8)) == "kept\n" } ?? false
-            })
+            let data = h.root + "/volumes/default/\(made.first ?? "none")/_data"
+            #expect(Harness.eventually(20) { (try? String(contentsOfFile: data + "/f", encoding: .utf8)) == "kept\n" })
+            // A new volume starts with the image's files at its target, owners kept, as Docker's.
+            #expect((try? String(contentsOfFile: data + "/seed", encoding: .utf8)) == "seeded\n")
+            #expect(((try? FileManager.default.attributesOfItem(atPath: data + "/seed"))?[.ownerAccountID] as? NSNumber)?.intValue == 1234)
             #expect(h.hvc(["rm", "-f", "-v", "anon"]).status == 0)
+            // A volume with files of its own is not filled again.
+            #expect(h.hvc(["run", "--rm", "--network", "none", "-v", "seeded-vol:/data", "voltest:1", "sh", "-c", "rm /data/seed; echo own > /data/own"]).status == 0)
+            let again = h.hvc(["run", "--rm", "--network", "none", "-v", "seeded-vol:/data", "voltest:1", "sh", "-c", "cat /data/*"])
+            #expect(again.stdout == "own\n", "\(again.stdout)")
+            #expect(h.hvc(["volume", "rm", "seeded-vol"]).status == 0)
             #expect(Set(h.hvc(["volume", "ls", "-q"]).stdout.split(separator: "\n")) == before)
 
             // A VM waiting in a pool serves a run with a host folder.

@@ -139,6 +139,11 @@ struct hvc_placed_mount {
 /// errno in `result`, or -1 with errno when no child could be made.
 int hvc_mounts_place(pid_t pid, const struct hvc_placed_mount *mounts, size_t count, int readonly_root,
                      struct hvc_spawn_result *result);
+/// Copies the tree in directory `from` into directory `to` (open fds): directories, regular
+/// files and symlinks, with owners, modes (without set-ID bits) and times; nothing followed out
+/// of `from`, at most 64 levels. Returns 0, or -1 with errno at the first failure.
+int hvc_copy_tree(int from, int to, int depth);
+
 /// Opens a pseudo-terminal pair; returns 0 or -1 with errno.
 int hvc_open_pty(int *master, int *slave);
 

@@ -28,7 +28,11 @@ enum SharedFolders {
                 let made = (info.st_mode & S_IFMT) == S_IFDIR ? mkdir(path, 0o755) : open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
                 guard made >= 0 || errno == EEXIST else { throw HVCError("shared folder entry \(path): \(Errno.current)") }
                 if (info.st_mode & S_IFMT) != S_IFDIR { close(made) }
-                guestMounts.append(GuestMount(kind: .share, source: entry, target: mount.target, readOnly: mount.readOnly))
+                // An empty volume gets the image's files at its target first, as Docker fills it.
+                let populate = mount.type == .volume && !mount.readOnly
+                    && ((try? FileManager.default.contentsOfDirectory(atPath: runtime.volumes.dataPath(mount.source, tenant: tenant))) ?? ["?"]).isEmpty
+                guestMounts.append(GuestMount(kind: .share, source: entry, target: mount.target, readOnly: mount.readOnly,
+                                              populate: populate))
             }
         }
         guard !trees.isEmpty else { return guestMounts }
