@@ -78,6 +78,7 @@ install: build assets
 	install -D -m 644 $(ASSETS)/seccomp/vmm.json $(DESTDIR)$(PREFIX)/share/hvc/seccomp/vmm.json
 	install -D -m 755 $(CURDIR)/.build/release/hvc-shim $(DESTDIR)$(PREFIX)/bin/hvc-shim
 	install -D -m 755 $(CURDIR)/.build/release/hvcd $(DESTDIR)$(PREFIX)/bin/hvcd
+	install -D -m 755 $(CURDIR)/.build/release/hvc-oci $(DESTDIR)$(PREFIX)/bin/hvc-oci
 
 clean:
 	rm -rf .build $(BUILD)

@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "hvc", targets: ["hvc"]),
         .executable(name: "hvc-shim", targets: ["hvc-shim"]),
         .executable(name: "hvcd", targets: ["hvcd"]),
+        .executable(name: "hvc-oci", targets: ["hvc-oci"]),
         .executable(name: "hvc-agent", targets: ["hvc-agent"]),
     ],
     dependencies: [
@@ -59,6 +60,8 @@ let package = Package(
         .executableTarget(name: "hvcd", dependencies: ["APIServer", "Runtime"]),
         // The detached supervisor of one container.
         .executableTarget(name: "hvc-shim", dependencies: ["Runtime"]),
+        // runc's command line over hvc's VMs, for podman, containerd and Docker.
+        .executableTarget(name: "hvc-oci", dependencies: ["Runtime"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM"]),
         .testTarget(name: "JailTests", dependencies: ["Jail"]),

@@ -84,9 +84,13 @@ public struct Hello: Equatable, Sendable {
     public var mounts: [GuestMount]
     /// The container's root filesystem read-only (after its mounts are made).
     public var readOnlyRoot: Bool
+    /// The share entry that is the container's root (an OCI bundle's root directory) instead of
+    /// the image; its files are the caller's, so the agent writes none of its own there.
+    public var rootShare: String?
 
     public init(version: UInt16 = Limits.version, entropy: [UInt8], unixTimeNanoseconds: UInt64, hostname: String,
-                interface: GuestInterface? = nil, nameservers: [String] = [], mounts: [GuestMount] = [], readOnlyRoot: Bool = false) {
+                interface: GuestInterface? = nil, nameservers: [String] = [], mounts: [GuestMount] = [], readOnlyRoot: Bool = false,
+                rootShare: String? = nil) {
         self.version = version
         self.entropy = entropy
         self.unixTimeNanoseconds = unixTimeNanoseconds
@@ -95,6 +99,7 @@ public struct Hello: Equatable, Sendable {
         self.nameservers = nameservers
         self.mounts = mounts
         self.readOnlyRoot = readOnlyRoot
+        self.rootShare = rootShare
     }
 }
 
@@ -213,6 +218,7 @@ public enum Message: Equatable, Sendable {
                 w.write(mount.populate)
             }
             w.write(h.readOnlyRoot)
+            w.write(h.rootShare ?? "")
         case .start(let p):
             w.write(p.arguments)
             w.write(p.environment)
@@ -286,6 +292,9 @@ public enum Message: Equatable, Sendable {
                 hello.mounts.append(mount)
             }
             hello.readOnlyRoot = try r.readBool()
+            let rootShare = try r.readString(max: 64)
+            guard !rootShare.contains("/"), rootShare != ".", rootShare != ".." else { throw .invalidField("root share") }
+            hello.rootShare = rootShare.isEmpty ? nil : rootShare
             message = .hello(hello)
         case 2:
             let arguments = try r.readStrings()

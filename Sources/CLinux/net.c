@@ -191,3 +191,17 @@ int hvc_route_add_default(uint32_t gateway) {
     errno = saved;
     return rc;
 }
+
+int hvc_netns_enter(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = setns(fd, CLONE_NEWNET);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int hvc_netns_unshare(void) {
+    return unshare(CLONE_NEWNET);
+}

@@ -499,6 +499,23 @@ int hvc_spawn_detached(const char *path, const char *const *argv, const char *co
     return spawn_host_process(path, argv, envp, output_fd, output_fd, 0, result);
 }
 
+int hvc_spawn_inheriting_stdio(const char *path, const char *const *argv, const char *const *envp,
+                               struct hvc_spawn_result *result) {
+    memset(result, 0, sizeof *result);
+    int fd;
+    pid_t pid = hvc_clone_reporting(0, &fd);
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) fail(fd, HVC_STAGE_SUPERVISION);
+        reset_signals();
+        execve(path, (char *const *)argv, (char *const *)envp);
+        fail(fd, HVC_STAGE_EXEC);
+    }
+    hvc_collect_reports(fd, result);
+    result->pid = pid;
+    return 0;
+}
+
 int hvc_get_window_size(int fd, uint16_t *rows, uint16_t *columns) {
     struct winsize ws;
     if (ioctl(fd, TIOCGWINSZ, &ws) < 0) return -1;
@@ -560,4 +577,8 @@ int hvc_open_in_root(const char *root, const char *path, int flags, unsigned mod
     close(dir);
     errno = saved;
     return fd;
+}
+
+int hvc_set_parent_death_signal(int signal) {
+    return prctl(PR_SET_PDEATHSIG, signal);
 }

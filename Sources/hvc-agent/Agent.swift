@@ -162,6 +162,10 @@ final class Agent {
         hostname = hello.hostname.isEmpty ? "hvc" : hello.hostname
         mounts = hello.mounts
         readOnlyRoot = hello.readOnlyRoot
+        if let rootShare = hello.rootShare, let failure = ContainerMounts.mountRoot(rootShare) { fail(failure) }
+        // A caller's root directory keeps its files as the caller made them (OCI runtimes write
+        // none there; the caller mounts its own hostname, hosts and resolv.conf).
+        let ownsFiles = hello.rootShare == nil
         // Seed the RNG before anything in the container can ask it for bytes: a clone of a
         // template would otherwise repeat its template's random stream.
         if let urandom = try? FileDescriptor.open("/dev/urandom", O_WRONLY) {
@@ -171,13 +175,13 @@ final class Agent {
             tv_sec: Int(hello.unixTimeNanoseconds / 1_000_000_000),
             tv_nsec: Int(hello.unixTimeNanoseconds % 1_000_000_000))
         clock_settime(CLOCK_REALTIME, &now)
-        try? writeContainerFile("/etc/hostname", hostname + "\n")
+        if ownsFiles { try? writeContainerFile("/etc/hostname", hostname + "\n") }
         // A machine id of this container's own, drawn after the reseed above.
-        if let urandom = try? FileDescriptor.open("/dev/urandom", O_RDONLY), let bytes = try? urandom.read(max: 16), bytes.count == 16 {
+        if ownsFiles, let urandom = try? FileDescriptor.open("/dev/urandom", O_RDONLY), let bytes = try? urandom.read(max: 16), bytes.count == 16 {
             let hex = bytes.map { byte in String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }
             try? writeContainerFile("/etc/machine-id", hex.joined() + "\n")
         }
-        if let complaint = GuestNetwork.configure(hello, hostname: hostname) { fail(complaint) }
+        if let complaint = GuestNetwork.configure(hello, hostname: hostname, writesFiles: ownsFiles) { fail(complaint) }
     }
 
     // MARK: Processes

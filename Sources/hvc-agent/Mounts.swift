@@ -13,6 +13,24 @@ enum ContainerMounts {
 
     nonisolated(unsafe) private static var sharesMounted = false
 
+    /// Makes share `entry` the container's root (bound over the image's), and drops a container
+    /// prepared on the image's root. Returns what went wrong, or nil.
+    static func mountRoot(_ entry: String) -> String? {
+        if let failure = mountShares() { return "root directory: \(failure)" }
+        do {
+            try Boot.mount(sharesDirectory + "/" + entry, Boot.rootfs, "", flags: UInt(MS_BIND | MS_REC))
+        } catch {
+            return "root directory: \(error)"
+        }
+        if let stale = Prewarm.prepared {
+            // Its namespace holds the image's root: closing its socket makes the stub exit.
+            close(stale.control)
+            close(stale.reports)
+            Prewarm.prepared = nil
+        }
+        return nil
+    }
+
     /// Copies what the image has at `target` (resolved inside the container's root) into the
     /// shared directory `entry`; nothing when the image has no directory there.
     static func populate(_ entry: String, from target: String) -> String? {

@@ -9,7 +9,7 @@ enum GuestNetwork {
     static let interface = "eth0"
 
     /// Sets up what `hello` describes; returns a complaint for the host's log, or nil.
-    static func configure(_ hello: Hello, hostname: String) -> String? {
+    static func configure(_ hello: Hello, hostname: String, writesFiles: Bool) -> String? {
         _ = hvc_interface_up("lo")
         var complaint: String?
         if let nic = hello.interface {
@@ -29,6 +29,7 @@ enum GuestNetwork {
                 complaint = "network: default route: \(Errno.current)"
             }
         }
+        guard writesFiles else { return complaint }
         if !hello.nameservers.isEmpty {
             try? writeContainerFile("/etc/resolv.conf", hello.nameservers.map { "nameserver \($0)\n" }.joined())
         }

@@ -7,6 +7,8 @@ import Runtime
 //        hvc-shim --root DIR --run-root DIR --assets DIR --keep-template KEY
 //        hvc-shim --root DIR --run-root DIR --assets DIR --pool-member POOL
 //        hvc-shim --root DIR --run-root DIR --assets DIR --name-server 1
+//        hvc-shim --root DIR --run-root DIR --assets DIR --oci-init STATE_DIR [--console-socket PATH]
+//                 [--netns PATH] [--cgroup PATH] CONTAINER_ID
 var options: [String: String] = [:]
 var positional: [String] = []
 var arguments = CommandLine.arguments.dropFirst()
@@ -32,6 +34,10 @@ if options["name-server"] != nil {
 }
 if let pool = options["pool-member"] {
     PoolMember.run(runtime: runtime, poolName: pool)
+}
+if let state = options["oci-init"] {
+    OCIContainers.runInit(runtime: runtime, stateDirectory: state, container: positional[0], consoleSocket: options["console-socket"],
+                          networkNamespace: options["netns"], cgroup: options["cgroup"])
 }
 do {
     let record = try runtime.containers.resolve(positional[0])

@@ -93,8 +93,23 @@ struct Harness: Sendable {
             process.terminate()
             Issue.record("timed out after \(timeout)s: \(argv.joined(separator: " "))")
         }
-        process.waitUntilExit()
-        return Result3(status: process.terminationStatus, stdout: collected.out, stderr: collected.err)
+        return Result3(status: Harness.exitStatus(of: process), stdout: collected.out, stderr: collected.err)
+    }
+
+    /// The process's exit status as Foundation reports it (the code, or the signal's number).
+    /// Foundation learns of a child's exit from SIGCHLD, which another thread of this process can
+    /// take first and drop: then the child stays a zombie and `waitUntilExit` never returns, so
+    /// this reaps it too.
+    static func exitStatus(of process: Process) -> Int32 {
+        let pid = process.processIdentifier
+        while process.isRunning {
+            var raw: Int32 = 0
+            if waitpid(pid, &raw, WNOHANG) == pid {
+                return raw & 0x7f == 0 ? (raw >> 8) & 0xff : raw & 0x7f
+            }
+            usleep(5_000)
+        }
+        return process.terminationStatus
     }
 
     /// Starts hvcd on a private socket in `directory`, on this harness's state, with the given

@@ -110,6 +110,14 @@ int hvc_spawn_supervised(const char *path, const char *const *argv, const char *
 int hvc_spawn_detached(const char *path, const char *const *argv, const char *const *envp,
                        int output_fd, struct hvc_spawn_result *result);
 
+/// Starts a process that keeps the caller's stdin, stdout and stderr (and nothing else) and
+/// its session: an OCI runtime's container process, whose stdio its caller gave.
+int hvc_spawn_inheriting_stdio(const char *path, const char *const *argv, const char *const *envp,
+                               struct hvc_spawn_result *result);
+
+/// prctl(PR_SET_PDEATHSIG): `signal` when the parent (thread) that made this process ends.
+int hvc_set_parent_death_signal(int signal);
+
 /// ioctl(TIOCGWINSZ); returns 0 or -1 with errno.
 int hvc_get_window_size(int fd, uint16_t *rows, uint16_t *columns);
 /// ioctl(TIOCSWINSZ); returns 0 or -1 with errno.
@@ -182,6 +190,10 @@ int hvc_contents_sealed(int fd);
 /// Makes a network namespace and bind-mounts it at `path` (a new file): loopback up, IPv6
 /// off. Returns 0 or -1 with errno; on failure nothing is left at `path`.
 int hvc_netns_create(const char *path);
+/// Gives the calling thread a new, empty network namespace; 0 or -1 with errno.
+int hvc_netns_unshare(void);
+/// Moves the calling thread into the network namespace at `path`; 0 or -1 with errno.
+int hvc_netns_enter(const char *path);
 /// Unmounts and removes a namespace made by hvc_netns_create (gone already is not an error).
 int hvc_netns_remove(const char *path);
 /// Creates TAP device `name` (with virtio-net headers, persistent: it goes with its namespace)

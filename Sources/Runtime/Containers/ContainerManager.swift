@@ -116,6 +116,40 @@ public struct ContainerManager: Sendable {
         return try result.get()
     }
 
+    /// Supervises a created container in this process, its command's stdio this process's own,
+    /// once `gate` lets it start (an OCI runtime's container process); returns its exit code.
+    public func runHeld(_ record: ContainerRecord, gate: @escaping @Sendable () -> Bool) throws(HVCError) -> Int32 {
+        let terminal = record.config.process.terminal
+        var rows: UInt16 = 24
+        var columns: UInt16 = 80
+        if terminal { _ = hvc_get_window_size(0, &rows, &columns) }
+        StdioSession.blockForwardedSignals()
+        let (clientEnd, supervisorEnd): (FrameChannel, FrameChannel)
+        do {
+            (clientEnd, supervisorEnd) = try FrameChannel.pair()
+        } catch {
+            throw HVCError("socketpair: \(error)")
+        }
+        let supervisor = Supervisor(config: record.config, runtime: runtime, attached: supervisorEnd, keepStdinOpen: true,
+                                    terminalSize: (rows, columns), gate: gate)
+        let result = ResultBox()
+        let session = StdioSession(channel: clientEnd)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            do {
+                result.set(.success(try session.run(start: nil, interactive: true, terminal: terminal)))
+            } catch let error as HVCError {
+                result.set(.failure(error))
+            } catch {
+                result.set(.failure(HVCError("\(error)")))
+            }
+            done.signal()
+        }
+        let code = supervisor.run()
+        done.wait()
+        return (try? result.get()) ?? code
+    }
+
     /// Starts a created container under a detached supervisor (`hvc-shim`) and waits until its
     /// command is running (or failed to start).
     public func start(_ nameOrID: String) throws(HVCError) -> ContainerRecord {

@@ -29,10 +29,13 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     public var mounts: [ContainerMount]?
     /// The image's root read-only (`--read-only`).
     public var readOnlyRoot: Bool?
+    /// A host directory that is the container's root instead of the image's (an OCI bundle's),
+    /// shared into the VM; its writes land there.
+    public var rootDirectory: String?
 
     public var startsFromTemplate: Bool { template ?? true }
     /// Host folders or volumes go into its VM (tmpfs mounts are the guest's own).
-    public var sharesFolders: Bool { (mounts ?? []).contains { $0.type != .tmpfs } }
+    public var sharesFolders: Bool { rootDirectory != nil || (mounts ?? []).contains { $0.type != .tmpfs } }
 
     /// `ProcessSpec` in a form that can be stored.
     public struct ProcessConfig: Codable, Equatable, Sendable {

@@ -29,6 +29,9 @@ public final class Supervisor: Sendable {
     private let attachArrived = DispatchSemaphore(value: 0)
     private let terminalSize: (rows: UInt16, columns: UInt16)
     private let prebooted: PrebootedVM?
+    /// Called once the VM is up, before its command is sent: an OCI `create` holds the command
+    /// here until `start`. Returns false when the command is not to run.
+    private let gate: (@Sendable () -> Bool)?
     /// All that the supervising thread and the clients' threads share, under one lock.
     private let life: Mutex<Life>
     /// The container's place on its network, made while its VM starts.
@@ -115,14 +118,16 @@ public final class Supervisor: Sendable {
     ///     a minute), so that it sees all of the command's output (attached runs through hvcd).
     public convenience init(config: ContainerConfig, runtime: Runtime, attached: FrameChannel? = nil,
                             keepStdinOpen: Bool = false, terminalSize: (UInt16, UInt16) = (24, 80), timing: Bool = false,
-                            awaitsAttach: Bool = false) {
+                            awaitsAttach: Bool = false, gate: (@Sendable () -> Bool)? = nil) {
         self.init(config: config, runtime: runtime, attached: attached, keepStdinOpen: keepStdinOpen,
-                  terminalSize: terminalSize, timing: timing, prebooted: nil, awaitsAttach: awaitsAttach)
+                  terminalSize: terminalSize, timing: timing, prebooted: nil, awaitsAttach: awaitsAttach, gate: gate)
     }
 
     init(config: ContainerConfig, runtime: Runtime, attached: FrameChannel?, keepStdinOpen: Bool,
-         terminalSize: (UInt16, UInt16), timing: Bool, prebooted: PrebootedVM?, awaitsAttach: Bool = false) {
+         terminalSize: (UInt16, UInt16), timing: Bool, prebooted: PrebootedVM?, awaitsAttach: Bool = false,
+         gate: (@Sendable () -> Bool)? = nil) {
         self.prebooted = prebooted
+        self.gate = gate
         self.config = config
         self.runtime = runtime
         self.store = runtime.containers
@@ -248,9 +253,10 @@ public final class Supervisor: Sendable {
 
     /// Shares the container's folders into its VM (before the guest learns of them).
     private func shareFolders(_ directory: VMDirectory) throws(HVCError) -> [GuestMount] {
-        guard let mounts = config.mounts, !mounts.isEmpty else { return [] }
+        guard config.sharesFolders || !(config.mounts ?? []).isEmpty else { return [] }
         guard let vm = life.withLock({ $0.phase.vm }) else { throw HVCError("the VM is gone") }
-        let shared = try SharedFolders.share(mounts, tenant: config.tenant, runtime: runtime, vmmPID: vm.vm.pid, directory: directory)
+        let shared = try SharedFolders.share(config.mounts ?? [], root: config.rootDirectory, tenant: config.tenant, runtime: runtime,
+                                             vmmPID: vm.vm.pid, directory: directory)
         timing.mark("mounts")
         return shared
     }
@@ -352,6 +358,7 @@ public final class Supervisor: Sendable {
     }
 
     private func sendSession(_ channel: FrameChannel, directory: VMDirectory) throws(HVCError) {
+        if let gate, !gate() { throw HVCError(.conflict, "the container was deleted before it started") }
         let mounts = try shareFolders(directory)
         let networkSetup = try networkReady()
         let now = UInt64(Date().timeIntervalSince1970 * 1e9)
@@ -360,7 +367,7 @@ public final class Supervisor: Sendable {
             try channel.send(Frame(.hello(Hello(
                 entropy: randomBytes(256), unixTimeNanoseconds: now, hostname: config.hostname,
                 interface: networkSetup?.0, nameservers: networkSetup?.nameservers ?? [],
-                mounts: mounts, readOnlyRoot: config.readOnlyRoot ?? false))))
+                mounts: mounts, readOnlyRoot: config.readOnlyRoot ?? false, rootShare: config.rootDirectory.map { _ in SharedFolders.rootEntry }))))
             try channel.send(Frame(process: Supervisor.initProcess, .start(spec)))
             if !life.withLock({ $0.keepInitStdinOpen }) { try channel.send(Frame(process: Supervisor.initProcess, .closeStdin)) }
         } catch {

@@ -67,8 +67,20 @@ public enum TemplateKeeper {
         dup2(null, 1)
         dup2(null, 2)
         signal(SIGTERM, SIG_DFL)
+        // An orphaned keeper normally goes to init and stays. Started under a subreaper (an OCI
+        // caller such as conmon, which waits for every process it adopts before it ends) it
+        // leaves when adopted: the next clone loads the template again (about 70 ms).
+        let parent = getppid()
+        var wake = sigset_t()
+        sigemptyset(&wake)
+        sigaddset(&wake, SIGUSR1)
+        pthread_sigmask(SIG_BLOCK, &wake, nil)
+        hvc_set_parent_death_signal(SIGUSR1)
+        var interval = timespec(tv_sec: 2, tv_nsec: 0)
         while store.load(key)?.created == template.created {
-            sleep(2)
+            let adopter = getppid()
+            if adopter != parent && adopter != 1 { break }
+            _ = sigtimedwait(&wake, nil, &interval)
         }
         if running(store: store, key: key)?.pid == getpid() { unlink(store.keeperPath(key)) }
         exit(0)

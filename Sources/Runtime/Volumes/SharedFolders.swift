@@ -8,12 +8,24 @@ import HVCSystem
 /// namespace only, so that the host never holds it and it goes with the VMM. The guest agent
 /// then mounts each entry on its target in the container.
 enum SharedFolders {
-    /// Places the folders of `mounts` for the VMM `vmmPID`; returns what the agent mounts, in order.
-    static func share(_ mounts: [ContainerMount], tenant: String, runtime: Runtime, vmmPID: Int32,
+    /// The entry of a container's own root directory.
+    static let rootEntry = "root"
+
+    /// Places the folders of `mounts` (and `root`, a root directory, as `rootEntry`) for the VMM
+    /// `vmmPID`; returns what the agent mounts, in order.
+    static func share(_ mounts: [ContainerMount], root: String? = nil, tenant: String, runtime: Runtime, vmmPID: Int32,
                       directory: VMDirectory) throws(HVCError) -> [GuestMount] {
         var guestMounts: [GuestMount] = []
         var trees: [(fd: Int32, entry: String)] = []
         defer { for tree in trees { close(tree.fd) } }
+        if let root {
+            let fd = hvc_mount_tree_open(nil, root, UInt32(HVC_MOUNT_NOSUID | HVC_MOUNT_NODEV))
+            guard fd >= 0 else { throw HVCError("root directory \(root): \(Errno.current)") }
+            trees.append((fd, rootEntry))
+            guard mkdir(directory.shares + "/" + rootEntry, 0o755) == 0 || errno == EEXIST else {
+                throw HVCError("shared folder entry \(rootEntry): \(Errno.current)")
+            }
+        }
         for mount in mounts {
             switch mount.type {
             case .tmpfs:

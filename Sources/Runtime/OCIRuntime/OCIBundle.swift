@@ -1,0 +1,143 @@
+import AgentProtocol
+import Foundation
+
+/// The part of an OCI runtime bundle's `config.json` (runtime-spec 1.0) that hvc honours.
+public struct OCISpec: Decodable, Sendable {
+    public struct User: Decodable, Sendable {
+        public var uid: UInt32
+        public var gid: UInt32
+        public var additionalGids: [UInt32]?
+    }
+
+    public struct Process: Decodable, Sendable {
+        public var terminal: Bool?
+        public var user: User?
+        public var args: [String]
+        public var env: [String]?
+        public var cwd: String?
+    }
+
+    public struct Root: Decodable, Sendable {
+        public var path: String
+        public var readonly: Bool?
+    }
+
+    public struct Mount: Decodable, Sendable {
+        public var destination: String
+        public var type: String?
+        public var source: String?
+        public var options: [String]?
+    }
+
+    public struct Namespace: Decodable, Sendable {
+        public var type: String
+        public var path: String?
+    }
+
+    public struct Resources: Decodable, Sendable {
+        public struct Memory: Decodable, Sendable { public var limit: Int64? }
+        public struct CPU: Decodable, Sendable {
+            public var quota: Int64?
+            public var period: UInt64?
+        }
+        public struct Pids: Decodable, Sendable { public var limit: Int64? }
+        public var memory: Memory?
+        public var cpu: CPU?
+        public var pids: Pids?
+    }
+
+    public struct Linux: Decodable, Sendable {
+        public var namespaces: [Namespace]?
+        public var resources: Resources?
+        public var cgroupsPath: String?
+    }
+
+    public var ociVersion: String
+    public var process: Process?
+    public var root: Root?
+    public var hostname: String?
+    public var mounts: [Mount]?
+    public var annotations: [String: String]?
+    public var linux: Linux?
+
+    /// Reads `<bundle>/config.json`.
+    public static func load(bundle: String) throws(HVCError) -> OCISpec {
+        let path = bundle + "/config.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HVCError(.invalid, "no \(path): give the bundle directory that holds config.json")
+        }
+        guard data.count <= 4 << 20 else { throw HVCError(.invalid, "\(path) is over 4 MiB") }
+        do {
+            return try JSONDecoder().decode(OCISpec.self, from: data)
+        } catch {
+            throw HVCError(.invalid, "\(path) is not an OCI runtime config: \(error)")
+        }
+    }
+
+    /// Mount types the guest makes for every container itself (its /proc, /sys, /dev, terminals,
+    /// cgroups): a bundle's are satisfied by those.
+    static let guestMade: Set<String> = ["proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"]
+    static let guestMadeTargets: Set<String> = ["/proc", "/sys", "/dev", "/dev/pts", "/dev/mqueue", "/sys/fs/cgroup"]
+
+    /// The container's mounts: the bundle's bind mounts and tmpfs mounts; what the guest makes
+    /// anyway is left out.
+    func containerMounts() throws(HVCError) -> [ContainerMount] {
+        var mounts: [ContainerMount] = []
+        for mount in self.mounts ?? [] {
+            let options = Set(mount.options ?? [])
+            let type = mount.type ?? (options.contains("bind") || options.contains("rbind") ? "bind" : "")
+            if OCISpec.guestMade.contains(type) || OCISpec.guestMadeTargets.contains(mount.destination) { continue }
+            let target = try ContainerMount.checkTarget(mount.destination)
+            switch type {
+            case "bind", "none" where options.contains("bind") || options.contains("rbind"):
+                guard let source = mount.source, source.hasPrefix("/") else {
+                    throw HVCError(.invalid, "bind mount on \(mount.destination) has no absolute source")
+                }
+                mounts.append(ContainerMount(type: .bind, source: source, target: target, readOnly: options.contains("ro")))
+            case "tmpfs":
+                var tmpfs = ContainerMount(type: .tmpfs, source: "", target: target, readOnly: options.contains("ro"))
+                for option in options {
+                    if option.hasPrefix("size="), let size = try? RunOptions.parseSize(String(option.dropFirst(5)), minimum: 4096, what: "tmpfs size") {
+                        tmpfs.tmpfsSize = size
+                    }
+                    if option.hasPrefix("mode="), let mode = UInt32(option.dropFirst(5), radix: 8) { tmpfs.tmpfsMode = mode }
+                }
+                mounts.append(tmpfs)
+            default:
+                throw HVCError(.invalid, "mount type \"\(type)\" on \(mount.destination) is not supported: use bind or tmpfs")
+            }
+        }
+        return try ContainerMount.ordered(mounts)
+    }
+
+    /// The process to start, as the agent takes it.
+    func processSpec() throws(HVCError) -> ProcessSpec {
+        guard let process, let first = process.args.first, !first.isEmpty else {
+            throw HVCError(.invalid, "config.json has no process.args: give the command to run")
+        }
+        let user = process.user.map { user in
+            "\(user.uid):\(user.gid)"
+        } ?? ""
+        return ProcessSpec(arguments: process.args, environment: process.env ?? [], workingDirectory: process.cwd ?? "/",
+                           user: user, terminal: process.terminal ?? false, rows: 24, columns: 80)
+    }
+
+    /// Guest memory: the bundle's memory limit (at least 64 MiB), else 256 MiB.
+    var memoryMiB: Int {
+        guard let limit = linux?.resources?.memory?.limit, limit > 0 else { return 256 }
+        return max(64, min(65536, Int((limit + (1 << 20) - 1) >> 20)))
+    }
+
+    /// vCPUs: the CPU quota over its period, rounded up, 1 to 16.
+    var cpus: Int {
+        guard let quota = linux?.resources?.cpu?.quota, quota > 0, let period = linux?.resources?.cpu?.period, period > 0 else { return 1 }
+        return max(1, min(16, Int((UInt64(quota) + period - 1) / period)))
+    }
+
+    /// The network namespace the caller made for the container, if it named one; "" when the
+    /// bundle asks for a new, empty one (podman's `--network none`).
+    var networkNamespace: String? {
+        guard let namespace = linux?.namespaces?.first(where: { $0.type == "network" }) else { return nil }
+        return namespace.path ?? ""
+    }
+}

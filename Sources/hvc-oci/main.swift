@@ -1,0 +1,124 @@
+import Foundation
+import Runtime
+
+// hvc-oci: runc's command line, each container in a micro-VM of its own.
+//   hvc-oci [--root DIR] [--log FILE] [--log-format text|json] [--systemd-cgroup] [--debug]
+//           [--hvc-root DIR] [--hvc-run-root DIR] [--hvc-assets DIR] COMMAND ...
+// Commands: create, start, state, kill, delete, features; --version.
+
+struct Invocation {
+    var globals: [String: String] = [:]
+    var command = ""
+    var flags: [String: String] = [:]
+    var positional: [String] = []
+}
+
+/// Flags that take no value (runc's booleans); every other flag takes one, as `--f v` or `--f=v`.
+let booleans: Set<String> = ["systemd-cgroup", "debug", "no-pivot", "no-new-keyring", "force", "f", "all", "a", "detach", "d",
+                             "tty", "t", "help", "h", "version", "v"]
+let aliases = ["b": "bundle", "f": "force", "a": "all", "d": "detach", "t": "tty", "p": "process", "h": "help", "v": "version"]
+
+func parse(_ arguments: [String]) -> Invocation {
+    var invocation = Invocation()
+    var rest = arguments[...]
+    var inCommand = false
+    while let argument = rest.popFirst() {
+        if argument.hasPrefix("-"), argument != "-", !(inCommand && invocation.positional.count > 0 && invocation.command == "kill") {
+            var name = String(argument.drop { $0 == "-" })
+            var value: String?
+            if let equals = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: equals)...])
+                name = String(name[..<equals])
+            }
+            name = aliases[name] ?? name
+            if value == nil { value = booleans.contains(name) ? "true" : (rest.popFirst() ?? "") }
+            if inCommand { invocation.flags[name] = value } else { invocation.globals[name] = value }
+        } else if !inCommand {
+            invocation.command = argument
+            inCommand = true
+        } else {
+            invocation.positional.append(argument)
+        }
+    }
+    return invocation
+}
+
+let invocation = parse(Array(CommandLine.arguments.dropFirst()))
+let logPath = invocation.globals["log"]
+let jsonLog = invocation.globals["log-format"] == "json"
+
+/// An error as runc reports it: a line on stderr and, with `--log`, in the log (containerd reads
+/// the last `error` line of a JSON log).
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("hvc-oci: \(message)\n".utf8))
+    if let logPath, let handle = FileHandle(forWritingAtPath: logPath) ?? {
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        return FileHandle(forWritingAtPath: logPath)
+    }() {
+        handle.seekToEndOfFile()
+        let time = ISO8601DateFormatter().string(from: Date())
+        let line: String
+        if jsonLog, let data = try? JSONSerialization.data(withJSONObject: ["level": "error", "msg": message, "time": time]) {
+            line = String(decoding: data, as: UTF8.self)
+        } else {
+            line = "time=\"\(time)\" level=error msg=\"\(message)\""
+        }
+        handle.write(Data((line + "\n").utf8))
+    }
+    exit(code)
+}
+
+if invocation.globals["version"] != nil || invocation.command == "--version" {
+    print("hvc-oci version 0.1\nspec: 1.0.2")
+    exit(0)
+}
+signal(SIGPIPE, SIG_IGN)
+// hvc's own paths: flags (callers pass them as runtime flags: podman's --runtime-flag), else the
+// environment (which callers such as conmon do not pass on), else the defaults.
+let environment = ProcessInfo.processInfo.environment
+func setting(_ flag: String, _ variable: String) -> String? {
+    invocation.globals[flag] ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+}
+let paths = RuntimePaths(root: setting("hvc-root", "HVC_ROOT") ?? RuntimePaths.defaultRoot,
+                         runRoot: setting("hvc-run-root", "HVC_RUN_ROOT") ?? RuntimePaths.defaultRunRoot,
+                         assets: setting("hvc-assets", "HVC_ASSETS") ?? RuntimePaths.defaultAssets())
+let containers = OCIContainers(runtime: Runtime(paths: paths),
+                               stateRoot: invocation.globals["root"] ?? OCIContainers.defaultStateRoot)
+
+func id() -> String {
+    guard let id = invocation.positional.first else { fail("\(invocation.command): give the container id") }
+    return id
+}
+
+do throws(HVCError) {
+    switch invocation.command {
+    case "create", "run":
+        var request = OCIContainers.CreateRequest(id: id(), bundle: invocation.flags["bundle"] ?? FileManager.default.currentDirectoryPath)
+        request.pidFile = invocation.flags["pid-file"]
+        request.consoleSocket = invocation.flags["console-socket"]
+        try containers.create(request)
+        if invocation.command == "run" { try containers.start(id()) }
+    case "start":
+        try containers.start(id())
+    case "state":
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let state = try containers.state(id())
+        guard let data = try? encoder.encode(state) else { fail("cannot encode the state") }
+        print(String(decoding: data, as: UTF8.self))
+    case "kill":
+        let text = invocation.positional.count > 1 ? invocation.positional[1] : "TERM"
+        try containers.kill(id(), signal: try SignalName.parse(text))
+    case "delete":
+        try containers.delete(id(), force: invocation.flags["force"] == "true")
+    case "features":
+        print(#"{"ociVersionMin": "1.0.0", "ociVersionMax": "1.0.2", "hooks": [], "mountOptions": ["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec"]}"#)
+    case "":
+        fail("no command: use create, start, state, kill, delete or features")
+    default:
+        fail("command \"\(invocation.command)\" is not supported yet")
+    }
+    exit(0)
+} catch {
+    fail(error.message)
+}
