@@ -459,6 +459,7 @@ int hvc_spawn_container_exec(pid_t init_pid, const struct hvc_container *c, cons
     return 0;
 }
 
+/// stdout_fd < 0: the child keeps the caller's stdio and session.
 static int spawn_host_process(const char *path, const char *const *argv, const char *const *envp,
                               int stdout_fd, int stderr_fd, int die_with_parent,
                               struct hvc_spawn_result *result) {
@@ -473,11 +474,13 @@ static int spawn_host_process(const char *path, const char *const *argv, const c
             if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_STAGE_SUPERVISION);
             if (getppid() != parent) _exit(127);
         }
-        // Own session: a Ctrl-C on the user's terminal goes to hvc, not to this process.
-        if (setsid() < 0) fail(fd, HVC_STAGE_SUPERVISION);
-        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null < 0 || dup2(null, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0)
-            fail(fd, HVC_STAGE_SUPERVISION);
+        if (stdout_fd >= 0) {
+            // Own session: a Ctrl-C on the user's terminal goes to hvc, not to this process.
+            if (setsid() < 0) fail(fd, HVC_STAGE_SUPERVISION);
+            int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (null < 0 || dup2(null, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0)
+                fail(fd, HVC_STAGE_SUPERVISION);
+        }
         // Every other inherited fd closes on exec; the report pipe too, so success is EOF.
         if (syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) fail(fd, HVC_STAGE_SUPERVISION);
         reset_signals();
@@ -501,19 +504,7 @@ int hvc_spawn_detached(const char *path, const char *const *argv, const char *co
 
 int hvc_spawn_inheriting_stdio(const char *path, const char *const *argv, const char *const *envp,
                                struct hvc_spawn_result *result) {
-    memset(result, 0, sizeof *result);
-    int fd;
-    pid_t pid = hvc_clone_reporting(0, &fd);
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        if (syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) fail(fd, HVC_STAGE_SUPERVISION);
-        reset_signals();
-        execve(path, (char *const *)argv, (char *const *)envp);
-        fail(fd, HVC_STAGE_EXEC);
-    }
-    hvc_collect_reports(fd, result);
-    result->pid = pid;
-    return 0;
+    return spawn_host_process(path, argv, envp, -1, -1, 0, result);
 }
 
 int hvc_get_window_size(int fd, uint16_t *rows, uint16_t *columns) {
