@@ -72,5 +72,50 @@ extension EndToEnd {
             #expect(r.stdout == "from-host\n", "\(r.stderr)")
             #expect((try? String(contentsOfFile: dir + "/g", encoding: .utf8)) == "back\n")
         }
+
+        /// The runtime spec's lifecycle and its error cases, hvc-oci driven directly on a bundle
+        /// made here; the container's stdio (which create hands on) goes to a file.
+        @Test func runtimeSpecLifecycleAndErrors() throws {
+            let base = h.root + "/../oci-bundle-\(UUID().uuidString.prefix(8))"
+            defer { try? FileManager.default.removeItem(atPath: base) }
+            for step in [["/bin/mkdir", "-p", base + "/bundle/rootfs/bin"], ["/bin/cp", "/bin/busybox", base + "/bundle/rootfs/bin/busybox"],
+                         ["/bin/ln", "-s", "busybox", base + "/bundle/rootfs/bin/sh"], ["/bin/ln", "-s", "busybox", base + "/bundle/rootfs/bin/sleep"]] {
+                #expect(h.execute(step).status == 0)
+            }
+            let config = #"{"ociVersion": "1.0.2", "process": {"args": ["sh", "-c", "echo hi; sleep 300"], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "root": {"path": "rootfs"}, "hostname": "spec", "annotations": {"a": "b"}, "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}]}}"#
+            try config.write(toFile: base + "/bundle/config.json", atomically: false, encoding: .utf8)
+            let runtime = URL(fileURLWithPath: Harness.binary).deletingLastPathComponent().appendingPathComponent("hvc-oci").path
+            let globals = ["--root", base + "/state", "--log", base + "/log.json", "--log-format", "json",
+                           "--hvc-root", h.root, "--hvc-run-root", h.runRoot, "--hvc-assets", Harness.assets]
+            func oci(_ arguments: [String]) -> Harness.Result3 {
+                h.execute(["/bin/sh", "-c", "exec \"$@\" >>\(base)/stdio 2>&1 </dev/null", "sh", runtime] + globals + arguments, timeout: 180)
+            }
+            func state() -> [String: Any] {
+                let r = h.execute([runtime] + globals + ["state", "c1"])
+                return (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+            }
+            #expect(oci(["create", "--bundle", base + "/bundle", "--pid-file", base + "/pid", "c1"]).status == 0)
+            defer { _ = oci(["delete", "--force", "c1"]) }
+            let created = state()
+            let pid = (try? String(contentsOfFile: base + "/pid", encoding: .utf8)) ?? "none"
+            #expect(created["status"] as? String == "created" && created["ociVersion"] as? String != nil)
+            #expect((created["pid"] as? Int).map(String.init) == pid)
+            #expect(created["bundle"] as? String == URL(fileURLWithPath: base + "/bundle").standardizedFileURL.path)
+            #expect((created["annotations"] as? [String: String]) == ["a": "b"])
+            #expect(oci(["create", "--bundle", base + "/bundle", "c1"]).status != 0, "a second create with one id")
+            #expect(oci(["start", "c1"]).status == 0)
+            #expect(state()["status"] as? String == "running")
+            #expect(Harness.eventually(20) { ((try? String(contentsOfFile: base + "/stdio", encoding: .utf8)) ?? "").contains("hi") })
+            #expect(oci(["delete", "c1"]).status != 0, "delete of a running container without --force")
+            #expect(oci(["kill", "c1", "KILL"]).status == 0)
+            #expect(Harness.eventually(20) { state()["status"] as? String == "stopped" })
+            #expect(oci(["start", "c1"]).status != 0, "start of a stopped container")
+            #expect(oci(["delete", "c1"]).status == 0)
+            #expect(h.execute([runtime] + globals + ["state", "c1"]).status != 0)
+            #expect(oci(["kill", "no-such-container", "TERM"]).status != 0)
+            let log = (try? String(contentsOfFile: base + "/log.json", encoding: .utf8)) ?? ""
+            let last = log.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            #expect(last?["level"] as? String == "error" && (last?["msg"] as? String)?.contains("no-such-container") == true, "\(log)")
+        }
     }
 }
