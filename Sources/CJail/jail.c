@@ -85,28 +85,37 @@ int hvc_seccomp_syscall_known(const char *name) {
     return seccomp_syscall_resolve_name(name) != __NR_SCMP_ERROR;
 }
 
-static int kept(const struct hvc_jail *jail, cap_value_t cap) {
-    return cap < 64 && (jail->kept_capabilities >> cap) & 1;
+static int kept(uint64_t mask, cap_value_t cap) {
+    return cap < 64 && (mask >> cap) & 1;
 }
 
-/// Leaves exactly the kept capabilities permitted, effective, inheritable and ambient (so that
-/// they survive execve of a binary without file capabilities), or none at all.
-static int set_kept_capabilities(const struct hvc_jail *jail) {
+/// Empties the bounding set but for the capabilities in `mask` (while CAP_SETPCAP is held).
+static int drop_bounding_except(uint64_t mask) {
+    for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; cap++) {
+        if (!kept(mask, cap) && cap_drop_bound(cap) < 0 && errno != EINVAL) return -1;
+    }
+    return 0;
+}
+
+/// Leaves exactly the capabilities in `mask` permitted and effective, or none at all; with
+/// `ambient`, inheritable and ambient too, so that they survive execve of a binary without
+/// file capabilities.
+static int set_capabilities(uint64_t mask, int ambient) {
     cap_t caps = cap_init();
     if (caps == NULL) return -1;
     cap_value_t list[64];
     int n = 0;
     for (cap_value_t cap = 0; cap <= CAP_LAST_CAP && cap < 64; cap++) {
-        if (kept(jail, cap)) list[n++] = cap;
+        if (kept(mask, cap)) list[n++] = cap;
     }
     int rc = 0;
     if (n > 0 && (cap_set_flag(caps, CAP_PERMITTED, n, list, CAP_SET) < 0 ||
                   cap_set_flag(caps, CAP_EFFECTIVE, n, list, CAP_SET) < 0 ||
-                  cap_set_flag(caps, CAP_INHERITABLE, n, list, CAP_SET) < 0))
+                  (ambient && cap_set_flag(caps, CAP_INHERITABLE, n, list, CAP_SET) < 0)))
         rc = -1;
     if (rc == 0) rc = cap_set_proc(caps);
     cap_free(caps);
-    for (int i = 0; rc == 0 && i < n; i++) {
+    for (int i = 0; ambient && rc == 0 && i < n; i++) {
         rc = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, list[i], 0, 0);
     }
     return rc;
@@ -171,10 +180,7 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
     // 6. Capabilities: no_new_privs, then empty the bounding set (but for the kept ones) while
     //    CAP_SETPCAP is held.
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
-    for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; cap++) {
-        if (kept(jail, cap)) continue;
-        if (cap_drop_bound(cap) < 0 && errno != EINVAL) fail(fd, HVC_JAIL_CAPABILITIES);
-    }
+    if (drop_bounding_except(jail->kept_capabilities) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
     if (jail->kept_capabilities && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
 
@@ -187,7 +193,7 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
     // The kernel clears the parent-death signal when the uid changes: arm it again, or the VMM
     // would outlive a supervisor killed with SIGKILL.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_JAIL_IDENTITY);
-    if (set_kept_capabilities(jail) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
+    if (set_capabilities(jail->kept_capabilities, 1) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
 
     // 8. The seccomp filter last: nothing after it but execve.
     if (install_filter(jail->rules, jail->rule_count) < 0) fail(fd, HVC_JAIL_SECCOMP);
@@ -221,16 +227,9 @@ uint64_t hvc_filesystem_type(const char *path) {
     return (uint64_t)fs.f_type;
 }
 
-int hvc_keep_only_capability(int kept) {
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
-    for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; cap++) {
-        if (cap != kept && cap_drop_bound(cap) < 0 && errno != EINVAL) return -1;
-    }
-    cap_t caps = cap_init();
-    if (caps == NULL) return -1;
-    cap_value_t list[1] = { (cap_value_t)kept };
-    int rc = cap_set_flag(caps, CAP_PERMITTED, 1, list, CAP_SET) < 0 || cap_set_flag(caps, CAP_EFFECTIVE, 1, list, CAP_SET) < 0 ||
-             cap_set_proc(caps) < 0 ? -1 : 0;
-    cap_free(caps);
-    return rc;
+int hvc_keep_only_capability(int capability) {
+    if (capability < 0 || capability >= 64) { errno = EINVAL; return -1; }
+    uint64_t mask = 1ULL << capability;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || drop_bounding_except(mask) < 0) return -1;
+    return set_capabilities(mask, 0);
 }

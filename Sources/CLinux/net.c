@@ -78,9 +78,7 @@ static void *create_netns(void *argument) {
 static void *open_tap(void *argument) {
     struct netns_job *job = argument;
     job->result = -1;
-    int ns = open(job->path, O_RDONLY | O_CLOEXEC);
-    if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) { job->error = errno; if (ns >= 0) close(ns); return NULL; }
-    close(ns);
+    if (hvc_netns_enter(job->path) < 0) { job->error = errno; return NULL; }
     int tap = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
     if (tap < 0) { job->error = errno; return NULL; }
     struct ifreq request;

@@ -100,11 +100,13 @@ struct Harness: Sendable {
     /// Foundation learns of a child's exit from SIGCHLD, which another thread of this process can
     /// take first and drop: then the child stays a zombie and `waitUntilExit` never returns, so
     /// this reaps it too.
+    /// Foundation is given two seconds to notice first, so that the two do not race to reap.
     static func exitStatus(of process: Process) -> Int32 {
         let pid = process.processIdentifier
+        let patience = Date().addingTimeInterval(2)
         while process.isRunning {
             var raw: Int32 = 0
-            if waitpid(pid, &raw, WNOHANG) == pid {
+            if Date() > patience, waitpid(pid, &raw, WNOHANG) == pid {
                 return raw & 0x7f == 0 ? (raw >> 8) & 0xff : raw & 0x7f
             }
             usleep(5_000)

@@ -133,11 +133,11 @@ extension VolumeStore {
                     } else if load(mounts[index].source, tenant: tenant) == nil {
                         made.append(mounts[index].source)
                     }
-                    _ = try createWhileHeld(mounts[index].source, tenant: tenant, anonymous: mounts[index].anonymous == true)
+                    _ = try createHeld(mounts[index].source, tenant: tenant, anonymous: mounts[index].anonymous == true, exclusive: false)
                 }
                 return try record(mounts)
             } catch {
-                for name in made { try? FileManager.default.removeItem(atPath: directory + "/" + tenant + "/" + name) }
+                for name in made { try? FileManager.default.removeItem(atPath: path(name, tenant: tenant)) }
                 throw error
             }
         }

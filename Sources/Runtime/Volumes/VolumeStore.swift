@@ -21,7 +21,7 @@ public struct VolumeStore: Sendable {
 
     private var lockPath: String { directory + "/.lock" }
     private func tenantDirectory(_ tenant: String) -> String { directory + "/" + tenant }
-    private func path(_ name: String, tenant: String) -> String { tenantDirectory(tenant) + "/" + name }
+    func path(_ name: String, tenant: String) -> String { tenantDirectory(tenant) + "/" + name }
     private func recordPath(_ name: String, tenant: String) -> String { path(name, tenant: tenant) + "/volume.json" }
     func dataPath(_ name: String, tenant: String) -> String { path(name, tenant: tenant) + "/_data" }
 
@@ -52,10 +52,11 @@ public struct VolumeStore: Sendable {
     public func create(_ name: String, tenant: String, anonymous: Bool = false, exclusive: Bool = true) throws(HVCError) -> Volume {
         try ContainerMount.checkVolumeName(name)
         try makeDirectory(directory, mode: 0o700)
-        return try withLock(lockPath) { () throws(HVCError) -> Volume in try createLocked(name, tenant: tenant, anonymous: anonymous, exclusive: exclusive) }
+        return try withLock(lockPath) { () throws(HVCError) -> Volume in try createHeld(name, tenant: tenant, anonymous: anonymous, exclusive: exclusive) }
     }
 
-    private func createLocked(_ name: String, tenant: String, anonymous: Bool, exclusive: Bool) throws(HVCError) -> Volume {
+    /// `create`'s work, for a caller that holds the lock (`whileHeld`).
+    func createHeld(_ name: String, tenant: String, anonymous: Bool, exclusive: Bool) throws(HVCError) -> Volume {
         if let existing = load(name, tenant: tenant) {
             guard !exclusive else { throw HVCError(.conflict, "volume \"\(name)\" exists already: choose another name") }
             return existing
@@ -76,11 +77,6 @@ public struct VolumeStore: Sendable {
     func whileHeld<R>(_ body: () throws(HVCError) -> R) throws(HVCError) -> R {
         try makeDirectory(directory, mode: 0o700)
         return try withLock(lockPath, body)
-    }
-
-    /// Makes volume `name` in a `whileHeld` body, or returns it if it exists.
-    func createWhileHeld(_ name: String, tenant: String, anonymous: Bool) throws(HVCError) -> Volume {
-        try createLocked(name, tenant: tenant, anonymous: anonymous, exclusive: false)
     }
 
     /// Removes a volume and its files; `users` names the containers that still mount it.
