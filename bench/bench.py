@@ -169,6 +169,25 @@ def make_podman_run(args):
     return run
 
 
+def make_podman_hvc_run(args):
+    """podman with hvc-oci as its runtime, on podman's own storage; hvc's paths as runtime flags
+    (conmon passes the runtime no environment)."""
+    podman = args.podman.split()
+    podman[podman.index("--runtime") + 1] = args.hvc_oci
+    for flag, value in (("hvc-root", os.environ["HVC_ROOT"]), ("hvc-run-root", os.environ["HVC_RUN_ROOT"]),
+                        ("hvc-assets", os.environ["HVC_ASSETS"]), ("root", os.environ["HVC_RUN_ROOT"] + "/oci")):
+        podman += ["--runtime-flag", f"{flag}={value}"]
+
+    def run():
+        seconds, rc, out, err = timed([*podman, "run", "--rm", "--network", "none", args.podman_image, "/bin/true"],
+                                      timeout=args.timeout)
+        if rc != 0:
+            raise BenchError(f"podman --runtime hvc-oci run exited {rc}\n  stderr:\n{tail(err)}")
+        return seconds * 1000.0, None
+
+    return run
+
+
 def make_runc_run(args):
     counter = [0]
 
@@ -279,6 +298,8 @@ def report(args, benches, marks, memory):
     lines.append(f"Cold ÷ templated = **{ratio(median['cold'], median['template'])}**; "
                  f"templated ÷ podman --runtime runc = **{ratio(median['template'], median['podman'])}**; "
                  f"templated ÷ runc = {ratio(median['template'], median['runc'])}; "
+                 f"podman --runtime hvc-oci ÷ podman --runtime runc = "
+                 f"**{ratio(median['podman-hvc'], median['podman'])}**; "
                  f"templated on the default network − without a network = "
                  f"**{median['template'] - median['template-none']:.0f} ms**; "
                  f"cold ÷ bare QEMU = {ratio(median['cold'], median['bare'])}; "
@@ -525,6 +546,8 @@ def measure(args):
               make_qemu_run(args, args.tmp, "q35", ["-M", "q35"], args.cloud_kernel, args.marker)),
         Bench("runc", "`runc run` of the busybox rootfs, `/bin/true`", make_runc_run(args)),
         Bench("podman", "`podman --runtime runc run --rm` of the same rootfs, `/bin/true`", make_podman_run(args)),
+        Bench("podman-hvc", "`podman --runtime hvc-oci run --rm` of the same rootfs, `/bin/true` (a VM per container)",
+              make_podman_hvc_run(args)),
     ]
     marks = {"cold": [], "template": []}
     total_rounds = args.warmup + args.runs
@@ -620,6 +643,7 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--hvc", required=True)
+    p.add_argument("--hvc-oci", required=True, help="the hvc-oci runtime binary")
     p.add_argument("--accel", choices=["kvm", "tcg"], required=True)
     p.add_argument("--tmp", required=True)
     p.add_argument("--kernel", required=True)

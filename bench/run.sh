@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks `hvc run --rm busybox true`, cold and cloned from its template, against its peers:
 # a bare QEMU boot of the same kernel to a busybox /init, a QEMU q35 boot of Debian's cloud kernel
-# to the same /init, `runc run` and `podman --runtime runc run --rm` of a busybox rootfs; then the
+# to the same /init, `runc run`, `podman --runtime runc run --rm` and `podman --runtime hvc-oci run --rm`
+# of a busybox rootfs; then the
 # PSS of idle containers, templated and cold, and the CPU the templated ones use while idle; 200
 # idle containers at once; and back-to-back starts per second, templated and pooled; then container
 # networking, hvc against podman (bench/net.py); then shared folders, hvc against podman
@@ -159,7 +160,7 @@ say "$facts"
 say "$runs runs of each benchmark"
 
 # In the background, so that a signal runs the cleanup at once rather than after the benchmark.
-python3 "$here/bench.py" measure --runs "$runs" --hvc "$hvc" --accel "$accel" --tmp "$tmp" \
+python3 "$here/bench.py" measure --runs "$runs" --hvc "$hvc" --hvc-oci "$(dirname "$hvc")/hvc-oci" --accel "$accel" --tmp "$tmp" \
   --kernel "$HVC_ASSETS/vmlinux" --cloud-kernel "$cloud_kernel" --cloud-release "$cloud_release" \
   --peer-initramfs "$tmp/peer-initramfs.cpio" --marker "$marker" \
   --bundle "$bundle" --runc-root "$tmp/runc-state" --podman "$podman" \

@@ -1,7 +1,7 @@
 /// Bounds on everything that crosses the host↔guest channel.
 public enum Limits {
     /// Protocol version; both sides must agree exactly.
-    public static let version: UInt16 = 3
+    public static let version: UInt16 = 4
     /// Largest frame payload either side accepts.
     public static let maxPayload = 256 * 1024
     /// Largest stdio chunk a sender puts in one frame.
@@ -16,6 +16,10 @@ public enum Limits {
     public static let maxNameservers = 8
     /// Most mounts a container has.
     public static let maxMounts = 64
+    /// Most additional groups of a process (Linux's NGROUPS_MAX is far larger; no container needs it).
+    public static let maxGroups = 64
+    /// Most resource limits of a process: one per `RLIMIT_*` (RLIM_NLIMITS).
+    public static let maxResourceLimits = 16
     /// Longest mount target or option string.
     public static let maxMountPath = 4096
 }

@@ -11,6 +11,14 @@ public struct ProcessSpec: Equatable, Sendable {
     public var terminal: Bool
     public var rows: UInt16
     public var columns: UInt16
+    /// Groups beyond those of `user` (an OCI process's `additionalGids`).
+    public var additionalGroups: [UInt32] = []
+    /// `setrlimit`s before the process starts.
+    public var resourceLimits: [ResourceLimit] = []
+    /// The capability sets the process gets; nil: what its user has (all, for root).
+    public var capabilities: CapabilitySets?
+    /// `PR_SET_NO_NEW_PRIVS`: exec cannot gain privileges (set-ID files, file capabilities).
+    public var noNewPrivileges = false
 
     public init(
         arguments: [String], environment: [String] = [], workingDirectory: String = "/",
@@ -23,6 +31,36 @@ public struct ProcessSpec: Equatable, Sendable {
         self.terminal = terminal
         self.rows = rows
         self.columns = columns
+    }
+}
+
+/// One resource limit (`RLIMIT_*` by number).
+public struct ResourceLimit: Codable, Equatable, Sendable {
+    public var resource: UInt32
+    public var soft: UInt64
+    public var hard: UInt64
+
+    public init(resource: UInt32, soft: UInt64, hard: UInt64) {
+        self.resource = resource
+        self.soft = soft
+        self.hard = hard
+    }
+}
+
+/// A process's five capability sets, one bit per capability number.
+public struct CapabilitySets: Codable, Equatable, Sendable {
+    public var bounding: UInt64
+    public var effective: UInt64
+    public var permitted: UInt64
+    public var inheritable: UInt64
+    public var ambient: UInt64
+
+    public init(bounding: UInt64, effective: UInt64, permitted: UInt64, inheritable: UInt64, ambient: UInt64) {
+        self.bounding = bounding
+        self.effective = effective
+        self.permitted = permitted
+        self.inheritable = inheritable
+        self.ambient = ambient
     }
 }
 
@@ -227,6 +265,19 @@ public enum Message: Equatable, Sendable {
             w.write(p.terminal)
             w.write(p.rows)
             w.write(p.columns)
+            w.write(UInt16(p.additionalGroups.count))
+            for group in p.additionalGroups { w.write(group) }
+            w.write(UInt8(p.resourceLimits.count))
+            for limit in p.resourceLimits {
+                w.write(limit.resource)
+                w.write(limit.soft)
+                w.write(limit.hard)
+            }
+            w.write(p.capabilities != nil)
+            if let sets = p.capabilities {
+                for set in [sets.bounding, sets.effective, sets.permitted, sets.inheritable, sets.ambient] { w.write(set) }
+            }
+            w.write(p.noNewPrivileges)
         case .stdin(let data), .stdout(let data), .stderr(let data):
             w.write(bytes: data)
         case .closeStdin, .shutdown, .oomKilled, .warmUp, .warmedUp:
@@ -299,10 +350,29 @@ public enum Message: Equatable, Sendable {
         case 2:
             let arguments = try r.readStrings()
             guard !arguments.isEmpty else { throw .invalidField("empty argument list") }
-            message = .start(ProcessSpec(
+            var spec = ProcessSpec(
                 arguments: arguments, environment: try r.readStrings(),
                 workingDirectory: try r.readString(), user: try r.readString(max: 256),
-                terminal: try r.readBool(), rows: try r.readUInt16(), columns: try r.readUInt16()))
+                terminal: try r.readBool(), rows: try r.readUInt16(), columns: try r.readUInt16())
+            let groups = Int(try r.readUInt16())
+            guard groups <= Limits.maxGroups else { throw .invalidField("\(groups) additional groups") }
+            for _ in 0..<groups { spec.additionalGroups.append(try r.readUInt32()) }
+            let limits = Int(try r.readUInt8())
+            guard limits <= Limits.maxResourceLimits else { throw .invalidField("\(limits) resource limits") }
+            for _ in 0..<limits {
+                let limit = ResourceLimit(resource: try r.readUInt32(), soft: try r.readUInt64(), hard: try r.readUInt64())
+                guard limit.resource < UInt32(Limits.maxResourceLimits), limit.soft <= limit.hard else {
+                    throw .invalidField("resource limit \(limit.resource)")
+                }
+                spec.resourceLimits.append(limit)
+            }
+            if try r.readBool() {
+                spec.capabilities = CapabilitySets(bounding: try r.readUInt64(), effective: try r.readUInt64(),
+                                                   permitted: try r.readUInt64(), inheritable: try r.readUInt64(),
+                                                   ambient: try r.readUInt64())
+            }
+            spec.noNewPrivileges = try r.readBool()
+            message = .start(spec)
         case 3: message = .stdin(try r.readBytes(max: Limits.maxChunk))
         case 4: message = .closeStdin
         case 5: message = .signal(try r.readInt32())

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <linux/random.h>
 #include <sched.h>
@@ -16,6 +17,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -181,15 +183,66 @@ static void exec_in_path(const struct hvc_process *p) {
     errno = seen_eacces ? EACCES : ENOENT;
 }
 
+int hvc_privileges_add_rlimit(struct hvc_privileges *privileges, uint32_t resource, uint64_t soft, uint64_t hard) {
+    if (privileges->rlimit_count >= HVC_MAX_RLIMITS) { errno = E2BIG; return -1; }
+    if (resource >= RLIM_NLIMITS || soft > hard) { errno = EINVAL; return -1; }
+    privileges->rlimits[privileges->rlimit_count].resource = resource;
+    privileges->rlimits[privileges->rlimit_count].soft = soft;
+    privileges->rlimits[privileges->rlimit_count].hard = hard;
+    privileges->rlimit_count++;
+    return 0;
+}
+
+/// Limits, and the capability bounding set, while still root: raising a hard limit and
+/// dropping from the bounding set both need capabilities the process may be about to lose.
+static int apply_privileges_as_root(const struct hvc_privileges *v) {
+    if (v->rlimit_count > HVC_MAX_RLIMITS) { errno = EINVAL; return -1; }
+    for (uint32_t i = 0; i < v->rlimit_count; i++) {
+        struct rlimit limit = { .rlim_cur = v->rlimits[i].soft, .rlim_max = v->rlimits[i].hard };
+        if (v->rlimits[i].resource >= RLIM_NLIMITS || setrlimit((int)v->rlimits[i].resource, &limit) < 0) return -1;
+    }
+    if (!v->restrict_capabilities) return 0;
+    for (int cap = 0; cap < 64; cap++) {
+        if (v->bounding & (1ULL << cap)) continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) return -1;  /* EINVAL: no such cap */
+    }
+    // Keep the permitted set through setuid to a non-root uid; capset trims it after.
+    return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+}
+
+/// The capability sets, once the process has its uid; then no_new_privs.
+static int apply_privileges_as_user(const struct hvc_privileges *v) {
+    if (v->restrict_capabilities) {
+        struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct data[2];
+        memset(data, 0, sizeof data);
+        for (int i = 0; i < 2; i++) {
+            data[i].effective = (uint32_t)(v->effective >> (32 * i));
+            data[i].permitted = (uint32_t)(v->permitted >> (32 * i));
+            data[i].inheritable = (uint32_t)(v->inheritable >> (32 * i));
+        }
+        if (syscall(SYS_capset, &header, data) < 0) return -1;
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) return -1;
+        for (int cap = 0; cap < 64; cap++) {
+            if (!(v->ambient & (1ULL << cap))) continue;
+            if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return -1;
+        }
+    }
+    if (v->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    return 0;
+}
+
 /// The last steps common to both spawn paths; never returns.
 static _Noreturn void become_process(const struct hvc_process *p, int report_fd) {
     if (setsid() < 0) fail(report_fd, HVC_STAGE_STDIO);
     if (dup2(p->stdin_fd, 0) < 0 || dup2(p->stdout_fd, 1) < 0 || dup2(p->stderr_fd, 2) < 0)
         fail(report_fd, HVC_STAGE_STDIO);
     if (p->terminal && ioctl(0, TIOCSCTTY, 0) < 0) fail(report_fd, HVC_STAGE_STDIO);
+    if (apply_privileges_as_root(&p->privileges) < 0) fail(report_fd, HVC_STAGE_PRIVILEGES);
     // Drop to the requested identity: groups first, then gid, then uid (after which no more).
     if (setgroups(p->group_count, p->groups) < 0) fail(report_fd, HVC_STAGE_IDENTITY);
     if (setgid(p->gid) < 0 || setuid(p->uid) < 0) fail(report_fd, HVC_STAGE_IDENTITY);
+    if (apply_privileges_as_user(&p->privileges) < 0) fail(report_fd, HVC_STAGE_PRIVILEGES);
     if (chdir(p->cwd) < 0) fail(report_fd, HVC_STAGE_CWD);
     umask(022);
     reset_signals();
@@ -235,6 +288,7 @@ int hvc_spawn_container_init(const struct hvc_container *c, const struct hvc_pro
 struct stub_header {
     uint32_t length;        /* bytes after the header */
     uint32_t uid, gid, group_count, terminal, argc, envc;
+    struct hvc_privileges privileges;
 };
 enum { STUB_MAX_MESSAGE = 1 << 20, STUB_MAX_GROUPS = 64, STUB_MAX_STRINGS = 8192 };
 
@@ -275,7 +329,8 @@ static _Noreturn void run_stub(int control, int fd) {
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
     if (n != (ssize_t)sizeof h || cmsg == NULL || cmsg->cmsg_type != SCM_RIGHTS ||
         cmsg->cmsg_len != CMSG_LEN(sizeof fds) || h.length > STUB_MAX_MESSAGE ||
-        h.group_count > STUB_MAX_GROUPS || h.argc == 0 || h.argc > STUB_MAX_STRINGS || h.envc > STUB_MAX_STRINGS) {
+        h.group_count > STUB_MAX_GROUPS || h.argc == 0 || h.argc > STUB_MAX_STRINGS || h.envc > STUB_MAX_STRINGS ||
+        h.privileges.rlimit_count > HVC_MAX_RLIMITS) {
         errno = EPROTO;
         fail(fd, HVC_STAGE_STDIO);
     }
@@ -306,7 +361,7 @@ static _Noreturn void run_stub(int control, int fd) {
     struct hvc_process p = {
         .argv = argv, .envp = envp, .path = fixed[2], .cwd = fixed[1], .uid = h.uid, .gid = h.gid,
         .groups = groups, .group_count = h.group_count, .stdin_fd = fds[0], .stdout_fd = fds[1],
-        .stderr_fd = fds[2], .terminal = (int)h.terminal,
+        .stderr_fd = fds[2], .terminal = (int)h.terminal, .privileges = h.privileges,
     };
     become_process(&p, fd);
 }
@@ -369,6 +424,7 @@ int hvc_start_prepared_container(struct hvc_prepared_container *prepared, const 
     h.gid = p->gid;
     h.terminal = (uint32_t)p->terminal;
     h.group_count = (uint32_t)p->group_count;
+    h.privileges = p->privileges;
     while (p->argv[h.argc] != NULL) h.argc++;
     while (p->envp[h.envc] != NULL) h.envc++;
     int rc = -1;
@@ -553,6 +609,11 @@ int hvc_open_pty(int *master, int *slave) {
     *master = m;
     *slave = s;
     return 0;
+}
+
+int hvc_take_terminal(int fd) {
+    if (setsid() < 0 && getsid(0) != getpid()) return -1;
+    return ioctl(fd, TIOCSCTTY, 0);
 }
 
 int hvc_open_in_root(const char *root, const char *path, int flags, unsigned mode) {

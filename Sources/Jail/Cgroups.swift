@@ -106,6 +106,32 @@ public struct VMCgroup: Equatable, Sendable {
         }
     }
 
+    /// The files and values that change a running VM's CPU quota (`quota` per `period`
+    /// microseconds; nil: unlimited) and its pids limit, where given.
+    public func updateWrites(cpu: (quota: Int64?, period: UInt64)?, pids: Int64?) -> [(file: String, value: String)] {
+        var writes: [(String, String)] = []
+        switch version {
+        case .v2(let root):
+            let dir = "\(root)/hvc/\(tenant)/\(vm)"
+            if let cpu { writes.append((dir + "/cpu.max", "\(cpu.quota.map(String.init) ?? "max") \(cpu.period)")) }
+            if let pids { writes.append((dir + "/pids.max", "\(pids)")) }
+        case .v1(let controllers):
+            if let cpu, let directory = controllers["cpu"] {
+                writes.append(("\(directory)/hvc/\(tenant)/\(vm)/cpu.cfs_period_us", "\(cpu.period)"))
+                writes.append(("\(directory)/hvc/\(tenant)/\(vm)/cpu.cfs_quota_us", "\(cpu.quota ?? -1)"))
+            }
+            if let pids, let directory = controllers["pids"] { writes.append(("\(directory)/hvc/\(tenant)/\(vm)/pids.max", "\(pids)")) }
+        case .unavailable:
+            break
+        }
+        return writes
+    }
+
+    /// Writes what `updateWrites` names.
+    public func update(cpu: (quota: Int64?, period: UInt64)?, pids: Int64?) throws(JailError) {
+        for (file, value) in updateWrites(cpu: cpu, pids: pids) { try write(file, value) }
+    }
+
     /// Creates the directories and writes the limits.
     public func create(_ limits: CgroupLimits) throws(JailError) {
         for directory in directories {

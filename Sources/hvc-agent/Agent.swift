@@ -225,14 +225,17 @@ final class Agent {
             return
         }
         var result = hvc_spawn_result()
+        let privileges = Agent.privileges(spec)
+        var groups = identity.groups
+        for group in spec.additionalGroups where !groups.contains(group) { groups.append(group) }
         let spawned = withCStringArray(spec.arguments) { argv in
             withCStringArray(environment) { envp in
-                identity.groups.withUnsafeBufferPointer { groups in
+                groups.withUnsafeBufferPointer { groups in
                     var process = hvc_process(
                         argv: argv, envp: envp, path: nil, cwd: nil, uid: identity.uid, gid: identity.gid,
                         groups: groups.baseAddress, group_count: groups.count,
                         stdin_fd: stdio.childStdin.raw, stdout_fd: stdio.childStdout.raw,
-                        stderr_fd: stdio.childStderr.raw, terminal: spec.terminal ? 1 : 0)
+                        stderr_fd: stdio.childStderr.raw, terminal: spec.terminal ? 1 : 0, privileges: privileges)
                     return path.withCString { cPath in
                         spec.workingDirectory.withCString { cwd in
                             process.path = cPath
@@ -273,6 +276,24 @@ final class Agent {
         send(Frame(process: id, .started(pid: result.pid)))
     }
 
+    /// The process's limits, capability sets and no_new_privs, as the spawn takes them.
+    static func privileges(_ spec: ProcessSpec) -> hvc_privileges {
+        var privileges = hvc_privileges()
+        for limit in spec.resourceLimits {
+            _ = hvc_privileges_add_rlimit(&privileges, limit.resource, limit.soft, limit.hard)
+        }
+        if let sets = spec.capabilities {
+            privileges.restrict_capabilities = 1
+            privileges.bounding = sets.bounding
+            privileges.effective = sets.effective
+            privileges.permitted = sets.permitted
+            privileges.inheritable = sets.inheritable
+            privileges.ambient = sets.ambient
+        }
+        privileges.no_new_privileges = spec.noNewPrivileges ? 1 : 0
+        return privileges
+    }
+
     static func classify(_ result: hvc_spawn_result) -> StartFailure {
         guard result.stage == Int32(HVC_STAGE_EXEC.rawValue) else { return .other }
         switch result.error {
@@ -296,6 +317,7 @@ final class Agent {
         case HVC_STAGE_PIVOT_ROOT.rawValue: return "container setup: pivot_root: \(error)"
         case HVC_STAGE_NAMESPACES.rawValue: return "joining the container: \(error)"
         case HVC_STAGE_STDIO.rawValue: return "container setup: stdio: \(error)"
+        case HVC_STAGE_PRIVILEGES.rawValue: return "setting rlimits, capabilities or no_new_privs: \(error)"
         default: return "container setup: \(error)"
         }
     }

@@ -25,7 +25,7 @@ enum GuestNetwork {
             }
             if configured != 0 {
                 complaint = "network: configuring \(interface): \(Errno.current)"
-            } else if hvc_route_add_default(nic.gateway.bigEndian) != 0 {
+            } else if nic.gateway != 0, hvc_route_add_default(nic.gateway.bigEndian) != 0 {
                 complaint = "network: default route: \(Errno.current)"
             }
         }

@@ -123,7 +123,8 @@ enum Prewarm {
                                 Boot.cgroup.withCString { cgroup in
                                     var process = hvc_process(
                                         argv: argv, envp: envp, path: path, cwd: cwd, uid: 0, gid: 0, groups: nil,
-                                        group_count: 0, stdin_fd: null, stdout_fd: null, stderr_fd: null, terminal: 0)
+                                        group_count: 0, stdin_fd: null, stdout_fd: null, stderr_fd: null, terminal: 0,
+                                        privileges: hvc_privileges())
                                     var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup)
                                     return hvc_spawn_container_init(&container, &process, &result)
                                 }

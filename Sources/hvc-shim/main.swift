@@ -9,6 +9,7 @@ import Runtime
 //        hvc-shim --root DIR --run-root DIR --assets DIR --name-server 1
 //        hvc-shim --root DIR --run-root DIR --assets DIR --oci-init STATE_DIR [--console-socket PATH]
 //                 [--netns PATH] [--cgroup PATH] CONTAINER_ID
+//        hvc-shim --root DIR --run-root DIR --assets DIR --oci-exec EXEC_FILE [--console-socket PATH] CONTAINER_ID
 var options: [String: String] = [:]
 var positional: [String] = []
 var arguments = CommandLine.arguments.dropFirst()
@@ -34,6 +35,9 @@ if options["name-server"] != nil {
 }
 if let pool = options["pool-member"] {
     PoolMember.run(runtime: runtime, poolName: pool)
+}
+if let execFile = options["oci-exec"] {
+    OCIContainers.runExec(runtime: runtime, execFile: execFile, container: positional[0], consoleSocket: options["console-socket"])
 }
 if let state = options["oci-init"] {
     OCIContainers.runInit(runtime: runtime, stateDirectory: state, container: positional[0], consoleSocket: options["console-socket"],

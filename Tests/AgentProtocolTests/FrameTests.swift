@@ -10,6 +10,14 @@ struct FrameTests {
                      nameservers: ["10.210.0.1", "10.255.255.53"])),
         .start(ProcessSpec(arguments: ["sh", "-c", "echo hi"], environment: ["A=b"], workingDirectory: "/tmp",
                            user: "nobody:nogroup", terminal: true, rows: 50, columns: 132)),
+        .start({
+            var spec = ProcessSpec(arguments: ["true"])
+            spec.additionalGroups = [44, 1000]
+            spec.resourceLimits = [ResourceLimit(resource: 7, soft: 1000, hard: 2000)]
+            spec.capabilities = CapabilitySets(bounding: 0x1f, effective: 1, permitted: 3, inheritable: 0, ambient: 1 << 40)
+            spec.noNewPrivileges = true
+            return spec
+        }()),
         .stdin([0, 255, 10]),
         .closeStdin,
         .signal(15),
@@ -105,6 +113,21 @@ struct FrameTests {
         var decoder = FrameDecoder()
         decoder.append(Frame(.start(ProcessSpec(arguments: []))).encoded())
         #expect(throws: ProtocolError.invalidField("empty argument list")) { try decoder.next() }
+    }
+
+    @Test func processPrivilegesAreBounded() {
+        var groups = ProcessSpec(arguments: ["true"])
+        groups.additionalGroups = Array(0...UInt32(Limits.maxGroups))
+        var tooMany = FrameDecoder()
+        tooMany.append(Frame(.start(groups)).encoded())
+        #expect(throws: ProtocolError.invalidField("\(Limits.maxGroups + 1) additional groups")) { try tooMany.next() }
+        for limit in [ResourceLimit(resource: 16, soft: 1, hard: 1), ResourceLimit(resource: 7, soft: 2, hard: 1)] {
+            var spec = ProcessSpec(arguments: ["true"])
+            spec.resourceLimits = [limit]
+            var decoder = FrameDecoder()
+            decoder.append(Frame(.start(spec)).encoded())
+            #expect(throws: ProtocolError.invalidField("resource limit \(limit.resource)")) { try decoder.next() }
+        }
     }
 
     @Test func randomBytesNeverCrashTheDecoder() {

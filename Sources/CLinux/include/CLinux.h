@@ -28,9 +28,26 @@ enum hvc_child_stage {
     HVC_STAGE_CWD = 8,          /* chdir to the working directory */
     HVC_STAGE_EXEC = 9,         /* execve: value is its errno (ENOENT, EACCES, ...) */
     HVC_STAGE_SUPERVISION = 10, /* parent-death signal, session, fds of a host helper */
+    HVC_STAGE_PRIVILEGES = 11,  /* rlimits, capabilities, no_new_privs */
 };
 
 /// A process to exec inside a container. Every pointer must stay valid until spawn returns.
+/// What a container's process may do beyond its identity, as an OCI bundle's `process` says:
+/// resource limits, capability sets, no_new_privs. All zero: what the process would have anyway.
+enum { HVC_MAX_RLIMITS = 16 };
+struct hvc_privileges {
+    uint32_t rlimit_count;
+    uint32_t restrict_capabilities;   /* 0: keep the capabilities the identity gives */
+    uint32_t no_new_privileges;
+    uint32_t reserved;
+    struct { uint32_t resource, reserved; uint64_t soft, hard; } rlimits[HVC_MAX_RLIMITS];
+    uint64_t bounding, effective, permitted, inheritable, ambient;
+};
+
+/// Adds a resource limit; -1 (E2BIG) when there are HVC_MAX_RLIMITS already, or EINVAL for a
+/// resource the kernel does not have.
+int hvc_privileges_add_rlimit(struct hvc_privileges *privileges, uint32_t resource, uint64_t soft, uint64_t hard);
+
 struct hvc_process {
     const char *const *argv;      /* NULL-terminated; argv[0] is looked up in path if it has no '/' */
     const char *const *envp;      /* NULL-terminated */
@@ -42,6 +59,7 @@ struct hvc_process {
     size_t group_count;
     int stdin_fd, stdout_fd, stderr_fd;
     int terminal;                 /* stdin is a pty slave: make it the controlling terminal */
+    struct hvc_privileges privileges;
 };
 
 /// The container a process runs in.
@@ -154,6 +172,9 @@ int hvc_copy_tree(int from, int to, int depth);
 
 /// Opens a pseudo-terminal pair; returns 0 or -1 with errno.
 int hvc_open_pty(int *master, int *slave);
+/// Makes this process a session leader with terminal `fd` as its controlling terminal, so that
+/// the terminal's resizes reach it as SIGWINCH. Returns 0, or -1 with errno.
+int hvc_take_terminal(int fd);
 
 /// pipe2(O_CLOEXEC); returns 0 or -1 with errno.
 int hvc_pipe(int fds[2]);

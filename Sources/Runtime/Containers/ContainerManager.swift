@@ -86,58 +86,36 @@ public struct ContainerManager: Sendable {
             return try StdioSession(channel: claimed.channel)
                 .run(start: nil, interactive: options.interactive, terminal: options.terminal)
         }
-        let (clientEnd, supervisorEnd): (FrameChannel, FrameChannel)
-        do {
-            (clientEnd, supervisorEnd) = try FrameChannel.pair()
+        let outcome: (session: Result<Int32, HVCError>, supervisor: Int32)
+        do throws(HVCError) {
+            outcome = try superviseHere(record, interactive: options.interactive, terminal: options.terminal,
+                                        size: (rows, columns), timing: timing, gate: nil)
         } catch {
             store.remove(record.id)
-            throw HVCError("socketpair: \(error)")
+            throw error
         }
-        let supervisor = Supervisor(
-            config: record.config, runtime: runtime, attached: supervisorEnd,
-            keepStdinOpen: options.interactive, terminalSize: (rows, columns), timing: timing)
-        // The client relays on a thread of its own; this thread runs the supervisor, so QEMU
-        // (which dies with the thread that started it) lives exactly as long as it should.
-        let result = ResultBox()
-        let session = StdioSession(channel: clientEnd)
-        let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            do {
-                result.set(.success(try session.run(start: nil, interactive: options.interactive, terminal: options.terminal)))
-            } catch let error as HVCError {
-                result.set(.failure(error))
-            } catch {
-                result.set(.failure(HVCError("\(error)")))
-            }
-            done.signal()
-        }
-        supervisor.run()
-        done.wait()
-        return try result.get()
+        return try outcome.session.get()
     }
 
-    /// Supervises a created container in this process, its command's stdio this process's own,
-    /// once `gate` lets it start (an OCI runtime's container process); returns its exit code.
-    public func runHeld(_ record: ContainerRecord, gate: @escaping @Sendable () -> Bool) throws(HVCError) -> Int32 {
-        let terminal = record.config.process.terminal
-        var rows: UInt16 = 24
-        var columns: UInt16 = 80
-        if terminal { _ = hvc_get_window_size(0, &rows, &columns) }
-        StdioSession.blockForwardedSignals()
+    /// Runs `record`'s supervisor on this thread, so that QEMU (which dies with the thread that
+    /// started it) lives exactly as long as it should, while a client relays this process's
+    /// stdio on a thread of its own. Returns the client's outcome and the supervisor's code.
+    private func superviseHere(_ record: ContainerRecord, interactive: Bool, terminal: Bool, size: (UInt16, UInt16),
+                               timing: Bool, gate: (@Sendable () -> Bool)?) throws(HVCError) -> (session: Result<Int32, HVCError>, supervisor: Int32) {
         let (clientEnd, supervisorEnd): (FrameChannel, FrameChannel)
         do {
             (clientEnd, supervisorEnd) = try FrameChannel.pair()
         } catch {
             throw HVCError("socketpair: \(error)")
         }
-        let supervisor = Supervisor(config: record.config, runtime: runtime, attached: supervisorEnd, keepStdinOpen: true,
-                                    terminalSize: (rows, columns), gate: gate)
+        let supervisor = Supervisor(config: record.config, runtime: runtime, attached: supervisorEnd, keepStdinOpen: interactive,
+                                    terminalSize: size, timing: timing, gate: gate)
         let result = ResultBox()
         let session = StdioSession(channel: clientEnd)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             do {
-                result.set(.success(try session.run(start: nil, interactive: true, terminal: terminal)))
+                result.set(.success(try session.run(start: nil, interactive: interactive, terminal: terminal)))
             } catch let error as HVCError {
                 result.set(.failure(error))
             } catch {
@@ -147,7 +125,22 @@ public struct ContainerManager: Sendable {
         }
         let code = supervisor.run()
         done.wait()
-        return (try? result.get()) ?? code
+        return (result.result, code)
+    }
+
+    /// Supervises a created container in this process, its command's stdio this process's own,
+    /// once `gate` lets it start (an OCI runtime's container process); returns its exit code.
+    public func runHeld(_ record: ContainerRecord, gate: @escaping @Sendable () -> Bool) throws(HVCError) -> Int32 {
+        let terminal = record.config.process.terminal
+        var rows: UInt16 = 24
+        var columns: UInt16 = 80
+        var size: (rows: UInt16, columns: UInt16) = (0, 0)
+        if terminal, hvc_get_window_size(0, &size.rows, &size.columns) == 0, size.rows > 0, size.columns > 0 {
+            (rows, columns) = size
+        }
+        StdioSession.blockForwardedSignals()
+        let outcome = try superviseHere(record, interactive: true, terminal: terminal, size: (rows, columns), timing: false, gate: gate)
+        return (try? outcome.session.get()) ?? outcome.supervisor
     }
 
     /// Starts a created container under a detached supervisor (`hvc-shim`) and waits until its
@@ -210,11 +203,9 @@ public struct ContainerManager: Sendable {
 
     /// Starts `hvc-shim` for a created container; returns its pid.
     private func spawnSupervisor(_ record: ContainerRecord, awaitAttach: Bool = false) throws(HVCError) -> Int32 {
-        var environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
-        environment.removeAll { $0.hasPrefix("HVC_TIMING=") }
         do {
             return try Shim.start((awaitAttach ? ["--await-attach", "1"] : []) + [record.id], paths: runtime.paths,
-                                  environment: environment)
+                                  environment: Shim.supervisorEnvironment)
         } catch {
             throw HVCError("cannot start the container supervisor \(Shim.path()): \(error)")
         }
@@ -238,11 +229,13 @@ public struct ContainerManager: Sendable {
         StdioSession.blockForwardedSignals()
         var spec = spec
         if spec.terminal {
-            var rows: UInt16 = 24
-            var columns: UInt16 = 80
-            _ = hvc_get_window_size(0, &rows, &columns)
-            spec.rows = rows
-            spec.columns = columns
+            var rows: UInt16 = 0
+            var columns: UInt16 = 0
+            // A terminal with no size yet (a new pty) keeps the spec's.
+            if hvc_get_window_size(0, &rows, &columns) == 0, rows > 0, columns > 0 {
+                spec.rows = rows
+                spec.columns = columns
+            }
         }
         return try StdioSession(channel: channel).run(start: spec, interactive: interactive, terminal: spec.terminal)
     }
@@ -356,5 +349,5 @@ final class ResultBox: @unchecked Sendable {
     // @unchecked: written once by one thread before a semaphore signal, read after the wait.
     private var value: Result<Int32, HVCError> = .failure(HVCError("no result"))
     func set(_ value: Result<Int32, HVCError>) { self.value = value }
-    func get() throws(HVCError) -> Int32 { try value.get() }
+    var result: Result<Int32, HVCError> { value }
 }

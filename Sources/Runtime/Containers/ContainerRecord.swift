@@ -32,6 +32,9 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     /// A host directory that is the container's root instead of the image's (an OCI bundle's),
     /// shared into the VM; its writes land there.
     public var rootDirectory: String?
+    /// An interface of a caller's network namespace that the VM's NIC takes over (an OCI
+    /// bundle's), instead of a network of hvc's.
+    public var joinedInterface: JoinedInterface?
 
     public var startsFromTemplate: Bool { template ?? true }
     /// Host folders or volumes go into its VM (tmpfs mounts are the guest's own).
@@ -44,6 +47,11 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
         public var workingDirectory: String
         public var user: String
         public var terminal: Bool
+        /// What an OCI bundle's process adds (see `ProcessSpec`); nil when not set.
+        public var additionalGroups: [UInt32]?
+        public var resourceLimits: [ResourceLimit]?
+        public var capabilities: CapabilitySets?
+        public var noNewPrivileges: Bool?
 
         public init(_ spec: ProcessSpec) {
             arguments = spec.arguments
@@ -51,11 +59,20 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
             workingDirectory = spec.workingDirectory
             user = spec.user
             terminal = spec.terminal
+            additionalGroups = spec.additionalGroups.isEmpty ? nil : spec.additionalGroups
+            resourceLimits = spec.resourceLimits.isEmpty ? nil : spec.resourceLimits
+            capabilities = spec.capabilities
+            noNewPrivileges = spec.noNewPrivileges ? true : nil
         }
 
         public func spec(rows: UInt16 = 24, columns: UInt16 = 80) -> ProcessSpec {
-            ProcessSpec(arguments: arguments, environment: environment, workingDirectory: workingDirectory,
-                        user: user, terminal: terminal, rows: rows, columns: columns)
+            var spec = ProcessSpec(arguments: arguments, environment: environment, workingDirectory: workingDirectory,
+                                   user: user, terminal: terminal, rows: rows, columns: columns)
+            spec.additionalGroups = additionalGroups ?? []
+            spec.resourceLimits = resourceLimits ?? []
+            spec.capabilities = capabilities
+            spec.noNewPrivileges = noNewPrivileges ?? false
+            return spec
         }
     }
 }

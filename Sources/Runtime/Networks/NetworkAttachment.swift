@@ -30,7 +30,7 @@ struct NetworkAttachment: Codable, Sendable {
                                       prefix: outcome.prefix, gateway: network.gateway, mac: outcome.mac, ports: ports),
             result: outcome.result)
         do {
-            try redirect(netns: netns)
+            try redirect(netns: netns, interface: CNI.interfaceName, tap: tap)
         } catch {
             attachment.detach()
             throw error
@@ -38,10 +38,9 @@ struct NetworkAttachment: Codable, Sendable {
         return attachment
     }
 
-    /// Everything arriving on the veth goes out of the TAP to the guest, and the reverse.
-    /// (`u32` matching everything: hosts without `cls_matchall` have it.)
-    private static func redirect(netns: String) throws(HVCError) {
-        let eth = CNI.interfaceName
+    /// Everything arriving on the veth `interface` goes out of the TAP to the guest, and the
+    /// reverse. (`u32` matching everything: hosts without `cls_matchall` have it.)
+    static func redirect(netns: String, interface eth: String, tap: String) throws(HVCError) {
         let batch = """
             qdisc add dev \(eth) ingress
             filter add dev \(eth) parent ffff: protocol all u32 match u8 0 0 action mirred egress redirect dev \(tap)

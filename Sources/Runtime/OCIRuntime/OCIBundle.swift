@@ -9,14 +9,6 @@ public struct OCISpec: Decodable, Sendable {
         public var additionalGids: [UInt32]?
     }
 
-    public struct Process: Decodable, Sendable {
-        public var terminal: Bool?
-        public var user: User?
-        public var args: [String]
-        public var env: [String]?
-        public var cwd: String?
-    }
-
     public struct Root: Decodable, Sendable {
         public var path: String
         public var readonly: Bool?
@@ -112,14 +104,8 @@ public struct OCISpec: Decodable, Sendable {
 
     /// The process to start, as the agent takes it.
     func processSpec() throws(HVCError) -> ProcessSpec {
-        guard let process, let first = process.args.first, !first.isEmpty else {
-            throw HVCError(.invalid, "config.json has no process.args: give the command to run")
-        }
-        let user = process.user.map { user in
-            "\(user.uid):\(user.gid)"
-        } ?? ""
-        return ProcessSpec(arguments: process.args, environment: process.env ?? [], workingDirectory: process.cwd ?? "/",
-                           user: user, terminal: process.terminal ?? false, rows: 24, columns: 80)
+        guard let process else { throw HVCError(.invalid, "config.json has no process: give the command to run") }
+        return try process.spec()
     }
 
     /// Guest memory: the bundle's memory limit (at least 64 MiB), else 256 MiB.
@@ -132,6 +118,12 @@ public struct OCISpec: Decodable, Sendable {
     var cpus: Int {
         guard let quota = linux?.resources?.cpu?.quota, quota > 0, let period = linux?.resources?.cpu?.period, period > 0 else { return 1 }
         return max(1, min(16, Int((UInt64(quota) + period - 1) / period)))
+    }
+
+    /// A Kubernetes pod's sandbox (pause) container, as containerd's and CRI-O's CRI mark it: it
+    /// leaves the pod's one interface to the pod's application container.
+    var isPodSandbox: Bool {
+        annotations?["io.kubernetes.cri.container-type"] == "sandbox" || annotations?["io.kubernetes.cri-o.ContainerType"] == "sandbox"
     }
 
     /// The network namespace the caller made for the container, if it named one; "" when the

@@ -2,6 +2,7 @@ import AgentProtocol
 import CLinux
 import Foundation
 import HVCSystem
+import Jail
 import OCI
 
 /// What `hvc-oci` keeps of one container under its state root: `<root>/<id>/oci.json` and the
@@ -92,6 +93,8 @@ public struct OCIContainers: Sendable {
         public var bundle: String
         public var pidFile: String?
         public var consoleSocket: String?
+        /// runc's `--preserve-fds`: open files for the process beyond stdio.
+        public var preservedFDs = 0
         public init(id: String, bundle: String) {
             self.id = id
             self.bundle = bundle
@@ -112,7 +115,14 @@ public struct OCIContainers: Sendable {
             throw HVCError(.invalid, "the bundle's root \(root) is not a directory")
         }
         if request.consoleSocket == nil { process.terminal = false }
+        guard request.preservedFDs == 0 else {
+            throw HVCError(.invalid, "--preserve-fds \(request.preservedFDs): open files cannot be passed into a VM; pass the data another way")
+        }
         let mounts = try spec.containerMounts()
+        var joined: JoinedInterface?
+        if let namespace = spec.networkNamespace, !namespace.isEmpty, !spec.isPodSandbox {
+            joined = try JoinedInterface.discover(namespace: namespace)
+        }
         try makeDirectory(stateRoot, mode: 0o711)
         guard mkdir(directory(request.id), 0o700) == 0 else {
             if errno == EEXIST { throw HVCError(.conflict, "container \"\(request.id)\" exists already") }
@@ -133,6 +143,7 @@ public struct OCIContainers: Sendable {
             config.rootDirectory = root
             config.readOnlyRoot = spec.root?.readonly == true ? true : nil
             config.mounts = mounts.isEmpty ? nil : mounts
+            config.joinedInterface = joined
             _ = try runtime.containers.create(config)
             made = id
             guard mkfifo(startFIFO(request.id), 0o600) == 0 else { throw HVCError("start FIFO: \(Errno.current)") }
@@ -143,7 +154,6 @@ public struct OCIContainers: Sendable {
                 try makeDirectory(OCIContainers.defaultStateRoot, mode: 0o711)
                 try writeAtomically(reference, Data(stateRoot.utf8))
             }
-            try writeAtomically(directory(request.id) + "/oci.json", try JSONEncoder.hvc.encode(record))
             record.pid = try spawnInit(record, spec: spec, consoleSocket: request.consoleSocket)
             try writeAtomically(directory(request.id) + "/oci.json", try JSONEncoder.hvc.encode(record))
             try awaitCreated(record)
@@ -169,20 +179,16 @@ public struct OCIContainers: Sendable {
     /// Starts the container's supervisor with the caller's stdio (the container's), in the
     /// bundle's network namespace and cgroup (it joins them itself).
     private func spawnInit(_ record: OCIRecord, spec: OCISpec, consoleSocket: String?) throws(HVCError) -> Int32 {
-        let shim = Shim.path()
-        var argv = [shim, "--root", runtime.paths.root, "--run-root", runtime.paths.runRoot, "--assets", runtime.paths.assets,
-                    "--oci-init", directory(record.id)]
-        if let consoleSocket { argv += ["--console-socket", consoleSocket] }
-        if let path = spec.networkNamespace { argv += ["--netns", path.isEmpty ? "new" : path] }
-        if let cgroup = spec.linux?.cgroupsPath { argv += ["--cgroup", cgroup] }
-        argv.append(record.container)
-        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }.filter { !$0.hasPrefix("HVC_TIMING=") }
-        var result = hvc_spawn_result()
-        let status = withCStringArray(argv) { cArgv in withCStringArray(environment) { hvc_spawn_inheriting_stdio(shim, cArgv, $0, &result) } }
-        guard status == 0, result.stage == 0 else {
-            throw HVCError("cannot start \(shim): \(Errno(rawValue: result.error != 0 ? result.error : errno))")
+        var arguments = ["--oci-init", directory(record.id)]
+        if let consoleSocket { arguments += ["--console-socket", consoleSocket] }
+        if let path = spec.networkNamespace { arguments += ["--netns", path.isEmpty ? "new" : path] }
+        if let cgroup = spec.linux?.cgroupsPath { arguments += ["--cgroup", cgroup] }
+        do {
+            return try Shim.start(arguments + [record.container], paths: runtime.paths, environment: Shim.supervisorEnvironment,
+                                  keepsStdio: true)
+        } catch {
+            throw HVCError("cannot start \(Shim.path()): \(error)")
         }
-        return result.pid
     }
 
     /// Waits until the supervisor holds the command at the gate (the VM is up), or has ended.
@@ -190,8 +196,7 @@ public struct OCIContainers: Sendable {
         let marker = directory(record.id) + "/created"
         let deadline = Date().addingTimeInterval(180)
         while !FileManager.default.fileExists(atPath: marker) {
-            var status: Int32 = 0
-            if waitpid(record.pid, &status, WNOHANG) == record.pid || Date() > deadline {
+            if !processIsAlive(record.pid) || Date() > deadline {
                 let error = (try? runtime.containers.resolve(record.container))?.state.error
                 throw HVCError("the container's VM did not come up\(error.map { ": " + $0 } ?? "")")
             }
@@ -226,18 +231,51 @@ public struct OCIContainers: Sendable {
                 return read(fd, &byte, 1) == 1
             }
             if record.config.process.terminal, let consoleSocket { try attachConsole(consoleSocket) }
-            let code = try ContainerManager(runtime: runtime).runHeld(record, gate: gate)
-            if code > 128, code - 128 <= 64 {
-                signal(code - 128, SIG_DFL)
-                var all = sigset_t()
-                sigfillset(&all)
-                pthread_sigmask(SIG_UNBLOCK, &all, nil)
-                Glibc.kill(getpid(), code - 128)
-            }
-            exit(code)
+            exitAsCommand(try ContainerManager(runtime: runtime).runHeld(record, gate: gate))
         } catch {
             FileHandle.standardError.write(Data("hvc-oci: \(error.message)\n".utf8))
-            exit(125)
+            exit(error.exitCode)
+        }
+    }
+
+    /// Ends this process as the command ended: by the same signal (a status over 128), else
+    /// with its code, as runc's container process would.
+    static func exitAsCommand(_ code: Int32) -> Never {
+        if code > 128, code - 128 <= 64 {
+            signal(code - 128, SIG_DFL)
+            var all = sigset_t()
+            sigfillset(&all)
+            pthread_sigmask(SIG_UNBLOCK, &all, nil)
+            Glibc.kill(getpid(), code - 128)
+        }
+        exit(code)
+    }
+
+    /// What `exec` hands its process's relay: the process, and its terminal's size.
+    struct ExecFile: Codable {
+        var process: ContainerConfig.ProcessConfig
+        var rows: UInt16
+        var columns: UInt16
+    }
+
+    /// Runs in an exec's relay process (`hvc-shim --oci-exec`): starts the process in the
+    /// container through its supervisor, relays its stdio (or a console-socket pty) and exits as
+    /// it did.
+    public static func runExec(runtime: Runtime, execFile: String, container: String, consoleSocket: String?) -> Never {
+        do throws(HVCError) {
+            guard let data = FileManager.default.contents(atPath: execFile) else { throw HVCError("exec file \(execFile) is gone") }
+            defer { unlink(execFile) }
+            guard let exec = try? JSONDecoder.hvc.decode(ExecFile.self, from: data) else { throw HVCError("exec file \(execFile) is unreadable") }
+            let manager = ContainerManager(runtime: runtime)
+            let record = try runtime.containers.resolve(container)
+            let spec = exec.process.spec(rows: exec.rows, columns: exec.columns)
+            if spec.terminal, let consoleSocket { try attachConsole(consoleSocket) }
+            // The caller has its terminal: `exec --detach` may return.
+            unlink(execFile)
+            exitAsCommand(try ContainerManager.exec(over: try manager.controlChannel(record), spec: spec, interactive: true))
+        } catch {
+            FileHandle.standardError.write(Data("hvc-oci: \(error.message)\n".utf8))
+            exit(error.exitCode)
         }
     }
 
@@ -269,6 +307,8 @@ public struct OCIContainers: Sendable {
         guard sent >= 0 else { throw HVCError("console socket \(socket): \(Errno.current)") }
         guard dup2(slave, 0) >= 0, dup2(slave, 1) >= 0, dup2(slave, 2) >= 0 else { throw HVCError("terminal: \(Errno.current)") }
         if slave > 2 { close(slave) }
+        // Its resizes then reach this process as SIGWINCH, which is relayed to the guest.
+        _ = hvc_take_terminal(0)
     }
 
     // MARK: start, state, kill, delete
@@ -307,7 +347,7 @@ public struct OCIContainers: Sendable {
         let alive = processIsAlive(record.pid)
         let status: String = switch container?.state.status {
         case .created? where alive: "created"
-        case .running? where alive: "running"
+        case .running? where alive: isFrozen(record) ? "paused" : "running"
         default: "stopped"
         }
         let formatter = ISO8601DateFormatter()
@@ -325,7 +365,10 @@ public struct OCIContainers: Sendable {
         let id = record.id
         let state = state(record)
         switch state.status {
-        case "running":
+        case "paused" where signal == SIGKILL:
+            // A frozen guest takes no signal: the VM ends with its supervisor.
+            Glibc.kill(record.pid, SIGKILL)
+        case "running", "paused":
             try ContainerManager(runtime: runtime).kill(record.container, signal: signal)
         case "created":
             // No command yet: the container ends with its supervisor.
@@ -335,16 +378,24 @@ public struct OCIContainers: Sendable {
         }
     }
 
+    /// Deletes the container; with `force`, a container that is not there (an aborted create,
+    /// a second cleanup) is no error, as with runc.
     public func delete(_ id: String, force: Bool) throws(HVCError) {
-        let (record, containers) = try load(id)
+        let record: OCIRecord, containers: OCIContainers
+        do {
+            (record, containers) = try load(id)
+        } catch where error.kind == .notFound && force {
+            try? FileManager.default.removeItem(atPath: directory(id))
+            return
+        }
         try containers.delete(record, force: force)
     }
 
     private func delete(_ record: OCIRecord, force: Bool) throws(HVCError) {
         let id = record.id
         let state = state(record)
-        if state.status == "running" && !force {
-            throw HVCError(.conflict, "container \"\(id)\" is running: stop it first, or delete --force")
+        if (state.status == "running" || state.status == "paused") && !force {
+            throw HVCError(.conflict, "container \"\(id)\" is \(state.status): stop it first, or delete --force")
         }
         if state.status != "stopped" { Glibc.kill(record.pid, SIGKILL) }
         let deadline = Date().addingTimeInterval(10)
@@ -352,5 +403,139 @@ public struct OCIContainers: Sendable {
         try? ContainerManager(runtime: runtime).remove(record.container, force: true)
         try? FileManager.default.removeItem(atPath: directory(id))
         unlink(OCIContainers.defaultStateRoot + "/" + id + ".ref")
+    }
+
+    // MARK: exec, ps, pause, resume, update
+
+    public struct ExecRequest: Sendable {
+        public var id: String
+        /// `--process`: a JSON file of the process; else `arguments` with the container's defaults.
+        public var processFile: String?
+        public var arguments: [String] = []
+        public var environment: [String] = []
+        public var workingDirectory: String?
+        public var user: String?
+        public var tty = false
+        public var detach = false
+        public var pidFile: String?
+        public var consoleSocket: String?
+        public init(id: String) { self.id = id }
+    }
+
+    /// Starts a process in a running container. Its host process (what `--pid-file` names)
+    /// relays its stdio and exits as it does; with `detach` this returns once that process is
+    /// started, else when it ends, with its status.
+    public func exec(_ request: ExecRequest) throws(HVCError) -> Int32 {
+        let (record, containers) = try load(request.id)
+        return try containers.exec(record, request)
+    }
+
+    private func exec(_ record: OCIRecord, _ request: ExecRequest) throws(HVCError) -> Int32 {
+        let status = state(record).status
+        guard status == "running" else {
+            throw HVCError(.conflict, "container \"\(record.id)\" is \(status): exec needs a running container")
+        }
+        let container = try runtime.containers.resolve(record.container)
+        var spec: ProcessSpec
+        if let file = request.processFile {
+            spec = try OCISpec.Process.load(file).spec()
+        } else {
+            guard !request.arguments.isEmpty else { throw HVCError(.invalid, "exec: give the command to run, or --process FILE") }
+            spec = ContainerManager.execSpec(container, arguments: request.arguments, environment: request.environment,
+                                             workingDirectory: request.workingDirectory, user: request.user, terminal: request.tty)
+        }
+        if request.consoleSocket == nil { spec.terminal = false }
+        let file = directory(record.id) + "/exec-\(UInt64.random(in: 0...UInt64.max)).json"
+        try writeAtomically(file, try JSONEncoder.hvc.encode(ExecFile(process: .init(spec), rows: spec.rows, columns: spec.columns)))
+        var arguments = ["--oci-exec", file]
+        if let consoleSocket = request.consoleSocket { arguments += ["--console-socket", consoleSocket] }
+        let pid: Int32
+        do {
+            pid = try Shim.start(arguments + [record.container], paths: runtime.paths, environment: Shim.supervisorEnvironment,
+                                 keepsStdio: true)
+        } catch {
+            unlink(file)
+            throw HVCError("cannot start \(Shim.path()): \(error)")
+        }
+        if let pidFile = request.pidFile { try writeAtomically(pidFile, Data("\(pid)".utf8)) }
+        if request.detach {
+            // Back once the relay has the process in hand (and has sent its terminal: callers
+            // such as conmon expect it by the time this returns).
+            let deadline = Date().addingTimeInterval(60)
+            while FileManager.default.fileExists(atPath: file), processIsAlive(pid), Date() < deadline { usleep(1_000) }
+            return 0
+        }
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) < 0 {
+            guard errno == EINTR else { return 125 }
+        }
+        return raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+    }
+
+    /// The container's host processes: its supervisor (the guest's processes are the guest's).
+    public func processes(_ id: String) throws(HVCError) -> [Int32] {
+        let (record, containers) = try load(id)
+        return containers.state(record).status == "stopped" ? [] : [record.pid]
+    }
+
+    /// The container's VMM, while it runs.
+    private func vmm(_ record: OCIRecord) -> Int32? {
+        guard let pid = (try? runtime.containers.resolve(record.container))?.state.vmmPID, pid > 0 else { return nil }
+        return pid
+    }
+
+    /// Whether the VMM is stopped (`pause`): the state letter of `/proc/<pid>/stat`.
+    private func isFrozen(_ record: OCIRecord) -> Bool {
+        guard let pid = vmm(record), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[close...].dropFirst().trimmingCharacters(in: .whitespaces).hasPrefix("T")
+    }
+
+    /// Pauses the whole VM, guest and devices, by stopping its VMM (SIGSTOP: the same on
+    /// cgroup v1 and v2 hosts), or lets it go on.
+    public func pause(_ id: String, frozen: Bool) throws(HVCError) {
+        let (record, containers) = try load(id)
+        try containers.pause(record, frozen: frozen)
+    }
+
+    private func pause(_ record: OCIRecord, frozen: Bool) throws(HVCError) {
+        let status = state(record).status
+        guard status == (frozen ? "running" : "paused") else {
+            throw HVCError(.conflict, "container \"\(record.id)\" is \(status): \(frozen ? "only a running container pauses" : "only a paused container resumes")")
+        }
+        guard let pid = vmm(record), Glibc.kill(pid, frozen ? SIGSTOP : SIGCONT) == 0 else {
+            throw HVCError("container \"\(record.id)\": its VM is gone")
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while isFrozen(record) != frozen, Date() < deadline { usleep(1_000) }
+    }
+
+    /// Applies a resources file (the spec's `linux.resources`; "-" for stdin) to the running VM:
+    /// CPU quota and pids to its cgroup. The VM's memory is fixed at create: a memory limit
+    /// below it is refused.
+    public func update(_ id: String, resourcesFile: String) throws(HVCError) {
+        let (record, containers) = try load(id)
+        try containers.update(record, resourcesFile: resourcesFile)
+    }
+
+    private func update(_ record: OCIRecord, resourcesFile: String) throws(HVCError) {
+        let data = resourcesFile == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: resourcesFile)
+        guard let data, data.count <= 1 << 20, let resources = try? JSONDecoder().decode(OCISpec.Resources.self, from: data) else {
+            throw HVCError(.invalid, "update: \(resourcesFile) is not an OCI resources JSON file")
+        }
+        guard state(record).status != "stopped" else { throw HVCError(.conflict, "container \"\(record.id)\" is stopped") }
+        let container = try runtime.containers.resolve(record.container)
+        if let limit = resources.memory?.limit, limit > 0, limit < Int64(container.config.memoryMiB) << 20 {
+            throw HVCError(.invalid, "memory limit \(limit >> 20) MiB is below the VM's \(container.config.memoryMiB) MiB, which is fixed when the container is created")
+        }
+        let cpu = resources.cpu.flatMap { cpu in cpu.quota.map { (quota: $0 > 0 ? Optional($0) : nil, period: cpu.period ?? 100_000) } }
+        // The VMM's threads count too: the limit never goes below what the VM started with.
+        let pids = resources.pids?.limit.flatMap { $0 > 0 ? max($0, Int64(container.config.pidsLimit)) : nil }
+        let cgroup = VMCgroup(version: CgroupVersion.detect(), tenant: container.config.tenant, vm: String(container.id.prefix(16)))
+        do {
+            try cgroup.update(cpu: cpu, pids: pids)
+        } catch {
+            throw HVCError("update: \(error)")
+        }
     }
 }

@@ -188,8 +188,9 @@ public final class Supervisor: Sendable {
             let request = VMLaunch.Request(
                 owner: config.id, tenant: config.tenant, imageReference: config.image, imageID: config.imageID,
                 memoryMiB: config.memoryMiB, cpus: config.cpus, pidsLimit: config.pidsLimit,
-                accelerator: config.accelerator, networkInterface: config.network != nil,
-                fromTemplate: config.startsFromTemplate, servesFolders: config.sharesFolders)
+                accelerator: config.accelerator, networkInterface: config.network != nil || config.joinedInterface != nil,
+                fromTemplate: config.startsFromTemplate, servesFolders: config.sharesFolders,
+                joinedInterface: config.joinedInterface)
             try VMLaunch.launch(request, directory: directory, runtime: runtime, timing: timing) { (launched: LaunchedVM) throws(HVCError) in
                 try adopt(launched)
                 // CNI's work overlaps the clone's restore or the cold boot.
@@ -253,7 +254,7 @@ public final class Supervisor: Sendable {
 
     /// Shares the container's folders into its VM (before the guest learns of them).
     private func shareFolders(_ directory: VMDirectory) throws(HVCError) -> [GuestMount] {
-        guard config.sharesFolders || !(config.mounts ?? []).isEmpty else { return [] }
+        guard config.rootDirectory != nil || !(config.mounts ?? []).isEmpty else { return [] }
         guard let vm = life.withLock({ $0.phase.vm }) else { throw HVCError("the VM is gone") }
         let shared = try SharedFolders.share(config.mounts ?? [], root: config.rootDirectory, tenant: config.tenant, runtime: runtime,
                                              vmmPID: vm.vm.pid, directory: directory)
@@ -317,6 +318,12 @@ public final class Supervisor: Sendable {
     /// Waits for the network attachment and records the container's address. Returns what the
     /// guest needs to know.
     private func networkReady() throws(HVCError) -> (GuestInterface, nameservers: [String])? {
+        if let joined = config.joinedInterface {
+            // The caller's own configuration: its resolv.conf is among the bundle's mounts.
+            try joined.join()
+            let nic = joined.guestInterface
+            return (GuestInterface(mac: nic.mac, address: nic.address, prefix: nic.prefix, gateway: nic.gateway, mtu: nic.mtu), [])
+        }
         guard let name = config.network else { return nil }
         awaitAttachment()
         let (attachment, failure) = network.withLock { ($0.attachment, $0.failure) }
@@ -573,6 +580,7 @@ public final class Supervisor: Sendable {
         timing.mark("vm-gone")
         let hadAddress = detachNetwork(directory: directory)
         launched?.confinement.release()
+        config.joinedInterface?.leave()
         if hadAddress { timing.mark("network-gone") }
         channel?.shutdown()
         let (clients, initClient) = life.withLock { (Array($0.clients.values), $0.initClient) }

@@ -27,6 +27,9 @@ final class VMConfinement: @unchecked Sendable {
         var bootsKernel = true
         /// The VM serves host folders to its guest (see `fileServerCapabilities`).
         var servesFolders = false
+        /// A caller's interface that the NIC takes over: the TAP device is made in its
+        /// namespace, and the VMM gets an empty namespace of its own.
+        var joinedInterface: JoinedInterface?
     }
 
     private init() {}
@@ -92,7 +95,11 @@ final class VMConfinement: @unchecked Sendable {
                 // by its tmpfs instead.
                 plan.maxFileSize = UInt64.max
             }
-            if request.shape.networkInterface {
+            if request.shape.networkInterface, let joined = request.joinedInterface {
+                let fd = hvc_tap_open(joined.namespace, JoinedInterface.tap, Int32(joined.mtu))
+                guard fd >= 0 else { throw HVCError("TAP device in \(joined.namespace): \(Errno.current)") }
+                tap = FileDescriptor(fd)
+            } else if request.shape.networkInterface {
                 plan.networkNamespaceFD = try makeNetworkMemberspace(owner: request.owner, directory: directory, runtime: runtime)
             }
             try plan.prepareRoot()

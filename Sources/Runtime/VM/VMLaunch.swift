@@ -34,6 +34,8 @@ enum VMLaunch {
         var fromTemplate: Bool
         /// Host folders will be shared into the VM (its container's, or a pool's future one's).
         var servesFolders: Bool
+        /// See `VMConfinement.Request.joinedInterface`.
+        var joinedInterface: JoinedInterface? = nil
     }
 
     /// Launches the VMM jailed in `directory` and, for a clone, restores its device state.
@@ -53,7 +55,8 @@ enum VMLaunch {
         let configuration = shape.configuration(clone == nil ? .anonymous : .clone, runtime: runtime)
         let confinement = try VMConfinement.make(
             .init(owner: request.owner, tenant: request.tenant, shape: shape, pidsLimit: request.pidsLimit,
-                  bootsKernel: clone == nil, servesFolders: request.servesFolders),
+                  bootsKernel: clone == nil, servesFolders: request.servesFolders,
+                  joinedInterface: request.joinedInterface),
             directory: directory, runtime: runtime)
         timing?.mark("launch")
         let vm: any VirtualMachine
