@@ -98,6 +98,7 @@ public struct Handler: Sendable {
             let choice = try runtime.chooseAccelerator(nil)
             return try Handler.json([
                 "accelerator": choice.accelerator.rawValue, "acceleratorReason": choice.reason,
+                "nesting": runtime.nesting(choice.accelerator).description,
                 "tenant": caller.tenant, "admin": caller.isAdmin ? "true" : "false",
             ])
         case .listContainers:
@@ -111,7 +112,7 @@ public struct Handler: Sendable {
             let created: Result<ContainerRecord, Error> = Result {
                 try checkQuota(caller, adding: options.memoryMiB)
                 return try manager.create(options, tenant: caller.tenant, hostAccess: caller.hostAccess,
-                                          policy: MountPolicy(bindRoots: caller.bindRoots))
+                                          policy: MountPolicy(bindRoots: caller.bindRoots), mayNest: caller.mayNest)
             }
             Handler.createLock.unlock()
             let record = try created.get()

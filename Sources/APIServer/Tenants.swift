@@ -18,9 +18,11 @@ public struct TenantConfig: Codable, Equatable, Sendable {
         public var hostAccess: Bool?
         /// Host folders the tenant may bind-mount, with what is beneath them (default: none).
         public var bindRoots: [String]?
+        /// Whether the tenant may run nested containers (`--nested`; default: no).
+        public var nested: Bool?
 
         public init(uids: [UInt32] = [], gids: [UInt32] = [], maxContainers: Int? = nil, maxMemoryMiB: Int? = nil,
-                    maxNetworks: Int? = nil, hostAccess: Bool? = nil, bindRoots: [String]? = nil) {
+                    maxNetworks: Int? = nil, hostAccess: Bool? = nil, bindRoots: [String]? = nil, nested: Bool? = nil) {
             self.uids = uids
             self.gids = gids
             self.maxContainers = maxContainers
@@ -28,6 +30,7 @@ public struct TenantConfig: Codable, Equatable, Sendable {
             self.maxNetworks = maxNetworks
             self.hostAccess = hostAccess
             self.bindRoots = bindRoots
+            self.nested = nested
         }
 
         public init(from decoder: Decoder) throws {
@@ -39,6 +42,7 @@ public struct TenantConfig: Codable, Equatable, Sendable {
             maxNetworks = try c.decodeIfPresent(Int.self, forKey: .maxNetworks)
             hostAccess = try c.decodeIfPresent(Bool.self, forKey: .hostAccess)
             bindRoots = try c.decodeIfPresent([String].self, forKey: .bindRoots)
+            nested = try c.decodeIfPresent(Bool.self, forKey: .nested)
         }
     }
 
@@ -93,6 +97,7 @@ public struct TenantConfig: Codable, Equatable, Sendable {
             caller.maxNetworks = tenant.maxNetworks
             caller.hostAccess = tenant.hostAccess ?? false
             caller.bindRoots = tenant.bindRoots ?? []
+            caller.mayNest = tenant.nested ?? false
             return caller
         }
         var caller = Caller(uid: uid, tenant: "uid-\(uid)", isAdmin: false, limits: (defaultMaxContainers, defaultMaxMemoryMiB))
@@ -114,6 +119,8 @@ public struct Caller: Sendable, Equatable {
     public var hostAccess: Bool
     /// Host folders the caller may bind-mount; nil: any (admins).
     public var bindRoots: [String]?
+    /// Whether the caller may run nested containers (admins may).
+    public var mayNest: Bool
 
     public init(uid: UInt32, tenant: String, isAdmin: Bool, limits: (Int?, Int?)) {
         self.uid = uid
@@ -122,6 +129,7 @@ public struct Caller: Sendable, Equatable {
         self.maxContainers = limits.0
         self.maxMemoryMiB = limits.1
         self.hostAccess = isAdmin
+        self.mayNest = isAdmin
     }
 
     /// Whether this caller may see a container of `tenant`.

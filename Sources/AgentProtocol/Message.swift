@@ -125,6 +125,10 @@ public struct Hello: Equatable, Sendable {
     /// The share entry that is the container's root (an OCI bundle's root directory) instead of
     /// the image; its files are the caller's, so the agent writes none of its own there.
     public var rootShare: String?
+    /// Most processes in the container at once (its cgroup's `pids.max`); 0: no limit.
+    public var pidsLimit: UInt32 = 0
+    /// The container gets `/dev/kvm` (its VM's CPU lets the guest kernel's KVM work).
+    public var nested = false
 
     public init(version: UInt16 = Limits.version, entropy: [UInt8], unixTimeNanoseconds: UInt64, hostname: String,
                 interface: GuestInterface? = nil, nameservers: [String] = [], mounts: [GuestMount] = [], readOnlyRoot: Bool = false,
@@ -257,6 +261,8 @@ public enum Message: Equatable, Sendable {
             }
             w.write(h.readOnlyRoot)
             w.write(h.rootShare ?? "")
+            w.write(h.pidsLimit)
+            w.write(h.nested)
         case .start(let p):
             w.write(p.arguments)
             w.write(p.environment)
@@ -346,6 +352,8 @@ public enum Message: Equatable, Sendable {
             let rootShare = try r.readString(max: 64)
             guard !rootShare.contains("/"), rootShare != ".", rootShare != ".." else { throw .invalidField("root share") }
             hello.rootShare = rootShare.isEmpty ? nil : rootShare
+            hello.pidsLimit = try r.readUInt32()
+            hello.nested = try r.readBool()
             message = .hello(hello)
         case 2:
             let arguments = try r.readStrings()

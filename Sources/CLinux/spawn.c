@@ -611,6 +611,11 @@ int hvc_open_pty(int *master, int *slave) {
     return 0;
 }
 
+int hvc_make_char_device(const char *path, unsigned major, unsigned minor, unsigned mode) {
+    if (mknod(path, S_IFCHR | (mode & 0777), makedev(major, minor)) < 0) return -1;
+    return chmod(path, mode & 0777);
+}
+
 int hvc_take_terminal(int fd) {
     if (setsid() < 0 && getsid(0) != getpid()) return -1;
     return ioctl(fd, TIOCSCTTY, 0);

@@ -29,6 +29,51 @@ public struct HostVirtualization: Equatable, Sendable {
     }
 
     public var hasHardwareVirtualization: Bool { cpuFlags.contains("vmx") || cpuFlags.contains("svm") }
+
+    /// Whether the host's KVM lets its guests run KVM of their own (the `nested` parameter of
+    /// kvm_intel or kvm_amd), and which module says so.
+    public var kvmNesting: KVMNesting? = nil
+
+    public struct KVMNesting: Equatable, Sendable {
+        public var enabled: Bool
+        public var module: String
+        public init(enabled: Bool, module: String) {
+            self.enabled = enabled
+            self.module = module
+        }
+    }
+}
+
+/// Whether a guest can have KVM of its own (`--nested`), and how.
+public enum Nesting: Equatable, Sendable, CustomStringConvertible {
+    /// TCG's emulated AMD SVM with nested paging: works on any host, at TCG's speed.
+    case emulatedSVM
+    /// The host's VMX or SVM, passed through (`-cpu host`); `module` has nesting on.
+    case hardware(module: String)
+    case unavailable(reason: String)
+
+    public static func choose(accelerator: Accelerator, host: HostVirtualization) -> Nesting {
+        switch accelerator {
+        case .tcg:
+            return .emulatedSVM
+        case .kvm:
+            guard let nesting = host.kvmNesting else { return .unavailable(reason: "the host's KVM module (kvm_intel or kvm_amd) is not loaded") }
+            guard nesting.enabled else {
+                return .unavailable(reason: "\(nesting.module) has nesting off: load it with nested=1 (modprobe \(nesting.module) nested=1)")
+            }
+            return .hardware(module: nesting.module)
+        }
+    }
+
+    public var isAvailable: Bool { if case .unavailable = self { false } else { true } }
+
+    public var description: String {
+        switch self {
+        case .emulatedSVM: "emulated SVM (TCG, nested paging)"
+        case .hardware(let module): "hardware (\(module) nested=1; exposes more of the host's KVM to guests)"
+        case .unavailable(let reason): "unavailable: \(reason)"
+        }
+    }
 }
 
 /// The accelerator hvc uses, and why.

@@ -46,9 +46,10 @@ public struct QEMUCommandLine: Sendable {
         var machine = "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off"
         if c.memory != .anonymous { machine += ",memory-backend=\(QEMUCommandLine.memoryBackendID)" }
         var args = ["-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-M", machine]
+        // TCG emulates AMD's SVM (with nested paging), not VMX.
         switch c.accelerator {
-        case .kvm: args += ["-accel", "kvm", "-cpu", "host"]
-        case .tcg: args += ["-accel", "tcg,tb-size=\(QEMUCommandLine.translationCacheMiB)", "-cpu", "max"]
+        case .kvm: args += ["-accel", "kvm", "-cpu", c.nested ? "host" : "host,vmx=off,svm=off"]
+        case .tcg: args += ["-accel", "tcg,tb-size=\(QEMUCommandLine.translationCacheMiB)", "-cpu", c.nested ? "max" : "max,svm=off"]
         }
         if c.sandbox {
             args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]

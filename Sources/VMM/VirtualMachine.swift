@@ -23,6 +23,9 @@ public struct VMConfiguration: Equatable, Sendable {
     public var clock: GuestClock = .calibrated
     /// A virtio-net device on the TAP device passed as the VMM's fd 4.
     public var networkInterface = false
+    /// The guest's CPU shows SVM (or, on a KVM host with nesting, the host's VMX/SVM), so its
+    /// kernel's KVM works; otherwise both are hidden and the guest has no /dev/kvm.
+    public var nested = false
     /// A virtio-9p device serving this directory (as the VMM sees it) under `sharesTag`, or nil.
     public var sharedFolders: String?
 

@@ -37,6 +37,8 @@ final class Agent {
     /// The container's mounts, from `hello`, made before its first process.
     private var mounts: [GuestMount] = []
     private var readOnlyRoot = false
+    /// The container gets /dev/kvm.
+    private var nested = false
     private var children: [UInt32: Child] = [:]
     private var initPID: pid_t?
     private var containerDone = false
@@ -162,6 +164,8 @@ final class Agent {
         hostname = hello.hostname.isEmpty ? "hvc" : hello.hostname
         mounts = hello.mounts
         readOnlyRoot = hello.readOnlyRoot
+        nested = hello.nested
+        if hello.pidsLimit > 0 { try? writeFile(Boot.cgroup + "/pids.max", "\(hello.pidsLimit)\n") }
         if let rootShare = hello.rootShare, let failure = ContainerMounts.mountRoot(rootShare) { fail(failure) }
         // A caller's root directory keeps its files as the caller made them (OCI runtimes write
         // none there; the caller mounts its own hostname, hosts and resolv.conf).
@@ -203,8 +207,8 @@ final class Agent {
         if initPID == nil {
             // Docker creates a missing working directory; so do we, before the first process.
             try? Boot.makeDirectory(Boot.rootfs + spec.workingDirectory)
-            if !mounts.isEmpty || readOnlyRoot {
-                // Mounts go into a prepared container's namespace before its process exists.
+            if !mounts.isEmpty || readOnlyRoot || nested {
+                // Mounts and /dev/kvm go into a prepared container before its process exists.
                 if Prewarm.prepared == nil { Prewarm.prepared = Prewarm.prepare() }
                 guard let prepared = Prewarm.prepared else {
                     send(Frame(process: id, .startFailed(.other, "container setup failed")))
@@ -212,6 +216,11 @@ final class Agent {
                 }
                 if let failure = ContainerMounts.place(mounts, readOnlyRoot: readOnlyRoot, in: prepared.pid) {
                     send(Frame(process: id, .startFailed(.other, failure)))
+                    return
+                }
+                // The container's /dev (a tmpfs of its own), reached through its root.
+                if nested, hvc_make_char_device("/proc/\(prepared.pid)/root/dev/kvm", 10, 232, 0o666) != 0 {
+                    send(Frame(process: id, .startFailed(.other, "/dev/kvm: \(Errno.current)")))
                     return
                 }
             }

@@ -75,6 +75,8 @@ struct ContainerOptions: ParsableArguments {
     var tmpfs: [String] = []
     @Flag(help: "Mount the image's root read-only (tmpfs on /tmp, /var/tmp and /run).")
     var readOnly = false
+    @Flag(help: "Give the container a /dev/kvm of its VM's own, to run VMs in it (see hvc info).")
+    var nested = false
 
     @Argument(help: "Image name or id.")
     var image: String
@@ -103,6 +105,7 @@ struct ContainerOptions: ParsableArguments {
         request.networks = network.map { [$0] }
         request.ports = publish.isEmpty ? nil : publish
         request.publishAll = publishAll ? true : nil
+        request.nested = nested ? true : nil
         var mounts: [ContainerMount] = []
         for text in volume { mounts.append(try ContainerMount.parseVolumeFlag(text)) }
         for text in mount { mounts.append(try ContainerMount.parseMountFlag(text)) }

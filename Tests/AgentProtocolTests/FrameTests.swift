@@ -4,6 +4,11 @@ import Testing
 struct FrameTests {
     static let messages: [Message] = [
         .hello(Hello(entropy: [1, 2, 3], unixTimeNanoseconds: 1_700_000_000_123_456_789, hostname: "box")),
+        .hello({
+            var hello = Hello(entropy: [9], unixTimeNanoseconds: 2, hostname: "oci", readOnlyRoot: true, rootShare: "root")
+            hello.pidsLimit = 50
+            return hello
+        }()),
         .hello(Hello(entropy: [4], unixTimeNanoseconds: 1, hostname: "net",
                      interface: GuestInterface(mac: [2, 0x42, 10, 210, 0, 5], address: 0x0AD2_0005, prefix: 24,
                                                gateway: 0x0AD2_0001, mtu: 1400),

@@ -142,14 +142,15 @@ extension EndToEnd {
             let quota = ["/sys/fs/cgroup/cpu/hvc/oci/\(vm)/cpu.cfs_quota_us", "/sys/fs/cgroup/hvc/oci/\(vm)/cpu.max"]
                 .compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }.first
             #expect(quota?.hasPrefix("50000") == true, "\(String(describing: quota))")
-            #expect(run(["stop", "-t", "0", id]).status == 0)
+            #expect(run(["kill", id]).status == 0)
+            #expect(Harness.eventually(30) { run(["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", id]).stdout == "exited 137\n" })
             #expect(run(["exec", id, "true"]).status != 0, "exec in a stopped container")
         }
 
         /// The bundle's rlimits, capability sets, no_new_privs and additional groups hold for
         /// the container's process inside the guest; podman's defaults differ from each.
         @Test func limitsCapabilitiesAndGroupsApplyInTheGuest() throws {
-            let script = "ulimit -n; cat /proc/self/status"
+            let script = "ulimit -n; cat /proc/self/status; echo PidsMax: $(cat /sys/fs/cgroup/pids.max)"
             func facts(_ r: Harness.Result3) -> (files: String, fields: [String: String]) {
                 let lines = r.stdout.split(separator: "\n").map(String.init)
                 var fields: [String: String] = [:]
@@ -160,17 +161,18 @@ extension EndToEnd {
                 return (lines.first ?? "", fields)
             }
             let set = run(["run", "--rm", "--network", "none", "--ulimit", "nofile=1000:1000", "--cap-drop", "all", "--cap-add", "chown",
-                           "--security-opt", "no-new-privileges", "--group-add", "44", OCITests.image, "sh", "-c", script])
+                           "--security-opt", "no-new-privileges", "--group-add", "44", "--pids-limit", "50", OCITests.image,
+                           "sh", "-c", script])
             #expect(set.status == 0, "\(set.stderr)")
             let restricted = facts(set)
             #expect(restricted.files == "1000")
             #expect(restricted.fields["CapBnd"] == "0000000000000001" && restricted.fields["CapEff"] == "0000000000000001",
                     "\(restricted.fields)")
-            #expect(restricted.fields["NoNewPrivs"] == "1")
+            #expect(restricted.fields["NoNewPrivs"] == "1" && restricted.fields["PidsMax"] == "50", "\(restricted.fields)")
             #expect(restricted.fields["Groups"]?.split(separator: " ").contains("44") == true, "\(restricted.fields)")
             let plain = facts(run(["run", "--rm", "--network", "none", OCITests.image, "sh", "-c", script]))
-            #expect(plain.files != "1000" && plain.fields["CapBnd"] != "0000000000000001" && plain.fields["NoNewPrivs"] == "0",
-                    "\(plain)")
+            #expect(plain.files != "1000" && plain.fields["CapBnd"] != "0000000000000001" && plain.fields["NoNewPrivs"] == "0"
+                    && plain.fields["PidsMax"] != "50", "\(plain)")
         }
 
         /// podman's own network (netavark's bridge) and port publishing: the VM's NIC takes over

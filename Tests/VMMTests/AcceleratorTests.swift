@@ -14,6 +14,17 @@ struct AcceleratorTests {
         #expect(AcceleratorChoice.choose(host: host).accelerator == expected)
     }
 
+    @Test func nestingIsEmulatedUnderTCGAndTheHostsUnderKVM() {
+        var host = HostVirtualization(cpuFlags: ["vmx"], kvmDeviceUsable: true, kvmIsPVM: false)
+        #expect(Nesting.choose(accelerator: .tcg, host: host) == .emulatedSVM)
+        #expect(!Nesting.choose(accelerator: .kvm, host: host).isAvailable, "no kvm module loaded")
+        host.kvmNesting = .init(enabled: false, module: "kvm_intel")
+        let off = Nesting.choose(accelerator: .kvm, host: host)
+        #expect(!off.isAvailable && off.description.contains("nested=1"))
+        host.kvmNesting = .init(enabled: true, module: "kvm_intel")
+        #expect(Nesting.choose(accelerator: .kvm, host: host) == .hardware(module: "kvm_intel"))
+    }
+
     @Test func requestWins() {
         let host = HostVirtualization(cpuFlags: [], kvmDeviceUsable: false, kvmIsPVM: false)
         #expect(AcceleratorChoice.choose(host: host, requested: .kvm) == AcceleratorChoice(accelerator: .kvm, reason: "requested"))

@@ -15,12 +15,22 @@ struct QEMUCommandLineTests {
         args.indices.filter { args[$0] == flag && $0 + 1 < args.count }.map { args[$0 + 1] }
     }
 
+    @Test func aNestedVMsCPUShowsVirtualization() {
+        var tcg = configuration(.tcg)
+        tcg.nested = true
+        #expect(values(QEMUCommandLine(tcg).arguments, "-cpu") == ["max"])
+        var kvm = configuration(.kvm)
+        kvm.nested = true
+        #expect(values(QEMUCommandLine(kvm).arguments, "-cpu") == ["host"])
+    }
+
     @Test func tcgMicroVM() {
         let args = QEMUCommandLine(configuration(.tcg)).arguments
         #expect(values(args, "-M") == ["microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off"])
         #expect(values(args, "-accel") == ["tcg,tb-size=64"])
         #expect(values(args, "-sandbox") == ["on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"])
-        #expect(values(args, "-cpu") == ["max"])
+        // No SVM unless the VM is to nest: its kernel's KVM then finds no hardware.
+        #expect(values(args, "-cpu") == ["max,svm=off"])
         #expect(values(args, "-m") == ["256M"])
         #expect(values(args, "-smp") == ["2"])
         #expect(values(args, "-kernel") == ["/k/vmlinux"])
@@ -46,7 +56,7 @@ struct QEMUCommandLineTests {
     @Test func kvmUsesTheHostCPU() {
         let args = QEMUCommandLine(configuration(.kvm)).arguments
         #expect(values(args, "-accel") == ["kvm"])
-        #expect(values(args, "-cpu") == ["host"])
+        #expect(values(args, "-cpu") == ["host,vmx=off,svm=off"])
     }
 
     @Test func kernelParametersNameTheRootAndRebootByTripleFault() {

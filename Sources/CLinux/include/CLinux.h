@@ -175,6 +175,9 @@ int hvc_open_pty(int *master, int *slave);
 /// Makes this process a session leader with terminal `fd` as its controlling terminal, so that
 /// the terminal's resizes reach it as SIGWINCH. Returns 0, or -1 with errno.
 int hvc_take_terminal(int fd);
+/// Makes character device `path` (major, minor) with exactly `mode`'s permission bits.
+/// Returns 0, or -1 with errno.
+int hvc_make_char_device(const char *path, unsigned major, unsigned minor, unsigned mode);
 
 /// pipe2(O_CLOEXEC); returns 0 or -1 with errno.
 int hvc_pipe(int fds[2]);

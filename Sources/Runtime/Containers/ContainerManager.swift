@@ -15,8 +15,11 @@ public struct ContainerManager: Sendable {
     /// `hostAccess` is what the tenant's default network gives, should this make it.
     /// `policy` says which host folders the caller may mount.
     public func create(_ options: RunOptions, tenant: String = ContainerManager.callerTenant(),
-                       hostAccess: Bool = true, policy: MountPolicy = .unrestricted) throws(HVCError) -> ContainerRecord {
+                       hostAccess: Bool = true, policy: MountPolicy = .unrestricted, mayNest: Bool = true) throws(HVCError) -> ContainerRecord {
         try options.validate()
+        if options.nested, !mayNest {
+            throw HVCError(.forbidden, "tenant \(tenant) may not run nested containers (\"nested\": true in the tenants file)")
+        }
         try runtime.checkAssets()
         let image = try runtime.images.resolve(options.image)
         var network: String?
@@ -35,6 +38,7 @@ public struct ContainerManager: Sendable {
             }
         }
         let accelerator = try runtime.chooseAccelerator(options.accelerator).accelerator
+        if options.nested { try runtime.checkNesting(accelerator) }
         let id = ContainerID.generate()
         let hostname = options.hostname ?? ContainerID.shortForm(id)
         let spec = try options.processSpec(config: image.config, hostname: hostname)
@@ -49,6 +53,7 @@ public struct ContainerManager: Sendable {
             logMaxBytes: options.logMaxBytes, template: options.template ? nil : false,
             network: network, ports: ports.isEmpty ? nil : ports)
         config.readOnlyRoot = options.readOnlyRoot ? true : nil
+        config.nested = options.nested ? true : nil
         let imageVolumes = (image.config.volumes ?? []).sorted()
         if options.mounts.isEmpty && imageVolumes.isEmpty && !options.readOnlyRoot { return try store.create(config) }
         return try runtime.volumes.resolveMounts(

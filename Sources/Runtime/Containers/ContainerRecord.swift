@@ -35,6 +35,11 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     /// An interface of a caller's network namespace that the VM's NIC takes over (an OCI
     /// bundle's), instead of a network of hvc's.
     public var joinedInterface: JoinedInterface?
+    /// Most processes in the container, inside the guest (an OCI bundle's `pids.limit`); nil:
+    /// none beyond the VM's size. (`pidsLimit` bounds the VMM's threads on the host.)
+    public var guestPidsLimit: Int?
+    /// The container has a /dev/kvm of its VM's own (`--nested`).
+    public var nested: Bool?
 
     public var startsFromTemplate: Bool { template ?? true }
     /// Host folders or volumes go into its VM (tmpfs mounts are the guest's own).

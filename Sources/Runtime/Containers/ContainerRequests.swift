@@ -37,6 +37,8 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
     public var mounts: [ContainerMount]?
     /// The image's root read-only, with tmpfs on /tmp, /var/tmp and /run (`--read-only`).
     public var readOnly: Bool?
+    /// A /dev/kvm of the VM's own in the container (`--nested`).
+    public var nested: Bool?
 
     public init(image: String) { self.image = image }
 
@@ -73,6 +75,7 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
         options.publishAll = publishAll ?? false
         for mount in mounts ?? [] { options.mounts.append(try mount.checked()) }
         options.readOnlyRoot = readOnly ?? false
+        options.nested = nested ?? false
         try options.validate()
         return options
     }

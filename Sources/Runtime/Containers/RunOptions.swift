@@ -30,6 +30,8 @@ public struct RunOptions: Sendable {
     /// `-v`, `--mount`, `--tmpfs`, each checked as parsed.
     public var mounts: [ContainerMount] = []
     public var readOnlyRoot = false
+    /// A /dev/kvm of the VM's own in the container.
+    public var nested = false
 
     public init(image: String) { self.image = image }
 

@@ -120,6 +120,9 @@ public struct OCISpec: Decodable, Sendable {
         return max(1, min(16, Int((UInt64(quota) + period - 1) / period)))
     }
 
+    /// The annotation that gives the container a /dev/kvm of its VM's own (`hvc run --nested`).
+    public static let nestedAnnotation = "io.hvc.nested"
+
     /// A Kubernetes pod's sandbox (pause) container, as containerd's and CRI-O's CRI mark it: it
     /// leaves the pod's one interface to the pod's application container.
     var isPodSandbox: Bool {

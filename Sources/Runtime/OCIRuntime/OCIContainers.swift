@@ -144,6 +144,11 @@ public struct OCIContainers: Sendable {
             config.readOnlyRoot = spec.root?.readonly == true ? true : nil
             config.mounts = mounts.isEmpty ? nil : mounts
             config.joinedInterface = joined
+            if let limit = spec.linux?.resources?.pids?.limit, limit > 0 { config.guestPidsLimit = Int(clamping: limit) }
+            if spec.annotations?[OCISpec.nestedAnnotation] == "true" {
+                try runtime.checkNesting(config.accelerator)
+                config.nested = true
+            }
             _ = try runtime.containers.create(config)
             made = id
             guard mkfifo(startFIFO(request.id), 0o600) == 0 else { throw HVCError("start FIFO: \(Errno.current)") }

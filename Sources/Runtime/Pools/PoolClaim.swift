@@ -18,7 +18,8 @@ enum PoolClaim {
               let image = try? runtime.images.resolve(config.imageID),
               let inputs = try? runtime.templates.inputs(
                 runtime: runtime, shape: VMShape(image: image, memoryMiB: config.memoryMiB, cpus: config.cpus,
-                                                 accelerator: config.accelerator, networkInterface: true)) else { return nil }
+                                                 accelerator: config.accelerator, networkInterface: true,
+                                                 nested: config.nested ?? false)) else { return nil }
         let key = inputs.key
         defer {
             runtime.refillPool(imageID: config.imageID, memoryMiB: config.memoryMiB, cpus: config.cpus,

@@ -190,7 +190,7 @@ public final class Supervisor: Sendable {
                 memoryMiB: config.memoryMiB, cpus: config.cpus, pidsLimit: config.pidsLimit,
                 accelerator: config.accelerator, networkInterface: config.network != nil || config.joinedInterface != nil,
                 fromTemplate: config.startsFromTemplate, servesFolders: config.sharesFolders,
-                joinedInterface: config.joinedInterface)
+                joinedInterface: config.joinedInterface, nested: config.nested ?? false)
             try VMLaunch.launch(request, directory: directory, runtime: runtime, timing: timing) { (launched: LaunchedVM) throws(HVCError) in
                 try adopt(launched)
                 // CNI's work overlaps the clone's restore or the cold boot.
@@ -370,11 +370,14 @@ public final class Supervisor: Sendable {
         let networkSetup = try networkReady()
         let now = UInt64(Date().timeIntervalSince1970 * 1e9)
         let spec = config.process.spec(rows: terminalSize.rows, columns: terminalSize.columns)
+        var hello = Hello(
+            entropy: randomBytes(256), unixTimeNanoseconds: now, hostname: config.hostname,
+            interface: networkSetup?.0, nameservers: networkSetup?.nameservers ?? [],
+            mounts: mounts, readOnlyRoot: config.readOnlyRoot ?? false, rootShare: config.rootDirectory.map { _ in SharedFolders.rootEntry })
+        hello.pidsLimit = config.guestPidsLimit.map { UInt32(clamping: $0) } ?? 0
+        hello.nested = config.nested ?? false
         do {
-            try channel.send(Frame(.hello(Hello(
-                entropy: randomBytes(256), unixTimeNanoseconds: now, hostname: config.hostname,
-                interface: networkSetup?.0, nameservers: networkSetup?.nameservers ?? [],
-                mounts: mounts, readOnlyRoot: config.readOnlyRoot ?? false, rootShare: config.rootDirectory.map { _ in SharedFolders.rootEntry }))))
+            try channel.send(Frame(.hello(hello)))
             try channel.send(Frame(process: Supervisor.initProcess, .start(spec)))
             if !life.withLock({ $0.keepInitStdinOpen }) { try channel.send(Frame(process: Supervisor.initProcess, .closeStdin)) }
         } catch {

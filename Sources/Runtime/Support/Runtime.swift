@@ -30,6 +30,17 @@ public struct Runtime: Sendable {
         return AcceleratorChoice.choose(host: HostVirtualization.probe(), requested: wanted)
     }
 
+    /// Whether guests under `accelerator` can have KVM of their own, and how.
+    public func nesting(_ accelerator: Accelerator) -> Nesting {
+        Nesting.choose(accelerator: accelerator, host: HostVirtualization.probe())
+    }
+
+    /// Fails, saying why, where a container cannot have a /dev/kvm of its own.
+    public func checkNesting(_ accelerator: Accelerator) throws(HVCError) {
+        let nesting = nesting(accelerator)
+        guard nesting.isAvailable else { throw HVCError(.invalid, "--nested: nesting is \(nesting)") }
+    }
+
     /// How guests under `accelerator` keep time; the host's TSC rate is measured once per boot.
     /// `HVC_GUEST_CLOCK=calibrated` leaves the guest to calibrate its clock, as hvc did before it
     /// measured the TSC (the benchmark compares the two).

@@ -34,7 +34,8 @@ extension TemplateStore {
                 for other in list() where other.key != key && other.inputs.imageID == inputs.imageID
                     && other.inputs.memoryMiB == inputs.memoryMiB && other.inputs.cpus == inputs.cpus
                     && other.inputs.accelerator == inputs.accelerator
-                    && (other.inputs.networkInterface ?? false) == (inputs.networkInterface ?? false) {
+                    && (other.inputs.networkInterface ?? false) == (inputs.networkInterface ?? false)
+                    && (other.inputs.nested ?? false) == (inputs.nested ?? false) {
                     remove(other.key)
                 }
             }

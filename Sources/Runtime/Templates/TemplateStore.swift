@@ -18,6 +18,8 @@ public struct TemplateInputs: Codable, Equatable, Sendable {
     public var accelerator: Accelerator
     /// Whether the VM has a network interface (nil in templates made before there were any).
     public var networkInterface: Bool?
+    /// Whether the VM's CPU lets its guest run KVM (`--nested`); nil: no.
+    public var nested: Bool?
     /// The digest of the capture command line: machine type and device layout.
     public var machineDigest: String
 
@@ -74,7 +76,8 @@ public struct TemplateStore: Sendable {
             agentDigest: try cachedDigest(runtime.paths.initramfs),
             imageID: shape.image.id, rootfsType: shape.image.rootfsType,
             memoryMiB: shape.memoryMiB, cpus: shape.cpus, accelerator: shape.accelerator,
-            networkInterface: shape.networkInterface, machineDigest: Digest.of(data: Data(commandLine.utf8)).description)
+            networkInterface: shape.networkInterface, nested: shape.nested ? true : nil,
+            machineDigest: Digest.of(data: Data(commandLine.utf8)).description)
     }
 
     /// A file's digest, remembered under the run directory by device, inode, size and both
@@ -145,7 +148,8 @@ extension TemplateStore {
               let now = try? inputs(runtime: runtime, shape: VMShape(image: image, memoryMiB: template.inputs.memoryMiB,
                                                                      cpus: template.inputs.cpus,
                                                                      accelerator: template.inputs.accelerator,
-                                                                     networkInterface: template.inputs.networkInterface ?? false)) else { return false }
+                                                                     networkInterface: template.inputs.networkInterface ?? false,
+                                                                     nested: template.inputs.nested ?? false)) else { return false }
         return now.key == template.key
     }
 }

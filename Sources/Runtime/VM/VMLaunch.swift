@@ -36,6 +36,8 @@ enum VMLaunch {
         var servesFolders: Bool
         /// See `VMConfinement.Request.joinedInterface`.
         var joinedInterface: JoinedInterface? = nil
+        /// See `VMShape.nested`.
+        var nested = false
     }
 
     /// Launches the VMM jailed in `directory` and, for a clone, restores its device state.
@@ -44,7 +46,8 @@ enum VMLaunch {
                        launched: (LaunchedVM) throws(HVCError) -> Void) throws(HVCError) {
         try runtime.checkAssets()
         let shape = VMShape(image: try runtime.images.resolve(request.imageID), memoryMiB: request.memoryMiB,
-                            cpus: request.cpus, accelerator: request.accelerator, networkInterface: request.networkInterface)
+                            cpus: request.cpus, accelerator: request.accelerator, networkInterface: request.networkInterface,
+                            nested: request.nested)
         var clone: CloneSource?
         if request.fromTemplate {
             let templates = runtime.templates

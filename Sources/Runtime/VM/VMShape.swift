@@ -11,13 +11,16 @@ public struct VMShape: Sendable {
     /// A virtio-net device (on a TAP device in the VM's own network namespace); containers
     /// with `--network none` have none.
     public let networkInterface: Bool
+    /// The guest may run VMs of its own (`--nested`): its CPU shows SVM or VMX.
+    public let nested: Bool
 
-    public init(image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator, networkInterface: Bool) {
+    public init(image: Image, memoryMiB: Int, cpus: Int, accelerator: Accelerator, networkInterface: Bool, nested: Bool = false) {
         self.image = image
         self.memoryMiB = memoryMiB
         self.cpus = cpus
         self.accelerator = accelerator
         self.networkInterface = networkInterface
+        self.nested = nested
     }
 
     /// The machine as its jailed VMM sees it (every path the jail's), with guest RAM from
@@ -32,6 +35,7 @@ public struct VMShape: Sendable {
         configuration.memory = memory
         configuration.clock = runtime.guestClock(accelerator)
         configuration.networkInterface = networkInterface
+        configuration.nested = nested
         // Every VM has the device, so that one template serves runs with and without folders.
         configuration.sharedFolders = VMDirectory.Jailed.shares
         return configuration

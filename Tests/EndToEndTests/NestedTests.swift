@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+extension EndToEnd {
+    /// `--nested`: a container with a /dev/kvm of its VM's own, proven by a real KVM guest run
+    /// from inside it (`Fixtures/kvmprobe.c`, built here).
+    @Suite struct NestedTests {
+        let h: Harness
+        static let image = "nestedtest:1"
+        static let probeOutput = "byte from the KVM guest: K\n"
+
+        init() throws {
+            h = try Harness.make()
+            if !h.hvc(["images"]).stdout.contains("nestedtest") { try NestedTests.makeImage(h) }
+        }
+
+        static func makeImage(_ h: Harness) throws {
+            let tree = h.root + "/../nestedtree-\(UUID().uuidString.prefix(8))"
+            defer { try? FileManager.default.removeItem(atPath: tree) }
+            var steps: [[String]] = [
+                ["/bin/mkdir", "-p", tree + "/bin", tree + "/proc", tree + "/sys", tree + "/dev", tree + "/tmp"],
+                ["/bin/cp", "/bin/busybox", tree + "/bin/busybox"],
+                ["/usr/bin/gcc", "-static", "-O2", "-o", tree + "/bin/kvmprobe", Harness.repository + "/Tests/EndToEndTests/Fixtures/kvmprobe.c"],
+            ]
+            for applet in ["sh", "ls", "mknod", "cat", "grep"] { steps.append(["/bin/ln", "-s", "busybox", tree + "/bin/" + applet]) }
+            for step in steps {
+                let r = h.execute(step)
+                guard r.status == 0 else { throw HarnessError(message: "\(step.joined(separator: " ")): \(r.stderr)") }
+            }
+            let r = h.hvc(["import", "--cmd", "sh", "--env", "PATH=/bin", tree, image])
+            guard r.status == 0 else { throw HarnessError(message: "import: \(r.stderr)") }
+        }
+
+        @Test func kvmWorksInANestedContainerAndNowhereElse() throws {
+            #expect(h.hvc(["info"]).stdout.contains("nesting:         emulated SVM"))
+            // Twice: the first boots and captures the nested template, the second is its clone.
+            for _ in 0..<2 {
+                let nested = h.hvc(["run", "--rm", "--nested", "--network", "none", NestedTests.image, "kvmprobe"], timeout: 300)
+                #expect(nested.status == 0 && nested.stdout == NestedTests.probeOutput, "\(nested.stdout) \(nested.stderr)")
+            }
+            let plain = h.hvc(["run", "--rm", "--network", "none", NestedTests.image, "sh", "-c", "ls /dev; kvmprobe"])
+            #expect(plain.status == 1 && !plain.stdout.contains("kvm") && plain.stderr.contains("open /dev/kvm"), "\(plain.stdout) \(plain.stderr)")
+            // Root in a plain container may make the node, but its VM's CPU has no SVM: its kernel has no KVM.
+            let made = h.hvc(["run", "--rm", "--network", "none", NestedTests.image, "sh", "-c",
+                              "mknod /dev/kvm c 10 232 && kvmprobe; grep -c svm /proc/cpuinfo"])
+            #expect(made.status != 0 && !made.stdout.contains("byte from") && made.stdout.hasSuffix("0\n"), "\(made.stdout) \(made.stderr)")
+        }
+
+        /// Debian's QEMU (the binary, its libraries and the microvm firmware copied from this
+        /// host's package), hvc's own guest kernel and an initramfs whose /init prints a marker.
+        static let secondLevelImage = "nestedqemu:1"
+        static let marker = "second-level-guest-up"
+
+        static func makeSecondLevelImage(_ h: Harness) throws {
+            let tree = h.root + "/../l2tree-\(UUID().uuidString.prefix(8))"
+            defer { try? FileManager.default.removeItem(atPath: tree) }
+            let script = """
+                set -e
+                mkdir -p "$1/bin" "$1/proc" "$1/sys" "$1/dev" "$1/tmp" "$1/l2" "$1/usr/share/qemu"
+                cp /bin/busybox "$1/bin/busybox"; ln -s busybox "$1/bin/sh"
+                cp /usr/bin/qemu-system-x86_64 "$1/bin/"
+                for lib in $(ldd /usr/bin/qemu-system-x86_64 | grep -o '/[^ ]*'); do cp -L --parents "$lib" "$1/"; done
+                for f in qboot.rom bios-microvm.bin pvh.bin linuxboot_dma.bin kvmvapic.bin; do cp -L "/usr/share/qemu/$f" "$1/usr/share/qemu/"; done
+                cp "$2/vmlinux" "$1/l2/vmlinux"
+                python3 "$3/bench/bench.py" initramfs "$1/l2/init.cpio" /bin/busybox "$4"
+                """
+            let built = h.execute(["/bin/bash", "-c", script, "bash", tree, Harness.assets, Harness.repository, marker])
+            guard built.status == 0 else { throw HarnessError(message: "second-level image: \(built.stderr)") }
+            let r = h.hvc(["import", "--cmd", "sh", "--env", "PATH=/bin", tree, secondLevelImage], timeout: 300)
+            guard r.status == 0 else { throw HarnessError(message: "import: \(r.stderr)") }
+        }
+
+        /// The container's QEMU boots hvc's guest kernel under the container's own KVM (a
+        /// second-level VM) to the marker its /init prints.
+        @Test func aSecondLevelVMBootsInANestedContainer() throws {
+            if !h.hvc(["images"]).stdout.contains("nestedqemu") { try NestedTests.makeSecondLevelImage(h) }
+            let qemu = ["qemu-system-x86_64", "-L", "/usr/share/qemu", "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off",
+                        "-accel", "kvm", "-cpu", "host", "-m", "128", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                        "-serial", "stdio", "-kernel", "/l2/vmlinux", "-initrd", "/l2/init.cpio", "-append", "console=ttyS0 quiet reboot=t panic=-1"]
+            let r = h.hvc(["run", "--rm", "--nested", "--memory", "1g", "--network", "none", NestedTests.secondLevelImage] + qemu, timeout: 300)
+            #expect(r.status == 0 && r.stdout.contains(NestedTests.marker), "\(r.stdout) \(r.stderr)")
+            // Without --nested the same QEMU finds no KVM.
+            let plain = h.hvc(["run", "--rm", "--memory", "1g", "--network", "none", NestedTests.secondLevelImage] + qemu, timeout: 300)
+            #expect(plain.status != 0 && !plain.stdout.contains(NestedTests.marker), "\(plain.stdout) \(plain.stderr)")
+        }
+
+        @Test func tenantsNestOnlyWhenTheTenantsFileSaysSo() throws {
+            let tenants = #"{"tenants": {"nesters": {"uids": [2601], "nested": true}, "plain": {"uids": [2602]}}}"#
+            try h.withDaemon(tenants: tenants) { daemon in
+                let refused = daemon.hvc(as: 2602, ["run", "--rm", "--nested", "--network", "none", NestedTests.image, "kvmprobe"])
+                #expect(refused.status == 125 && refused.stderr.contains("may not run nested"), "\(refused.stderr)")
+                let allowed = daemon.hvc(as: 2601, ["run", "--rm", "--nested", "--network", "none", NestedTests.image, "kvmprobe"])
+                #expect(allowed.status == 0 && allowed.stdout == NestedTests.probeOutput, "\(allowed.stdout) \(allowed.stderr)")
+            }
+        }
+    }
+}
