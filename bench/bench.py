@@ -33,11 +33,14 @@ def _cpio_entry(name, mode, data=b"", rdev=(0, 0), ino=0):
     return out
 
 
-def make_initramfs(out, busybox, marker):
+def make_initramfs(out, busybox, marker, work=""):
+    """A busybox initramfs whose /init runs `work` (a shell line, if any), prints `marker` and
+    reboots (a triple fault, which makes QEMU -no-reboot exit)."""
     with open(busybox, "rb") as f:
         busybox_bytes = f.read()
     init = ("#!/bin/busybox sh\n"
-            f"/bin/busybox echo {marker}\n"
+            + (f"{work}\n" if work else "")
+            + f"/bin/busybox echo {marker}\n"
             "/bin/busybox reboot -f\n").encode()
     entries = [
         ("bin", 0o040755, b"", (0, 0)),

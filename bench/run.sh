@@ -6,7 +6,8 @@
 # PSS of idle containers, templated and cold, and the CPU the templated ones use while idle; 200
 # idle containers at once; and back-to-back starts per second, templated and pooled; then container
 # networking, hvc against podman (bench/net.py); then shared folders, hvc against podman
-# (bench/volumes.py). Prints a Markdown report to stdout and writes it to
+# (bench/volumes.py); then a second-level VM in a nested container (bench/nested.py). Prints a
+# Markdown report to stdout and writes it to
 # bench/results.md.
 #
 # Usage: bench/run.sh PATH_TO_HVC
@@ -16,6 +17,7 @@
 #        BENCH_SUSTAINED  seconds of back-to-back starts, templated and pooled (default 60; 0 skips)
 #        BENCH_NET    TCP throughput and HTTP round trips, hvc against podman (default 1; 0 skips)
 #        BENCH_VOLUMES  shared-folder I/O, hvc against podman (default 1; 0 skips)
+#        BENCH_NESTED  a second-level VM's boot and a workload at L1 and L2 (default 1; 0 skips)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -41,6 +43,7 @@ sustained=${BENCH_SUSTAINED:-60}
 net=${BENCH_NET:-1}
 [[ $net =~ ^[01]$ ]] || die "BENCH_NET must be 0 or 1, not '$net'"
 volumes=${BENCH_VOLUMES:-1}
+nested=${BENCH_NESTED:-1}
 [[ $volumes =~ ^[01]$ ]] || die "BENCH_VOLUMES must be 0 or 1, not '$volumes'"
 
 export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}
@@ -189,4 +192,14 @@ if [ "$volumes" -eq 1 ]; then
   wait "$bench_pid"
   bench_pid=
   tee -a "$here/results.md" <"$tmp/volumes.md"
+fi
+
+# --- nesting: a second-level VM's boot, a workload at L1 and at L2 ----------------------------
+if [ "$nested" -eq 1 ]; then
+  say "nesting: second-level boot and a workload at L1 and L2"
+  python3 "$here/nested.py" --hvc "$hvc" --tmp "$tmp" --runs 5 >"$tmp/nested.md" &
+  bench_pid=$!
+  wait "$bench_pid"
+  bench_pid=
+  tee -a "$here/results.md" <"$tmp/nested.md"
 fi

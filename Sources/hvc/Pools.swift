@@ -20,6 +20,8 @@ struct PoolSet: ParsableCommand {
     var image: String
     @Argument(help: "How many VMs wait (0 to \(PoolStore.largest)).")
     var size: Int
+    @Flag(help: "The pool's VMs serve nested containers (hvc run --nested).")
+    var nested = false
 
     func validate() throws {
         guard (0...PoolStore.largest).contains(size) else { throw ValidationError("the pool size must be between 0 and \(PoolStore.largest)") }
@@ -30,7 +32,7 @@ struct PoolSet: ParsableCommand {
             try global.requireLocal("pool set")
             let runtime = global.runtime()
             let (pool, key, started) = try runtime.setPool(image: image, memoryMiB: try shape.memoryMiB(),
-                                                           cpus: shape.cpus, size: size, accelerator: shape.accel)
+                                                           cpus: shape.cpus, size: size, accelerator: shape.accel, nested: nested)
             guard pool.size > 0 else { return 0 }
             // Return once the pool is filled, so that the next run finds it.
             let deadline = Date().addingTimeInterval(120)

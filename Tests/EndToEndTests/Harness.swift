@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Testing
 
@@ -65,35 +66,95 @@ struct Harness: Sendable {
         execute([Harness.binary] + arguments, stdin: stdin, timeout: timeout)
     }
 
+    /// Runs `argv` with this harness's environment, `stdin` (else /dev/null), until it exits and
+    /// its output ends; the status is the exit code, or the number of the signal that ended it.
+    /// posix_spawn and waitpid directly: Foundation's `Process` loses children's exits to other
+    /// threads now and then, and its `run` was seen to crash under the parallel suites.
     func execute(_ argv: [String], stdin: String? = nil, timeout: Double = 300) -> Result3 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        process.environment = environment
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        do { try process.run() } catch { return Result3(status: -1, stdout: "", stderr: "\(error)") }
-        if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try? input.fileHandleForWriting.close()
+        var output: [Int32] = [-1, -1], errors: [Int32] = [-1, -1], input: [Int32] = [-1, -1]
+        guard hvc_pipe(&output) == 0, hvc_pipe(&errors) == 0, hvc_pipe(&input) == 0 else {
+            return Result3(status: -1, stdout: "", stderr: "pipe: \(String(cString: strerror(errno)))")
         }
-        let collected = Collected()
-        let group = DispatchGroup()
-        for (pipe, isOut) in [(out, true), (err, false)] {
-            group.enter()
-            DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                collected.set(data, isOut: isOut)
-                group.leave()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if stdin != nil {
+            posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+        // The child starts with every signal at its default and none blocked (this process
+        // ignores SIGPIPE, and its threads block some).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var all = sigset_t(), none = sigset_t()
+        sigfillset(&all)
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        let env = environment.map { "\($0.key)=\($0.value)" }
+        var pid: pid_t = 0
+        let spawned = Harness.withCStrings(argv) { cArgv in
+            Harness.withCStrings(env) { cEnv in posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv) }
+        }
+        for fd in [output[1], errors[1], input[0]] { close(fd) }
+        guard spawned == 0 else {
+            for fd in [output[0], errors[0], input[1]] { close(fd) }
+            return Result3(status: -1, stdout: "", stderr: "\(argv[0]): \(String(cString: strerror(spawned)))")
+        }
+        if let stdin {
+            // Small inputs: they fit the pipe, so writing all first cannot stall.
+            var bytes = Array(stdin.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeMutableBytes { write(input[1], $0.baseAddress! + offset, $0.count - offset) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                offset += n
             }
         }
-        if group.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
-            Issue.record("timed out after \(timeout)s: \(argv.joined(separator: " "))")
+        close(input[1])
+        var collected: [Int32: [UInt8]] = [output[0]: [], errors[0]: []]
+        var open = [output[0], errors[0]]
+        let deadline = Date().addingTimeInterval(timeout)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 {
+                kill(pid, SIGKILL)
+                Issue.record("timed out after \(timeout)s: \(argv.joined(separator: " "))")
+                break
+            }
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), Int32(min(left, 1) * 1000))
+            if ready < 0 && errno != EINTR { break }
+            for entry in fds where entry.revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    collected[entry.fd, default: []] += buffer[0..<n]
+                } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
         }
-        return Result3(status: Harness.exitStatus(of: process), stdout: collected.out, stderr: collected.err)
+        close(output[0])
+        close(errors[0])
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        let status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : raw & 0x7f
+        return Result3(status: status, stdout: String(decoding: collected[output[0]] ?? [], as: UTF8.self),
+                       stderr: String(decoding: collected[errors[0]] ?? [], as: UTF8.self))
+    }
+
+    /// A NULL-terminated C array of `strings`, for the duration of `body`.
+    static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+        let copies = strings.map { strdup($0) } + [nil]
+        defer { copies.forEach { free($0) } }
+        return copies.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
     /// The process's exit status as Foundation reports it (the code, or the signal's number).
@@ -234,20 +295,4 @@ struct Harness: Sendable {
 struct HarnessError: Error, CustomStringConvertible {
     var message: String
     var description: String { message }
-}
-
-final class Collected: @unchecked Sendable {
-    // @unchecked: guarded by `lock`.
-    private let lock = NSLock()
-    private var outData = Data()
-    private var errData = Data()
-
-    func set(_ data: Data, isOut: Bool) {
-        lock.lock()
-        if isOut { outData = data } else { errData = data }
-        lock.unlock()
-    }
-
-    var out: String { lock.lock(); defer { lock.unlock() }; return String(decoding: outData, as: UTF8.self) }
-    var err: String { lock.lock(); defer { lock.unlock() }; return String(decoding: errData, as: UTF8.self) }
 }

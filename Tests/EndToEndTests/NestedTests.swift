@@ -6,7 +6,7 @@ extension EndToEnd {
     /// from inside it (`Fixtures/kvmprobe.c`, built here).
     @Suite struct NestedTests {
         let h: Harness
-        static let image = "nestedtest:1"
+        static let image = "nestedtest:2"
         static let probeOutput = "byte from the KVM guest: K\n"
 
         init() throws {
@@ -22,7 +22,7 @@ extension EndToEnd {
                 ["/bin/cp", "/bin/busybox", tree + "/bin/busybox"],
                 ["/usr/bin/gcc", "-static", "-O2", "-o", tree + "/bin/kvmprobe", Harness.repository + "/Tests/EndToEndTests/Fixtures/kvmprobe.c"],
             ]
-            for applet in ["sh", "ls", "mknod", "cat", "grep"] { steps.append(["/bin/ln", "-s", "busybox", tree + "/bin/" + applet]) }
+            for applet in ["sh", "ls", "mknod", "cat", "grep", "sleep"] { steps.append(["/bin/ln", "-s", "busybox", tree + "/bin/" + applet]) }
             for step in steps {
                 let r = h.execute(step)
                 guard r.status == 0 else { throw HarnessError(message: "\(step.joined(separator: " ")): \(r.stderr)") }
@@ -82,6 +82,31 @@ extension EndToEnd {
             // Without --nested the same QEMU finds no KVM.
             let plain = h.hvc(["run", "--rm", "--memory", "1g", "--network", "none", NestedTests.secondLevelImage] + qemu, timeout: 300)
             #expect(plain.status != 0 && !plain.stdout.contains(NestedTests.marker), "\(plain.stdout) \(plain.stderr)")
+        }
+
+        /// A pool of nested VMs serves nested containers (their own CPU model and template),
+        /// and only them.
+        @Test func aNestedPoolServesNestedContainers() throws {
+            let set = h.hvc(["pool", "set", "--nested", NestedTests.image, "1"], timeout: 300)
+            try #require(set.status == 0, "\(set.stderr)")
+            defer { _ = h.hvc(["pool", "set", "--nested", NestedTests.image, "0"]) }
+            let waiting = h.poolMembers()
+            try #require(waiting.count == 1)
+            // A plain container of the image is not given the nested VM.
+            let plain = h.hvc(["run", "-d", "--name", "nested-pool-plain", NestedTests.image, "sleep", "60"])
+            defer { _ = h.hvc(["rm", "-f", "nested-pool-plain"]) }
+            #expect(plain.status == 0 && !waiting.contains(supervisor("nested-pool-plain") ?? -1))
+            let run = h.hvc(["run", "-d", "--nested", "--name", "nested-pooled", NestedTests.image, "sleep", "60"])
+            defer { _ = h.hvc(["rm", "-f", "nested-pooled"]) }
+            #expect(run.status == 0 && waiting.contains(supervisor("nested-pooled") ?? -1), "\(run.stderr)")
+            let probe = h.hvc(["exec", "nested-pooled", "kvmprobe"])
+            #expect(probe.status == 0 && probe.stdout == NestedTests.probeOutput, "\(probe.stdout) \(probe.stderr)")
+        }
+
+        func supervisor(_ container: String) -> Int32? {
+            let r = h.hvc(["inspect", container])
+            let array = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [[String: Any]]
+            return ((array?.first?["state"] as? [String: Any])?["supervisorPID"] as? Int).map(Int32.init)
         }
 
         @Test func tenantsNestOnlyWhenTheTenantsFileSaysSo() throws {

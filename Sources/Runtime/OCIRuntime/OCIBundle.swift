@@ -54,15 +54,18 @@ public struct OCISpec: Decodable, Sendable {
 
     /// Reads `<bundle>/config.json`.
     public static func load(bundle: String) throws(HVCError) -> OCISpec {
-        let path = bundle + "/config.json"
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw HVCError(.invalid, "no \(path): give the bundle directory that holds config.json")
-        }
+        try decode(OCISpec.self, path: bundle + "/config.json", missing: "give the bundle directory that holds config.json",
+                   what: "an OCI runtime config")
+    }
+
+    /// A JSON file the caller gave (at most 4 MiB), decoded; one line saying what is wrong otherwise.
+    static func decode<T: Decodable>(_ type: T.Type, path: String, missing: String, what: String) throws(HVCError) -> T {
+        guard let data = FileManager.default.contents(atPath: path) else { throw HVCError(.invalid, "no \(path): \(missing)") }
         guard data.count <= 4 << 20 else { throw HVCError(.invalid, "\(path) is over 4 MiB") }
         do {
-            return try JSONDecoder().decode(OCISpec.self, from: data)
+            return try JSONDecoder().decode(T.self, from: data)
         } catch {
-            throw HVCError(.invalid, "\(path) is not an OCI runtime config: \(error)")
+            throw HVCError(.invalid, "\(path) is not \(what): \(error)")
         }
     }
 

@@ -32,15 +32,7 @@ extension OCISpec {
 
         /// Reads a process file (`exec --process`): the `process` object of a config.json.
         static func load(_ path: String) throws(HVCError) -> Process {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw HVCError(.invalid, "no process file \(path): give the JSON of the process to run")
-            }
-            guard data.count <= 4 << 20 else { throw HVCError(.invalid, "\(path) is over 4 MiB") }
-            do {
-                return try JSONDecoder().decode(Process.self, from: data)
-            } catch {
-                throw HVCError(.invalid, "\(path) is not an OCI process: \(error)")
-            }
+            try OCISpec.decode(Process.self, path: path, missing: "give the JSON of the process to run", what: "an OCI process")
         }
 
         /// The process as the agent takes it: identity, limits, capabilities and no_new_privs

@@ -23,7 +23,7 @@ enum PoolClaim {
         let key = inputs.key
         defer {
             runtime.refillPool(imageID: config.imageID, memoryMiB: config.memoryMiB, cpus: config.cpus,
-                               accelerator: config.accelerator, templateKey: key)
+                               accelerator: config.accelerator, nested: config.nested ?? false, templateKey: key)
         }
         let request = PoolClaimRequest(container: record.id, attached: attached, keepStdinOpen: keepStdinOpen,
                                        rows: rows, columns: columns)

@@ -50,7 +50,7 @@ public enum PoolMember {
         let request = VMLaunch.Request(
             owner: id, tenant: "hvc-pool", imageReference: pool.image, imageID: pool.imageID,
             memoryMiB: pool.memoryMiB, cpus: pool.cpus, pidsLimit: 256, accelerator: pool.accelerator,
-            networkInterface: true, fromTemplate: true, servesFolders: true)
+            networkInterface: true, fromTemplate: true, servesFolders: true, nested: pool.nested ?? false)
         let channel: FrameChannel
         do {
             try VMLaunch.launch(request, directory: directory, runtime: runtime, timing: nil) { (vm: LaunchedVM) throws(HVCError) in

@@ -13,10 +13,13 @@ public struct Pool: Codable, Equatable, Sendable {
     public var cpus: Int
     public var accelerator: Accelerator
     public var size: Int
+    /// Its VMs serve nested containers (`--nested`); nil: no.
+    public var nested: Bool?
 
-    /// Pools are named by what their VMs fit: image, memory, CPUs, accelerator.
+    /// Pools are named by what their VMs fit: image, memory, CPUs, accelerator, nesting.
     public var name: String {
-        String(Digest.of(data: Data("\(imageID)|\(memoryMiB)|\(cpus)|\(accelerator.rawValue)".utf8)).hex.prefix(16))
+        let shape = "\(imageID)|\(memoryMiB)|\(cpus)|\(accelerator.rawValue)" + (nested == true ? "|nested" : "")
+        return String(Digest.of(data: Data(shape.utf8)).hex.prefix(16))
     }
 }
 
@@ -78,7 +81,8 @@ extension Runtime {
 
     /// Sets a pool's size: makes its template, records the size, starts the VMs missing and
     /// stops those beyond it. Returns the pool, its template's key and the pids of the VMs started.
-    public func setPool(image reference: String, memoryMiB: Int, cpus: Int, size: Int, accelerator: Accelerator?) throws(HVCError) -> (pool: Pool, key: String, started: [Int32]) {
+    public func setPool(image reference: String, memoryMiB: Int, cpus: Int, size: Int, accelerator: Accelerator?,
+                        nested: Bool = false) throws(HVCError) -> (pool: Pool, key: String, started: [Int32]) {
         guard (0...PoolStore.largest).contains(size) else {
             throw HVCError(.invalid, "pool size \(size) is out of range: give 0 to \(PoolStore.largest)")
         }
@@ -86,16 +90,20 @@ extension Runtime {
         let accelerator = try chooseAccelerator(accelerator).accelerator
         if size == 0 {
             // Its waiting VMs notice within a second that the pool is gone, and leave.
-            let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: 0)
+            let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: 0,
+                            nested: nested ? true : nil)
             try pools.save(pool)
             return (pool, "", [])
         }
         try checkAssets()
+        if nested { try checkNesting(accelerator) }
         // Pooled VMs serve containers on a network; `--network none` runs boot or clone as usual.
-        let shape = VMShape(image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, networkInterface: true)
+        let shape = VMShape(image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, networkInterface: true,
+                            nested: nested)
         let inputs = try templates.inputs(runtime: self, shape: shape)
         let template = try templates.ensure(runtime: self, shape: shape, reference: reference, inputs: inputs)
-        let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: size)
+        let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: size,
+                        nested: nested ? true : nil)
         try pools.save(pool)
         let members = pools.members(template.key)
         for socket in members.dropFirst(size) {
@@ -117,8 +125,9 @@ extension Runtime {
     }
 
     /// Starts pool VMs until the pool of this shape has its size again (after one was taken).
-    func refillPool(imageID: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, templateKey: String) {
-        let name = Pool(image: "", imageID: imageID, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: 0).name
+    func refillPool(imageID: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, nested: Bool, templateKey: String) {
+        let name = Pool(image: "", imageID: imageID, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: 0,
+                        nested: nested ? true : nil).name
         guard let pool = pools.pool(named: name) else { return }
         let waiting = pools.members(templateKey).count
         if waiting < pool.size {
@@ -145,7 +154,8 @@ extension Runtime {
             if let image = try? images.resolve(pool.imageID),
                let inputs = try? templates.inputs(runtime: self, shape: VMShape(image: image, memoryMiB: pool.memoryMiB,
                                                                                    cpus: pool.cpus, accelerator: pool.accelerator,
-                                                                                   networkInterface: true)) {
+                                                                                   networkInterface: true,
+                                                                                   nested: pool.nested ?? false)) {
                 sockets = pools.members(inputs.key)
             }
             var pss = 0
