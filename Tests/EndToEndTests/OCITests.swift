@@ -171,6 +171,12 @@ extension EndToEnd {
             #expect(restricted.fields["NoNewPrivs"] == "1" && restricted.fields["PidsMax"] == "50", "\(restricted.fields)")
             #expect(restricted.fields["Groups"]?.split(separator: " ").contains("44") == true, "\(restricted.fields)")
             let plain = facts(run(["run", "--rm", "--network", "none", OCITests.image, "sh", "-c", script]))
+            // Annotations set the VM's shape: its memory and vCPUs, seen by the guest kernel.
+            let shaped = run(["run", "--rm", "--network", "none", "--annotation", "io.hvc.memory=640m", "--annotation", "io.hvc.cpus=2",
+                              OCITests.image, "sh", "-c", "cat /sys/devices/system/cpu/online; cat /proc/meminfo"])
+            let memTotal = shaped.stdout.split(separator: "\n").first { $0.hasPrefix("MemTotal:") }
+                .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+            #expect(shaped.stdout.hasPrefix("0-1\n") && memTotal > 500_000 && memTotal <= 640 * 1024, "\(shaped.stdout.prefix(80)) \(shaped.stderr)")
             #expect(plain.files != "1000" && plain.fields["CapBnd"] != "0000000000000001" && plain.fields["NoNewPrivs"] == "0"
                     && plain.fields["PidsMax"] != "50", "\(plain)")
         }

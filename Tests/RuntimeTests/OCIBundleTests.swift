@@ -63,4 +63,21 @@ struct OCIBundleTests {
         let process = try Self.process(json)
         #expect(throws: HVCError.self) { try process.spec() }
     }
+
+    static func spec(annotations: String, resources: String = "{}") throws -> OCISpec {
+        try JSONDecoder().decode(OCISpec.self, from: Data(#"{"ociVersion": "1.0.2", "annotations": \#(annotations), "linux": {"resources": \#(resources)}}"#.utf8))
+    }
+
+    @Test func annotationsSetTheVMsShapeOverTheResources() throws {
+        let fromResources = try Self.spec(annotations: "{}", resources: #"{"memory": {"limit": 536870912}, "cpu": {"quota": 150000, "period": 100000}}"#)
+        let derived = try fromResources.vmShape()
+        #expect(derived.memoryMiB == 512 && derived.cpus == 2)
+        let annotated = try Self.spec(annotations: #"{"io.hvc.memory": "1g", "io.hvc.cpus": "3"}"#,
+                                      resources: #"{"memory": {"limit": 536870912}}"#)
+        let set = try annotated.vmShape()
+        #expect(set.memoryMiB == 1024 && set.cpus == 3)
+        for bad in [#"{"io.hvc.memory": "1m"}"#, #"{"io.hvc.memory": "lots"}"#, #"{"io.hvc.cpus": "0"}"#, #"{"io.hvc.cpus": "17"}"#] {
+            #expect(throws: HVCError.self) { try Self.spec(annotations: bad).vmShape() }
+        }
+    }
 }

@@ -123,6 +123,28 @@ public struct OCISpec: Decodable, Sendable {
         return max(1, min(16, Int((UInt64(quota) + period - 1) / period)))
     }
 
+    /// Annotations that set the VM's shape over what the resources give: memory (`512m`, `2g`)
+    /// and vCPUs.
+    public static let memoryAnnotation = "io.hvc.memory"
+    public static let cpusAnnotation = "io.hvc.cpus"
+
+    /// The VM's memory and vCPUs: the annotations where given, else from the resources.
+    public func vmShape() throws(HVCError) -> (memoryMiB: Int, cpus: Int) {
+        var shape = (memoryMiB: memoryMiB, cpus: cpus)
+        if let text = annotations?[OCISpec.memoryAnnotation] {
+            let bytes = try RunOptions.parseSize(text, minimum: 64 << 20, what: "annotation \(OCISpec.memoryAnnotation)")
+            guard bytes <= 64 << 30 else { throw HVCError(.invalid, "annotation \(OCISpec.memoryAnnotation)=\(text) is over 64 GiB") }
+            shape.memoryMiB = bytes >> 20
+        }
+        if let text = annotations?[OCISpec.cpusAnnotation] {
+            guard let cpus = Int(text), (1...16).contains(cpus) else {
+                throw HVCError(.invalid, "annotation \(OCISpec.cpusAnnotation)=\(text): give 1 to 16 vCPUs")
+            }
+            shape.cpus = cpus
+        }
+        return shape
+    }
+
     /// The annotation that gives the container a /dev/kvm of its VM's own (`hvc run --nested`).
     public static let nestedAnnotation = "io.hvc.nested"
 

@@ -119,6 +119,7 @@ public struct OCIContainers: Sendable {
             throw HVCError(.invalid, "--preserve-fds \(request.preservedFDs): open files cannot be passed into a VM; pass the data another way")
         }
         let mounts = try spec.containerMounts()
+        let shape = try spec.vmShape()
         var joined: JoinedInterface?
         if let namespace = spec.networkNamespace, !namespace.isEmpty, !spec.isPodSandbox {
             joined = try JoinedInterface.discover(namespace: namespace)
@@ -136,7 +137,7 @@ public struct OCIContainers: Sendable {
                 ? request.id : ContainerID.randomName()
             var config = ContainerConfig(
                 id: id, name: name, image: OCIContainers.baseImage, imageID: image.id, process: .init(process),
-                hostname: spec.hostname ?? ContainerID.shortForm(id), memoryMiB: spec.memoryMiB, cpus: spec.cpus,
+                hostname: spec.hostname ?? ContainerID.shortForm(id), memoryMiB: shape.memoryMiB, cpus: shape.cpus,
                 pidsLimit: 256, accelerator: try runtime.chooseAccelerator(nil).accelerator, tenant: OCIContainers.tenant,
                 created: Date(), autoRemove: false, logMaxBytes: RunOptions.defaultLogMaxBytes, template: nil,
                 network: nil, ports: nil)
