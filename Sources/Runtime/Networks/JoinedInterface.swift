@@ -78,7 +78,10 @@ public struct JoinedInterface: Codable, Equatable, Sendable {
     }
 
     /// Everything arriving on the interface goes out of the VM's TAP device, and the reverse.
+    /// A redirect left by a VM whose supervisor was killed (the namespace outlives it when the
+    /// caller restarts the container) is taken away first.
     func join() throws(HVCError) {
+        leave()
         try NetworkAttachment.redirect(netns: namespace, interface: device, tap: JoinedInterface.tap)
     }
 
