@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 import Testing
 
 extension EndToEnd {
@@ -35,6 +36,11 @@ extension EndToEnd {
             Case(arguments: ["rm", "err-busy"], exitCode: 125, names: "is running"),
             Case(arguments: ["run", "-d", "--name", "err-busy", "busybox", "true"], exitCode: 125, names: "err-busy"),
             Case(arguments: ["exec", "err-stopped", "true"], exitCode: 125, names: "not running"),
+            // Larger than this host: one CPU more than it has, 1 GiB more memory than its RAM.
+            Case(arguments: ["run", "--rm", "--cpus", "\(min(16, HostCapacity.current.cpus + 1))", "busybox", "true"], exitCode: 125,
+                 names: HostCapacity.current.cpus < 16 ? "more than this host's" : "out of range"),
+            Case(arguments: ["run", "--rm", "--memory", "\(min(65536, HostCapacity.current.memoryMiB + 1024))m", "busybox", "true"],
+                 exitCode: 125, names: HostCapacity.current.memoryMiB < 64512 ? "more than this host's" : "out of range"),
         ]
 
         @Test func everyErrorExitsAndReadsTheSameLocallyAndThroughHvcd() throws {

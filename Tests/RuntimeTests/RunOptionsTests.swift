@@ -111,4 +111,19 @@ struct RunOptionsTests {
     func rejectsSignals(_ text: String) {
         #expect { try SignalName.parse(text) } throws: { ($0 as? HVCError)?.kind == .invalid }
     }
+
+    @Test func aVMLargerThanTheHostIsRefused() throws {
+        let host = HostCapacity(cpus: 2, memoryMiB: 1000)
+        var options = RunOptions(image: "busybox")
+        options.cpus = 2
+        options.memoryMiB = 1000
+        try options.validate(host: host)
+        options.cpus = 3
+        let tooMany = #expect(throws: HVCError.self) { try options.validate(host: host) }
+        #expect(tooMany?.message == "cpus 3 is more than this host's 2 CPUs: give 1 to 2")
+        options.cpus = 1
+        options.memoryMiB = 1001
+        #expect(throws: HVCError.self) { try options.validate(host: host) }
+        #expect(HostCapacity.current.cpus >= 1 && HostCapacity.current.memoryMiB >= 64)
+    }
 }

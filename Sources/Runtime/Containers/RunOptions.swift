@@ -1,4 +1,5 @@
 import AgentProtocol
+import Foundation
 import VMM
 
 /// What `hvc run` was asked for.
@@ -41,8 +42,9 @@ public struct RunOptions: Sendable {
     public static let pidsLimitRange = 32...65536
 
     /// Checks the values that parsing alone does not bound.
-    public func validate() throws(HVCError) {
+    public func validate(host: HostCapacity = .current) throws(HVCError) {
         try RunOptions.checkCPUs(cpus)
+        try RunOptions.checkFits(cpus: cpus, memoryMiB: memoryMiB, host: host)
         if let network, network != Network.noneName { try Network.validateName(network) }
         if network == Network.noneName, !ports.isEmpty || publishAll {
             throw HVCError(.invalid, "--network none has no ports to publish: drop -p/-P or choose a network")
@@ -92,6 +94,16 @@ public struct RunOptions: Sendable {
         }
     }
 
+    /// Refuses a VM larger than the host: more vCPUs than it has CPUs, or more memory than its RAM.
+    public static func checkFits(cpus: Int, memoryMiB: Int, host: HostCapacity) throws(HVCError) {
+        guard cpus <= host.cpus else {
+            throw HVCError(.invalid, "cpus \(cpus) is more than this host's \(host.cpus) CPUs: give 1 to \(host.cpus)")
+        }
+        guard memoryMiB <= host.memoryMiB else {
+            throw HVCError(.invalid, "memory \(memoryMiB)m is more than this host's \(host.memoryMiB)m of RAM: give less")
+        }
+    }
+
     /// Adds `KEY=VALUE` entries, replacing earlier ones with the same key.
     static func merge(_ env: inout [String], _ entries: [String]) {
         for entry in entries {
@@ -128,5 +140,25 @@ public struct RunOptions: Sendable {
             throw HVCError(.invalid, "memory \(text) is out of range: give between 64m and 64g")
         }
         return mib
+    }
+}
+
+/// What this host has for VMs: its online CPUs and its RAM.
+public struct HostCapacity: Equatable, Sendable {
+    public var cpus: Int
+    public var memoryMiB: Int
+
+    public init(cpus: Int, memoryMiB: Int) {
+        self.cpus = cpus
+        self.memoryMiB = memoryMiB
+    }
+
+    /// Read from sysconf and `/proc/meminfo` (MemTotal); generous where they cannot be read.
+    public static var current: HostCapacity {
+        let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
+        let total = meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal:") }
+            .flatMap { $0.split(separator: " ").dropFirst().first.flatMap { Int($0) } }
+        return HostCapacity(cpus: cpus > 0 ? cpus : Int.max, memoryMiB: total.map { $0 / 1024 } ?? Int.max)
     }
 }

@@ -119,7 +119,11 @@ public struct OCIContainers: Sendable {
             throw HVCError(.invalid, "--preserve-fds \(request.preservedFDs): open files cannot be passed into a VM; pass the data another way")
         }
         let mounts = try spec.containerMounts()
-        let shape = try spec.vmShape()
+        // A CPU quota over the host's CPUs is no error for runc: the VM gets what the host has.
+        let host = HostCapacity.current
+        var shape = try spec.vmShape()
+        if spec.annotations?[OCISpec.cpusAnnotation] == nil { shape.cpus = min(shape.cpus, host.cpus) }
+        try RunOptions.checkFits(cpus: shape.cpus, memoryMiB: shape.memoryMiB, host: host)
         var joined: JoinedInterface?
         if let namespace = spec.networkNamespace, !namespace.isEmpty, !spec.isPodSandbox {
             joined = try JoinedInterface.discover(namespace: namespace)
