@@ -14,7 +14,9 @@ FUZZ_CACHE ?= /var/cache/hvc
 FUZZ_VENV := $(FUZZ_CACHE)/fuzz-venv-$(shell sha256sum $(FUZZ_REQUIREMENTS) | cut -c1-12)
 export HVC_FUZZ_PYTHON ?= $(FUZZ_VENV)/bin/python
 
-# Debian packages hvc needs to build and run, and the peers the benchmark measures.
+# Debian packages hvc needs to build and run, and the peers the tests and the benchmark drive.
+# Installed with services kept from starting (policy-rc.d): the tests start containerd and
+# dockerd themselves, and a dockerd started with its defaults would rewrite the host's firewall.
 PACKAGES := qemu-system-x86 qemu-utils busybox-static e2fsprogs erofs-utils cpio file \
 	linux-source-6.1 flex bison bc libelf-dev \
 	libseccomp-dev libcap-dev libarchive-dev runc python3 python3-yaml python3-jsonschema python3-venv \
@@ -29,7 +31,10 @@ deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; policy=1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; rc=$$?; \
+	  if [ -n "$$policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	  exit $$rc; \
 	fi
 
 fuzz-deps: deps
