@@ -35,16 +35,9 @@ QEMU = ["qemu-system-x86_64", "-L", "/usr/share/qemu", "-M", "microvm,x-option-r
 
 def build_image(hvc, tmp):
     tree = os.path.join(tmp, "nested-tree")
-    script = r'''
-        set -e
-        mkdir -p "$1/bin" "$1/proc" "$1/sys" "$1/dev" "$1/tmp" "$1/l2" "$1/usr/share/qemu"
-        cp /bin/busybox "$1/bin/busybox"; ln -s busybox "$1/bin/sh"; ln -s busybox "$1/bin/true"
-        cp /usr/bin/qemu-system-x86_64 "$1/bin/"
-        for lib in $(ldd /usr/bin/qemu-system-x86_64 | grep -o '/[^ ]*'); do cp -L --parents "$lib" "$1/"; done
-        for f in qboot.rom bios-microvm.bin pvh.bin linuxboot_dma.bin kvmvapic.bin; do cp -L "/usr/share/qemu/$f" "$1/usr/share/qemu/"; done
-        cp "$2/vmlinux" "$1/l2/vmlinux"
-    '''
-    subprocess.run(["bash", "-c", script, "bash", tree, os.environ["HVC_ASSETS"]], check=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run([os.path.join(here, "..", "rootfs", "images", "qemu", "build-tree.sh"), tree, os.environ["HVC_ASSETS"]],
+                   check=True)
     bench.make_initramfs(os.path.join(tree, "l2/boot.cpio"), "/bin/busybox", MARKER)
     bench.make_initramfs(os.path.join(tree, "l2/work.cpio"), "/bin/busybox", MARKER, work=LOOP)
     subprocess.run([hvc, "import", "--cmd", "sh", "--env", "PATH=/bin", tree, IMAGE], check=True,

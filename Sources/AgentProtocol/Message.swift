@@ -172,6 +172,12 @@ public enum ExitStatus: Equatable, Sendable {
     case exited(Int32)
     case signaled(Int32)
 
+    /// What `waitpid` reported for a process that ended.
+    public init(waitStatus status: Int32) {
+        let termination = status & 0x7f
+        self = termination == 0 ? .exited((status >> 8) & 0xff) : .signaled(termination)
+    }
+
     /// The shell convention: the exit code, or 128 + the signal number.
     public var code: Int32 {
         switch self {

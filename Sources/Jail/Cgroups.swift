@@ -76,51 +76,39 @@ public struct VMCgroup: Equatable, Sendable {
         return [root, root + "/hvc", root + "/hvc/" + tenant].map { ($0 + "/cgroup.subtree_control", "+memory +pids +cpu") }
     }
 
-    /// The limit files and their values.
+    /// The limit files and their values: memory (without swap), then pids and CPU as
+    /// `updateWrites` gives them.
     public func limitWrites(_ limits: CgroupLimits) -> [(file: String, value: String)] {
-        let quota = "\(limits.cpus * VMCgroup.period)"
+        var writes: [(file: String, value: String)] = []
         switch version {
         case .v2(let root):
             let dir = "\(root)/hvc/\(tenant)/\(vm)"
-            return [
-                (dir + "/memory.max", "\(limits.memoryBytes)"),
-                (dir + "/memory.swap.max", "0"),
-                (dir + "/pids.max", "\(limits.pids)"),
-                (dir + "/cpu.max", "\(quota) \(VMCgroup.period)"),
-            ]
+            writes = [(dir + "/memory.max", "\(limits.memoryBytes)"), (dir + "/memory.swap.max", "0")]
         case .v1(let controllers):
-            var writes: [(String, String)] = []
             if let memory = controllers["memory"] {
                 writes.append(("\(memory)/hvc/\(tenant)/\(vm)/memory.limit_in_bytes", "\(limits.memoryBytes)"))
             }
-            if let pids = controllers["pids"] {
-                writes.append(("\(pids)/hvc/\(tenant)/\(vm)/pids.max", "\(limits.pids)"))
-            }
-            if let cpu = controllers["cpu"] {
-                writes.append(("\(cpu)/hvc/\(tenant)/\(vm)/cpu.cfs_period_us", "\(VMCgroup.period)"))
-                writes.append(("\(cpu)/hvc/\(tenant)/\(vm)/cpu.cfs_quota_us", quota))
-            }
-            return writes
         case .unavailable:
             return []
         }
+        return writes + updateWrites(cpu: (Int64(limits.cpus * VMCgroup.period), UInt64(VMCgroup.period)), pids: Int64(limits.pids))
     }
 
-    /// The files and values that change a running VM's CPU quota (`quota` per `period`
-    /// microseconds; nil: unlimited) and its pids limit, where given.
+    /// The files and values that change a running VM's pids limit and CPU quota (`quota` per
+    /// `period` microseconds; nil: unlimited), where given.
     public func updateWrites(cpu: (quota: Int64?, period: UInt64)?, pids: Int64?) -> [(file: String, value: String)] {
         var writes: [(String, String)] = []
         switch version {
         case .v2(let root):
             let dir = "\(root)/hvc/\(tenant)/\(vm)"
-            if let cpu { writes.append((dir + "/cpu.max", "\(cpu.quota.map(String.init) ?? "max") \(cpu.period)")) }
             if let pids { writes.append((dir + "/pids.max", "\(pids)")) }
+            if let cpu { writes.append((dir + "/cpu.max", "\(cpu.quota.map(String.init) ?? "max") \(cpu.period)")) }
         case .v1(let controllers):
+            if let pids, let directory = controllers["pids"] { writes.append(("\(directory)/hvc/\(tenant)/\(vm)/pids.max", "\(pids)")) }
             if let cpu, let directory = controllers["cpu"] {
                 writes.append(("\(directory)/hvc/\(tenant)/\(vm)/cpu.cfs_period_us", "\(cpu.period)"))
                 writes.append(("\(directory)/hvc/\(tenant)/\(vm)/cpu.cfs_quota_us", "\(cpu.quota ?? -1)"))
             }
-            if let pids, let directory = controllers["pids"] { writes.append(("\(directory)/hvc/\(tenant)/\(vm)/pids.max", "\(pids)")) }
         case .unavailable:
             break
         }

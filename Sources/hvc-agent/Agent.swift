@@ -384,8 +384,7 @@ final class Agent {
             let pid = waitpid(-1, &status, WNOHANG | __WALL)
             if pid <= 0 { break }
             guard let child = children.values.first(where: { $0.pid == pid }) else { continue }
-            let termination = status & 0x7f
-            child.status = termination == 0 ? .exited((status >> 8) & 0xff) : .signaled(termination)
+            child.status = ExitStatus(waitStatus: status)
         }
     }
 

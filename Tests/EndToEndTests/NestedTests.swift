@@ -54,17 +54,9 @@ extension EndToEnd {
         static func makeSecondLevelImage(_ h: Harness) throws {
             let tree = h.root + "/../l2tree-\(UUID().uuidString.prefix(8))"
             defer { try? FileManager.default.removeItem(atPath: tree) }
-            let script = """
-                set -e
-                mkdir -p "$1/bin" "$1/proc" "$1/sys" "$1/dev" "$1/tmp" "$1/l2" "$1/usr/share/qemu"
-                cp /bin/busybox "$1/bin/busybox"; ln -s busybox "$1/bin/sh"
-                cp /usr/bin/qemu-system-x86_64 "$1/bin/"
-                for lib in $(ldd /usr/bin/qemu-system-x86_64 | grep -o '/[^ ]*'); do cp -L --parents "$lib" "$1/"; done
-                for f in qboot.rom bios-microvm.bin pvh.bin linuxboot_dma.bin kvmvapic.bin; do cp -L "/usr/share/qemu/$f" "$1/usr/share/qemu/"; done
-                cp "$2/vmlinux" "$1/l2/vmlinux"
-                python3 "$3/bench/bench.py" initramfs "$1/l2/init.cpio" /bin/busybox "$4"
-                """
-            let built = h.execute(["/bin/bash", "-c", script, "bash", tree, Harness.assets, Harness.repository, marker])
+            let built = h.execute(["/bin/bash", "-c", "\"$1\" \"$2\" \"$3\" && python3 \"$4/bench/bench.py\" initramfs \"$2/l2/init.cpio\" /bin/busybox \"$5\"",
+                                   "bash", Harness.repository + "/rootfs/images/qemu/build-tree.sh", tree, Harness.assets,
+                                   Harness.repository, marker])
             guard built.status == 0 else { throw HarnessError(message: "second-level image: \(built.stderr)") }
             let r = h.hvc(["import", "--cmd", "sh", "--env", "PATH=/bin", tree, secondLevelImage], timeout: 300)
             guard r.status == 0 else { throw HarnessError(message: "import: \(r.stderr)") }

@@ -39,6 +39,15 @@ struct CgroupTests {
         #expect(cgroup.controllerWrites.isEmpty)
     }
 
+    @Test func aRunningVMsQuotaAndPidsChange() {
+        let v2 = VMCgroup(version: .v2(root: "/sys/fs/cgroup"), tenant: "oci", vm: "abc")
+        #expect(v2.updateWrites(cpu: (nil, 100_000), pids: nil).map { "\($0.file)=\($0.value)" }
+                == ["/sys/fs/cgroup/hvc/oci/abc/cpu.max=max 100000"])
+        let v1 = VMCgroup(version: .v1(controllers: ["cpu": "/c"]), tenant: "oci", vm: "abc")
+        #expect(v1.updateWrites(cpu: (50_000, 100_000), pids: 300).map { "\($0.file)=\($0.value)" }
+                == ["/c/hvc/oci/abc/cpu.cfs_period_us=100000", "/c/hvc/oci/abc/cpu.cfs_quota_us=50000"])
+    }
+
     @Test func missingV1ControllersAreSkipped() {
         let cgroup = VMCgroup(version: .v1(controllers: ["pids": "/p"]), tenant: "t", vm: "v")
         #expect(cgroup.limitWrites(limits).map(\.file) == ["/p/hvc/t/v/pids.max"])

@@ -31,7 +31,6 @@ enum hvc_child_stage {
     HVC_STAGE_PRIVILEGES = 11,  /* rlimits, capabilities, no_new_privs */
 };
 
-/// A process to exec inside a container. Every pointer must stay valid until spawn returns.
 /// What a container's process may do beyond its identity, as an OCI bundle's `process` says:
 /// resource limits, capability sets, no_new_privs. All zero: what the process would have anyway.
 enum { HVC_MAX_RLIMITS = 16 };
@@ -48,6 +47,7 @@ struct hvc_privileges {
 /// resource the kernel does not have.
 int hvc_privileges_add_rlimit(struct hvc_privileges *privileges, uint32_t resource, uint64_t soft, uint64_t hard);
 
+/// A process to exec inside a container. Every pointer must stay valid until spawn returns.
 struct hvc_process {
     const char *const *argv;      /* NULL-terminated; argv[0] is looked up in path if it has no '/' */
     const char *const *envp;      /* NULL-terminated */

@@ -80,9 +80,7 @@ public struct ContainerManager: Sendable {
     /// `hvc run` without `-d`: this process supervises the VM while relaying the terminal.
     public func runAttached(_ options: RunOptions, timing: Bool = false) throws(HVCError) -> Int32 {
         let record = try create(options)
-        var rows: UInt16 = 24
-        var columns: UInt16 = 80
-        if options.terminal { _ = hvc_get_window_size(0, &rows, &columns) }
+        let (rows, columns) = options.terminal ? StdioSession.terminalSize(or: (24, 80)) : (24, 80)
         StdioSession.blockForwardedSignals()
         if let claimed = PoolClaim.claim(record, runtime: runtime, attached: true, keepStdinOpen: options.interactive,
                                          rows: rows, columns: columns) {
@@ -137,14 +135,9 @@ public struct ContainerManager: Sendable {
     /// once `gate` lets it start (an OCI runtime's container process); returns its exit code.
     public func runHeld(_ record: ContainerRecord, gate: @escaping @Sendable () -> Bool) throws(HVCError) -> Int32 {
         let terminal = record.config.process.terminal
-        var rows: UInt16 = 24
-        var columns: UInt16 = 80
-        var size: (rows: UInt16, columns: UInt16) = (0, 0)
-        if terminal, hvc_get_window_size(0, &size.rows, &size.columns) == 0, size.rows > 0, size.columns > 0 {
-            (rows, columns) = size
-        }
+        let size = terminal ? StdioSession.terminalSize(or: (24, 80)) : (24, 80)
         StdioSession.blockForwardedSignals()
-        let outcome = try superviseHere(record, interactive: true, terminal: terminal, size: (rows, columns), timing: false, gate: gate)
+        let outcome = try superviseHere(record, interactive: true, terminal: terminal, size: size, timing: false, gate: gate)
         return (try? outcome.session.get()) ?? outcome.supervisor
     }
 
@@ -233,15 +226,7 @@ public struct ContainerManager: Sendable {
     public static func exec(over channel: FrameChannel, spec: ProcessSpec, interactive: Bool) throws(HVCError) -> Int32 {
         StdioSession.blockForwardedSignals()
         var spec = spec
-        if spec.terminal {
-            var rows: UInt16 = 0
-            var columns: UInt16 = 0
-            // A terminal with no size yet (a new pty) keeps the spec's.
-            if hvc_get_window_size(0, &rows, &columns) == 0, rows > 0, columns > 0 {
-                spec.rows = rows
-                spec.columns = columns
-            }
-        }
+        if spec.terminal { (spec.rows, spec.columns) = StdioSession.terminalSize(or: (spec.rows, spec.columns)) }
         return try StdioSession(channel: channel).run(start: spec, interactive: interactive, terminal: spec.terminal)
     }
 

@@ -243,9 +243,14 @@ public struct OCIContainers: Sendable {
             if record.config.process.terminal, let consoleSocket { try attachConsole(consoleSocket) }
             exitAsCommand(try ContainerManager(runtime: runtime).runHeld(record, gate: gate))
         } catch {
-            FileHandle.standardError.write(Data("hvc-oci: \(error.message)\n".utf8))
-            exit(error.exitCode)
+            exitFailing(error)
         }
+    }
+
+    /// Ends this process on an error before or around the command: one line, the error's code.
+    static func exitFailing(_ error: HVCError) -> Never {
+        FileHandle.standardError.write(Data("hvc-oci: \(error.message)\n".utf8))
+        exit(error.exitCode)
     }
 
     /// Ends this process as the command ended: by the same signal (a status over 128), else
@@ -284,8 +289,7 @@ public struct OCIContainers: Sendable {
             unlink(execFile)
             exitAsCommand(try ContainerManager.exec(over: try manager.controlChannel(record), spec: spec, interactive: true))
         } catch {
-            FileHandle.standardError.write(Data("hvc-oci: \(error.message)\n".utf8))
-            exit(error.exitCode)
+            exitFailing(error)
         }
     }
 
@@ -479,7 +483,7 @@ public struct OCIContainers: Sendable {
         while waitpid(pid, &raw, 0) < 0 {
             guard errno == EINTR else { return 125 }
         }
-        return raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        return ExitStatus(waitStatus: raw).code
     }
 
     /// The container's host processes: its supervisor (the guest's processes are the guest's).

@@ -20,6 +20,15 @@ final class StdioSession: @unchecked Sendable {
 
     init(channel: FrameChannel) { self.channel = channel }
 
+    /// The size of the terminal on stdin, or `fallback` where there is none or it has no size
+    /// yet (a new pty).
+    static func terminalSize(or fallback: (rows: UInt16, columns: UInt16)) -> (rows: UInt16, columns: UInt16) {
+        var rows: UInt16 = 0
+        var columns: UInt16 = 0
+        guard hvc_get_window_size(0, &rows, &columns) == 0, rows > 0, columns > 0 else { return fallback }
+        return (rows, columns)
+    }
+
     /// Blocks the forwarded signals in the calling thread; call before starting other threads.
     static func blockForwardedSignals() {
         var mask = sigset_t()

@@ -1,3 +1,4 @@
+import AgentProtocol
 import Foundation
 import HVCSystem
 
@@ -60,8 +61,7 @@ struct ToolRun {
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return ToolRun(status: code, output: Data(out),
+        return ToolRun(status: ExitStatus(waitStatus: status).code, output: Data(out),
                        errorOutput: String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
