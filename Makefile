@@ -23,7 +23,7 @@ PACKAGES := qemu-system-x86 qemu-utils busybox-static e2fsprogs erofs-utils cpio
 	skopeo umoci docker-registry podman containerd docker.io \
 	containernetworking-plugins nftables iptables iproute2 util-linux iperf3
 
-.PHONY: all deps fuzz-deps build kernel initramfs policy assets image run test unit-test e2e-test bench install clean
+.PHONY: all deps fuzz-deps build kernel initramfs policy assets image run test unit-test e2e-test isolation bench install clean
 
 all: build assets
 
@@ -66,7 +66,13 @@ run: assets image
 unit-test: build
 	swift test -c release --skip EndToEndTests
 
-e2e-test: assets fuzz-deps
+e2e-# The attacks whose rows make docs/isolation.md (make test runs them too).
+ISOLATION_TESTS := IsolationTests|JailTests|HostileGuestTests|NetworkTests.tenantsAreApartOnTheWire|APITests.tenantsSeeOnlyTheirOwnContainers
+
+isolation: assets fuzz-deps
+	HVC_BIN=$(HVC) swift test -c release --filter "$(ISOLATION_TESTS)"
+
+test: assets fuzz-deps
 	HVC_BIN=$(HVC) swift test -c release --filter EndToEndTests
 
 test: assets fuzz-deps

@@ -129,6 +129,9 @@ public struct Hello: Equatable, Sendable {
     public var pidsLimit: UInt32 = 0
     /// The container gets `/dev/kvm` (its VM's CPU lets the guest kernel's KVM work).
     public var nested = false
+    /// Most bytes the container's writable layer (a tmpfs in guest memory) holds; 0: the tmpfs
+    /// default, half the guest's memory.
+    public var writableBytes: UInt64 = 0
 
     public init(version: UInt16 = Limits.version, entropy: [UInt8], unixTimeNanoseconds: UInt64, hostname: String,
                 interface: GuestInterface? = nil, nameservers: [String] = [], mounts: [GuestMount] = [], readOnlyRoot: Bool = false,
@@ -269,6 +272,7 @@ public enum Message: Equatable, Sendable {
             w.write(h.rootShare ?? "")
             w.write(h.pidsLimit)
             w.write(h.nested)
+            w.write(h.writableBytes)
         case .start(let p):
             w.write(p.arguments)
             w.write(p.environment)
@@ -360,6 +364,7 @@ public enum Message: Equatable, Sendable {
             hello.rootShare = rootShare.isEmpty ? nil : rootShare
             hello.pidsLimit = try r.readUInt32()
             hello.nested = try r.readBool()
+            hello.writableBytes = try r.readUInt64()
             message = .hello(hello)
         case 2:
             let arguments = try r.readStrings()

@@ -166,6 +166,8 @@ final class Agent {
         readOnlyRoot = hello.readOnlyRoot
         nested = hello.nested
         if hello.pidsLimit > 0 { try? writeFile(Boot.cgroup + "/pids.max", "\(hello.pidsLimit)\n") }
+        if hello.writableBytes > 0, hello.rootShare == nil,
+           let failure = Boot.limitWritableLayer(bytes: hello.writableBytes) { fail(failure) }
         if let rootShare = hello.rootShare, let failure = ContainerMounts.mountRoot(rootShare) { fail(failure) }
         // A caller's root directory keeps its files as the caller made them (OCI runtimes write
         // none there; the caller mounts its own hostname, hosts and resolv.conf).

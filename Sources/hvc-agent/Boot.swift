@@ -40,6 +40,17 @@ enum Boot {
         try mount("overlay", rootfs, "overlay", flags: 0, data: options)
     }
 
+    /// Bounds the writable layer mounted at boot (a template's clone shares that boot) to `bytes`,
+    /// in pages; a layer already fuller than that refuses the remount.
+    static func limitWritableLayer(bytes: UInt64) -> String? {
+        do {
+            try mount("tmpfs", writableDirectory, "tmpfs", flags: UInt(MS_REMOUNT), data: "size=\(bytes)")
+            return nil
+        } catch {
+            return "writable layer size: \(error)"
+        }
+    }
+
     /// Finds the virtio-serial port the host named `hvc.agent` and opens it.
     static func openPort() throws(Failure) -> FileDescriptor {
         let base = "/sys/class/virtio-ports"

@@ -77,6 +77,8 @@ struct ContainerOptions: ParsableArguments {
     var readOnly = false
     @Flag(help: "Give the container a /dev/kvm of its VM's own, to run VMs in it (see hvc info).")
     var nested = false
+    @Option(help: "Storage driver option: size=SIZE bounds the writable layer (default: half the VM's memory, where it lives).")
+    var storageOpt: [String] = []
 
     @Argument(help: "Image name or id.")
     var image: String
@@ -106,6 +108,12 @@ struct ContainerOptions: ParsableArguments {
         request.ports = publish.isEmpty ? nil : publish
         request.publishAll = publishAll ? true : nil
         request.nested = nested ? true : nil
+        for option in storageOpt {
+            guard option.hasPrefix("size=") else {
+                throw HVCError(.invalid, "storage option \"\(option.prefix(64))\" is not known: hvc takes size=SIZE (e.g. size=64m)")
+            }
+            request.storageSize = String(option.dropFirst(5))
+        }
         var mounts: [ContainerMount] = []
         for text in volume { mounts.append(try ContainerMount.parseVolumeFlag(text)) }
         for text in mount { mounts.append(try ContainerMount.parseMountFlag(text)) }

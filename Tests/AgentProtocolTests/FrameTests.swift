@@ -7,6 +7,7 @@ struct FrameTests {
         .hello({
             var hello = Hello(entropy: [9], unixTimeNanoseconds: 2, hostname: "oci", readOnlyRoot: true, rootShare: "root")
             hello.pidsLimit = 50
+            hello.writableBytes = 64 << 20
             return hello
         }()),
         .hello(Hello(entropy: [4], unixTimeNanoseconds: 1, hostname: "net",

@@ -100,7 +100,14 @@ extension EndToEnd {
             #expect(hog.stdout.contains("137"))
             let state = h.hvc(["inspect", "hog"]).stdout
             #expect(state.contains("\"oomKilled\" : true"))
-            #expect(h.hvc(["exec", "bystander", "echo", "alive"]).stdout == "alive\n")
+            let alive = h.hvc(["exec", "bystander", "echo", "alive"]).stdout == "alive\n"
+            #expect(alive)
+            IsolationTable.record([.init(
+                area: "resources", attack: "memory hog: three 60 MiB buffers in a 128 MiB VM, beside a neighbour",
+                expected: "the guest's OOM killer ends one; the neighbour answers",
+                observed: "\(hog.stdout.contains("137") ? "one ended by SIGKILL (137), oomKilled recorded" : "no OOM kill"); neighbour \(alive ? "answered" : "did not answer")",
+                control: "each buffer alone fits (the three run at once)", held: alive && state.contains("\"oomKilled\" : true"),
+                test: "JailTests.aMemoryHogIsStoppedAndOthersKeepRunning")])
             _ = h.hvc(["rm", "hog"])
         }
 
@@ -132,6 +139,13 @@ extension EndToEnd {
             let neighbour = h.hvc(["exec", "neighbour", "sh", "-c", count], timeout: 60)
             let inNeighbour = Int(neighbour.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
             #expect(before > 0 && inNeighbour > 0 && inNeighbour <= before + 2, "neighbour's guest: \(before) then \(inNeighbour) processes")
+            IsolationTable.record([.init(
+                area: "resources", attack: "fork bomb (a tree of 1024 processes) beside a neighbour",
+                expected: "the processes stay in the bomb's guest; the neighbour answers",
+                observed: "neighbour's guest \(before) then \(inNeighbour) processes; host \(hostProcesses) then \(during)",
+                control: "the bomb's own guest counted \(inBomb) processes",
+                held: inNeighbour > 0 && inNeighbour <= before + 2 && during < hostProcesses + 50,
+                test: "JailTests.aForkBombStaysInsideItsVM")])
             #expect(h.hvc(["rm", "-f", "bomb"], timeout: 60).status == 0)
         }
 

@@ -279,6 +279,34 @@ extension EndToEnd {
             #expect(local.stdout == "host-service\n", "\(local.stderr)")
             let host = tenant(b, ["exec", "b2", "sh", "-c", "timeout 5 wget -q -O - \(url); echo host=$?"])
             #expect(!host.stdout.contains("host-service") && !host.stdout.contains("host=0"), "\(host.stdout)")
+
+            let test = "NetworkTests.tenantsAreApartOnTheWire"
+            func row(_ attack: String, held: Bool, observed: String, control: String) -> IsolationTable.Row {
+                .init(area: "network", attack: attack, expected: "nothing arrives", observed: observed, control: control, held: held, test: test)
+            }
+            IsolationTable.record([
+                row("TCP to the other tenant's container (HTTP)", held: !far.stdout.contains("nettest-page") && !far.stdout.contains("tcp=0"),
+                    observed: far.stdout.contains("nettest-page") ? "page fetched" : "no connection",
+                    control: "from its own tenant's neighbour: \(near.stdout.contains("nettest-page") ? "page fetched" : "no page")"),
+                row("ICMP echo to the other tenant's container", held: far.stdout.contains("ping=1"),
+                    observed: far.stdout.contains("ping=1") ? "no reply" : "replied",
+                    control: "from its own tenant's neighbour: \(near.stdout.contains("ping-ok") ? "replied" : "no reply")"),
+                row("ARP for the other tenant's container's address", held: far.stdout.contains("Received 0"),
+                    observed: far.stdout.contains("Received 0") ? "no ARP reply" : "answered",
+                    control: "from its own tenant's neighbour: \(near.stdout.contains("Received 1") ? "answered" : "no reply")"),
+                row("UDP datagram to the other tenant's listener", held: !heardByA.contains("b-unicast"),
+                    observed: heardByA.contains("b-unicast") ? "received" : "not received",
+                    control: "its own tenant's: \(heardByA.contains("got a2-unicast") ? "received" : "not received")"),
+                row("UDP broadcast on its network", held: !heardByA.contains("b-broadcast") && !heardByA.contains("b2-broadcast") && !heardByB.contains("a2-broadcast"),
+                    observed: heardByB.contains("a2-broadcast") || heardByA.contains("b2-broadcast") ? "heard by the other tenant" : "not heard by the other tenant",
+                    control: "heard on its own network: \(heardByA.contains("got a2-broadcast") && heardByB.contains("got b2-broadcast") ? "yes" : "no")"),
+                row("a service on the host's own address (tenant networks have no host access)", held: !host.stdout.contains("host-service"),
+                    observed: host.stdout.contains("host-service") ? "page fetched" : "no connection",
+                    control: "from the host's own default network: \(local.stdout == "host-service\n" ? "page fetched" : "no page")"),
+                row("join the other tenant's network by name", held: join.status != 0,
+                    observed: join.status != 0 ? "no network \"a-private\" (its own names only)" : "joined",
+                    control: "its owner made and lists it"),
+            ])
             #expect(tenant(a, ["network", "rm", "a-private"]).status == 0)
         }
 

@@ -102,6 +102,19 @@ struct RunOptionsTests {
         #expect(options.remove && !options.template)
     }
 
+    /// The writable layer lives in guest memory: at most the VM's memory.
+    @Test func storageSizeIsBoundedByTheVMsMemory() throws {
+        var request = CreateContainerRequest(image: "x")
+        request.memory = "256m"
+        request.storageSize = "64m"
+        #expect(try request.runOptions().writableBytes == 64 << 20)
+        request.storageSize = "300m"
+        let tooLarge = #expect(throws: HVCError.self) { try request.runOptions() }
+        #expect(tooLarge?.message.hasPrefix("storage size 300 MiB is more than the VM's memory (256 MiB)") == true)
+        request.storageSize = "12x"
+        #expect(throws: HVCError.self) { try request.runOptions() }
+    }
+
     @Test(arguments: [("TERM", Int32(15)), ("sigkill", 9), ("HUP", 1), ("64", 64)])
     func parsesSignals(_ text: String, _ number: Int32) throws {
         #expect(try SignalName.parse(text) == number)

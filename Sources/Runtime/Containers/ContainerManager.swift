@@ -54,6 +54,7 @@ public struct ContainerManager: Sendable {
             network: network, ports: ports.isEmpty ? nil : ports)
         config.readOnlyRoot = options.readOnlyRoot ? true : nil
         config.nested = options.nested ? true : nil
+        config.writableBytes = options.writableBytes
         let imageVolumes = (image.config.volumes ?? []).sorted()
         if options.mounts.isEmpty && imageVolumes.isEmpty && !options.readOnlyRoot { return try store.create(config) }
         return try runtime.volumes.resolveMounts(

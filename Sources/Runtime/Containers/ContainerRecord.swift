@@ -40,6 +40,8 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     public var guestPidsLimit: Int?
     /// The container has a /dev/kvm of its VM's own (`--nested`).
     public var nested: Bool?
+    /// The writable layer's bound in bytes (`--storage-opt size=`); nil: half the VM's memory.
+    public var writableBytes: Int?
 
     public var startsFromTemplate: Bool { template ?? true }
     /// Host folders or volumes go into its VM (tmpfs mounts are the guest's own).

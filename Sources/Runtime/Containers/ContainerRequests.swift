@@ -39,6 +39,8 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
     public var readOnly: Bool?
     /// A /dev/kvm of the VM's own in the container (`--nested`).
     public var nested: Bool?
+    /// The writable layer's bound, e.g. `64m` (`--storage-opt size=`).
+    public var storageSize: String?
 
     public init(image: String) { self.image = image }
 
@@ -76,6 +78,7 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
         for mount in mounts ?? [] { options.mounts.append(try mount.checked()) }
         options.readOnlyRoot = readOnly ?? false
         options.nested = nested ?? false
+        if let storageSize { options.writableBytes = try RunOptions.parseSize(storageSize, minimum: 1 << 20, what: "storage size") }
         try options.validate()
         return options
     }

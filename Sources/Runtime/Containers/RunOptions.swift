@@ -33,6 +33,8 @@ public struct RunOptions: Sendable {
     public var readOnlyRoot = false
     /// A /dev/kvm of the VM's own in the container.
     public var nested = false
+    /// The writable layer's bound; nil: half the VM's memory (the layer lives in guest memory).
+    public var writableBytes: Int?
 
     public init(image: String) { self.image = image }
 
@@ -61,6 +63,9 @@ public struct RunOptions: Sendable {
             seen.insert(key + "@" + address)
         }
         _ = try ContainerMount.ordered(mounts)
+        if let writableBytes, writableBytes > memoryMiB << 20 {
+            throw HVCError(.invalid, "storage size \(writableBytes >> 20) MiB is more than the VM's memory (\(memoryMiB) MiB), where the writable layer lives: give a smaller size= or more --memory")
+        }
         guard RunOptions.pidsLimitRange.contains(pidsLimit) else {
             throw HVCError(.invalid, "pids limit \(pidsLimit) is out of range: give between \(RunOptions.pidsLimitRange.lowerBound) and \(RunOptions.pidsLimitRange.upperBound) (QEMU itself needs a few dozen threads)")
         }

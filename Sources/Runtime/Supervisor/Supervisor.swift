@@ -376,6 +376,7 @@ public final class Supervisor: Sendable {
             mounts: mounts, readOnlyRoot: config.readOnlyRoot ?? false, rootShare: config.rootDirectory.map { _ in SharedFolders.rootEntry })
         hello.pidsLimit = config.guestPidsLimit.map { UInt32(clamping: $0) } ?? 0
         hello.nested = config.nested ?? false
+        hello.writableBytes = config.writableBytes.map { UInt64(clamping: $0) } ?? 0
         do {
             try channel.send(Frame(.hello(hello)))
             try channel.send(Frame(process: Supervisor.initProcess, .start(spec)))

@@ -10,12 +10,19 @@ public struct Runtime: Sendable {
     public let containers: ContainerStore
     public let qemuBinary: String
 
-    public init(paths: RuntimePaths, qemuBinary: String = "/usr/bin/qemu-system-x86_64") {
+    public init(paths: RuntimePaths, qemuBinary: String = Runtime.defaultQEMU) {
         self.paths = paths
         self.images = ImageStore(directory: paths.images)
         self.containers = ContainerStore(directory: paths.containers)
         self.qemuBinary = qemuBinary
         VMDirectory.sweep(paths.vms)
+    }
+
+    /// `HVC_QEMU`, else Debian's QEMU. A VMM's jail holds only the host's `/usr`, so the binary
+    /// must lie there (see `checkAssets`).
+    public static var defaultQEMU: String {
+        let explicit = ProcessInfo.processInfo.environment["HVC_QEMU"] ?? ""
+        return explicit.isEmpty ? "/usr/bin/qemu-system-x86_64" : explicit
     }
 
     /// The accelerator for a VM: `requested`, else `HVC_ACCEL`, else what the host supports.
@@ -56,6 +63,9 @@ public struct Runtime: Sendable {
         for (path, what) in [(paths.kernel, "guest kernel"), (paths.initramfs, "agent initramfs")]
         where !FileManager.default.fileExists(atPath: path) {
             throw HVCError("\(what) \(path) is missing: run `make assets` (or set HVC_ASSETS)")
+        }
+        guard qemuBinary.hasPrefix("/usr/"), !qemuBinary.split(separator: "/").contains("..") else {
+            throw HVCError(.invalid, "QEMU binary \(qemuBinary) is outside /usr: a VMM's jail holds only /usr, so give one there (HVC_QEMU)")
         }
         guard FileManager.default.isExecutableFile(atPath: qemuBinary) else {
             throw HVCError("\(qemuBinary) is missing: apt-get install qemu-system-x86")
