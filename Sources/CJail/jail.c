@@ -55,17 +55,21 @@ static int populate(const struct hvc_jail *jail) {
     return 0;
 }
 
-static int install_filter(const struct hvc_seccomp_rule *rules, size_t count) {
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+static int install_filter(const struct hvc_seccomp_rule *rules, size_t count, int default_error) {
+    scmp_filter_ctx ctx = seccomp_init(default_error ? SCMP_ACT_ERRNO((uint32_t)default_error) : SCMP_ACT_ALLOW);
     if (ctx == NULL) { errno = ENOMEM; return -1; }
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         const struct hvc_seccomp_rule *r = &rules[i];
+        // libseccomp refuses a rule that repeats the default action.
+        if (r->action == HVC_SECCOMP_ALLOW && default_error == 0) continue;
+        if (r->action == HVC_SECCOMP_ERRNO && r->error == default_error) continue;
         int nr = seccomp_syscall_resolve_name(r->syscall);
         if (nr == __NR_SCMP_ERROR) { rc = -EINVAL; break; }
-        uint32_t action = r->action == HVC_SECCOMP_KILL ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_ERRNO((uint32_t)r->error);
+        uint32_t action = r->action == HVC_SECCOMP_KILL ? SCMP_ACT_KILL_PROCESS
+                        : r->action == HVC_SECCOMP_ALLOW ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO((uint32_t)r->error);
         if (r->arg_mask != 0) {
-            rc = seccomp_rule_add(ctx, action, nr, 1, SCMP_CMP(r->arg_index, SCMP_CMP_MASKED_EQ, r->arg_mask, r->arg_mask));
+            rc = seccomp_rule_add(ctx, action, nr, 1, SCMP_CMP(r->arg_index, SCMP_CMP_MASKED_EQ, r->arg_mask, r->arg_value));
         } else {
             rc = seccomp_rule_add(ctx, action, nr, 0);
         }
@@ -76,9 +80,9 @@ static int install_filter(const struct hvc_seccomp_rule *rules, size_t count) {
     return 0;
 }
 
-int hvc_seccomp_install(const struct hvc_seccomp_rule *rules, size_t count) {
+int hvc_seccomp_install(const struct hvc_seccomp_rule *rules, size_t count, int default_error) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
-    return install_filter(rules, count);
+    return install_filter(rules, count, default_error);
 }
 
 int hvc_seccomp_syscall_known(const char *name) {
@@ -196,7 +200,7 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
     if (set_capabilities(jail->kept_capabilities, 1) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
 
     // 8. The seccomp filter last: nothing after it but execve.
-    if (install_filter(jail->rules, jail->rule_count) < 0) fail(fd, HVC_JAIL_SECCOMP);
+    if (install_filter(jail->rules, jail->rule_count, jail->seccomp_default_error) < 0) fail(fd, HVC_JAIL_SECCOMP);
 
     execve(path, (char *const *)argv, (char *const *)envp);
     fail(fd, HVC_JAIL_EXEC);

@@ -30,6 +30,8 @@ public struct JailPlan: Sendable {
     /// Bounds what the VMM can write to a file (the guest console log).
     public var maxFileSize: UInt64 = 64 << 20
     public var rules: [CompiledSeccompRule]
+    /// The errno of calls no rule allows (`SeccompPolicy.defaultError`); 0: they are allowed.
+    public var seccompDefaultError: Int32 = 0
     /// A descriptor the VMM gets as its fd 3 (a template's memory), or -1.
     public var inheritedFD: Int32 = -1
     /// A descriptor the VMM gets as its fd 4 (its TAP device), or -1.
@@ -107,7 +109,8 @@ public struct JailPlan: Sendable {
                                     cgroup_procs: cgroupProcs, cgroup_count: procs.count,
                                     uid: uid, gid: gid, extra_gid: extraGroup,
                                     max_open_files: maxOpenFiles, max_file_size: maxFileSize,
-                                    rules: cRules, rule_count: rules.count, inherit_fds: (inheritedFD, secondInheritedFD),
+                                    rules: cRules, rule_count: rules.count, seccomp_default_error: seccompDefaultError,
+                                    inherit_fds: (inheritedFD, secondInheritedFD),
                                     netns_fd: networkNamespaceFD,
                                     kept_capabilities: keptCapabilities.reduce(UInt64(0)) { $0 | (1 << UInt64($1)) })
                                 return hvc_spawn_jailed(&jail, path, argv, envp, outputFD, &result)
@@ -157,14 +160,13 @@ public struct JailPlan: Sendable {
         defer { names.forEach { free($0) } }
         let cRules = rules.indices.map { i in
             let rule = rules[i]
-            return switch rule.action {
-            case .kill:
-                hvc_seccomp_rule(syscall: names[i], action: Int32(HVC_SECCOMP_KILL), error: 0,
-                                 arg_index: rule.argumentIndex, arg_mask: rule.argumentMask)
-            case .errno(let value):
-                hvc_seccomp_rule(syscall: names[i], action: Int32(HVC_SECCOMP_ERRNO), error: value,
-                                 arg_index: rule.argumentIndex, arg_mask: rule.argumentMask)
+            let (action, error): (Int32, Int32) = switch rule.action {
+            case .kill: (Int32(HVC_SECCOMP_KILL), 0)
+            case .errno(let value): (Int32(HVC_SECCOMP_ERRNO), value)
+            case .allow: (Int32(HVC_SECCOMP_ALLOW), 0)
             }
+            return hvc_seccomp_rule(syscall: names[i], action: action, error: error, arg_index: rule.argumentIndex,
+                                    arg_mask: rule.argumentMask, arg_value: rule.argumentValue)
         }
         return cRules.withUnsafeBufferPointer { body($0.baseAddress) }
     }

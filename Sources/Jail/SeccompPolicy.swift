@@ -1,15 +1,23 @@
 import Foundation
 
-/// A seccomp policy as data (`Specs/seccomp/*.json`): everything is allowed except the listed
-/// system calls, each with the reason it is denied.
+/// A seccomp policy as data (`Specs/seccomp/*.json`): what a call no rule names gets
+/// (`defaultAction`; without one it is allowed), and rules, each with its reason.
 public struct SeccompPolicy: Codable, Equatable, Sendable {
     public struct Rule: Codable, Equatable, Sendable {
         public var syscalls: [String]
-        /// `errno` (fail with `errno`) or `kill` (kill the process).
+        /// `allow`, `errno` (fail with `errno`) or `kill` (kill the process).
         public var action: String
         public var errno: String?
-        /// Deny only when argument `index` carries any of these flags.
+        /// Deny only when argument `index` carries any of these flags. An allowed call that
+        /// such a rule also names is allowed only when the argument carries none of them.
         public var whenArgumentHasFlag: FlagCondition?
+        public var reason: String
+    }
+
+    /// `errno` with an errno name: every call no rule allows fails so.
+    public struct DefaultAction: Codable, Equatable, Sendable {
+        public var action: String
+        public var errno: String?
         public var reason: String
     }
 
@@ -19,22 +27,27 @@ public struct SeccompPolicy: Codable, Equatable, Sendable {
     }
 
     public var description: String
+    public var defaultAction: DefaultAction?
     public var rules: [Rule]
 }
 
 /// One rule as the C layer installs it.
 public struct CompiledSeccompRule: Equatable, Sendable {
-    public enum Action: Equatable, Sendable { case errno(Int32), kill }
+    public enum Action: Equatable, Sendable { case errno(Int32), kill, allow }
     public var syscall: String
     public var action: Action
     public var argumentIndex: UInt32
+    /// With a mask, the rule applies when (argument & argumentMask) == argumentValue.
     public var argumentMask: UInt64
+    public var argumentValue: UInt64
 
-    public init(syscall: String, action: Action, argumentIndex: UInt32, argumentMask: UInt64) {
+    /// `argumentValue` nil: the rule applies when the argument has every bit of the mask.
+    public init(syscall: String, action: Action, argumentIndex: UInt32, argumentMask: UInt64, argumentValue: UInt64? = nil) {
         self.syscall = syscall
         self.action = action
         self.argumentIndex = argumentIndex
         self.argumentMask = argumentMask
+        self.argumentValue = argumentValue ?? argumentMask
     }
 }
 
@@ -59,11 +72,34 @@ extension SeccompPolicy {
         }
     }
 
+    /// The errno a call no rule allows fails with; 0: such calls are allowed.
+    public func defaultError() throws(JailError) -> Int32 {
+        guard let defaultAction else { return 0 }
+        guard defaultAction.action == "errno", let name = defaultAction.errno, let value = SeccompPolicy.errnoValues[name] else {
+            throw .policy("defaultAction must be errno with an errno name (EPERM, ENOSYS or EACCES)")
+        }
+        guard !defaultAction.reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw .policy("defaultAction has no reason") }
+        return value
+    }
+
     /// Checks the policy and flattens it into rules; `isKnownSyscall` names the calls this
     /// architecture has.
     public func compile(isKnownSyscall: (String) -> Bool) throws(JailError) -> [CompiledSeccompRule] {
         var compiled: [CompiledSeccompRule] = []
         var unconditional = Set<String>()
+        // Calls denied only with some flags: allowed only without all of them.
+        var denyingFlags: [String: (index: UInt32, mask: UInt64)] = [:]
+        for rule in rules where rule.action != "allow" {
+            guard let condition = rule.whenArgumentHasFlag else { continue }
+            let mask = condition.flags.reduce(UInt64(0)) { $0 | (SeccompPolicy.flagValues[$1] ?? 0) }
+            for syscall in rule.syscalls {
+                let previous = denyingFlags[syscall]
+                guard previous == nil || previous!.index == condition.index else {
+                    throw .policy("\(syscall): flag conditions on two arguments")
+                }
+                denyingFlags[syscall] = (condition.index, (previous?.mask ?? 0) | mask)
+            }
+        }
         for rule in rules {
             guard !rule.reason.trimmingCharacters(in: .whitespaces).isEmpty else {
                 throw .policy("rule for \(rule.syscalls.joined(separator: ", ")) has no reason")
@@ -71,13 +107,26 @@ extension SeccompPolicy {
             guard !rule.syscalls.isEmpty else { throw .policy("a rule names no system call") }
             let action: CompiledSeccompRule.Action
             switch (rule.action, rule.errno) {
+            case ("allow", nil):
+                guard rule.whenArgumentHasFlag == nil else { throw .policy("an allow rule takes no flag condition: deny the flags in a rule of their own") }
+                for syscall in rule.syscalls {
+                    guard isKnownSyscall(syscall) else { throw .policy("unknown system call \(syscall)") }
+                    guard unconditional.insert(syscall).inserted else { throw .policy("\(syscall) is listed twice") }
+                    if let flags = denyingFlags[syscall] {
+                        compiled.append(CompiledSeccompRule(syscall: syscall, action: .allow, argumentIndex: flags.index,
+                                                            argumentMask: flags.mask, argumentValue: 0))
+                    } else {
+                        compiled.append(CompiledSeccompRule(syscall: syscall, action: .allow, argumentIndex: 0, argumentMask: 0))
+                    }
+                }
+                continue
             case ("kill", nil):
                 action = .kill
             case ("errno", let name?):
                 guard let value = SeccompPolicy.errnoValues[name] else { throw .policy("unknown errno \(name)") }
                 action = .errno(value)
             default:
-                throw .policy("action \"\(rule.action)\" must be kill, or errno with an errno name")
+                throw .policy("action \"\(rule.action)\" must be allow, kill, or errno with an errno name")
             }
             for syscall in rule.syscalls {
                 guard isKnownSyscall(syscall) else { throw .policy("unknown system call \(syscall)") }

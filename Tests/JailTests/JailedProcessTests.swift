@@ -12,13 +12,18 @@ struct JailedProcessTests {
     static let uid: UInt32 = 2_100_000
 
     /// Runs `busybox sh -c script` in a fresh jail; returns its exit status and output.
-    func jailed(_ script: String, cgroup: VMCgroup? = nil, keeping capabilities: [Int32] = []) throws -> (status: Int32, output: String) {
+    /// With `allowListOnly`, calls outside the policy's allow list fail (as for QEMU); else only
+    /// the deny rules apply (busybox makes calls QEMU does not).
+    func jailed(_ script: String, cgroup: VMCgroup? = nil, keeping capabilities: [Int32] = [],
+                allowListOnly: Bool = false) throws -> (status: Int32, output: String) {
         let root = "/tmp/hvc-jail-test-\(getpid())-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let rules = try SeccompPolicy.load(path: JailedProcessTests.policyPath).compile(isKnownSyscall: seccompKnowsSyscall)
+        let policy = try SeccompPolicy.load(path: JailedProcessTests.policyPath)
+        let rules = try policy.compile(isKnownSyscall: seccompKnowsSyscall)
         var plan = JailPlan(root: root, mounts: JailPlan.hostMounts(), cgroup: cgroup,
                             uid: JailedProcessTests.uid, gid: JailedProcessTests.uid, rules: rules)
         plan.keptCapabilities = capabilities
+        if allowListOnly { plan.seccompDefaultError = try policy.defaultError() }
         try plan.prepareRoot()
         let output = Pipe()
         let pid = try plan.spawn(path: "/usr/bin/busybox", arguments: ["busybox", "sh", "-c", script],
@@ -76,6 +81,18 @@ struct JailedProcessTests {
     func deniedCallsFail(_ command: String) throws {
         let r = try jailed(command + "; echo status=$?")
         #expect(!r.output.contains("status=0"))
+    }
+
+    /// ioprio_set(2) is outside QEMU's allow list and named by no deny rule: under the allow list
+    /// it fails as missing; outside the jail the same command works.
+    @Test func callsOutsideTheAllowListFailAsMissing() throws {
+        let outside = try Process.run(URL(fileURLWithPath: "/usr/bin/busybox"), arguments: ["ionice", "-c", "3", "true"])
+        outside.waitUntilExit()
+        #expect(outside.terminationStatus == 0)
+        let denied = try jailed("ionice -c 3 true 2>&1; echo status=$?", allowListOnly: true)
+        #expect(denied.output.contains("Function not implemented") && denied.output.contains("status=1"), "\(denied.output)")
+        let allowed = try jailed("echo hi > /dev/null && uname -s", allowListOnly: true)
+        #expect(allowed.output == "Linux\n", "\(allowed.output)")
     }
 
     @Test func userNamespacesAreDeniedBySeccomp() throws {

@@ -16,16 +16,17 @@ struct hvc_jail_mount {
 };
 
 /// One seccomp rule: `syscall` gets `action`. With `arg_mask` non-zero, the rule applies only
-/// when (argument `arg_index` & arg_mask) == arg_mask.
+/// when (argument `arg_index` & arg_mask) == arg_value.
 struct hvc_seccomp_rule {
     const char *syscall;
-    int action;                 /* HVC_SECCOMP_ERRNO or HVC_SECCOMP_KILL */
+    int action;                 /* HVC_SECCOMP_ERRNO, HVC_SECCOMP_KILL or HVC_SECCOMP_ALLOW */
     int error;                  /* errno for HVC_SECCOMP_ERRNO */
     unsigned arg_index;
     uint64_t arg_mask;
+    uint64_t arg_value;
 };
 
-enum { HVC_SECCOMP_ERRNO = 1, HVC_SECCOMP_KILL = 2 };
+enum { HVC_SECCOMP_ERRNO = 1, HVC_SECCOMP_KILL = 2, HVC_SECCOMP_ALLOW = 3 };
 
 /// Everything between fork and exec of a jailed VMM.
 struct hvc_jail {
@@ -41,6 +42,7 @@ struct hvc_jail {
     uint64_t max_file_size;
     const struct hvc_seccomp_rule *rules;
     size_t rule_count;
+    int seccomp_default_error;  /* calls no rule names fail with this errno; 0: they are allowed */
     int inherit_fds[2];         /* passed to the VMM as its fds 3 and 4; -1 for none */
     int netns_fd;               /* a network namespace to enter, or -1 for a new empty one */
     uint64_t kept_capabilities; /* bit per capability the VMM keeps (ambient), 0 for none */
@@ -79,6 +81,6 @@ int hvc_seccomp_syscall_known(const char *name);
 int hvc_keep_only_capability(int kept);
 
 /// Installs `rules` in the calling thread (for tests of the filter itself).
-int hvc_seccomp_install(const struct hvc_seccomp_rule *rules, size_t count);
+int hvc_seccomp_install(const struct hvc_seccomp_rule *rules, size_t count, int default_error);
 
 #endif

@@ -54,7 +54,8 @@ final class VMConfinement: @unchecked Sendable {
 
     private func build(_ request: Request, directory: VMDirectory, runtime: Runtime) throws(HVCError) {
         do {
-            let rules = try SeccompPolicy.load(path: runtime.paths.seccompPolicy).compile(isKnownSyscall: seccompKnowsSyscall)
+            let policy = try SeccompPolicy.load(path: runtime.paths.seccompPolicy)
+            let rules = try policy.compile(isKnownSyscall: seccompKnowsSyscall)
             var range = IdentityPool.defaultRange
             if let text = ProcessInfo.processInfo.environment["HVC_UID_RANGE"], !text.isEmpty {
                 range = try IdentityPool.parseRange(text)
@@ -88,6 +89,7 @@ final class VMConfinement: @unchecked Sendable {
                     cpus: request.shape.cpus, pids: request.pidsLimit))
             }
             var plan = JailPlan(root: directory.jailRoot, mounts: mounts, cgroup: cgroup, uid: uid, gid: uid, rules: rules)
+            plan.seccompDefaultError = try policy.defaultError()
             plan.extraGroup = extraGroup
             if request.servesFolders {
                 plan.keptCapabilities = VMConfinement.fileServerCapabilities
