@@ -17,6 +17,17 @@ public final class Supervisor: Sendable {
     public static let initProcess: UInt32 = 1
     /// The status of a command ended by SIGKILL (its VM stopped or lost), as a shell reports it.
     static let killedStatus: Int32 = 128 + SIGKILL
+    /// How long the guest agent may take to send `ready`, and then to answer the command's
+    /// `start`. Under TCG on a loaded two-core host a boot or a first start takes several
+    /// seconds; a guest that has not answered in two minutes is not coming (or is hostile).
+    /// `HVC_AGENT_TIMEOUT` (seconds) overrides it.
+    static let agentAnswerSeconds: Int = {
+        if let text = ProcessInfo.processInfo.environment["HVC_AGENT_TIMEOUT"], let value = Int(text), value > 0 { return value }
+        return 120
+    }()
+    /// The most of a host core the relay of one container's guest may take (see `CPUPacer`):
+    /// a guest writing as fast as it can is slowed to it, a normal one never reaches it.
+    static let relayCPUShare = 0.5
 
     let config: ContainerConfig
     let runtime: Runtime
@@ -98,6 +109,8 @@ public final class Supervisor: Sendable {
         var keepInitStdinOpen: Bool
         /// A client asked for the VM to go (`shutdown`): its end is not a failure.
         var forcedStop = false
+        /// The guest left the command's `start` unanswered past `agentAnswerSeconds`: its VM was killed.
+        var startUnanswered = false
         var listening = false
         /// Which client owns which guest process, under the client's own numbering.
         var byAgentID: [UInt32: (client: Client, local: UInt32)] = [:]
@@ -228,9 +241,7 @@ public final class Supervisor: Sendable {
     /// (the clock it is given is still current) and wait in the channel behind its `ready`.
     private func handshake(_ channel: FrameChannel, directory: VMDirectory, pipelined: Bool) throws(HVCError) {
         if pipelined { try sendSession(channel, directory: directory) }
-        // Under TCG on a loaded two-core host a boot can take several seconds; a guest that
-        // has not answered in two minutes is not coming.
-        channel.setReceiveTimeout(seconds: 120)
+        channel.setReceiveTimeout(seconds: Supervisor.agentAnswerSeconds)
         let frame: Frame
         do {
             frame = try channel.receive()
@@ -386,17 +397,31 @@ public final class Supervisor: Sendable {
         }
     }
 
-    /// Routes the agent's frames until the container's command has exited.
+    /// Routes the agent's frames until the container's command has exited. A guest that breaks
+    /// the protocol ends its container here, with the reason; the VM is killed by `finish`.
     private func relayUntilExit(_ channel: FrameChannel, directory: VMDirectory) -> (code: Int32, error: String?) {
         let log = ContainerLogWriter(path: store.logPath(config.id), maxBytes: config.logMaxBytes)
         defer { log.flush() }
+        let brokeProtocol = "the guest agent broke the protocol: "
+        var pacer = CPUPacer(share: Supervisor.relayCPUShare)
+        armStartDeadline()
         while true {
+            pacer.pace()
             let frame: Frame
             do {
                 frame = try channel.receive()
             } catch {
-                if life.withLock({ $0.forcedStop }) { return (Supervisor.killedStatus, nil) }
+                let (forcedStop, startUnanswered) = life.withLock { ($0.forcedStop, $0.startUnanswered) }
+                if forcedStop { return (Supervisor.killedStatus, nil) }
+                if startUnanswered {
+                    return (HVCError.Kind.runtime.exitCode,
+                            "the guest agent did not answer `start` within \(Supervisor.agentAnswerSeconds) s")
+                }
+                if case .malformed(let problem) = error { return (HVCError.Kind.runtime.exitCode, brokeProtocol + "\(problem)") }
                 return (Supervisor.killedStatus, "the VM ended unexpectedly: \(error)\(directory.diagnostics())")
+            }
+            if let violation = frame.guestViolation(started: life.withLock({ Supervisor.initProcess..<$0.nextAgentID })) {
+                return (HVCError.Kind.runtime.exitCode, brokeProtocol + violation)
             }
             let isInit = frame.process == Supervisor.initProcess
             switch frame.message {
@@ -413,8 +438,6 @@ public final class Supervisor: Sendable {
                 _ = try? store.update(config.id) { $0.oomKilled = true }
             case .failure(let message):
                 return (HVCError.Kind.runtime.exitCode, "guest agent failed: \(message.sanitizedGuestText)")
-            case .ready, .hello, .start, .stdin, .closeStdin, .signal, .resize, .shutdown, .warmUp, .warmedUp:
-                return (HVCError.Kind.runtime.exitCode, "guest agent sent an unexpected message")
             default:
                 break
             }
@@ -434,6 +457,20 @@ public final class Supervisor: Sendable {
             default:
                 break
             }
+        }
+    }
+
+    /// Bounds the wait for the answer to the command's `start`: a guest that stays silent, or
+    /// stops in the middle of a frame, would otherwise hold the container starting for ever.
+    /// Past `agentAnswerSeconds` without `started` the VM is killed, which ends the receive.
+    private func armStartDeadline() {
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Supervisor.agentAnswerSeconds)) { [self] in
+            let unanswered = life.withLock { life -> LaunchedVM? in
+                guard case .connected(let vm, _) = life.phase else { return nil }
+                life.startUnanswered = true
+                return vm
+            }
+            unanswered?.vm.kill()
         }
     }
 

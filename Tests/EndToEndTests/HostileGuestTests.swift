@@ -1,0 +1,237 @@
+import AgentProtocol
+import Foundation
+import Synchronization
+import Testing
+
+extension EndToEnd {
+    /// Guests that speak the agent protocol badly (`Fixtures/hostile-agent.c` as their /init, one
+    /// initramfs per misbehaviour): the supervisor ends only that container, in bounded time and
+    /// memory, with an error naming what its guest did, and leaves nothing behind; a neighbour
+    /// container and hvcd answer throughout.
+    @Suite struct HostileGuestTests {
+        let h: Harness
+        /// How long a hostile guest may leave `start` unanswered here (the default suits slow boots).
+        static let answerTimeout = 15
+
+        init() throws { h = try Harness.make() }
+
+        struct Attack: Sendable, CustomTestStringConvertible {
+            var mode: String
+            /// What the recorded error and `hvc run`'s message must say.
+            var error: String
+            var testDescription: String { mode }
+        }
+
+        static let attacks = [
+            Attack(mode: "oversized", error: "the guest agent broke the protocol: frame of \(Limits.maxPayload + 1) bytes exceeds \(Limits.maxPayload)"),
+            Attack(mode: "truncated", error: "the guest agent did not answer `start` within \(answerTimeout) s"),
+            Attack(mode: "short-payload", error: "the guest agent broke the protocol: truncated message"),
+            Attack(mode: "unknown-kind", error: "the guest agent broke the protocol: unknown message kind 200"),
+            Attack(mode: "host-kind", error: "the guest agent broke the protocol: it sent `hello`, which only the host sends"),
+            Attack(mode: "stray", error: "the guest agent broke the protocol: it sent `stdout` for process 7, which the host never started"),
+            Attack(mode: "silent", error: "the guest agent did not answer `start` within \(answerTimeout) s"),
+        ]
+
+        /// A guest that breaks the protocol, or never answers, ends its own container with a
+        /// one-line error; the neighbour and hvcd answer while it happens and after.
+        @Test(arguments: attacks)
+        func aMisbehavingGuestEndsOnlyItsOwnContainer(_ attack: Attack) throws {
+            let assets = try HostileGuestTests.assets(attack.mode, h)
+            try withNeighbour { probe in
+                let hostile = harness(assets: assets)
+                let name = "hostile-\(attack.mode)"
+                defer { _ = h.hvc(["rm", "-f", name]) }
+                let outcome = Mutex<Harness.Result3?>(nil)
+                let began = Date()
+                Thread.detachNewThread {
+                    let r = hostile.hvc(["run", "--no-template", "--network", "none", "--name", name, "busybox", "true"], timeout: 120)
+                    outcome.withLock { $0 = r }
+                }
+                var probes = 0
+                while outcome.withLock({ $0 == nil }) {
+                    probe()
+                    probes += 1
+                }
+                let seconds = Date().timeIntervalSince(began)
+                let r = try #require(outcome.withLock { $0 })
+                let message = r.stderr.trimmingCharacters(in: .newlines)
+                print("\(attack.mode): exit \(r.status) after \(String(format: "%.1f", seconds)) s, \(probes) probes: \(message)")
+                #expect(r.status == 125, "\(r.status): \(r.stderr)")
+                #expect(message.contains(attack.error) && !message.contains("\n"), "\(r.stderr)")
+                #expect(seconds < Double(HostileGuestTests.answerTimeout + 45), "\(attack.mode) took \(seconds) s")
+                #expect(probes > 0)
+                let state = try self.state(name)
+                #expect(state["status"] as? String == "exited")
+                #expect((state["error"] as? String)?.contains(attack.error) == true, "\(state)")
+                #expect(h.hvc(["rm", name]).status == 0)
+                probe()
+            }
+            expectNothingLeft()
+        }
+
+        /// A guest writing as fast as it can: the supervisor's memory stays bounded, its log
+        /// within the cap, and `hvc rm -f` still ends it at once.
+        @Test func aFloodingGuestIsBoundedInMemoryAndLog() throws {
+            let assets = try HostileGuestTests.assets("flood", h)
+            try withNeighbour { probe in
+                let hostile = harness(assets: assets)
+                let logCap = 1024 * 1024
+                defer { _ = h.hvc(["rm", "-f", "hostile-flood"]) }
+                let run = hostile.hvc(["run", "-d", "--no-template", "--network", "none", "--log-max-size", "1m",
+                                       "--name", "hostile-flood", "busybox", "true"])
+                try #require(run.status == 0, "\(run.stderr)")
+                let state = try self.state("hostile-flood")
+                let supervisor = Int32(try #require(state["supervisorPID"] as? Int))
+                let logPath = try #require(try inspect("hostile-flood")["logPath"] as? String)
+                var peakRSS = 0
+                let cpuBefore = HostileGuestTests.cpuTicks(supervisor)
+                let began = Date()
+                while Date().timeIntervalSince(began) < 10 {
+                    peakRSS = max(peakRSS, HostileGuestTests.residentKiB(supervisor))
+                    probe()
+                }
+                let elapsed = Date().timeIntervalSince(began)
+                let cpuShare = Double(HostileGuestTests.cpuTicks(supervisor) - cpuBefore) / Double(sysconf(Int32(_SC_CLK_TCK))) / elapsed
+                let logBytes = HostileGuestTests.size(logPath), rotatedBytes = HostileGuestTests.size(logPath + ".1")
+                print("flood: supervisor peak RSS \(peakRSS) KiB, CPU \(Int(cpuShare * 100))% of a core, log \(logBytes) + \(rotatedBytes) bytes")
+                // The supervisor's footprint is about 38 MiB, all but a few MiB of it the shared
+                // libraries (Swift runtime, Foundation) mapped in; the flood may add a frame
+                // buffer and a log line, never a backlog of them.
+                #expect(peakRSS > 0 && peakRSS < 64 * 1024, "supervisor RSS \(peakRSS) KiB")
+                // Its relay paces itself to half a core (`Supervisor.relayCPUShare`).
+                #expect(cpuShare < 0.7, "supervisor CPU \(cpuShare) of a core")
+                // The flood did reach the log, which rotated at its cap: the current file and one rotated file.
+                #expect(rotatedBytes > 0, "the flood never filled the log")
+                #expect(logBytes <= logCap && rotatedBytes <= logCap)
+                #expect(kill(supervisor, 0) == 0, "the supervisor died under the flood")
+                let removed = Date()
+                #expect(h.hvc(["rm", "-f", "hostile-flood"]).status == 0)
+                #expect(Date().timeIntervalSince(removed) < 15)
+                #expect(Harness.eventually { kill(supervisor, 0) != 0 })
+                probe()
+            }
+            expectNothingLeft()
+        }
+
+        // MARK: Helpers
+
+        /// Runs `body` with a normal container and an hvcd; `probe` checks that both answer.
+        func withNeighbour(_ body: (_ probe: () -> Void) throws -> Void) throws {
+            let neighbour = h.hvc(["run", "-d", "--network", "none", "--name", "neighbour", "busybox", "sleep", "1000"])
+            try #require(neighbour.status == 0, "\(neighbour.stderr)")
+            defer { _ = h.hvc(["rm", "-f", "neighbour"]) }
+            try h.withDaemon(tenants: "{}") { daemon in
+                try body {
+                    let exec = h.hvc(["exec", "neighbour", "echo", "alive"], timeout: 60)
+                    #expect(exec.status == 0 && exec.stdout == "alive\n", "neighbour: \(exec.status) \(exec.stderr)")
+                    let ps = h.hvc(["--host", "unix://" + daemon.socket, "ps"], timeout: 30)
+                    #expect(ps.status == 0 && ps.stdout.contains("neighbour"), "hvcd: \(ps.status) \(ps.stderr)")
+                }
+            }
+        }
+
+        /// This suite's harness, its VMs booting from `assets`.
+        func harness(assets: String) -> Harness {
+            var hostile = h
+            hostile.extraEnvironment = ["HVC_ASSETS": assets, "HVC_AGENT_TIMEOUT": "\(HostileGuestTests.answerTimeout)"]
+            return hostile
+        }
+
+        func inspect(_ container: String) throws -> [String: Any] {
+            let r = h.hvc(["inspect", container])
+            let array = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+            return try #require(array.first)
+        }
+
+        func state(_ container: String) throws -> [String: Any] {
+            try #require(try inspect(container)["state"] as? [String: Any])
+        }
+
+        func expectNothingLeft(sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(h.leftoverVMDirectories() == [], sourceLocation: sourceLocation)
+            #expect(h.leftoverVMMs() == [], sourceLocation: sourceLocation)
+            #expect(h.leftoverMounts() == [], sourceLocation: sourceLocation)
+        }
+
+        /// An assets directory for `mode`: the real kernel and seccomp policy, and an initramfs
+        /// whose /init is the hostile agent and whose /mode names the misbehaviour.
+        static func assets(_ mode: String, _ h: Harness) throws -> String {
+            let base = h.root + "/../hostile-assets"
+            let agent = base + "/init"
+            if !FileManager.default.fileExists(atPath: agent) {
+                try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+                let built = h.execute(["/usr/bin/cc", "-static", "-O2", "-DPROTOCOL_VERSION=\(Limits.version)", "-o", agent,
+                                       Harness.repository + "/Tests/EndToEndTests/Fixtures/hostile-agent.c"])
+                guard built.status == 0 else { throw HarnessError(message: "hostile-agent.c: \(built.stderr)") }
+            }
+            let directory = base + "/" + mode
+            if FileManager.default.fileExists(atPath: directory) { return directory }
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for entry in try FileManager.default.contentsOfDirectory(atPath: Harness.assets) where entry != "initramfs.cpio" {
+                try FileManager.default.createSymbolicLink(atPath: directory + "/" + entry, withDestinationPath: Harness.assets + "/" + entry)
+            }
+            let initBytes = try Data(contentsOf: URL(fileURLWithPath: agent))
+            let archive = NewcArchive(entries: [
+                .init(name: "dev", mode: 0o040755),
+                .init(name: "dev/console", mode: 0o020600, device: (5, 1)),
+                .init(name: "sys", mode: 0o040755),
+                .init(name: "init", mode: 0o100755, data: [UInt8](initBytes)),
+                .init(name: "mode", mode: 0o100644, data: Array((mode + "\n").utf8)),
+            ])
+            try Data(archive.bytes).write(to: URL(fileURLWithPath: directory + "/initramfs.cpio"))
+            return directory
+        }
+
+        static func residentKiB(_ pid: Int32) -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+        }
+
+        /// utime + stime of `pid`, in clock ticks.
+        static func cpuTicks(_ pid: Int32) -> Int {
+            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+            // Fields after the command name (which may hold spaces), from field 3 on.
+            guard let close = stat.lastIndex(of: ")") else { return 0 }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+        }
+
+        static func size(_ path: String) -> Int {
+            (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        }
+    }
+}
+
+/// A newc ("070701") cpio archive, as the kernel unpacks an initramfs; written directly, so
+/// that no cpio tool or mknod is needed.
+struct NewcArchive {
+    struct Entry {
+        var name: String
+        var mode: UInt32
+        var data: [UInt8] = []
+        var device: (major: UInt32, minor: UInt32) = (0, 0)
+    }
+
+    var entries: [Entry]
+
+    var bytes: [UInt8] {
+        var out: [UInt8] = []
+        for (index, entry) in entries.enumerated() { append(entry, inode: UInt32(index + 1), to: &out) }
+        append(Entry(name: "TRAILER!!!", mode: 0), inode: 0, to: &out)
+        return out
+    }
+
+    private func append(_ entry: Entry, inode: UInt32, to out: inout [UInt8]) {
+        let name = Array(entry.name.utf8) + [0]
+        // inode, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor, namesize, check
+        let fields: [UInt32] = [inode, entry.mode, 0, 0, 1, 0, UInt32(entry.data.count), 0, 0,
+                                entry.device.major, entry.device.minor, UInt32(name.count), 0]
+        out += Array("070701".utf8)
+        for field in fields { out += Array(String(format: "%08x", field).utf8) }
+        out += name
+        out += [UInt8](repeating: 0, count: (4 - out.count % 4) % 4)
+        out += entry.data
+        out += [UInt8](repeating: 0, count: (4 - out.count % 4) % 4)
+    }
+}
