@@ -50,6 +50,14 @@ public struct IdentityPool: Sendable {
         unlink("\(directory)/\(uid)")
     }
 
+    /// Takes back every claim whose holder is dead (a supervisor killed before it released its
+    /// VM's uid; the VM died with it).
+    public func reclaimStale() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where UInt32(name) != nil {
+            _ = reclaimIfStale(directory + "/" + name)
+        }
+    }
+
     /// Removes a claim whose holder is dead; true if it did.
     private func reclaimIfStale(_ path: String) -> Bool {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),

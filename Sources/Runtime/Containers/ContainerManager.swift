@@ -299,7 +299,11 @@ public struct ContainerManager: Sendable {
         }
         store.remove(record.id)
         if volumes { VolumeManager.removeAnonymous(of: record.config, runtime: runtime) }
-        VMDirectory.sweep(runtime.paths.vms)
+        runtime.sweep()
+        // An address its supervisor leased and, killed, never recorded for a sweep to give back.
+        if let name = record.config.network, let network = try? runtime.networks.resolve(name, tenant: record.config.tenant) {
+            runtime.networks.releaseStaleLeases(network) { $0 != record.id }
+        }
     }
 
     /// Polls until the container has exited; nil on timeout.

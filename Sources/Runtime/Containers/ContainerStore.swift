@@ -19,19 +19,43 @@ public struct ContainerStore: Sendable {
             if let clash = try list().first(where: { $0.name == config.name }) {
                 throw HVCError(.conflict, "the name \"\(config.name)\" is already used by container \(ContainerID.shortForm(clash.id)): remove it or choose another name")
             }
-            let dir = path(config.id)
-            try makeDirectory(dir, mode: 0o700)
-            try writeAtomically(dir + "/state.json", JSONEncoder.hvc.encode(ContainerState()))
-            try writeAtomically(dir + "/config.json", JSONEncoder.hvc.encode(config))
+            // Made whole under another name and renamed into place, so that a creator killed
+            // half-way leaves no container that cannot be listed, nor removed.
+            let staging = directory + "/" + ContainerStore.creatingPrefix + "\(getpid())-" + config.id
+            try makeDirectory(staging, mode: 0o700)
+            try writeAtomically(staging + "/state.json", JSONEncoder.hvc.encode(ContainerState()))
+            try writeAtomically(staging + "/config.json", JSONEncoder.hvc.encode(config))
+            guard rename(staging, path(config.id)) == 0 else {
+                let error = String(cString: strerror(errno))
+                try? FileManager.default.removeItem(atPath: staging)
+                throw HVCError("create \(path(config.id)): \(error)")
+            }
             events.append("create", config: config)
             return ContainerRecord(config: config, state: ContainerState(), logPath: logPath(config.id))
         }
     }
 
+    /// Directories of containers being created (`<prefix><pid>-<id>`) and removed (`<prefix><id>`).
+    static let creatingPrefix = ".creating-"
+    static let removingPrefix = ".removing-"
+
     /// Every container whose files are complete, oldest first, with stale states settled.
     public func list() throws(HVCError) -> [ContainerRecord] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        removeAbandoned(names)
         return names.filter { $0.count == 64 }.compactMap { try? load($0) }.sorted { $0.config.created < $1.config.created }
+    }
+
+    /// Finishes what killed processes left: removals, and creations whose creator is dead.
+    private func removeAbandoned(_ names: [String]) {
+        for name in names {
+            if name.hasPrefix(ContainerStore.removingPrefix) {
+                try? FileManager.default.removeItem(atPath: directory + "/" + name)
+            } else if name.hasPrefix(ContainerStore.creatingPrefix),
+                      let pid = Int32(name.dropFirst(ContainerStore.creatingPrefix.count).prefix { $0 != "-" }), !processIsAlive(pid) {
+                try? FileManager.default.removeItem(atPath: directory + "/" + name)
+            }
+        }
     }
 
     /// The container named by `text`: a full id, a name, or a unique id prefix.
@@ -64,13 +88,19 @@ public struct ContainerStore: Sendable {
     }
 
     /// A running container whose supervisor is gone has ended: its VM died with the supervisor.
+    /// So has a created one whose supervisor took its VM and died before the command started.
     func settle(_ state: ContainerState) -> ContainerState? {
-        guard state.status == .running, let pid = state.supervisorPID, !processIsAlive(pid) else { return nil }
+        guard state.status != .exited, let pid = state.supervisorPID, !processIsAlive(pid) else { return nil }
         var settled = state
         settled.status = .exited
         settled.finished = Date()
-        settled.exitCode = 137
-        settled.error = "supervisor (pid \(pid)) died; the VM was killed with it"
+        if state.status == .running {
+            settled.exitCode = 137
+            settled.error = "supervisor (pid \(pid)) died; the VM was killed with it"
+        } else {
+            settled.exitCode = HVCError.Kind.runtime.exitCode
+            settled.error = "supervisor (pid \(pid)) died before the container started; the VM was killed with it"
+        }
         settled.endpoint = nil
         return settled
     }
@@ -91,9 +121,12 @@ public struct ContainerStore: Sendable {
         }
     }
 
+    /// Removes a container's files: gone at once (a rename), then deleted, so that a remover
+    /// killed half-way leaves nothing that looks like a container.
     public func remove(_ id: String) {
         let config = readConfig(id)
-        try? FileManager.default.removeItem(atPath: path(id))
+        let removing = directory + "/" + ContainerStore.removingPrefix + id
+        if rename(path(id), removing) == 0 { try? FileManager.default.removeItem(atPath: removing) }
         if let config { events.append("destroy", config: config) }
     }
 

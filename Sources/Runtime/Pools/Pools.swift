@@ -60,11 +60,24 @@ public struct PoolStore: Sendable {
         }
     }
 
-    /// The sockets of the VMs waiting in pools of `templateKey`, oldest first.
+    /// The sockets of the VMs waiting in pools of `templateKey`, oldest first. The files of
+    /// members that died waiting (killed: their VM died with them) are removed on the way.
     public func members(_ templateKey: String) -> [String] {
         let directory = memberDirectory(templateKey)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { $0.hasSuffix(".sock") }.sorted().map { directory + "/" + $0 }
+        var sockets: [String] = []
+        for name in names where name.hasSuffix(".pid") {
+            let member = String(name.dropLast(".pid".count))
+            let socket = directory + "/" + member + ".sock"
+            // A member writes its pid before it makes its socket, and removes it after.
+            guard memberPID(socket) != nil else {
+                unlink(socket)
+                unlink(directory + "/" + name)
+                continue
+            }
+            if names.contains(member + ".sock") { sockets.append(socket) }
+        }
+        return sockets.sorted()
     }
 
     /// The pid serving a member socket (recorded beside it), if that process lives.

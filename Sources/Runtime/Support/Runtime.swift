@@ -1,4 +1,5 @@
 import Foundation
+import Jail
 import VMM
 
 /// The entry point of the runtime library: state locations, the image store, host facts.
@@ -15,7 +16,14 @@ public struct Runtime: Sendable {
         self.images = ImageStore(directory: paths.images)
         self.containers = ContainerStore(directory: paths.containers)
         self.qemuBinary = qemuBinary
+        sweep()
+    }
+
+    /// Undoes what dead supervisors left: their VMs' directories (with the VMM, network,
+    /// cgroups and jail of each) and their uid claims.
+    func sweep() {
         VMDirectory.sweep(paths.vms)
+        IdentityPool(directory: paths.identities).reclaimStale()
     }
 
     /// `HVC_QEMU`, else Debian's QEMU. A VMM's jail holds only the host's `/usr`, so the binary

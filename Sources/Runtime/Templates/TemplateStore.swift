@@ -102,9 +102,16 @@ public struct TemplateStore: Sendable {
         return digest
     }
 
-    /// Every complete template.
+    /// Where a capture writes a template before renaming it into place: `<prefix><key>-<pid>`.
+    static let stagingPrefix = ".staging-"
+
+    /// Every complete template. What captures whose process died left half-written goes on the way.
     public func list() -> [Template] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix(TemplateStore.stagingPrefix) {
+            guard let pid = name.split(separator: "-").last.flatMap({ Int32($0) }), !processIsAlive(pid) else { continue }
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
         return names.filter { !$0.hasPrefix(".") }.compactMap { load($0) }.sorted { $0.created < $1.created }
     }
 
@@ -128,6 +135,8 @@ public struct TemplateStore: Sendable {
     /// Removes a template: its keeper stops, and clones already running keep their memory.
     public func remove(_ key: String) {
         TemplateKeeper.stop(store: self, key: key)
+        // The record of a keeper that was killed, which `stop` does not find running.
+        unlink(keeperPath(key))
         try? FileManager.default.removeItem(atPath: path(key))
         unlink(lockPath(key))
     }

@@ -99,17 +99,32 @@ public struct VMDirectory: Sendable {
         return text
     }
 
+    /// Removes the directory, its `owner` last: a removal cut short (its remover killed) leaves
+    /// a directory that the next sweep finds and finishes.
     public func remove() {
         umount2(jailRoot, Int32(MNT_DETACH))
-        try? FileManager.default.removeItem(atPath: path)
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] where entry != "owner" {
+            try? FileManager.default.removeItem(atPath: path + "/" + entry)
+        }
+        unlink(path + "/owner")
+        rmdir(path)
     }
+
+    /// Seconds after which a directory without an owner (its creator killed before it wrote
+    /// one) is taken for abandoned.
+    static let ownerlessGrace: Double = 60
 
     /// Kills the VMMs of directories whose owner died, and removes those directories.
     public static func sweep(_ parent: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
         for name in names {
             let directory = VMDirectory(path: parent + "/" + name)
-            guard let owner = directory.readPID("owner"), !processIsAlive(owner) else { continue }
+            if let owner = directory.readPID("owner") {
+                guard !processIsAlive(owner) else { continue }
+            } else {
+                guard let created = (try? FileManager.default.attributesOfItem(atPath: directory.path))?[.modificationDate] as? Date,
+                      Date().timeIntervalSince(created) > ownerlessGrace else { continue }
+            }
             if let vmm = directory.readPID("vmm"), processIsAlive(vmm), directory.isVMM(vmm) {
                 kill(vmm, SIGKILL)
                 for _ in 0..<100 where processIsAlive(vmm) { usleep(10_000) }
@@ -124,10 +139,23 @@ public struct VMDirectory: Sendable {
                 hvc_netns_remove(netns)
             }
             if let text = try? String(contentsOfFile: directory.path + "/cgroups", encoding: .utf8) {
-                for cgroup in text.split(separator: "\n") where cgroup.hasPrefix("/sys/fs/cgroup/") { rmdir(String(cgroup)) }
+                let cgroups = text.split(separator: "\n").filter { $0.hasPrefix("/sys/fs/cgroup/") }.map(String.init)
+                // Kept, with its record of them, for a later sweep while a cgroup stays busy.
+                guard removeCgroups(cgroups) else { continue }
             }
             directory.remove()
         }
+    }
+
+    /// Removes a dead VMM's cgroups; false if one is still busy after half a second. Its pid
+    /// shows a zombie as soon as its main thread has exited, while its other threads, still in
+    /// the cgroup, may take a moment longer to go.
+    private static func removeCgroups(_ cgroups: [String]) -> Bool {
+        for _ in 0..<50 {
+            if cgroups.allSatisfy({ rmdir($0) == 0 || errno == ENOENT }) { return true }
+            usleep(10_000)
+        }
+        return false
     }
 
     private func readPID(_ file: String) -> Int32? {
