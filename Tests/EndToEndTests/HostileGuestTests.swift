@@ -30,6 +30,21 @@ extension EndToEnd {
             Attack(mode: "host-kind", error: "the guest agent broke the protocol: it sent `hello`, which only the host sends"),
             Attack(mode: "stray", error: "the guest agent broke the protocol: it sent `stdout` for process 7, which the host never started"),
             Attack(mode: "silent", error: "the guest agent did not answer `start` within \(answerTimeout) s"),
+            Attack(mode: "panic", error: "the guest kernel panicked: Attempted to kill init!"),
+            Attack(mode: "triple-fault", error: "the guest reset its VM (a reboot or a triple fault)"),
+        ]
+
+        /// What each misbehaviour is, for the isolation table.
+        static let descriptions = [
+            "oversized": "a frame longer than the protocol's bound, then endless bytes",
+            "truncated": "half a frame, then silence",
+            "short-payload": "a frame whose payload is too short for its message",
+            "unknown-kind": "a frame of an unknown kind",
+            "host-kind": "a message only the host sends (hello)",
+            "stray": "output and an exit for a process the host never started",
+            "silent": "ready, then silence",
+            "panic": "the guest kernel panics (its PID 1 exits)",
+            "triple-fault": "the guest CPU triple-faults (the kernel's reboot=t reset)",
         ]
 
         /// A guest that breaks the protocol, or never answers, ends its own container with a
@@ -65,6 +80,12 @@ extension EndToEnd {
                 #expect((state["error"] as? String)?.contains(attack.error) == true, "\(state)")
                 #expect(h.hvc(["rm", name]).status == 0)
                 probe()
+                IsolationTable.record([.init(
+                    area: "guest faults", attack: "hostile guest: " + (HostileGuestTests.descriptions[attack.mode] ?? attack.mode),
+                    expected: "only that container ends, with a one-line error; the neighbour and hvcd answer",
+                    observed: "exit \(r.status) after \(Int(seconds.rounded())) s: \(message.prefix(120)); \(probes) probes answered",
+                    control: "each probe fails the test if the neighbour's exec or hvcd's ps does not answer",
+                    held: r.status == 125 && message.contains(attack.error), test: "HostileGuestTests.aMisbehavingGuestEndsOnlyItsOwnContainer")])
             }
             expectNothingLeft()
         }
@@ -107,6 +128,13 @@ extension EndToEnd {
                 let removed = Date()
                 #expect(h.hvc(["rm", "-f", "hostile-flood"]).status == 0)
                 #expect(Date().timeIntervalSince(removed) < 15)
+                IsolationTable.record([.init(
+                    area: "guest faults", attack: "hostile guest: a flood of output frames for 10 s",
+                    expected: "the supervisor's memory bounded, at most half a core, the log within its cap; the neighbour answers",
+                    observed: "supervisor peak RSS \(peakRSS / 1024) MiB, \(Int(cpuShare * 100))% of a core, log \((logBytes + rotatedBytes) >> 10) KiB",
+                    control: "the flood filled and rotated the 1 MiB log: \(rotatedBytes > 0 ? "yes" : "no")",
+                    held: peakRSS < 64 * 1024 && cpuShare < 0.7 && logBytes <= logCap && rotatedBytes <= logCap,
+                    test: "HostileGuestTests.aFloodingGuestIsBoundedInMemoryAndLog")])
                 #expect(Harness.eventually { kill(supervisor, 0) != 0 })
                 probe()
             }

@@ -418,6 +418,7 @@ public final class Supervisor: Sendable {
                             "the guest agent did not answer `start` within \(Supervisor.agentAnswerSeconds) s")
                 }
                 if case .malformed(let problem) = error { return (HVCError.Kind.runtime.exitCode, brokeProtocol + "\(problem)") }
+                if let ending = directory.guestEnding() { return (HVCError.Kind.runtime.exitCode, ending) }
                 return (Supervisor.killedStatus, "the VM ended unexpectedly: \(error)\(directory.diagnostics())")
             }
             if let violation = frame.guestViolation(started: life.withLock({ Supervisor.initProcess..<$0.nextAgentID })) {

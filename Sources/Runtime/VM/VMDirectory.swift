@@ -99,6 +99,21 @@ public struct VMDirectory: Sendable {
         return text
     }
 
+    /// How the guest ended its VM, when its console says: a kernel panic (with its reason) or a
+    /// reset (a reboot, or a triple fault: the kernel resets by one). nil for anything else.
+    public func guestEnding() -> String? {
+        guard let data = FileManager.default.contents(atPath: consoleLog) else { return nil }
+        let console = String(decoding: data.suffix(64 * 1024), as: UTF8.self)
+        if let range = console.range(of: "Kernel panic - not syncing: ") {
+            let reason = console[range.upperBound...].prefix { !$0.isNewline }.prefix(160)
+            return "the guest kernel panicked: \(reason.trimmingCharacters(in: .whitespaces))"
+        }
+        if console.contains("reboot: Restarting system") {
+            return "the guest reset its VM (a reboot or a triple fault)"
+        }
+        return nil
+    }
+
     /// Removes the directory, its `owner` last: a removal cut short (its remover killed) leaves
     /// a directory that the next sweep finds and finishes.
     public func remove() {

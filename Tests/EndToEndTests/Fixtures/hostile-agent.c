@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/reboot.h>
 #include <unistd.h>
 
 #ifndef PROTOCOL_VERSION
@@ -180,8 +181,9 @@ int main(void) {
         send_frame(200, 1, "?", 1);
     } else if (strcmp(mode, "host-kind") == 0) {
         // u16 version, bytes entropy, u64 time, string hostname, bool interface, strings name
-        // servers, u32 mounts, bool read-only root, string root share, u32 pids, bool nested.
-        uint8_t hello[2 + 4 + 8 + 4 + 1 + 4 + 4 + 1 + 4 + 4 + 1] = { 0 };
+        // servers, u32 mounts, bool read-only root, string root share, u32 pids, bool nested,
+        // u64 writable bytes.
+        uint8_t hello[2 + 4 + 8 + 4 + 1 + 4 + 4 + 1 + 4 + 4 + 1 + 8] = { 0 };
         put16(hello, PROTOCOL_VERSION);
         send_frame(HELLO, 0, hello, sizeof hello);
     } else if (strcmp(mode, "stray") == 0) {
@@ -192,6 +194,13 @@ int main(void) {
         send_frame(EXITED, 7, status, sizeof status);
     } else if (strcmp(mode, "flood") == 0) {
         flood();
+    } else if (strcmp(mode, "panic") == 0) {
+        // PID 1 ending panics the guest kernel ("Attempted to kill init").
+        _exit(1);
+    } else if (strcmp(mode, "triple-fault") == 0) {
+        // The guest kernel resets its CPU by a triple fault (hvc boots it with reboot=t).
+        sync();
+        reboot(RB_AUTOBOOT);
     } else {
         say("hostile-agent: unknown mode\n");
     }
