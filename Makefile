@@ -66,14 +66,14 @@ run: assets image
 unit-test: build
 	swift test -c release --skip EndToEndTests
 
-e2e-# The attacks whose rows make docs/isolation.md (make test runs them too).
+e2e-test: assets fuzz-deps
+	HVC_BIN=$(HVC) swift test -c release --filter EndToEndTests
+
+# The attacks whose rows make docs/isolation.md (make test runs them too).
 ISOLATION_TESTS := IsolationTests|JailTests|HostileGuestTests|NetworkTests.tenantsAreApartOnTheWire|APITests.tenantsSeeOnlyTheirOwnContainers
 
 isolation: assets fuzz-deps
 	HVC_BIN=$(HVC) swift test -c release --filter "$(ISOLATION_TESTS)"
-
-test: assets fuzz-deps
-	HVC_BIN=$(HVC) swift test -c release --filter EndToEndTests
 
 test: assets fuzz-deps
 	HVC_BIN=$(HVC) swift test -c release
