@@ -69,7 +69,12 @@ public struct TenantConfig: Codable, Equatable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw HVCError(.runtime, "tenant file \(path) is missing")
         }
-        let config = try JSONDecoder().decode(TenantConfig.self, from: data)
+        let config: TenantConfig
+        do {
+            config = try JSONDecoder().decode(TenantConfig.self, from: data)
+        } catch let error as DecodingError {
+            throw HVCError(.runtime, "tenant file \(path): \(TenantConfig.explain(error)) (see README, \"Tenants\")")
+        }
         // Tenant names become cgroup directory names: keep them to one plain path component.
         for name in config.tenants.keys where !TenantConfig.isValidName(name) {
             throw HVCError(.runtime, "tenant name \"\(name)\" in \(path): use letters, digits, _ . - (not . or ..)")
@@ -80,6 +85,29 @@ public struct TenantConfig: Codable, Equatable, Sendable {
             }
         }
         return config
+    }
+
+    /// A decoding error as one short line: where in the file, and what was wrong there.
+    static func explain(_ error: DecodingError) -> String {
+        func place(_ context: DecodingError.Context) -> String {
+            context.codingPath.isEmpty ? "the top level" : context.codingPath.map(\.stringValue).joined(separator: ".")
+        }
+        func kind(_ type: Any.Type) -> String {
+            let name = "\(type)"
+            if name.hasPrefix("Array") { return "a list" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            if name == "String" { return "a string" }
+            if name == "Bool" { return "true or false" }
+            return "a number"
+        }
+        switch error {
+        case .dataCorrupted(let context) where context.codingPath.isEmpty: return "not valid JSON"
+        case .dataCorrupted(let context): return "\(place(context)): an invalid value"
+        case .typeMismatch(let type, let context): return "\(place(context)): expected \(kind(type))"
+        case .valueNotFound(let type, let context): return "\(place(context)): expected \(kind(type)), found null"
+        case .keyNotFound(let key, let context): return "\(place(context)): \(key.stringValue) is missing"
+        @unknown default: return "\(error)"
+        }
     }
 
     public static func isValidName(_ name: String) -> Bool {

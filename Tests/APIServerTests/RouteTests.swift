@@ -90,6 +90,26 @@ struct TenantFileTests {
     }
 }
 
+/// A malformed tenants file stops hvcd with one line naming the place and the problem.
+struct MalformedTenantFileTests {
+    @Test(arguments: [
+        ("{\"tenants\": ", "not valid JSON"),
+        ("{\"tenants\": {\"a\": {\"uids\": \"x\"}}}", "tenants.a.uids: expected a list"),
+        ("[]", "the top level: expected an object"),
+        ("{\"defaultMaxContainers\": \"many\"}", "defaultMaxContainers: expected a number"),
+    ])
+    func malformedFilesAreExplained(_ text: String, _ problem: String) throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tenants-\(UUID().uuidString).json").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect {
+            _ = try TenantConfig.load(path: path)
+        } throws: { error in
+            "\(error)" == "tenant file \(path): \(problem) (see README, \"Tenants\")"
+        }
+    }
+}
+
 struct TenantNameTests {
     @Test(arguments: ["acme", "team-1", "a.b_c"])
     func valid(_ name: String) { #expect(TenantConfig.isValidName(name)) }

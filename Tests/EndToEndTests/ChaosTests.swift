@@ -284,19 +284,7 @@ enum ChaosProcesses {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var all = sigset_t(), none = sigset_t()
-        sigfillset(&all)
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-        var child: pid_t = 0
-        let spawned = Harness.withCStrings(argv) { cArgv in
-            Harness.withCStrings(environment) { cEnv in posix_spawn(&child, argv[0], &actions, &attributes, cArgv, cEnv) }
-        }
+        let (child, spawned) = Harness.spawn(argv, environment: environment, actions: &actions)
         guard spawned == 0 else { throw HarnessError(message: "\(argv[0]): \(String(cString: strerror(spawned)))") }
         let pid = child
         Thread.detachNewThread { var status: Int32 = 0; while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
@@ -412,21 +400,10 @@ struct ChaosRegistry {
     static func start(_ h: Harness, directory: String) throws -> ChaosRegistry {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let port = 20000 + Int((getpid() + 7) % 20000)
-        let config = """
-        version: 0.1
-        storage:
-          filesystem:
-            rootdirectory: \(directory)/data
-        http:
-          addr: 127.0.0.1:\(port)
-        """
-        try config.write(toFile: directory + "/config.yml", atomically: true, encoding: .utf8)
-        let server = try ChaosProcesses.spawn(["/usr/bin/docker-registry", "serve", directory + "/config.yml"],
-                                              environment: ["PATH=/usr/bin:/bin"])
+        let config = try Harness.writeRegistryConfig(directory, port: port)
+        let server = try ChaosProcesses.spawn(["/usr/bin/docker-registry", "serve", config], environment: ["PATH=/usr/bin:/bin"])
         let address = "127.0.0.1:\(port)"
-        let up = Harness.eventually(10) {
-            h.execute(["/usr/bin/python3", "-c", "import urllib.request; urllib.request.urlopen('http://\(address)/v2/')"]).status == 0
-        }
+        let up = h.registryComesUp(address)
         let registry = ChaosRegistry(image: "\(address)/chaos:v1", pid: server)
         guard up else {
             registry.stop()

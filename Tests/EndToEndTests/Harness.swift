@@ -85,22 +85,7 @@ struct Harness: Sendable {
         }
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
-        // The child starts with every signal at its default and none blocked (this process
-        // ignores SIGPIPE, and its threads block some).
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var all = sigset_t(), none = sigset_t()
-        sigfillset(&all)
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-        let env = environment.map { "\($0.key)=\($0.value)" }
-        var pid: pid_t = 0
-        let spawned = Harness.withCStrings(argv) { cArgv in
-            Harness.withCStrings(env) { cEnv in posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv) }
-        }
+        let (pid, spawned) = Harness.spawn(argv, environment: environment.map { "\($0.key)=\($0.value)" }, actions: &actions)
         for fd in [output[1], errors[1], input[0]] { close(fd) }
         guard spawned == 0 else {
             for fd in [output[0], errors[0], input[1]] { close(fd) }
@@ -219,6 +204,64 @@ struct Harness: Sendable {
     }
 
     static let daemon = URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("hvcd").path
+
+    /// A docker-registry configuration serving `directory/data` on 127.0.0.1:`port`; returns its path.
+    static func writeRegistryConfig(_ directory: String, port: Int) throws -> String {
+        let config = """
+            version: 0.1
+            storage:
+              filesystem:
+                rootdirectory: \(directory)/data
+            http:
+              addr: 127.0.0.1:\(port)
+            """
+        try config.write(toFile: directory + "/config.yml", atomically: true, encoding: .utf8)
+        return directory + "/config.yml"
+    }
+
+    /// Whether a registry answers at `address` (host:port) within 10 s.
+    func registryComesUp(_ address: String) -> Bool {
+        Harness.eventually(10) {
+            execute(["/usr/bin/python3", "-c", "import urllib.request; urllib.request.urlopen('http://\(address)/v2/')"]).status == 0
+        }
+    }
+
+    /// posix_spawn of `argv` with `actions`; the child starts with every signal at its default
+    /// and none blocked (this process ignores SIGPIPE, and its threads block some). Returns the
+    /// pid and posix_spawn's result.
+    static func spawn(_ argv: [String], environment: [String], actions: inout posix_spawn_file_actions_t) -> (pid: pid_t, error: Int32) {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var all = sigset_t(), none = sigset_t()
+        sigfillset(&all)
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var pid: pid_t = 0
+        let error = Harness.withCStrings(argv) { cArgv in
+            Harness.withCStrings(environment) { cEnv in posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv) }
+        }
+        return (pid, error)
+    }
+
+    /// `hvc inspect C`'s object for one container.
+    func inspect(_ container: String) throws -> [String: Any] {
+        let r = hvc(["inspect", container])
+        let array = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]], "\(r.stderr)")
+        return try #require(array.first)
+    }
+
+    /// Its `state` object.
+    func state(_ container: String) throws -> [String: Any] {
+        try #require(try inspect(container)["state"] as? [String: Any])
+    }
+
+    /// The pid of its VMM (QEMU).
+    func vmmPID(_ container: String) throws -> Int32 {
+        Int32(try #require(try state(container)["vmmPID"] as? Int))
+    }
 
     /// Per-VM directories left under the run root.
     func leftoverVMDirectories() -> [String] {

@@ -75,7 +75,7 @@ extension EndToEnd {
                 #expect(message.contains(attack.error) && !message.contains("\n"), "\(r.stderr)")
                 #expect(seconds < Double(HostileGuestTests.answerTimeout + 45), "\(attack.mode) took \(seconds) s")
                 #expect(probes > 0)
-                let state = try self.state(name)
+                let state = try h.state(name)
                 #expect(state["status"] as? String == "exited")
                 #expect((state["error"] as? String)?.contains(attack.error) == true, "\(state)")
                 #expect(h.hvc(["rm", name]).status == 0)
@@ -101,9 +101,9 @@ extension EndToEnd {
                 let run = hostile.hvc(["run", "-d", "--no-template", "--network", "none", "--log-max-size", "1m",
                                        "--name", "hostile-flood", "busybox", "true"])
                 try #require(run.status == 0, "\(run.stderr)")
-                let state = try self.state("hostile-flood")
+                let state = try h.state("hostile-flood")
                 let supervisor = Int32(try #require(state["supervisorPID"] as? Int))
-                let logPath = try #require(try inspect("hostile-flood")["logPath"] as? String)
+                let logPath = try #require(try h.inspect("hostile-flood")["logPath"] as? String)
                 var peakRSS = 0
                 let cpuBefore = HostileGuestTests.cpuTicks(supervisor)
                 let began = Date()
@@ -163,16 +163,6 @@ extension EndToEnd {
             var hostile = h
             hostile.extraEnvironment = ["HVC_ASSETS": assets, "HVC_AGENT_TIMEOUT": "\(HostileGuestTests.answerTimeout)"]
             return hostile
-        }
-
-        func inspect(_ container: String) throws -> [String: Any] {
-            let r = h.hvc(["inspect", container])
-            let array = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
-            return try #require(array.first)
-        }
-
-        func state(_ container: String) throws -> [String: Any] {
-            try #require(try inspect(container)["state"] as? [String: Any])
         }
 
         func expectNothingLeft(sourceLocation: SourceLocation = #_sourceLocation) {

@@ -11,17 +11,6 @@ extension EndToEnd {
 
         init() throws { h = try Harness.make() }
 
-        func inspect(_ container: String, as daemon: Harness.Daemon? = nil, uid: Int = 0) throws -> [String: Any] {
-            let r = daemon.map { $0.hvc(as: uid, ["inspect", container]) } ?? h.hvc(["inspect", container])
-            let array = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]], "\(r.stderr)")
-            return try #require(array.first)
-        }
-
-        func vmmPID(_ container: String) throws -> Int32 {
-            let state = try #require(try inspect(container)["state"] as? [String: Any])
-            return Int32(try #require(state["vmmPID"] as? Int))
-        }
-
         /// The VM's run directory, from where its QEMU writes its output.
         func vmDirectory(_ vmm: Int32) throws -> String {
             let log = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(vmm)/fd/1")
@@ -76,7 +65,7 @@ extension EndToEnd {
                                 "echo victim-secret > /data/secret; exec sleep 1000"])
             try #require(victim.status == 0, "\(victim.stderr)")
             defer { _ = h.hvc(["rm", "-f", "-v", "iso-victim"]); _ = h.hvc(["volume", "rm", "iso-secret"]) }
-            let victimVMM = try vmmPID("iso-victim")
+            let victimVMM = try h.vmmPID("iso-victim")
             let victimDirectory = try vmDirectory(victimVMM)
             let volume = try #require(try JSONSerialization.jsonObject(with: Data(h.hvc(["volume", "inspect", "iso-secret"]).stdout.utf8))
                 as? [[String: Any]])
@@ -111,7 +100,7 @@ extension EndToEnd {
             try #require(run.status == 0, "\(run.stderr)")
             // The stand-in became QEMU: the container works.
             #expect(h.hvc(["exec", "iso-attacker", "echo", "up"]).stdout == "up\n")
-            let log = try String(contentsOfFile: try vmDirectory(try vmmPID("iso-attacker")) + "/root/qemu.log", encoding: .utf8)
+            let log = try String(contentsOfFile: try vmDirectory(try h.vmmPID("iso-attacker")) + "/root/qemu.log", encoding: .utf8)
             let jailed = IsolationTests.attacks(log)
 
             let attempts: [(name: String, area: String, attack: String)] = [
@@ -238,7 +227,7 @@ extension EndToEnd {
                              "while :; do :; done & while :; do :; done"])
             defer { _ = h.hvc(["rm", "-f", "iso-cpu-hog"]) }
             try #require(hog.status == 0, "\(hog.stderr)")
-            let hogVMM = try vmmPID("iso-cpu-hog")
+            let hogVMM = try h.vmmPID("iso-cpu-hog")
             let before = cpuSeconds(hogVMM), start = Date()
             let busy = execLatency("iso-neighbour")
             let used = (cpuSeconds(hogVMM) - before) / Date().timeIntervalSince(start)
@@ -256,7 +245,7 @@ extension EndToEnd {
                                "yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde | head -c 67108864; echo; echo flood-end"],
                               timeout: 600)
             defer { _ = h.hvc(["rm", "-f", "iso-log-flood"]) }
-            let logPath = try #require(try inspect("iso-log-flood")["logPath"] as? String)
+            let logPath = try #require(try h.inspect("iso-log-flood")["logPath"] as? String)
             let logBytes = ((try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int) ?? 0)
                 + ((try? FileManager.default.attributesOfItem(atPath: logPath + ".1")[.size] as? Int) ?? 0)
             let tail = h.hvc(["logs", "--tail", "1", "iso-log-flood"]).stdout

@@ -8,13 +8,6 @@ extension EndToEnd {
 
         init() throws { h = try Harness.make() }
 
-        func vmmPID(_ container: String) throws -> Int32 {
-            let r = h.hvc(["inspect", container])
-            let array = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
-            let state = try #require(array.first?["state"] as? [String: Any])
-            return Int32(try #require(state["vmmPID"] as? Int))
-        }
-
         func status(_ pid: Int32) throws -> [String: String] {
             let text = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
             var fields: [String: String] = [:]
@@ -50,7 +43,7 @@ extension EndToEnd {
         @Test func theVMMHasNoPrivilegesAndItsOwnNamespaces() throws {
             _ = h.hvc(["run", "-d", "--name", "jailed", "busybox", "sleep", "1000"])
             defer { _ = h.hvc(["rm", "-f", "jailed"]) }
-            let pid = try vmmPID("jailed")
+            let pid = try h.vmmPID("jailed")
             let fields = try status(pid)
             for cap in ["CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"] {
                 #expect(fields[cap] == "0000000000000000", "\(cap)")
@@ -80,7 +73,7 @@ extension EndToEnd {
             _ = h.hvc(["run", "-d", "--name", "limited", "--memory", "256m", "--cpus", "1", "--pids-limit", "64",
                        "busybox", "sleep", "1000"])
             defer { _ = h.hvc(["rm", "-f", "limited"]) }
-            let pid = try vmmPID("limited")
+            let pid = try h.vmmPID("limited")
             // Guest RAM plus the VMM overhead README states (160 MiB: TCG cache and QEMU's heap).
             let memory = try cgroupFile(pid, controller: "memory", v2File: "memory.max", v1File: "memory.limit_in_bytes")
             #expect(memory == "\((256 + 160) << 20)")
@@ -151,7 +144,7 @@ extension EndToEnd {
 
         @Test func nothingOfAVMRemainsAfterRm() throws {
             _ = h.hvc(["run", "-d", "--name", "ephemeral", "busybox", "sleep", "1000"])
-            let pid = try vmmPID("ephemeral")
+            let pid = try h.vmmPID("ephemeral")
             let cgroups = try cgroupPaths(pid).filter { $0.value.hasPrefix("/hvc/") }
             #expect(!cgroups.isEmpty)
             #expect(h.hvc(["rm", "-f", "ephemeral"]).status == 0)

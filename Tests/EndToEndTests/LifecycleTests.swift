@@ -15,16 +15,6 @@ extension EndToEnd {
             #expect(h.supervisors().isEmpty, sourceLocation: sourceLocation)
         }
 
-        func inspect(_ container: String) throws -> [String: Any] {
-            let r = h.hvc(["inspect", container])
-            let array = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
-            return try #require(array.first)
-        }
-
-        func state(_ container: String) throws -> [String: Any] {
-            try #require(try inspect(container)["state"] as? [String: Any])
-        }
-
         @Test func detachedContainerFullLifecycle() throws {
             let run = h.hvc(["run", "-d", "--name", "web", "busybox", "sh", "-c", "echo up; sleep 1000"])
             #expect(run.status == 0)
@@ -48,7 +38,7 @@ extension EndToEnd {
 
             let all = h.hvc(["ps", "-a"])
             #expect(all.stdout.contains("Exited (137)") || all.stdout.contains("Exited (143)"))
-            let state = try state("web")
+            let state = try h.state("web")
             #expect(state["status"] as? String == "exited")
             #expect([137, 143].contains(state["exitCode"] as? Int ?? 0))
             #expect(h.hvc(["logs", "web"]).stdout == "up\n")
@@ -62,7 +52,7 @@ extension EndToEnd {
             let id = h.hvc(["run", "-d", "--name", "probe", "--memory", "300m", "--cpus", "2", "busybox", "sleep", "100"])
                 .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             defer { _ = h.hvc(["rm", "-f", "probe"]) }
-            let record = try inspect("probe")
+            let record = try h.inspect("probe")
             let config = try #require(record["config"] as? [String: Any])
             let state = try #require(record["state"] as? [String: Any])
             #expect(config["id"] as? String == id)
@@ -81,10 +71,10 @@ extension EndToEnd {
         @Test func createThenStart() throws {
             let id = h.hvc(["create", "--name", "later", "busybox", "sh", "-c", "echo started; sleep 100"])
                 .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            #expect(try state("later")["status"] as? String == "created")
+            #expect(try h.state("later")["status"] as? String == "created")
             #expect(h.hvc(["ps", "-a"]).stdout.contains("Created"))
             #expect(h.hvc(["start", "later"]).status == 0)
-            #expect(try state(id)["status"] as? String == "running")
+            #expect(try h.state(id)["status"] as? String == "running")
             #expect(Harness.eventually { h.hvc(["logs", "later"]).stdout == "started\n" })
             #expect(h.hvc(["kill", "later"]).status == 0)
             #expect(h.hvc(["wait", "later"]).stdout == "137\n")
@@ -137,7 +127,7 @@ extension EndToEnd {
             _ = h.hvc(["run", "-d", "--name", "chatty", "--log-max-size", "64k", "busybox", "sh", "-c",
                        "i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done"])
             _ = h.hvc(["wait", "chatty"])
-            let path = try #require(try inspect("chatty")["logPath"] as? String)
+            let path = try #require(try h.inspect("chatty")["logPath"] as? String)
             let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
             #expect(size <= 64 * 1024)
             #expect(FileManager.default.fileExists(atPath: path + ".1"))
@@ -148,17 +138,17 @@ extension EndToEnd {
         @Test func killingTheSupervisorEndsTheContainerWithAReason() throws {
             _ = h.hvc(["run", "-d", "--name", "orphan", "busybox", "sh", "-c", "echo alive; sleep 1000"])
             #expect(Harness.eventually { h.hvc(["logs", "orphan"]).stdout == "alive\n" })
-            let before = try state("orphan")
+            let before = try h.state("orphan")
             let supervisor = Int32(try #require(before["supervisorPID"] as? Int))
             let vmm = Int32(try #require(before["vmmPID"] as? Int))
             kill(supervisor, SIGKILL)
             #expect(Harness.eventually { kill(vmm, 0) != 0 })
-            let after = try state("orphan")
+            let after = try h.state("orphan")
             #expect(after["status"] as? String == "exited")
             #expect((after["error"] as? String)?.contains("supervisor") == true)
             #expect(h.hvc(["logs", "orphan"]).stdout == "alive\n")
             // Its cgroups went with the sweep that settled it.
-            let id = try #require((try inspect("orphan")["config"] as? [String: Any])?["id"] as? String)
+            let id = try #require((try h.inspect("orphan")["config"] as? [String: Any])?["id"] as? String)
             for base in ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
                 let dir = "\(base)/hvc/default/\(id.prefix(16))"
                 #expect(!FileManager.default.fileExists(atPath: dir), "\(dir) remains")

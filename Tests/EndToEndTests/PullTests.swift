@@ -12,26 +12,15 @@ extension EndToEnd {
         /// Starts a registry on a free loopback port; returns its address and process.
         func startRegistry(_ directory: String) throws -> (address: String, process: Process) {
             let port = 20000 + Int(getpid() % 20000)
-            let config = """
-            version: 0.1
-            storage:
-              filesystem:
-                rootdirectory: \(directory)/data
-            http:
-              addr: 127.0.0.1:\(port)
-            """
-            try config.write(toFile: directory + "/config.yml", atomically: true, encoding: .utf8)
+            let config = try Harness.writeRegistryConfig(directory, port: port)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
-            process.arguments = ["serve", directory + "/config.yml"]
+            process.arguments = ["serve", config]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
             let address = "127.0.0.1:\(port)"
-            let up = Harness.eventually(10) {
-                h.execute(["/usr/bin/python3", "-c", "import urllib.request; urllib.request.urlopen('http://\(address)/v2/')"]).status == 0
-            }
-            try #require(up, "registry did not start")
+            try #require(h.registryComesUp(address), "registry did not start")
             return (address, process)
         }
 
