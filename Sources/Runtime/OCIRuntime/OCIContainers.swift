@@ -294,10 +294,11 @@ public struct OCIContainers: Sendable {
     }
 
     /// Moves this process into `path` of the cgroup v2 hierarchy (made if need be), as runc puts
-    /// the container's process in its caller's cgroup; a caller's systemd slice form is skipped.
+    /// the container's process in its caller's cgroup; a caller's systemd slice form is skipped,
+    /// and so is a v1 host (where `/sys/fs/cgroup` is a plain tmpfs: the VM has its own cgroups).
     static func joinCgroup(_ path: String) {
-        guard path.hasPrefix("/") else { return }
-        let directory = "/sys/fs/cgroup" + path
+        guard path.hasPrefix("/"), case .v2(let root) = CgroupVersion.detect() else { return }
+        let directory = root + path
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try? "\(getpid())".write(toFile: directory + "/cgroup.procs", atomically: false, encoding: .utf8)
     }
