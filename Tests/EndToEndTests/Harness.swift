@@ -246,6 +246,21 @@ struct Harness: Sendable {
         return (pid, error)
     }
 
+    /// The CPU time `pid` has used (utime + stime), in seconds; 0 once it is gone.
+    static func cpuSeconds(_ pid: Int32) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return 0 }
+        // After the command name (which may hold spaces): utime and stime, fields 14 and 15 of the line.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// The size of a file in bytes; 0 when there is none.
+    static func fileSize(_ path: String) -> Int {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    }
+
     /// `hvc inspect C`'s object for one container.
     func inspect(_ container: String) throws -> [String: Any] {
         let r = hvc(["inspect", container])

@@ -105,15 +105,15 @@ extension EndToEnd {
                 let supervisor = Int32(try #require(state["supervisorPID"] as? Int))
                 let logPath = try #require(try h.inspect("hostile-flood")["logPath"] as? String)
                 var peakRSS = 0
-                let cpuBefore = HostileGuestTests.cpuTicks(supervisor)
+                let cpuBefore = Harness.cpuSeconds(supervisor)
                 let began = Date()
                 while Date().timeIntervalSince(began) < 10 {
                     peakRSS = max(peakRSS, HostileGuestTests.residentKiB(supervisor))
                     probe()
                 }
                 let elapsed = Date().timeIntervalSince(began)
-                let cpuShare = Double(HostileGuestTests.cpuTicks(supervisor) - cpuBefore) / Double(sysconf(Int32(_SC_CLK_TCK))) / elapsed
-                let logBytes = HostileGuestTests.size(logPath), rotatedBytes = HostileGuestTests.size(logPath + ".1")
+                let cpuShare = (Harness.cpuSeconds(supervisor) - cpuBefore) / elapsed
+                let logBytes = Harness.fileSize(logPath), rotatedBytes = Harness.fileSize(logPath + ".1")
                 print("flood: supervisor peak RSS \(peakRSS) KiB, CPU \(Int(cpuShare * 100))% of a core, log \(logBytes) + \(rotatedBytes) bytes")
                 // The supervisor's footprint is about 38 MiB, all but a few MiB of it the shared
                 // libraries (Swift runtime, Foundation) mapped in; the flood may add a frame
@@ -206,18 +206,6 @@ extension EndToEnd {
             return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
         }
 
-        /// utime + stime of `pid`, in clock ticks.
-        static func cpuTicks(_ pid: Int32) -> Int {
-            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-            // Fields after the command name (which may hold spaces), from field 3 on.
-            guard let close = stat.lastIndex(of: ")") else { return 0 }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
-        }
-
-        static func size(_ path: String) -> Int {
-            (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        }
     }
 }
 

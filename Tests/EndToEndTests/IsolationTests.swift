@@ -28,15 +28,6 @@ extension EndToEnd {
             return result
         }
 
-        func cpuSeconds(_ pid: Int32) -> Double {
-            guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = text.lastIndex(of: ")") else { return 0 }
-            let fields = text[text.index(after: close)...].split(separator: " ")
-            // utime and stime: fields 14 and 15 of the whole line, 12 and 13 after the command.
-            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-            return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-        }
-
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
         /// Wall time of `hvc exec C true`, median of `runs`.
@@ -192,7 +183,7 @@ extension EndToEnd {
 
                 // Files: search the whole guest for B's secret.
                 let search = "find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -type f -print 2>/dev/null | xargs grep -l b-secret-4242 2>/dev/null; true"
-                let foundByA = daemon.hvc(as: a, ["exec", "iso-a", "sh", "-c", search], ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let foundByA = daemon.hvc(as: a, ["exec", "iso-a", "sh", "-c", search]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let foundByB = daemon.hvc(as: b, ["exec", "iso-b", "sh", "-c", search]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 rows.append(.init(area: "files", attack: "guest: search every file for the other tenant's volume content",
                                   expected: "not found", observed: foundByA.isEmpty ? "not found" : "found at \(foundByA)",
@@ -228,9 +219,9 @@ extension EndToEnd {
             defer { _ = h.hvc(["rm", "-f", "iso-cpu-hog"]) }
             try #require(hog.status == 0, "\(hog.stderr)")
             let hogVMM = try h.vmmPID("iso-cpu-hog")
-            let before = cpuSeconds(hogVMM), start = Date()
+            let before = Harness.cpuSeconds(hogVMM), start = Date()
             let busy = execLatency("iso-neighbour")
-            let used = (cpuSeconds(hogVMM) - before) / Date().timeIntervalSince(start)
+            let used = (Harness.cpuSeconds(hogVMM) - before) / Date().timeIntervalSince(start)
             _ = h.hvc(["rm", "-f", "iso-cpu-hog"])
             let bound = max(3 * quiet, quiet + 1.0)
             rows.append(.init(area: "resources", attack: "CPU hog (two busy loops, --cpus 1) beside a neighbour",
@@ -246,8 +237,7 @@ extension EndToEnd {
                               timeout: 600)
             defer { _ = h.hvc(["rm", "-f", "iso-log-flood"]) }
             let logPath = try #require(try h.inspect("iso-log-flood")["logPath"] as? String)
-            let logBytes = ((try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int) ?? 0)
-                + ((try? FileManager.default.attributesOfItem(atPath: logPath + ".1")[.size] as? Int) ?? 0)
+            let logBytes = Harness.fileSize(logPath) + Harness.fileSize(logPath + ".1")
             let tail = h.hvc(["logs", "--tail", "1", "iso-log-flood"]).stdout
             rows.append(.init(area: "resources", attack: "log flood: 64 MiB of output, --log-max-size 1m",
                               expected: "at most 2 MiB on the host (the log and one rotated)",

@@ -13,12 +13,6 @@ extension EndToEnd {
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         }
 
-        func state(_ container: String) throws -> [String: Any] {
-            let r = h.hvc(["inspect", container])
-            let array = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
-            return try #require(array.first?["state"] as? [String: Any])
-        }
-
         func templates(_ harness: Harness? = nil) throws -> [[String: Any]] {
             let r = (harness ?? h).hvc(["template", "ls", "--format", "json"])
             #expect(r.status == 0, "\(r.stderr)")
@@ -45,7 +39,7 @@ extension EndToEnd {
             #expect(r.status == 0, "\(r.stderr)")
             let id = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             _ = h.hvc(["wait", id])
-            let key = try #require(try state(id)["template"] as? String)
+            let key = try #require(try h.state(id)["template"] as? String)
             _ = h.hvc(["rm", id])
             return key
         }
@@ -53,12 +47,12 @@ extension EndToEnd {
         @Test func runsCloneTheImageTemplateUnlessToldNot() throws {
             let a = h.hvc(["run", "-d", "--name", "tpl-warm", "busybox", "sleep", "60"])
             #expect(a.status == 0, "\(a.stderr)")
-            let key = try #require(try state("tpl-warm")["template"] as? String)
+            let key = try #require(try h.state("tpl-warm")["template"] as? String)
             #expect(try keys().contains(key))
             #expect(try template(key)["loaded"] as? Bool == true)
             let b = h.hvc(["run", "-d", "--name", "tpl-cold", "--no-template", "busybox", "sleep", "60"])
             #expect(b.status == 0, "\(b.stderr)")
-            #expect(try state("tpl-cold")["template"] == nil)
+            #expect(try h.state("tpl-cold")["template"] == nil)
             #expect(exec("tpl-cold", "echo cold") == "cold")
             #expect(h.hvc(["rm", "-f", "tpl-warm", "tpl-cold"]).status == 0)
         }
@@ -69,14 +63,14 @@ extension EndToEnd {
                 #expect(r.status == 0, "\(r.stderr)")
             }
             defer { _ = h.hvc(["rm", "-f", "clone-a", "clone-b"]) }
-            let keyA = try state("clone-a")["template"] as? String
-            let keyB = try state("clone-b")["template"] as? String
+            let keyA = try h.state("clone-a")["template"] as? String
+            let keyB = try h.state("clone-b")["template"] as? String
             #expect(keyA != nil && keyA == keyB)
 
             // Both VMMs map the one sealed memory object of their template.
             let memfd = "/memfd:hvc-template-" + (keyA ?? "").prefix(16)
             for name in ["clone-a", "clone-b"] {
-                let vmm = try #require(try state(name)["vmmPID"] as? Int)
+                let vmm = try #require(try h.state(name)["vmmPID"] as? Int)
                 let maps = (try? String(contentsOfFile: "/proc/\(vmm)/maps", encoding: .utf8)) ?? ""
                 #expect(maps.contains(memfd), "\(name)'s QEMU does not map \(memfd)")
             }
@@ -161,7 +155,7 @@ extension EndToEnd {
                 let id = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(harness.hvc(["wait", id]).stdout == "0\n")
                 #expect(harness.hvc(["logs", id]).stdout == "up\n")
-                let key = try #require(try state(id)["template"] as? String)
+                let key = try #require(try h.state(id)["template"] as? String)
                 _ = harness.hvc(["rm", id])
                 return key
             }
@@ -243,7 +237,7 @@ extension EndToEnd {
 
             let run = h.hvc(["run", "-d", "--memory", "128m", "busybox", "sleep", "60"])
             let id = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            #expect(try state(id)["template"] as? String == key)
+            #expect(try h.state(id)["template"] as? String == key)
 
             let keepersBefore = h.templateKeepers().count
             let removed = h.hvc(["template", "rm", String(key.prefix(10))])
