@@ -11,12 +11,17 @@ median of wall times of `hvc run --rm` (templated), and a phase is a difference 
   - L2 boot: `--nested IMAGE qemu-system-x86_64 -accel kvm ... (marker /init)` − L1 start:
     QEMU's start, the L2 kernel's boot to /init, and its exit;
   - L2 workload: the same with the workload /init − L2 boot.
+Then what nesting support costs VMs that do not nest: cold (`--no-template`) and templated starts
+of busybox with the guest kernel as shipped against one built without rootfs/kernel/nesting.config
+(`HVC_KERNEL_NESTING=0 rootfs/kernel/build.sh`, cached like the shipped one), alternating, each
+kernel with a store of its own so that neither sweeps the other's template.
 
 Usage: nested.py --hvc PATH --tmp DIR [--runs N]; hvc works in the HVC_ROOT and HVC_ASSETS its
 environment names. The image is removed at the end.
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,13 +49,45 @@ def build_image(hvc, tmp):
                    stdout=subprocess.DEVNULL)
 
 
-def wall(argv, expect=None):
+def wall(argv, expect=None, env=None):
     start = time.monotonic()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
     seconds = time.monotonic() - start
     if done.returncode != 0 or (expect and expect not in done.stdout):
         raise RuntimeError(f"{' '.join(argv[:6])}... exited {done.returncode}: {done.stderr[-400:]}")
     return seconds * 1000.0
+
+
+def without_nesting(hvc, tmp):
+    """An environment whose assets hold the kernel built without nesting.config and whose store
+    (its own, under the benchmark's directory, which run.sh clears of processes and files) holds
+    the busybox image."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    assets = os.path.join(tmp, "assets-without-nesting")
+    os.makedirs(os.path.join(assets, "seccomp"), exist_ok=True)
+    subprocess.run([os.path.join(here, "..", "rootfs", "kernel", "build.sh"), os.path.join(assets, "vmlinux")],
+                   check=True, stdout=sys.stderr, env=dict(os.environ, HVC_KERNEL_NESTING="0"))
+    for name in ("initramfs.cpio", "seccomp/vmm.json"):
+        shutil.copyfile(os.path.join(os.environ["HVC_ASSETS"], name), os.path.join(assets, name))
+    env = dict(os.environ, HVC_ASSETS=assets, HVC_ROOT=os.path.join(tmp, "root-without-nesting"))
+    subprocess.run([os.path.join(here, "..", "rootfs", "images", "busybox", "build.sh"), hvc], check=True,
+                   stdout=subprocess.DEVNULL, env=env)
+    return env
+
+
+def nesting_cost(hvc, tmp, runs):
+    """Medians of cold and templated busybox starts, (shipped, without nesting.config)."""
+    shipped, baseline = dict(os.environ), without_nesting(hvc, tmp)
+    cases = {"cold": [hvc, "run", "--rm", "--network", "none", "--no-template", "busybox", "true"],
+             "templated": [hvc, "run", "--rm", "--network", "none", "busybox", "true"]}
+    samples = {(case, kernel): [] for case in cases for kernel in ("shipped", "baseline")}
+    for round_no in range(runs + 1):  # the first round makes each store's template
+        for case, argv in cases.items():
+            for kernel, env in (("shipped", shipped), ("baseline", baseline)):
+                ms = wall(argv, env=env)
+                if round_no:
+                    samples[(case, kernel)].append(ms)
+    return {key: statistics.median(values) for key, values in samples.items()}
 
 
 def main():
@@ -78,6 +115,7 @@ def main():
             print(f"nested: run {round_no + 1}/{args.runs}", file=sys.stderr, flush=True)
     finally:
         subprocess.run([args.hvc, "rmi", IMAGE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cost = nesting_cost(args.hvc, args.tmp, 2 * args.runs)
     m = {key: statistics.median(values) for key, values in samples.items()}
     rows = [
         ("templated start, plain (`run --rm IMAGE true`)", m["plain"]),
@@ -91,7 +129,15 @@ def main():
            "| What | median (ms) |", "| --- | ---: |"]
     out += [f"| {label} | {value:.0f} |" for label, value in rows]
     out += ["", f"L2 ÷ L1 for the workload: **{(m['l2-work'] - m['l2']) / max(1.0, m['l1-work'] - m['l1']):.2f}x**; "
-            f"nested ÷ plain templated start: **{m['l1'] / m['plain']:.2f}x**.", ""]
+            f"nested ÷ plain templated start: **{m['l1'] / m['plain']:.2f}x**.", "",
+            "What nesting support (rootfs/kernel/nesting.config: KVM, and TUN, bridge, veth, nftables and tc for "
+            "the networks of a container's own VMs) costs containers that do not nest: busybox starts with the "
+            f"shipped kernel against one built without it, alternating, {2 * args.runs} runs each.", "",
+            "| Start | shipped kernel (ms) | without nesting.config (ms) | ratio |", "| --- | ---: | ---: | ---: |"]
+    for case in ("cold", "templated"):
+        shipped, baseline = cost[(case, "shipped")], cost[(case, "baseline")]
+        out.append(f"| {case} (`run --rm{' --no-template' if case == 'cold' else ''} busybox true`) | {shipped:.0f} | {baseline:.0f} | {shipped / baseline:.3f}x |")
+    out.append("")
     sys.stdout.write("\n".join(out))
     return 0
 

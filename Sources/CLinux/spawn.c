@@ -131,12 +131,30 @@ static int join_cgroup(const char *cgroup) {
     return n == 1 ? 0 : -1;
 }
 
-/// The container's filesystem view: /proc of its pid namespace, read-only /sys, a private /dev.
-static int populate_root(const char *root) {
+/// Makes the memory, pids and CPU controllers available below `cgroup` ('+'), or takes them
+/// back ('-'). Given only while `cgroup` holds no process (cgroup v2's rule for a cgroup whose
+/// children have controllers), and taken back before a process may join it again.
+static int set_controllers(const char *cgroup, char sign) {
+    char path[PATH_MAX];
+    if (join_path(path, sizeof path, cgroup, "/cgroup.subtree_control") < 0) return -1;
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char controllers[] = "+memory +pids +cpu";
+    for (char *c = controllers; *c; c++) if (*c == '+') *c = sign;
+    ssize_t n = write(fd, controllers, sizeof controllers - 1);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return n == (ssize_t)(sizeof controllers - 1) ? 0 : -1;
+}
+
+/// The container's filesystem view: /proc of its pid namespace, read-only /sys, a private /dev,
+/// its cgroup (the namespace's root) writable only when the container manages its tree.
+static int populate_root(const char *root, int cgroup_writable) {
     const unsigned long hardened = MS_NOSUID | MS_NODEV | MS_NOEXEC;
     if (mount_at(root, "/proc", "proc", hardened, NULL, 0555) < 0) return -1;
     if (mount_at(root, "/sys", "sysfs", hardened | MS_RDONLY, NULL, 0555) < 0) return -1;
-    if (mount_at(root, "/sys/fs/cgroup", "cgroup2", hardened | MS_RDONLY, NULL, 0555) < 0) return -1;
+    if (mount_at(root, "/sys/fs/cgroup", "cgroup2", hardened | (cgroup_writable ? 0 : MS_RDONLY), NULL, 0555) < 0) return -1;
     if (mount_at(root, "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k", 0755) < 0) return -1;
     if (make_node(root, "/dev/null", 1, 3) < 0 || make_node(root, "/dev/zero", 1, 5) < 0 ||
         make_node(root, "/dev/full", 1, 7) < 0 || make_node(root, "/dev/random", 1, 8) < 0 ||
@@ -254,11 +272,16 @@ static _Noreturn void become_process(const struct hvc_process *p, int report_fd)
 /// container's mounts, then pivot_root onto its root. The hostname is the caller's to set.
 static void enter_container(const struct hvc_container *c, int fd) {
     umask(0);
-    // Join the container cgroup, then make it this namespace's root.
+    // Join the container cgroup, then make it this namespace's root. A container that manages
+    // its own tree then moves to its leaf, leaving the root free to give its children controllers.
+    // (A container prepared before this one and discarded left them given.)
+    if (c->delegated_leaf != NULL && set_controllers(c->cgroup, '-') < 0) fail(fd, HVC_STAGE_CGROUP);
     if (join_cgroup(c->cgroup) < 0 || unshare(CLONE_NEWCGROUP) < 0) fail(fd, HVC_STAGE_CGROUP);
+    if (c->delegated_leaf != NULL && (join_cgroup(c->delegated_leaf) < 0 || set_controllers(c->cgroup, '+') < 0))
+        fail(fd, HVC_STAGE_CGROUP);
     // Keep every mount below private to this namespace.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(fd, HVC_STAGE_MOUNTS);
-    if (populate_root(c->rootfs) < 0) fail(fd, HVC_STAGE_MOUNTS);
+    if (populate_root(c->rootfs, c->delegated_leaf != NULL) < 0) fail(fd, HVC_STAGE_MOUNTS);
     // pivot_root onto the container root, stacking the old root on it, then detach the old.
     if (chdir(c->rootfs) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
         chdir("/") < 0)
@@ -491,7 +514,7 @@ int hvc_spawn_container_exec(pid_t init_pid, const struct hvc_container *c, cons
             ns[i] = open(path, O_RDONLY | O_CLOEXEC);
             if (ns[i] < 0) fail(fd, HVC_STAGE_NAMESPACES);
         }
-        if (join_cgroup(c->cgroup) < 0) fail(fd, HVC_STAGE_CGROUP);
+        if (join_cgroup(c->delegated_leaf != NULL ? c->delegated_leaf : c->cgroup) < 0) fail(fd, HVC_STAGE_CGROUP);
         for (int i = 0; i < KIND_COUNT; i++) {
             if (setns(ns[i], 0) < 0) fail(fd, HVC_STAGE_NAMESPACES);
             close(ns[i]);

@@ -133,6 +133,9 @@ public struct VMCgroup: Equatable, Sendable {
             try? write(file, value)  // an already-enabled or unavailable controller is not fatal
         }
         for (file, value) in limitWrites(limits) {
+            // A kernel built without swap (hvc's own guest kernel, when hvc runs in a nested
+            // container) has no swap to bound and no file for it.
+            if file.hasSuffix("/memory.swap.max"), access(file, F_OK) != 0, errno == ENOENT { continue }
             try write(file, value)
         }
     }

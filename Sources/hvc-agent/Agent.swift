@@ -213,16 +213,15 @@ final class Agent {
                 // Mounts and /dev/kvm go into a prepared container before its process exists.
                 if Prewarm.prepared == nil { Prewarm.prepared = Prewarm.prepare() }
                 guard let prepared = Prewarm.prepared else {
-                    send(Frame(process: id, .startFailed(.other, "container setup failed")))
+                    send(Frame(process: id, .startFailed(.other, Prewarm.preparationFailure)))
                     return
                 }
                 if let failure = ContainerMounts.place(mounts, readOnlyRoot: readOnlyRoot, in: prepared.pid) {
                     send(Frame(process: id, .startFailed(.other, failure)))
                     return
                 }
-                // The container's /dev (a tmpfs of its own), reached through its root.
-                if nested, hvc_make_char_device("/proc/\(prepared.pid)/root/dev/kvm", 10, 232, 0o666) != 0 {
-                    send(Frame(process: id, .startFailed(.other, "/dev/kvm: \(Errno.current)")))
+                if nested, let failure = Agent.makeNestingDevices(root: "/proc/\(prepared.pid)/root") {
+                    send(Frame(process: id, .startFailed(.other, failure)))
                     return
                 }
             }
@@ -254,7 +253,7 @@ final class Agent {
                             return Boot.rootfs.withCString { root in
                                 hostname.withCString { host in
                                     Boot.cgroup.withCString { cgroup in
-                                        var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup)
+                                        var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup, delegated_leaf: Boot.delegatedLeaf)
                                         if let initPID {
                                             return hvc_spawn_container_exec(initPID, &container, &process, &result)
                                         }
@@ -285,6 +284,15 @@ final class Agent {
         children[id] = child
         if initPID == nil { initPID = result.pid }
         send(Frame(process: id, .started(pid: result.pid)))
+    }
+
+    /// What a nested container's own VMs need in its /dev (a tmpfs of its own, reached through
+    /// its root): KVM, and TUN for their network devices.
+    static func makeNestingDevices(root: String) -> String? {
+        if hvc_make_char_device(root + "/dev/kvm", 10, 232, 0o666) != 0 { return "/dev/kvm: \(Errno.current)" }
+        if mkdir(root + "/dev/net", 0o755) != 0 && errno != EEXIST { return "/dev/net: \(Errno.current)" }
+        if hvc_make_char_device(root + "/dev/net/tun", 10, 200, 0o666) != 0 { return "/dev/net/tun: \(Errno.current)" }
+        return nil
     }
 
     /// The process's limits, capability sets and no_new_privs, as the spawn takes them.

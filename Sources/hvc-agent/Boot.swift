@@ -8,6 +8,10 @@ enum Boot {
     static let writableDirectory = "/run/hvc/rw"
     static let rootfs = "/run/hvc/rootfs"
     static let cgroup = "/sys/fs/cgroup/container"
+    /// In a VM that can nest (its kernel found virtualization in the CPU), where the container's
+    /// processes live: a leaf below its cgroup, so that the container can manage the tree below
+    /// its cgroup itself, as hvc or another runtime inside it does. Allocated once, for C.
+    nonisolated(unsafe) static var delegatedLeaf: UnsafeMutablePointer<CChar>?
     static let portName = "hvc.agent"
 
     struct Failure: Error, CustomStringConvertible {
@@ -25,6 +29,10 @@ enum Boot {
         // Make the controllers available to the container's cgroup.
         try? writeFile("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids +cpu")
         try makeDirectory(cgroup)
+        if access("/sys/class/misc/kvm", F_OK) == 0 {
+            try makeDirectory(cgroup + "/init")
+            delegatedLeaf = strdup(cgroup + "/init")
+        }
     }
 
     /// The read-only image on `device` below a tmpfs upper layer, merged at `rootfs`.

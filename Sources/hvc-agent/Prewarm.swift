@@ -59,17 +59,27 @@ enum Prewarm {
     /// The argument that makes the agent exit at once (the warm-up's exec).
     static let warmUpExitArgument = "--warm-up-exit"
 
+    /// Why the last `prepare` failed, as `Agent.describe` puts it.
+    nonisolated(unsafe) static var preparationFailure = "container setup failed"
+
     static func prepare() -> hvc_prepared_container? {
         var prepared = hvc_prepared_container()
         let status = Boot.rootfs.withCString { root in
             "hvc".withCString { host in
                 Boot.cgroup.withCString { cgroup in
-                    var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup)
+                    var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup, delegated_leaf: Boot.delegatedLeaf)
                     return hvc_prepare_container(&container, &prepared)
                 }
             }
         }
-        return status == 0 && prepared.stage == 0 && prepared.pid > 0 ? prepared : nil
+        guard status == 0, prepared.stage == 0, prepared.pid > 0 else {
+            var result = hvc_spawn_result()
+            result.stage = prepared.stage
+            result.error = status == 0 ? prepared.error : errno
+            preparationFailure = Agent.describe(result, "")
+            return nil
+        }
+        return prepared
     }
 
     struct Walk {
@@ -125,7 +135,7 @@ enum Prewarm {
                                         argv: argv, envp: envp, path: path, cwd: cwd, uid: 0, gid: 0, groups: nil,
                                         group_count: 0, stdin_fd: null, stdout_fd: null, stderr_fd: null, terminal: 0,
                                         privileges: hvc_privileges())
-                                    var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup)
+                                    var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup, delegated_leaf: Boot.delegatedLeaf)
                                     return hvc_spawn_container_init(&container, &process, &result)
                                 }
                             }

@@ -76,6 +76,39 @@ extension EndToEnd {
             #expect(plain.status != 0 && !plain.stdout.contains(NestedTests.marker), "\(plain.stdout) \(plain.stderr)")
         }
 
+        /// An image holding hvc itself (`rootfs/images/hvc/build-tree.sh`): its binaries and assets,
+        /// QEMU, the tools its networks use, and a store with the default busybox image.
+        static let hvcImage = "hvcinside:1"
+
+        static func makeHVCImage(_ h: Harness) throws {
+            let tree = h.root + "/../hvctree-\(UUID().uuidString.prefix(8))"
+            defer { try? FileManager.default.removeItem(atPath: tree) }
+            let built = h.execute([Harness.repository + "/rootfs/images/hvc/build-tree.sh", tree, Harness.assets,
+                                   (Harness.binary as NSString).deletingLastPathComponent], timeout: 300)
+            guard built.status == 0 else { throw HarnessError(message: "hvc image: \(built.stderr)") }
+            let r = h.hvc(["import", "--cmd", "sh", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                           tree, hvcImage], timeout: 300)
+            guard r.status == 0 else { throw HarnessError(message: "import: \(r.stderr)") }
+        }
+
+        /// hvc inside hvc: in a nested container, hvc finds its VM's /dev/kvm, chooses KVM, and runs
+        /// a container of its own in a second-level VM, on its default network.
+        @Test func hvcRunsInsideANestedContainer() throws {
+            if !h.hvc(["images"]).stdout.contains("hvcinside") { try NestedTests.makeHVCImage(h) }
+            let run = h.hvc(["run", "--rm", "--nested", "--memory", "2g", NestedTests.hvcImage,
+                             "hvc", "run", "--rm", "busybox", "echo", "hi"], timeout: 600)
+            #expect(run.status == 0 && run.stdout == "hi\n", "\(run.stdout) \(run.stderr)")
+            // Its VMM runs under the container's KVM: the inner QEMU's own command line says so.
+            let inner = h.hvc(["run", "--rm", "--nested", "--memory", "2g", NestedTests.hvcImage, "sh", "-c",
+                               "hvc info | grep accelerator && hvc run -d --network none --name inner busybox sleep 600 >/dev/null && "
+                                   + "tr '\\0' ' ' < /proc/$(pidof qemu-system-x86_64)/cmdline"], timeout: 300)
+            #expect(inner.status == 0 && inner.stdout.hasPrefix("accelerator:     kvm") && inner.stdout.contains(" -accel kvm -cpu host,vmx=off,svm=off "),
+                    "\(inner.stdout) \(inner.stderr)")
+            // Without --nested the inner hvc finds no KVM: only TCG inside TCG (minutes per boot).
+            let plain = h.hvc(["run", "--rm", "--memory", "2g", NestedTests.hvcImage, "hvc", "info"], timeout: 300)
+            #expect(plain.status == 0 && plain.stdout.contains("accelerator:     tcg"), "\(plain.stdout) \(plain.stderr)")
+        }
+
         /// A pool of nested VMs serves nested containers (their own CPU model and template),
         /// and only them.
         @Test func aNestedPoolServesNestedContainers() throws {

@@ -43,9 +43,10 @@ struct KernelConfigCheckTests {
         #expect(result.output.contains("CONFIG_MODULES should be off"))
     }
 
-    @Test func theShippedFragmentPassesAgainstItself() throws {
+    @Test(arguments: ["hvc.config", "nesting.config"])
+    func theShippedFragmentsPassAgainstThemselves(name: String) throws {
         let fragmentPath = URL(fileURLWithPath: KernelConfigCheckTests.script).deletingLastPathComponent()
-            .appendingPathComponent("hvc.config").path
+            .appendingPathComponent(name).path
         let fragment = try String(contentsOfFile: fragmentPath, encoding: .utf8)
         let config = fragment.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.hasSuffix("=n") }.joined(separator: "\n")
         #expect(try check(fragment: fragment, config: config).status == 0)

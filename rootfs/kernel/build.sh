@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the guest kernel from Debian's linux-source-6.1 and hvc.config, cached outside the
-# work tree under $HVC_CACHE (default /var/cache/hvc) keyed by the hash of every input.
+# Builds the guest kernel from Debian's linux-source-6.1, hvc.config and nesting.config, cached
+# outside the work tree under $HVC_CACHE (default /var/cache/hvc) keyed by the hash of every
+# input. HVC_KERNEL_NESTING=0 leaves nesting.config out (the benchmark's baseline).
 # Usage: build.sh OUT_VMLINUX
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,7 +10,9 @@ cache=${HVC_CACHE:-/var/cache/hvc}
 tarball=/usr/src/linux-source-6.1.tar.xz
 [ -f "$tarball" ] || { echo "build.sh: $tarball missing: apt-get install linux-source-6.1" >&2; exit 1; }
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.1)
-key=$( { echo "$srcver"; cat "$here/hvc.config" "$here/build.sh"; } | sha256sum | cut -c1-16)
+fragments=("$here/hvc.config")
+[ "${HVC_KERNEL_NESTING:-1}" = 0 ] || fragments+=("$here/nesting.config")
+key=$( { echo "$srcver"; cat "${fragments[@]}" "$here/build.sh"; } | sha256sum | cut -c1-16)
 dir=$cache/kernel/$key
 if [ ! -f "$dir/vmlinux" ]; then
   echo "guest kernel: building (linux-source $srcver, key $key); about 11 minutes on 2 cores"
@@ -19,9 +22,9 @@ if [ ! -f "$dir/vmlinux" ]; then
   tar -C "$work" -xf "$tarball"
   src=$(echo "$work"/linux-source-6.1)
   make -C "$src" -s allnoconfig
-  "$src/scripts/kconfig/merge_config.sh" -m -O "$src" "$src/.config" "$here/hvc.config" >/dev/null
+  "$src/scripts/kconfig/merge_config.sh" -m -O "$src" "$src/.config" "${fragments[@]}" >/dev/null
   make -C "$src" -s olddefconfig
-  "$here/check-config.sh" "$here/hvc.config" "$src/.config"
+  for fragment in "${fragments[@]}"; do "$here/check-config.sh" "$fragment" "$src/.config"; done
   make -C "$src" -s -j"$(nproc)" vmlinux
   mkdir -p "$dir.tmp"
   strip --strip-debug -o "$dir.tmp/vmlinux" "$src/vmlinux"

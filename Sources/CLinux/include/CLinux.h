@@ -67,6 +67,10 @@ struct hvc_container {
     const char *rootfs;           /* a mount point, becomes / */
     const char *hostname;
     const char *cgroup;           /* cgroup v2 directory to join, or NULL */
+    /* A child of `cgroup` where the container's processes live while the container manages
+       the cgroup tree below `cgroup` itself (mounted writable), or NULL: they live in `cgroup`,
+       mounted read-only. */
+    const char *delegated_leaf;
 };
 
 /// Result of a spawn: the pid, or the stage and errno at which the child failed.
