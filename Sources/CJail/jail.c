@@ -1,4 +1,10 @@
 // The jail: one linear sequence between fork and exec of each VMM process.
+//
+// The fork is a raw clone of a multithreaded process (glibc's atfork handlers do not run), so
+// the child must not take a lock another thread may have held at the clone: no allocation
+// (malloc's arena locks) and no glibc call that synchronises threads (setuid and its kin
+// signal every thread glibc knows of and wait for them). The seccomp program and the
+// capability state are therefore built by the caller, and ids are changed with raw syscalls.
 #define _GNU_SOURCE
 #include "CJail.h"
 #include "CLinux.h"
@@ -11,6 +17,7 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/mount.h>
@@ -18,7 +25,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <unistd.h>
 
 #define fail hvc_child_fail
@@ -55,7 +65,9 @@ static int populate(const struct hvc_jail *jail) {
     return 0;
 }
 
-static int install_filter(const struct hvc_seccomp_rule *rules, size_t count, int default_error) {
+/// The filter as the BPF program libseccomp makes of the rules (exported through a memfd, as
+/// libseccomp 2.5 offers no other way); `prog->filter` is the caller's to free.
+static int build_filter(const struct hvc_seccomp_rule *rules, size_t count, int default_error, struct sock_fprog *prog) {
     scmp_filter_ctx ctx = seccomp_init(default_error ? SCMP_ACT_ERRNO((uint32_t)default_error) : SCMP_ACT_ALLOW);
     if (ctx == NULL) { errno = ENOMEM; return -1; }
     int rc = 0;
@@ -74,10 +86,41 @@ static int install_filter(const struct hvc_seccomp_rule *rules, size_t count, in
             rc = seccomp_rule_add(ctx, action, nr, 0);
         }
     }
-    if (rc == 0) rc = seccomp_load(ctx);
+    int memfd = rc == 0 ? memfd_create("hvc-seccomp", MFD_CLOEXEC) : -1;
+    if (rc == 0 && memfd < 0) rc = -errno;
+    if (rc == 0) rc = seccomp_export_bpf(ctx, memfd);
     seccomp_release(ctx);
+    if (rc == 0) {
+        off_t size = lseek(memfd, 0, SEEK_END);
+        size_t length = size > 0 ? (size_t)size : 0;
+        struct sock_filter *filter = length > 0 && length % sizeof *filter == 0 && length / sizeof *filter <= BPF_MAXINSNS
+                                         ? malloc(length) : NULL;
+        if (filter == NULL || pread(memfd, filter, length, 0) != (ssize_t)length) {
+            free(filter);
+            rc = -EINVAL;
+        } else {
+            prog->len = (unsigned short)(length / sizeof *filter);
+            prog->filter = filter;
+        }
+    }
+    if (memfd >= 0) close(memfd);
     if (rc < 0) { errno = -rc; return -1; }
     return 0;
+}
+
+/// Loads a built filter (no_new_privs must be set).
+static int load_filter(const struct sock_fprog *prog) {
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog);
+}
+
+static int install_filter(const struct hvc_seccomp_rule *rules, size_t count, int default_error) {
+    struct sock_fprog prog;
+    if (build_filter(rules, count, default_error, &prog) < 0) return -1;
+    int rc = load_filter(&prog);
+    int saved = errno;
+    free(prog.filter);
+    errno = saved;
+    return rc;
 }
 
 int hvc_seccomp_install(const struct hvc_seccomp_rule *rules, size_t count, int default_error) {
@@ -101,32 +144,42 @@ static int drop_bounding_except(uint64_t mask) {
     return 0;
 }
 
-/// Leaves exactly the capabilities in `mask` permitted and effective, or none at all; with
-/// `ambient`, inheritable and ambient too, so that they survive execve of a binary without
-/// file capabilities.
-static int set_capabilities(uint64_t mask, int ambient) {
+/// The capability state that leaves exactly those in `mask` permitted and effective, or none at
+/// all; with `ambient`, inheritable too (for `raise_ambient`). Built before the clone.
+static cap_t capabilities_for(uint64_t mask, int ambient) {
     cap_t caps = cap_init();
-    if (caps == NULL) return -1;
+    if (caps == NULL) return NULL;
     cap_value_t list[64];
     int n = 0;
     for (cap_value_t cap = 0; cap <= CAP_LAST_CAP && cap < 64; cap++) {
         if (kept(mask, cap)) list[n++] = cap;
     }
-    int rc = 0;
     if (n > 0 && (cap_set_flag(caps, CAP_PERMITTED, n, list, CAP_SET) < 0 ||
                   cap_set_flag(caps, CAP_EFFECTIVE, n, list, CAP_SET) < 0 ||
-                  (ambient && cap_set_flag(caps, CAP_INHERITABLE, n, list, CAP_SET) < 0)))
-        rc = -1;
-    if (rc == 0) rc = cap_set_proc(caps);
-    cap_free(caps);
-    for (int i = 0; ambient && rc == 0 && i < n; i++) {
-        rc = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, list[i], 0, 0);
+                  (ambient && cap_set_flag(caps, CAP_INHERITABLE, n, list, CAP_SET) < 0))) {
+        cap_free(caps);
+        return NULL;
     }
-    return rc;
+    return caps;
 }
 
-static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, const char *const *argv,
-                                 const char *const *envp, int output_fd, int fd) {
+/// Raises the capabilities in `mask` into the ambient set, so that they survive execve of a
+/// binary without file capabilities.
+static int raise_ambient(uint64_t mask) {
+    for (cap_value_t cap = 0; cap <= CAP_LAST_CAP && cap < 64; cap++) {
+        if (kept(mask, cap) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return -1;
+    }
+    return 0;
+}
+
+/// What the caller builds for the child: everything that allocates.
+struct prepared_jail {
+    struct sock_fprog filter;
+    cap_t capabilities;
+};
+
+static _Noreturn void jail_child(const struct hvc_jail *jail, const struct prepared_jail *prepared, const char *path,
+                                 const char *const *argv, const char *const *envp, int output_fd, int fd) {
     // 0. The VM's own network namespace, made and wired by the host side, when it has one.
     if (jail->netns_fd >= 0 && setns(jail->netns_fd, CLONE_NEWNET) < 0) fail(fd, HVC_JAIL_NAMESPACES);
 
@@ -192,15 +245,17 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
     //    and effective sets, and the explicit clear below covers the inheritable one.
     gid_t groups[2] = { jail->gid, jail->extra_gid };
     gid_t gid = jail->gid;
-    if (setgroups(jail->extra_gid ? 2 : 1, groups) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(jail->uid, jail->uid, jail->uid) < 0)
+    if (syscall(SYS_setgroups, jail->extra_gid ? 2 : 1, groups) < 0 || syscall(SYS_setresgid, gid, gid, gid) < 0 ||
+        syscall(SYS_setresuid, jail->uid, jail->uid, jail->uid) < 0)
         fail(fd, HVC_JAIL_IDENTITY);
     // The kernel clears the parent-death signal when the uid changes: arm it again, or the VMM
     // would outlive a supervisor killed with SIGKILL.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(fd, HVC_JAIL_IDENTITY);
-    if (set_capabilities(jail->kept_capabilities, 1) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
+    if (cap_set_proc(prepared->capabilities) < 0 || raise_ambient(jail->kept_capabilities) < 0)
+        fail(fd, HVC_JAIL_CAPABILITIES);
 
     // 8. The seccomp filter last: nothing after it but execve.
-    if (install_filter(jail->rules, jail->rule_count, jail->seccomp_default_error) < 0) fail(fd, HVC_JAIL_SECCOMP);
+    if (load_filter(&prepared->filter) < 0) fail(fd, HVC_JAIL_SECCOMP);
 
     execve(path, (char *const *)argv, (char *const *)envp);
     fail(fd, HVC_JAIL_EXEC);
@@ -209,17 +264,33 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const char *path, 
 int hvc_spawn_jailed(const struct hvc_jail *jail, const char *path, const char *const *argv,
                      const char *const *envp, int output_fd, struct hvc_spawn_result *result) {
     memset(result, 0, sizeof *result);
+    struct prepared_jail prepared;
+    if (build_filter(jail->rules, jail->rule_count, jail->seccomp_default_error, &prepared.filter) < 0) {
+        result->stage = HVC_JAIL_SECCOMP;
+        result->error = errno;
+        return 0;
+    }
+    prepared.capabilities = capabilities_for(jail->kept_capabilities, 1);
+    if (prepared.capabilities == NULL) {
+        free(prepared.filter.filter);
+        result->stage = HVC_JAIL_CAPABILITIES;
+        result->error = errno;
+        return 0;
+    }
     int fd;
     unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
     if (jail->netns_fd < 0) flags |= CLONE_NEWNET;
     pid_t pid = hvc_clone_reporting(flags, &fd);
-    if (pid < 0) return -1;
     if (pid == 0) {
         // Mark every inherited fd close-on-exec (the report pipe included, so success is EOF).
         syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
         hvc_reset_signals();
-        jail_child(jail, path, argv, envp, output_fd, fd);
+        jail_child(jail, &prepared, path, argv, envp, output_fd, fd);
     }
+    int saved = errno;
+    free(prepared.filter.filter);
+    cap_free(prepared.capabilities);
+    if (pid < 0) { errno = saved; return -1; }
     hvc_collect_reports(fd, result);
     result->pid = pid;
     return 0;
@@ -235,5 +306,11 @@ int hvc_keep_only_capability(int capability) {
     if (capability < 0 || capability >= 64) { errno = EINVAL; return -1; }
     uint64_t mask = 1ULL << capability;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || drop_bounding_except(mask) < 0) return -1;
-    return set_capabilities(mask, 0);
+    cap_t caps = capabilities_for(mask, 0);
+    if (caps == NULL) return -1;
+    int rc = cap_set_proc(caps);
+    int saved = errno;
+    cap_free(caps);
+    errno = saved;
+    return rc;
 }

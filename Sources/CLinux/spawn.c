@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -258,8 +259,9 @@ static _Noreturn void become_process(const struct hvc_process *p, int report_fd)
     if (p->terminal && ioctl(0, TIOCSCTTY, 0) < 0) fail(report_fd, HVC_STAGE_STDIO);
     if (apply_privileges_as_root(&p->privileges) < 0) fail(report_fd, HVC_STAGE_PRIVILEGES);
     // Drop to the requested identity: groups first, then gid, then uid (after which no more).
-    if (setgroups(p->group_count, p->groups) < 0) fail(report_fd, HVC_STAGE_IDENTITY);
-    if (setgid(p->gid) < 0 || setuid(p->uid) < 0) fail(report_fd, HVC_STAGE_IDENTITY);
+    // Raw syscalls: glibc's wrappers would wait for threads of the agent this child does not have.
+    if (syscall(SYS_setgroups, p->group_count, p->groups) < 0) fail(report_fd, HVC_STAGE_IDENTITY);
+    if (syscall(SYS_setgid, p->gid) < 0 || syscall(SYS_setuid, p->uid) < 0) fail(report_fd, HVC_STAGE_IDENTITY);
     if (apply_privileges_as_user(&p->privileges) < 0) fail(report_fd, HVC_STAGE_PRIVILEGES);
     if (chdir(p->cwd) < 0) fail(report_fd, HVC_STAGE_CWD);
     umask(022);
@@ -358,11 +360,16 @@ static _Noreturn void run_stub(int control, int fd) {
         fail(fd, HVC_STAGE_STDIO);
     }
     memcpy(fds, CMSG_DATA(cmsg), sizeof fds);
-    char *body = malloc(h.length + 1);
-    gid_t *groups = malloc(sizeof(gid_t) * (h.group_count + 1));
-    const char **argv = malloc(sizeof(char *) * (h.argc + 1));
-    const char **envp = malloc(sizeof(char *) * (h.envc + 1));
-    if (body == NULL || groups == NULL || argv == NULL || envp == NULL) fail(fd, HVC_STAGE_STDIO);
+    // Memory straight from the kernel: malloc's locks may have been held by another of the
+    // agent's threads when this process was cloned from it. (The stub execs or exits.)
+    size_t pointers = sizeof(char *) * ((size_t)h.argc + 1 + (size_t)h.envc + 1);
+    size_t size = pointers + sizeof(gid_t) * ((size_t)h.group_count + 1) + (size_t)h.length + 1;
+    char *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) fail(fd, HVC_STAGE_STDIO);
+    const char **argv = (const char **)memory;
+    const char **envp = argv + h.argc + 1;
+    gid_t *groups = (gid_t *)(memory + pointers);
+    char *body = (char *)(groups + h.group_count + 1);
     if (read_full(control, body, h.length) < 0) fail(fd, HVC_STAGE_STDIO);
     body[h.length] = 0;
     char *cursor = body, *end = body + h.length;

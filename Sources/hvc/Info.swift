@@ -28,12 +28,16 @@ struct Info: ParsableCommand {
             print("guest clock:     \(runtime.guestClock(choice.accelerator).explanation)")
             print("nesting:         \(runtime.nesting(choice.accelerator)) (hvc run --nested)")
             print("cgroups:         \(CgroupVersion.detect())")
-            let policy = Result { () throws(JailError) in
-                try SeccompPolicy.load(path: runtime.paths.seccompPolicy).compile(isKnownSyscall: seccompKnowsSyscall)
+            let policy = Result { () throws(JailError) -> (rules: Int, defaultError: String?) in
+                let policy = try SeccompPolicy.load(path: runtime.paths.seccompPolicy)
+                let rules = try policy.compile(isKnownSyscall: seccompKnowsSyscall).count
+                return (rules, try policy.defaultError() == 0 ? nil : policy.defaultAction?.errno)
             }
             switch policy {
-            case .success(let rules):
-                print("confinement:     namespaces (mnt pid net ipc uts), pivot_root, cgroup limits, own uid, no capabilities, no_new_privs, seccomp (\(rules.count) rules) + QEMU -sandbox")
+            case .success(let (rules, defaultError)):
+                let filter = defaultError.map { "seccomp allow list (\(rules) rules; any other call fails with \($0))" }
+                    ?? "seccomp deny list (\(rules) rules)"
+                print("confinement:     namespaces (mnt pid net ipc uts), pivot_root, cgroup limits, own uid, no capabilities, no_new_privs, \(filter) + QEMU -sandbox")
             case .failure(let error):
                 print("confinement:     unavailable: \(error)")
                 missing.append(("seccomp policy \(runtime.paths.seccompPolicy)", "make assets"))
