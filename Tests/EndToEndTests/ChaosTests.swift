@@ -171,6 +171,24 @@ extension EndToEnd {
             return found
         }
 
+        /// What a VM directory the sweep left holds: its files, whether its owner and VMM live,
+        /// and its cgroups' processes (a busy cgroup keeps it), so that a leak says why.
+        func describeVMDirectory(_ path: String) -> String {
+            func text(_ name: String) -> String {
+                ((try? String(contentsOfFile: path + "/" + name, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            func alive(_ name: String) -> String {
+                guard let pid = Int32(text(name)) else { return "\(name): none" }
+                return "\(name) \(pid) " + (kill(pid, 0) == 0 ? "alive: " + ChaosProcesses.commandLine(pid).prefix(3).joined(separator: " ") : "gone")
+            }
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().joined(separator: " ")
+            let cgroups = text("cgroups").split(separator: "\n").map { cgroup in
+                "\(cgroup): " + (((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "gone")
+                    .split(separator: "\n").joined(separator: ","))
+            }
+            return "files: \(files); \(alive("owner")); \(alive("vmm")); cgroups: \(cgroups.joined(separator: "; "))"
+        }
+
         func leaks(since before: HostSnapshot, ledger: ChaosLedger) -> [String] {
             var leaks: [String] = []
             func files(_ path: String) -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] }
@@ -180,7 +198,7 @@ extension EndToEnd {
             leaks += ChaosProcesses.attachedRuns(h).map { "process: hvc run \($0)" }
             leaks += h.leftoverMounts().map { "mount: \($0)" }
             leaks += files(h.runRoot + "/uids").map { "uid claim: \($0)" }
-            leaks += h.leftoverVMDirectories().map { "VM run directory: \($0)" }
+            leaks += h.leftoverVMDirectories().map { "VM run directory: \($0) (\(describeVMDirectory(h.runRoot + "/vms/" + $0)))" }
             leaks += files(h.runRoot + "/netns").map { "network namespace: \($0)" }
             for key in files(h.runRoot + "/pools") { leaks += files(h.runRoot + "/pools/" + key).map { "pool run file: \(key)/\($0)" } }
             leaks += files(h.runRoot + "/templates").filter { $0.hasSuffix(".keeper") }.map { "template keeper record: \($0)" }
