@@ -60,8 +60,12 @@ public struct JailPlan: Sendable {
         ]
     }
 
+    /// The merged-/usr symlinks a jail root has (`/lib -> usr/lib`, ...), where the host has them:
+    /// the dynamic loader and the libraries name their files by these paths.
+    public static let usrLinks = ["lib", "lib64", "bin"]
+
     /// Makes the jail directory: owned by the VM's uid, with the mount points and the
-    /// merged-/usr symlinks (`/lib`, `/lib64`, `/bin`) the dynamic loader expects.
+    /// merged-/usr symlinks (`usrLinks`) the dynamic loader expects.
     public func prepareRoot() throws(JailError) {
         let fileManager = FileManager.default
         do {
@@ -69,7 +73,7 @@ public struct JailPlan: Sendable {
             for directory in ["proc", "dev"] {
                 try fileManager.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
             }
-            for link in ["lib", "lib64", "bin"] where fileManager.fileExists(atPath: "/" + link) {
+            for link in JailPlan.usrLinks where fileManager.fileExists(atPath: "/" + link) {
                 try fileManager.createSymbolicLink(atPath: root + "/" + link, withDestinationPath: "usr/" + link)
             }
             for mount in mounts {
