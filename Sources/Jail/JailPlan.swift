@@ -50,11 +50,11 @@ public struct JailPlan: Sendable {
         self.rules = rules
     }
 
-    /// What the VMM needs of the host, read-only: its binary, libraries and firmware (`/usr`),
-    /// and the null and random devices.
-    public static func hostMounts() -> [Mount] {
+    /// What the VMM needs of the host, read-only: `usr` as its `/usr` (a `UsrTree`: its binary,
+    /// libraries and firmware, nothing else of the host's), and the null and random devices.
+    public static func hostMounts(usr: String) -> [Mount] {
         [
-            Mount(source: "/usr", target: "/usr"),
+            Mount(source: usr, target: "/usr"),
             Mount(source: "/dev/null", target: "/dev/null", writable: true, device: true),
             Mount(source: "/dev/urandom", target: "/dev/urandom", device: true),
         ]
