@@ -242,7 +242,9 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const struct prepa
     if (jail->kept_capabilities && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(fd, HVC_JAIL_CAPABILITIES);
 
     // 7. Identity: the VM's own unprivileged uid and gid; leaving uid 0 clears the permitted
-    //    and effective sets, and the explicit clear below covers the inheritable one.
+    //    and effective sets, and the explicit clear below covers the inheritable one. Raw
+    //    system calls: glibc's wrappers would first signal every thread of the parent, which
+    //    this clone does not have, and wait forever for one that was being created.
     gid_t groups[2] = { jail->gid, jail->extra_gid };
     gid_t gid = jail->gid;
     if (syscall(SYS_setgroups, jail->extra_gid ? 2 : 1, groups) < 0 || syscall(SYS_setresgid, gid, gid, gid) < 0 ||

@@ -204,3 +204,7 @@ int hvc_copy_tree(int from, int to, int depth) {
     errno = saved;
     return rc;
 }
+
+int hvc_rename_exchange(const char *a, const char *b) {
+    return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+}

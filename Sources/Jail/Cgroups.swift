@@ -162,6 +162,7 @@ public enum JailError: Error, Equatable, CustomStringConvertible {
     case policy(String)
     case identity(String)
     case setup(String)
+    case usrTree(String)
 
     public var description: String {
         switch self {
@@ -169,6 +170,7 @@ public enum JailError: Error, Equatable, CustomStringConvertible {
         case .policy(let m): "seccomp policy: \(m)"
         case .identity(let m): "jail identity: \(m)"
         case .setup(let m): "jail: \(m)"
+        case .usrTree(let m): "jail /usr: \(m)"
         }
     }
 }

@@ -50,18 +50,22 @@ public struct JailPlan: Sendable {
         self.rules = rules
     }
 
-    /// What the VMM needs of the host, read-only: its binary, libraries and firmware (`/usr`),
-    /// and the null and random devices.
-    public static func hostMounts() -> [Mount] {
+    /// What the VMM needs of the host, read-only: `usr` as its `/usr` (a `UsrTree`: its binary,
+    /// libraries and firmware, nothing else of the host's), and the null and random devices.
+    public static func hostMounts(usr: String) -> [Mount] {
         [
-            Mount(source: "/usr", target: "/usr"),
+            Mount(source: usr, target: "/usr"),
             Mount(source: "/dev/null", target: "/dev/null", writable: true, device: true),
             Mount(source: "/dev/urandom", target: "/dev/urandom", device: true),
         ]
     }
 
+    /// The merged-/usr symlinks a jail root has (`/lib -> usr/lib`, ...), where the host has them:
+    /// the dynamic loader and the libraries name their files by these paths.
+    public static let usrLinks = ["lib", "lib64", "bin"]
+
     /// Makes the jail directory: owned by the VM's uid, with the mount points and the
-    /// merged-/usr symlinks (`/lib`, `/lib64`, `/bin`) the dynamic loader expects.
+    /// merged-/usr symlinks (`usrLinks`) the dynamic loader expects.
     public func prepareRoot() throws(JailError) {
         let fileManager = FileManager.default
         do {
@@ -69,7 +73,7 @@ public struct JailPlan: Sendable {
             for directory in ["proc", "dev"] {
                 try fileManager.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
             }
-            for link in ["lib", "lib64", "bin"] where fileManager.fileExists(atPath: "/" + link) {
+            for link in JailPlan.usrLinks where fileManager.fileExists(atPath: "/" + link) {
                 try fileManager.createSymbolicLink(atPath: root + "/" + link, withDestinationPath: "usr/" + link)
             }
             for mount in mounts {

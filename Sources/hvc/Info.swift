@@ -44,6 +44,14 @@ struct Info: ParsableCommand {
             }
             if !fileManager.isExecutableFile(atPath: runtime.qemuBinary) {
                 missing.append((runtime.qemuBinary, "apt-get install qemu-system-x86"))
+            } else {
+                let usr = runtime.vmmUsr
+                switch Result(catching: { () throws(JailError) in try usr.prepare() }) {
+                case .success(let manifest):
+                    print("vmm /usr:        \(usr.path) (\(manifest.entries.count) files, \(manifest.bytes >> 20) MiB)")
+                case .failure(let error):
+                    print("vmm /usr:        unavailable: \(error)")
+                }
             }
             if !fileManager.fileExists(atPath: runtime.paths.kernel) {
                 missing.append(("guest kernel \(runtime.paths.kernel)", "make assets"))

@@ -63,7 +63,7 @@ extension EndToEnd {
             let volumeFile = try #require((volume.first?["volume"] as? [String: Any])?["mountpoint"] as? String) + "/secret"
             #expect(Harness.eventually(30) { FileManager.default.fileExists(atPath: volumeFile) })
 
-            // Installed under /usr: a VMM's jail holds only the host's /usr.
+            // Installed under /usr: a VMM's jail holds files only from the host's /usr.
             let installed = "/usr/local/libexec/hvc-isolation-\(getpid())"
             try FileManager.default.createDirectory(atPath: installed, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: installed) }
@@ -71,7 +71,7 @@ extension EndToEnd {
             let defines = [
                 "OTHER_VM_DIR": "\"\(victimDirectory)\"", "OTHER_VMM_PID": "\(victimVMM)", "STATE_ROOT": "\"\(h.root)\"",
                 "RUN_ROOT": "\"\(h.runRoot)\"", "HVCD_SOCKET": "\"\(socket)\"", "OTHER_VOLUME_FILE": "\"\(volumeFile)\"",
-                "HOST_ADDRESS": "\"\(NetworkTests.hostAddress())\"", "HOST_PORT": "\(port)",
+                "HOST_ADDRESS": "\"\(NetworkTests.hostAddress())\"", "HOST_PORT": "\(port)", "HVC_BINARY": "\"\(Harness.binary)\"",
             ].map { "-D\($0.key)=\($0.value)" }
             let compiled = h.execute(["/usr/bin/cc", "-static", "-O2", "-o", attacker] + defines
                                      + [Harness.repository + "/Tests/EndToEndTests/Fixtures/vmm-attacker.c"])
@@ -126,6 +126,11 @@ extension EndToEnd {
                 ("open-dev-kmsg", "VMM escape", "open /dev/kmsg"),
                 ("open-dev-mem", "VMM escape", "open /dev/mem"),
                 ("devices", "VMM escape", "find devices other than null, urandom, kvm in /dev"),
+                ("usr-python", "VMM escape", "open a host program under /usr (/usr/bin/python3)"),
+                ("usr-nft", "VMM escape", "open the host's firewall tool (/usr/sbin/nft)"),
+                ("usr-share-doc", "VMM escape", "open the host's data under /usr (/usr/share/doc)"),
+                ("usr-bin-programs", "VMM escape", "find programs other than QEMU in /usr/bin"),
+                ("hvc-binary", "VMM escape", "open hvc's own binary"),
             ]
             // Controls this host cannot show: its root lacks CAP_SYS_RESOURCE, its kernel loads no modules.
             let unshowable: Set<String> = ["raise-rlimit", "load-kernel-module", "open-dev-mem", "hvcd-socket-absent"]

@@ -3,13 +3,21 @@ import Jail
 import Testing
 
 /// The jail's C sequence on a real process: busybox from the host's /usr stands in for QEMU,
-/// so the test can make the jailed process try what an escaped VMM would.
+/// so the test can make the jailed process try what an escaped VMM would. Its `/usr` is a
+/// `UsrTree` of busybox alone, as a VMM's is of QEMU's files.
 @Suite(.serialized)
 struct JailedProcessTests {
     static let policyPath = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Specs/seccomp/vmm.json").path
     static let uid: UInt32 = 2_100_000
+    static let busybox = "/usr/bin/busybox"
+    static let usr = Result { () throws(JailError) -> UsrTree in
+        let tree = UsrTree(directory: "/tmp/hvc-jail-test-usr-\(getpid())", contents: .init(objects: [busybox]))
+        try tree.prepare()
+        atexit { _ = try? FileManager.default.removeItem(atPath: "/tmp/hvc-jail-test-usr-\(getpid())") }
+        return tree
+    }
 
     /// Runs `busybox sh -c script` in a fresh jail; returns its exit status and output.
     /// With `allowListOnly`, calls outside the policy's allow list fail (as for QEMU); else only
@@ -20,13 +28,13 @@ struct JailedProcessTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let policy = try SeccompPolicy.load(path: JailedProcessTests.policyPath)
         let rules = try policy.compile(isKnownSyscall: seccompKnowsSyscall)
-        var plan = JailPlan(root: root, mounts: JailPlan.hostMounts(), cgroup: cgroup,
+        var plan = JailPlan(root: root, mounts: JailPlan.hostMounts(usr: try JailedProcessTests.usr.get().path), cgroup: cgroup,
                             uid: JailedProcessTests.uid, gid: JailedProcessTests.uid, rules: rules)
         plan.keptCapabilities = capabilities
         if allowListOnly { plan.seccompDefaultError = try policy.defaultError() }
         try plan.prepareRoot()
         let output = Pipe()
-        let pid = try plan.spawn(path: "/usr/bin/busybox", arguments: ["busybox", "sh", "-c", script],
+        let pid = try plan.spawn(path: JailedProcessTests.busybox, arguments: ["busybox", "sh", "-c", script],
                                  environment: ["PATH=/usr/bin"], outputFD: output.fileHandleForWriting.fileDescriptor).get()
         try output.fileHandleForWriting.close()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -69,6 +77,16 @@ struct JailedProcessTests {
         #expect(r.output.contains("/etc/shadow: No such file or directory"))
         #expect(r.output.contains("/home: No such file or directory"))
         #expect(r.output.contains("pid=1\n"))
+    }
+
+    /// The jail's /usr is its tree: busybox alone, none of the host's other programs or files.
+    @Test func usrHoldsOnlyItsTree() throws {
+        let r = try jailed("find /usr; ls /usr/bin/python3 /usr/sbin/nft /usr/share 2>&1")
+        #expect(r.output.hasPrefix("/usr\n/usr/bin\n/usr/bin/busybox\n"), "\(r.output)")
+        for path in ["/usr/bin/python3", "/usr/sbin/nft", "/usr/share"] {
+            #expect(r.output.contains("\(path): No such file or directory"), "\(r.output)")
+            #expect(FileManager.default.fileExists(atPath: path))
+        }
     }
 
     @Test(arguments: [

@@ -173,6 +173,9 @@ int hvc_mounts_place(pid_t pid, const struct hvc_placed_mount *mounts, size_t co
 /// files and symlinks, with owners, modes (without set-ID bits) and times; nothing followed out
 /// of `from`, at most 64 levels. Returns 0, or -1 with errno at the first failure.
 int hvc_copy_tree(int from, int to, int depth);
+/// renameat2(RENAME_EXCHANGE): swaps two existing paths at once, so that a reader of either
+/// sees the old or the new, never neither. Returns 0, or -1 with errno.
+int hvc_rename_exchange(const char *a, const char *b);
 
 /// Opens a pseudo-terminal pair; returns 0 or -1 with errno.
 int hvc_open_pty(int *master, int *slave);

@@ -26,11 +26,22 @@ public struct Runtime: Sendable {
         IdentityPool(directory: paths.identities).reclaimStale()
     }
 
-    /// `HVC_QEMU`, else Debian's QEMU. A VMM's jail holds only the host's `/usr`, so the binary
-    /// must lie there (see `checkAssets`).
+    /// Debian's QEMU.
+    public static let systemQEMU = "/usr/bin/qemu-system-x86_64"
+
+    /// `HVC_QEMU`, else Debian's QEMU. A VMM's jail holds files only from the host's `/usr`, so
+    /// the binary must lie there (see `checkAssets`).
     public static var defaultQEMU: String {
         let explicit = ProcessInfo.processInfo.environment["HVC_QEMU"] ?? ""
-        return explicit.isEmpty ? "/usr/bin/qemu-system-x86_64" : explicit
+        return explicit.isEmpty ? systemQEMU : explicit
+    }
+
+    /// The `/usr` of every VMM's jail: QEMU's binary, libraries, module and firmware. Another
+    /// binary run in QEMU's place may become Debian's QEMU in the end (the isolation suite's
+    /// stand-in does), so its tree holds that QEMU too.
+    public var vmmUsr: UsrTree {
+        let binaries = qemuBinary == Runtime.systemQEMU ? [qemuBinary] : [qemuBinary, Runtime.systemQEMU]
+        return UsrTree(directory: paths.vmmUsrTrees, contents: QEMUHostFiles.treeContents(for: binaries))
     }
 
     /// The accelerator for a VM: `requested`, else `HVC_ACCEL`, else what the host supports.
@@ -73,7 +84,7 @@ public struct Runtime: Sendable {
             throw HVCError("\(what) \(path) is missing: run `make assets` (or set HVC_ASSETS)")
         }
         guard qemuBinary.hasPrefix("/usr/"), !qemuBinary.split(separator: "/").contains("..") else {
-            throw HVCError(.invalid, "QEMU binary \(qemuBinary) is outside /usr: a VMM's jail holds only /usr, so give one there (HVC_QEMU)")
+            throw HVCError(.invalid, "QEMU binary \(qemuBinary) is outside /usr: a VMM's jail holds files only from /usr, so give one there (HVC_QEMU)")
         }
         guard FileManager.default.isExecutableFile(atPath: qemuBinary) else {
             throw HVCError("\(qemuBinary) is missing: apt-get install qemu-system-x86")

@@ -34,6 +34,9 @@ public struct RuntimePaths: Sendable {
     public var seccompPolicy: String { assets + "/seccomp/vmm.json" }
     public var identities: String { runRoot + "/uids" }
     public var images: String { root + "/images" }
+    /// The VMMs' own `/usr` trees (`UsrTree`): beside the host's `/usr` on most hosts, so that
+    /// they are hard links.
+    public var vmmUsrTrees: String { root + "/vmm-usr" }
     public var containers: String { root + "/containers" }
     public var vms: String { runRoot + "/vms" }
 }

@@ -63,7 +63,9 @@ final class VMConfinement: @unchecked Sendable {
             let pool = IdentityPool(directory: runtime.paths.identities, range: range)
             let uid = try pool.claim(owner: request.owner)
             identity = (pool, uid)
-            var mounts = JailPlan.hostMounts()
+            let usr = runtime.vmmUsr
+            try usr.prepare()
+            var mounts = JailPlan.hostMounts(usr: usr.path)
             if request.bootsKernel {
                 mounts += [
                     JailPlan.Mount(source: runtime.paths.kernel, target: VMDirectory.Jailed.kernel),

@@ -8,7 +8,7 @@
 // made there in a child of their own in a private mount namespace, or not at all.
 //
 // The targets come from the compiler: -DOTHER_VM_DIR -DOTHER_VMM_PID -DSTATE_ROOT -DRUN_ROOT
-// -DHVCD_SOCKET -DOTHER_VOLUME_FILE -DHOST_ADDRESS -DHOST_PORT.
+// -DHVCD_SOCKET -DOTHER_VOLUME_FILE -DHOST_ADDRESS -DHOST_PORT -DHVC_BINARY.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -170,6 +170,26 @@ static void devices(void) {
     outcome("open-dev-mem", try_open("/dev/mem"), "");
 }
 
+/// The host's files under /usr: the jail's /usr is a tree of QEMU's own files (and this
+/// program), so neither the host's other programs nor its data are there, nor hvc's binaries.
+static void host_files(void) {
+    outcome("usr-python", try_open("/usr/bin/python3"), "");
+    outcome("usr-nft", try_open("/usr/sbin/nft"), "");
+    outcome("usr-share-doc", try_open("/usr/share/doc"), "");
+    outcome("hvc-binary", try_open(HVC_BINARY), "");
+    // Reached: any program in /usr/bin but QEMU.
+    int others = 0;
+    DIR *bin = opendir("/usr/bin");
+    struct dirent *entry;
+    while (bin && (entry = readdir(bin))) {
+        if (entry->d_name[0] != '.' && strcmp(entry->d_name, "qemu-system-x86_64") != 0) others++;
+    }
+    if (bin) closedir(bin);
+    char detail[64];
+    snprintf(detail, sizeof detail, "(%d other programs)", others);
+    report("usr-bin-programs", others > 0, ENOENT, others > 0 ? detail : "only qemu-system-x86_64");
+}
+
 int main(int argc, char **argv) {
     control = argc > 1 && strcmp(argv[1], "--control") == 0;
     char other_pid[32];
@@ -225,6 +245,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) clone |= strcmp(argv[i], "-incoming") == 0;
     template_memory(clone);
     devices();
+    host_files();
     if (control) return 0;
     argv[0] = "/usr/bin/qemu-system-x86_64";
     execv(argv[0], argv);
