@@ -161,10 +161,12 @@ extension EndToEnd {
         }
 
         /// What of the workload remains on the host once every container, pool and template is
-        /// gone (waiting a while for what goes by itself).
+        /// gone, waiting for what goes by itself: hvc sweeps what killed processes left at each
+        /// command (`hvc ps` here), a VM directory without an owner once it is a minute old.
         func leftovers(since before: HostSnapshot, ledger: ChaosLedger) -> [String] {
             var found: [String] = []
-            _ = Harness.eventually(30) {
+            _ = Harness.eventually(90) {
+                _ = h.hvc(["ps", "-a", "-q"])
                 found = leaks(since: before, ledger: ledger)
                 return found.isEmpty
             }
