@@ -127,7 +127,8 @@ public struct JailPlan: Sendable {
         guard status == 0 else { return .failure(.setup("clone: \(String(cString: strerror(errno)))")) }
         if result.stage != 0 {
             var ignored: Int32 = 0
-            waitpid(result.pid, &ignored, 0)
+            // No pid when the filter or capabilities could not be built (before any clone).
+            if result.pid > 0 { waitpid(result.pid, &ignored, 0) }
             return .failure(.setup("\(JailPlan.stageName(result.stage)): \(String(cString: strerror(result.error)))"))
         }
         return .success(result.pid)
