@@ -243,8 +243,7 @@ static _Noreturn void jail_child(const struct hvc_jail *jail, const struct prepa
 
     // 7. Identity: the VM's own unprivileged uid and gid; leaving uid 0 clears the permitted
     //    and effective sets, and the explicit clear below covers the inheritable one. Raw
-    //    system calls: glibc's wrappers would first signal every thread of the parent, which
-    //    this clone does not have, and wait forever for one that was being created.
+    //    system calls, not glibc's wrappers (see the top of this file).
     gid_t groups[2] = { jail->gid, jail->extra_gid };
     gid_t gid = jail->gid;
     if (syscall(SYS_setgroups, jail->extra_gid ? 2 : 1, groups) < 0 || syscall(SYS_setresgid, gid, gid, gid) < 0 ||

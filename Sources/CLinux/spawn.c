@@ -119,34 +119,29 @@ static int make_link(const char *root, const char *name, const char *target) {
     return 0;
 }
 
-static int join_cgroup(const char *cgroup) {
+/// Writes `text` to the cgroup interface file `file` of `cgroup`, in one write as the kernel wants.
+static int write_cgroup_file(const char *cgroup, const char *file, const char *text) {
     char path[PATH_MAX];
-    if (cgroup == NULL) return 0;
-    if (join_path(path, sizeof path, cgroup, "/cgroup.procs") < 0) return -1;
+    if (join_path(path, sizeof path, cgroup, file) < 0) return -1;
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -1;
-    ssize_t n = write(fd, "0", 1);
+    size_t length = strlen(text);
+    ssize_t n = write(fd, text, length);
     int saved = errno;
     close(fd);
     errno = saved;
-    return n == 1 ? 0 : -1;
+    return n == (ssize_t)length ? 0 : -1;
+}
+
+static int join_cgroup(const char *cgroup) {
+    return cgroup == NULL ? 0 : write_cgroup_file(cgroup, "/cgroup.procs", "0");
 }
 
 /// Makes the memory, pids and CPU controllers available below `cgroup` ('+'), or takes them
 /// back ('-'). Given only while `cgroup` holds no process (cgroup v2's rule for a cgroup whose
 /// children have controllers), and taken back before a process may join it again.
 static int set_controllers(const char *cgroup, char sign) {
-    char path[PATH_MAX];
-    if (join_path(path, sizeof path, cgroup, "/cgroup.subtree_control") < 0) return -1;
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    char controllers[] = "+memory +pids +cpu";
-    for (char *c = controllers; *c; c++) if (*c == '+') *c = sign;
-    ssize_t n = write(fd, controllers, sizeof controllers - 1);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return n == (ssize_t)(sizeof controllers - 1) ? 0 : -1;
+    return write_cgroup_file(cgroup, "/cgroup.subtree_control", sign == '+' ? "+memory +pids +cpu" : "-memory -pids -cpu");
 }
 
 /// The container's filesystem view: /proc of its pid namespace, read-only /sys, a private /dev,

@@ -211,9 +211,12 @@ final class Agent {
             try? Boot.makeDirectory(Boot.rootfs + spec.workingDirectory)
             if !mounts.isEmpty || readOnlyRoot || nested {
                 // Mounts and /dev/kvm go into a prepared container before its process exists.
-                if Prewarm.prepared == nil { Prewarm.prepared = Prewarm.prepare() }
-                guard let prepared = Prewarm.prepared else {
-                    send(Frame(process: id, .startFailed(.other, Prewarm.preparationFailure)))
+                let prepared: hvc_prepared_container
+                do {
+                    prepared = try Prewarm.prepared ?? Prewarm.prepare().get()
+                    Prewarm.prepared = prepared
+                } catch {
+                    send(Frame(process: id, .startFailed(.other, "\(error)")))
                     return
                 }
                 if let failure = ContainerMounts.place(mounts, readOnlyRoot: readOnlyRoot, in: prepared.pid) {

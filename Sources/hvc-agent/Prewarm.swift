@@ -28,7 +28,7 @@ enum Prewarm {
         _ = try? readContainerFile("/etc/passwd")
         _ = try? readContainerFile("/etc/group")
         rehearseSpawn()
-        prepared = prepare()
+        prepared = try? prepare().get()
     }
 
     /// For a clone waiting in a pool (its VMM translates guest code afresh): the paths a first
@@ -59,10 +59,8 @@ enum Prewarm {
     /// The argument that makes the agent exit at once (the warm-up's exec).
     static let warmUpExitArgument = "--warm-up-exit"
 
-    /// Why the last `prepare` failed, as `Agent.describe` puts it.
-    nonisolated(unsafe) static var preparationFailure = "container setup failed"
-
-    static func prepare() -> hvc_prepared_container? {
+    /// A container set up ahead of its process, or why it could not be (as `Agent.describe` puts it).
+    static func prepare() -> Result<hvc_prepared_container, Boot.Failure> {
         var prepared = hvc_prepared_container()
         let status = Boot.rootfs.withCString { root in
             "hvc".withCString { host in
@@ -76,10 +74,9 @@ enum Prewarm {
             var result = hvc_spawn_result()
             result.stage = prepared.stage
             result.error = status == 0 ? prepared.error : errno
-            preparationFailure = Agent.describe(result, "")
-            return nil
+            return .failure(Boot.Failure(description: Agent.describe(result, "")))
         }
-        return prepared
+        return .success(prepared)
     }
 
     struct Walk {
