@@ -1,8 +1,9 @@
 import Foundation
+import HVCSystem
 
 /// Hands each VM its own unprivileged uid (and gid of the same number) from a range, claimed by
-/// creating `<directory>/<uid>` exclusively; the file names the holder's pid so that claims of
-/// dead supervisors can be taken back.
+/// creating `<directory>/<uid>` exclusively; the file names the holder (`PID START OWNER`, see
+/// `ProcessStamp`) so that claims of dead supervisors can be taken back.
 public struct IdentityPool: Sendable {
     public let directory: String
     public let range: ClosedRange<UInt32>
@@ -38,7 +39,7 @@ public struct IdentityPool: Sendable {
                 if errno == EEXIST, reclaimIfStale(path) { return try claim(owner: owner) }
                 continue
             }
-            let text = "\(getpid()) \(owner)\n"
+            let text = "\(ProcessStamp.current) \(owner)\n"
             _ = text.withCString { write(fd, $0, strlen($0)) }
             close(fd)
             return uid
@@ -58,12 +59,19 @@ public struct IdentityPool: Sendable {
         }
     }
 
+    /// Seconds after which a claim that names no holder (its claimer killed between creating
+    /// the file and writing it) is taken for abandoned.
+    static let unnamedGrace: Double = 60
+
     /// Removes a claim whose holder is dead; true if it did.
     private func reclaimIfStale(_ path: String) -> Bool {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let pid = text.split(separator: " ").first.flatMap({ Int32($0) }),
-              kill(pid, 0) != 0, errno == ESRCH
-        else { return false }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return false }
+        if text.split(separator: " ").count == 3, let holder = ProcessStamp(parsing: text) {
+            guard !holder.isAlive else { return false }
+        } else {
+            guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                  Date().timeIntervalSince(modified) > IdentityPool.unnamedGrace else { return false }
+        }
         return unlink(path) == 0
     }
 }

@@ -24,7 +24,7 @@ public enum LibraryClosure {
         var result: [String] = []
         var seen: Set<String> = []
         var loadedNames: Set<String> = []
-        var queue: [(path: String, file: ELFFile, executable: ELFFile)] = []
+        var queue: [(path: String, file: ELFFile, executable: Object)] = []
         func parse(_ path: String) throws(JailError) -> ELFFile? {
             do {
                 return try load(path)
@@ -32,7 +32,7 @@ public enum LibraryClosure {
                 throw .usrTree("\(path): \(error)")
             }
         }
-        func add(_ path: String, _ file: ELFFile, executable: ELFFile) {
+        func add(_ path: String, _ file: ELFFile, executable: Object) {
             guard seen.insert(path).inserted else { return }
             if let soname = file.soname { loadedNames.insert(soname) }
             result.append(path)
@@ -41,12 +41,12 @@ public enum LibraryClosure {
         for object in objects {
             guard object.hasPrefix("/") else { throw .usrTree("\(object): not an absolute path") }
             guard let file = try parse(object) else { throw .usrTree("\(object): no such file") }
-            add(object, file, executable: file)
+            add(object, file, executable: Object(path: object, file: file))
             if let interpreter = file.interpreter {
                 guard interpreter.hasPrefix("/"), let loader = try parse(interpreter) else {
                     throw .usrTree("\(object): its interpreter \(interpreter) is missing")
                 }
-                add(interpreter, loader, executable: loader)
+                add(interpreter, loader, executable: Object(path: interpreter, file: loader))
             }
         }
         var next = 0
@@ -63,9 +63,16 @@ public enum LibraryClosure {
         return result
     }
 
+    /// An ELF file and where it lies.
+    struct Object {
+        var path: String
+        var file: ELFFile
+    }
+
     /// Where the loader finds `name` for the object at `path`: the first candidate that is an
-    /// ELF file of the object's machine.
-    static func find(_ name: String, for path: String, file: ELFFile, executable: ELFFile,
+    /// ELF file of the object's machine. `$ORIGIN` in the executable's RPATH is the executable's
+    /// directory.
+    static func find(_ name: String, for path: String, file: ELFFile, executable: Object,
                      parse: (String) throws(JailError) -> ELFFile?) throws(JailError) -> (String, ELFFile)? {
         if name.contains("/") {
             guard name.hasPrefix("/") else { return nil }
@@ -75,7 +82,10 @@ public enum LibraryClosure {
         var directories: [String] = []
         if file.runpath.isEmpty {
             directories += file.rpath.compactMap { expand($0, origin: origin) }
-            if executable != file { directories += executable.rpath.compactMap { expand($0, origin: origin) } }
+            if executable.path != path {
+                let executableOrigin = (executable.path as NSString).deletingLastPathComponent
+                directories += executable.file.rpath.compactMap { expand($0, origin: executableOrigin) }
+            }
         }
         directories += file.runpath.compactMap { expand($0, origin: origin) }
         directories += systemDirectories(machine: file.machine)

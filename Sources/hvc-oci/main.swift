@@ -64,7 +64,7 @@ let jsonLog = invocation.globals["log-format"] == "json"
 func fail(_ message: String, code: Int32 = 1) -> Never {
     FileHandle.standardError.write(Data("hvc-oci: \(message)\n".utf8))
     if let logPath, let handle = FileHandle(forWritingAtPath: logPath) ?? {
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         return FileHandle(forWritingAtPath: logPath)
     }() {
         handle.seekToEndOfFile()

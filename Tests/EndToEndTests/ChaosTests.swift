@@ -1,4 +1,5 @@
 import Foundation
+import HVCSystem
 import Synchronization
 import Testing
 
@@ -87,8 +88,17 @@ extension EndToEnd {
             var problems = ledger.figures.withLock { $0.wrong }
             for record in records() {
                 let id = String(record.id.prefix(12))
-                let supervisor = record.supervisorPID.map { ChaosProcesses.isAlive($0) } ?? false
-                let vmm = record.vmmPID.map { ChaosProcesses.isAlive($0) && h.leftoverVMMs().contains($0) } ?? false
+                // By pid and start time: pids come back within a run (pid_max is 32768 here).
+                func supervisorRuns() -> Bool {
+                    record.supervisorPID.map { ProcessStamp(pid: $0, start: record.supervisorStart).isAlive } ?? false
+                }
+                func vmmRuns() -> Bool {
+                    guard let pid = record.vmmPID, h.leftoverVMMs().contains(pid) else { return false }
+                    let log = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/1")) ?? ""
+                    return log.hasPrefix(h.runRoot + "/vms/" + record.id.prefix(16) + "/")
+                }
+                let supervisor = supervisorRuns()
+                let vmm = vmmRuns()
                 switch record.status {
                 case "running":
                     if !supervisor || !vmm {
@@ -99,9 +109,7 @@ extension EndToEnd {
                         problems.append("wrong state: \(id) exited with neither a code nor an error")
                     }
                     // A supervisor that has just recorded the exit is given a moment to finish.
-                    let gone = Harness.eventually(10) {
-                        !(record.supervisorPID.map(ChaosProcesses.isAlive) ?? false) && !(record.vmmPID.map(ChaosProcesses.isAlive) ?? false)
-                    }
+                    let gone = Harness.eventually(10) { !supervisorRuns() && !vmmRuns() }
                     if !gone { problems.append("wrong state: \(id) is recorded exited, its supervisor or QEMU still runs") }
                 case "created":
                     if supervisor || vmm || record.supervisorPID != nil {
@@ -138,6 +146,7 @@ extension EndToEnd {
             var id: String
             var status: String
             var supervisorPID: Int32?
+            var supervisorStart: UInt64?
             var vmmPID: Int32?
             var exitCode: Int?
             var error: String?
@@ -154,6 +163,7 @@ extension EndToEnd {
                 let process = config["process"] as? [String: Any]
                 return Record(id: config["id"] as? String ?? String(id), status: state["status"] as? String ?? "",
                               supervisorPID: (state["supervisorPID"] as? Int).map(Int32.init),
+                              supervisorStart: (state["supervisorStart"] as? NSNumber)?.uint64Value,
                               vmmPID: (state["vmmPID"] as? Int).map(Int32.init),
                               exitCode: state["exitCode"] as? Int, error: state["error"] as? String,
                               arguments: process?["arguments"] as? [String] ?? [])
@@ -180,8 +190,9 @@ extension EndToEnd {
                 ((try? String(contentsOfFile: path + "/" + name, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             }
             func alive(_ name: String) -> String {
-                guard let pid = Int32(text(name)) else { return "\(name): none" }
-                return "\(name) \(pid) " + (kill(pid, 0) == 0 ? "alive: " + ChaosProcesses.commandLine(pid).prefix(3).joined(separator: " ") : "gone")
+                guard let stamp = ProcessStamp(parsing: text(name)) else { return "\(name): none" }
+                let pid = stamp.pid
+                return "\(name) \(stamp) " + (stamp.isAlive ? "alive: " + ChaosProcesses.commandLine(pid).prefix(3).joined(separator: " ") : "gone")
             }
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().joined(separator: " ")
             let cgroups = text("cgroups").split(separator: "\n").map { cgroup in

@@ -320,7 +320,7 @@ struct Harness: Sendable {
         for key in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
             for file in (try? FileManager.default.contentsOfDirectory(atPath: base + "/" + key)) ?? [] where file.hasSuffix(".pid") {
                 if let text = try? String(contentsOfFile: base + "/" + key + "/" + file, encoding: .utf8),
-                   let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) { pids.insert(pid) }
+                   let pid = text.split(separator: " ").first.flatMap({ Int32($0) }) { pids.insert(pid) }
             }
         }
         return pids

@@ -90,6 +90,37 @@ extension EndToEnd {
             expectNothingLeft()
         }
 
+        /// A guest that runs the container's command and then answers nothing: an `exec` fails
+        /// after the answer timeout with a one-line error, and the container goes on.
+        @Test func anExecTheGuestNeverAnswersFailsAndTheContainerGoesOn() throws {
+            let assets = try HostileGuestTests.assets("deaf", h)
+            try withNeighbour { probe in
+                let hostile = harness(assets: assets)
+                defer { _ = h.hvc(["rm", "-f", "hostile-deaf"]) }
+                let run = hostile.hvc(["run", "-d", "--no-template", "--network", "none", "--name", "hostile-deaf", "busybox", "true"])
+                try #require(run.status == 0, "\(run.stderr)")
+                let began = Date()
+                let exec = h.hvc(["exec", "hostile-deaf", "echo", "never"], timeout: Double(HostileGuestTests.answerTimeout + 60))
+                let seconds = Date().timeIntervalSince(began)
+                let message = exec.stderr.trimmingCharacters(in: .newlines)
+                print("deaf: exec exit \(exec.status) after \(String(format: "%.1f", seconds)) s: \(message)")
+                let expected = "the guest agent did not answer `start` within \(HostileGuestTests.answerTimeout) s"
+                #expect(exec.status != 0 && exec.status < 128, "\(exec.status): \(exec.stderr)")
+                #expect(message.contains(expected) && !message.contains("\n"), "\(exec.stderr)")
+                #expect(seconds >= Double(HostileGuestTests.answerTimeout) && seconds < Double(HostileGuestTests.answerTimeout + 30))
+                #expect(try h.state("hostile-deaf")["status"] as? String == "running")
+                probe()
+                #expect(h.hvc(["rm", "-f", "hostile-deaf"]).status == 0)
+                IsolationTable.record([.init(
+                    area: "guest faults", attack: "hostile guest: runs its command, then answers nothing (an exec)",
+                    expected: "the exec fails after the answer timeout with a one-line error; the container runs on; the neighbour and hvcd answer",
+                    observed: "exec exit \(exec.status) after \(Int(seconds.rounded())) s: \(message.prefix(120))",
+                    control: "the same exec into the neighbour answers at once (each probe)",
+                    held: exec.status != 0 && message.contains(expected), test: "HostileGuestTests.anExecTheGuestNeverAnswersFailsAndTheContainerGoesOn")])
+            }
+            expectNothingLeft()
+        }
+
         /// A guest writing as fast as it can: the supervisor's memory stays bounded, its log
         /// within the cap, and `hvc rm -f` still ends it at once.
         @Test func aFloodingGuestIsBoundedInMemoryAndLog() throws {

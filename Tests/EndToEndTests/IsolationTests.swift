@@ -243,13 +243,18 @@ extension EndToEnd {
             defer { _ = h.hvc(["rm", "-f", "iso-log-flood"]) }
             let logPath = try #require(try h.inspect("iso-log-flood")["logPath"] as? String)
             let logBytes = Harness.fileSize(logPath) + Harness.fileSize(logPath + ".1")
-            let tail = h.hvc(["logs", "--tail", "1", "iso-log-flood"]).stdout
+            let logs = h.hvc(["logs", "--tail", "1", "iso-log-flood"])
+            let tail = logs.stdout
             rows.append(.init(area: "resources", attack: "log flood: 64 MiB of output, --log-max-size 1m",
                               expected: "at most 2 MiB on the host (the log and one rotated)",
                               observed: "\(logBytes / 1024) KiB on the host",
                               control: "the flood reached the log: its last line \(tail.contains("flood-end") ? "is" : "is not") there; \(flood.stdout.utf8.count >> 20) MiB streamed to the caller",
                               held: logBytes <= 2 << 20 + 64 << 10, test: test))
-            #expect(tail.contains("flood-end"))
+            #expect(tail.contains("flood-end"), """
+                the run exited \(flood.status) (\(flood.stderr.suffix(300))), streamed \(flood.stdout.utf8.count) bytes ending \
+                \(flood.stdout.suffix(80).debugDescription); logs exited \(logs.status) (\(logs.stderr.suffix(300))) with \
+                \(tail.suffix(200).debugDescription); the log files hold \(logBytes) bytes
+                """)
 
             // Writable layer: fill it past its bound; the host's disk must not change.
             func fill(_ extra: [String]) -> (mib: Int, hostChangeMiB: Int) {

@@ -1,4 +1,5 @@
 import Foundation
+import HVCSystem
 import Jail
 import Testing
 
@@ -76,5 +77,39 @@ struct CgroupTests {
         #expect(throws: JailError.self) { try pool.claim(owner: "d") }
         pool.release(b)
         #expect(try pool.claim(owner: "d") == b)
+    }
+
+    /// A claim is taken back when its holder is dead, or when its pid now names a later process
+    /// (the start time differs), never while its holder runs.
+    @Test func staleClaimsAreTakenBack() throws {
+        let directory = "/tmp/hvc-uids-stale-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pool = IdentityPool(directory: directory, range: 4000...4003)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let me = ProcessStamp.current
+        let myStart = try #require(me.start)
+        func write(_ uid: Int, _ text: String) throws { try text.write(toFile: "\(directory)/\(uid)", atomically: true, encoding: .utf8) }
+        try write(4000, "\(me.pid) \(myStart) live\n")
+        try write(4001, "\(me.pid) \(myStart + 1) reused-pid\n")
+        try write(4002, "2147483646 \(myStart) dead\n")
+        try write(4003, "")
+        pool.reclaimStale()
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: directory))
+        #expect(left == ["4000", "4003"], "an unnamed claim is kept for its grace period")
+        #expect(try pool.claim(owner: "x") != 4000)
+    }
+
+    @Test func processStamps() throws {
+        let me = ProcessStamp.current
+        #expect(me.isAlive)
+        #expect(ProcessStamp(parsing: me.description) == me)
+        #expect(ProcessStamp(parsing: me.nameComponent + "-rest", separator: "-") == me)
+        #expect(ProcessStamp(parsing: "\(me.pid)")?.start == nil)
+        #expect(ProcessStamp(parsing: "\(me.pid) 0 owner")?.start == nil)
+        #expect(ProcessStamp(pid: me.pid, start: nil).isAlive)
+        #expect(!ProcessStamp(pid: me.pid, start: (me.start ?? 0) + 1).isAlive)
+        #expect(ProcessStamp(parsing: "") == nil)
+        #expect(ProcessStamp(parsing: "-5 3") == nil)
+        #expect(ProcessStamp(parsing: "x 3") == nil)
     }
 }

@@ -57,6 +57,19 @@ struct LibraryClosureTests {
         #expect(try closure(["/usr/bin/c"], files).last == Self.system + "libx.so")
     }
 
+    /// A library without a search path of its own is searched for in the executable's RPATH,
+    /// whose `$ORIGIN` is the executable's directory, not the library's.
+    @Test func theExecutablesOriginIsItsOwnDirectory() throws {
+        let files: [String: ELFFile] = [
+            "/opt/vmm/bin/vmm": ELFFile(machine: 62, needed: ["libouter.so"], rpath: ["$ORIGIN/../lib"]),
+            "/opt/vmm/bin/../lib/libouter.so": ELFFile(machine: 62, needed: ["libinner.so"]),
+            "/opt/vmm/bin/../lib/libinner.so": ELFFile(machine: 62),
+        ]
+        #expect(try closure(["/opt/vmm/bin/vmm"], files) == [
+            "/opt/vmm/bin/vmm", "/opt/vmm/bin/../lib/libouter.so", "/opt/vmm/bin/../lib/libinner.so",
+        ])
+    }
+
     @Test func aLibraryTheLoaderWouldNotFindIsAnError() {
         let files = ["/usr/bin/vmm": ELFFile(machine: 62, needed: ["libmissing.so"])]
         #expect(throws: JailError.usrTree("/usr/bin/vmm needs libmissing.so, which the loader would not find")) {

@@ -288,14 +288,14 @@ public struct ContainerManager: Sendable {
             if let channel = try? controlChannel(record) { try? channel.send(Frame(.shutdown)) }
             if let done = waitForExit(record.id, seconds: 10) {
                 record = done
-            } else if let pid = record.state.supervisorPID {
-                Glibc.kill(pid, SIGKILL)
+            } else if let supervisor = record.state.supervisor, supervisor.isAlive {
+                Glibc.kill(supervisor.pid, SIGKILL)
             }
         }
         // Let a supervisor that just recorded the exit finish its teardown.
-        if let pid = record.state.supervisorPID {
+        if let supervisor = record.state.supervisor {
             let deadline = Date().addingTimeInterval(5)
-            while processIsAlive(pid) && Date() < deadline { usleep(10_000) }
+            while supervisor.isAlive && Date() < deadline { usleep(10_000) }
         }
         store.remove(record.id)
         if volumes { VolumeManager.removeAnonymous(of: record.config, runtime: runtime) }

@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import HVCSystem
 import VMM
 
 /// What a container is: fixed when it is created.
@@ -93,6 +94,12 @@ public enum ContainerStatus: String, Codable, Sendable {
 public struct ContainerState: Codable, Equatable, Sendable {
     public var status: ContainerStatus = .created
     public var supervisorPID: Int32?
+    /// The supervisor's start time (see `ProcessStamp`), so that a later process with its pid
+    /// is not taken for it.
+    public var supervisorStart: UInt64?
+
+    /// The supervisor named by `supervisorPID` and `supervisorStart`.
+    var supervisor: ProcessStamp? { supervisorPID.map { ProcessStamp(pid: $0, start: supervisorStart) } }
     public var vmmPID: Int32?
     public var started: Date?
     public var finished: Date?

@@ -1,4 +1,5 @@
 import Foundation
+import HVCSystem
 
 /// Containers under `<root>/containers/<id>`: `config.json` (fixed at creation), `state.json`
 /// (rewritten atomically at each transition), `container.log`, and a `lock` file that
@@ -21,7 +22,7 @@ public struct ContainerStore: Sendable {
             }
             // Made whole under another name and renamed into place, so that a creator killed
             // half-way leaves no container that cannot be listed, nor removed.
-            let staging = directory + "/" + ContainerStore.creatingPrefix + "\(getpid())-" + config.id
+            let staging = directory + "/" + ContainerStore.creatingPrefix + ProcessStamp.current.nameComponent + "-" + config.id
             try makeDirectory(staging, mode: 0o700)
             try writeAtomically(staging + "/state.json", JSONEncoder.hvc.encode(ContainerState()))
             try writeAtomically(staging + "/config.json", JSONEncoder.hvc.encode(config))
@@ -35,7 +36,7 @@ public struct ContainerStore: Sendable {
         }
     }
 
-    /// Directories of containers being created (`<prefix><pid>-<id>`) and removed (`<prefix><id>`).
+    /// Directories of containers being created (`<prefix><pid>-<start>-<id>`, see `ProcessStamp`) and removed (`<prefix><id>`).
     static let creatingPrefix = ".creating-"
     static let removingPrefix = ".removing-"
 
@@ -52,7 +53,8 @@ public struct ContainerStore: Sendable {
             if name.hasPrefix(ContainerStore.removingPrefix) {
                 try? FileManager.default.removeItem(atPath: directory + "/" + name)
             } else if name.hasPrefix(ContainerStore.creatingPrefix),
-                      let pid = Int32(name.dropFirst(ContainerStore.creatingPrefix.count).prefix { $0 != "-" }), !processIsAlive(pid) {
+                      let creator = ProcessStamp(parsing: name.dropFirst(ContainerStore.creatingPrefix.count), separator: "-"),
+                      !creator.isAlive {
                 try? FileManager.default.removeItem(atPath: directory + "/" + name)
             }
         }
@@ -90,7 +92,8 @@ public struct ContainerStore: Sendable {
     /// A running container whose supervisor is gone has ended: its VM died with the supervisor.
     /// So has a created one whose supervisor took its VM and died before the command started.
     func settle(_ state: ContainerState) -> ContainerState? {
-        guard state.status != .exited, let pid = state.supervisorPID, !processIsAlive(pid) else { return nil }
+        guard state.status != .exited, let supervisor = state.supervisor, !supervisor.isAlive else { return nil }
+        let pid = supervisor.pid
         var settled = state
         settled.status = .exited
         settled.finished = Date()

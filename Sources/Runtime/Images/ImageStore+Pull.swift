@@ -72,7 +72,7 @@ extension ImageStore {
                                 &written, $0.baseAddress!, $0.count)
             }
             if status != 0 {
-                throw HVCError("layer \(index + 1) of \(manifest.layers.count): \(String(cString: buffer))")
+                throw HVCError("layer \(index + 1) of \(manifest.layers.count): \(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
             }
             total += written
         }

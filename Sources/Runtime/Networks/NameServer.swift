@@ -23,7 +23,7 @@ public enum NameServer {
     /// Starts the store's name server unless it runs.
     static func ensureRunning(_ runtime: Runtime) {
         if let text = try? String(contentsOfFile: pidPath(runtime), encoding: .utf8),
-           let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), processIsAlive(pid) { return }
+           let server = ProcessStamp(parsing: text), server.isAlive { return }
         _ = try? Shim.start(["--name-server", "1"], paths: runtime.paths)
     }
 
@@ -34,7 +34,7 @@ public enum NameServer {
         try? makeDirectory(runtime.paths.runRoot, mode: 0o711)
         let lock = open(runtime.paths.runRoot + "/name-server.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else { exit(0) }
-        try? writeAtomically(pidPath(runtime), Data("\(getpid())\n".utf8))
+        try? writeAtomically(pidPath(runtime), Data("\(ProcessStamp.current)\n".utf8))
         // It parses what guests send: of root's powers it keeps only binding port 53 (it stays
         // uid 0 to read the root-only member lists).
         guard hvc_keep_only_capability(10 /* CAP_NET_BIND_SERVICE */) == 0 else { exit(1) }

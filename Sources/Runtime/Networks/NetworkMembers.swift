@@ -10,6 +10,10 @@ struct NetworkMembers: Sendable {
         directory = runtime.paths.runRoot + "/networks/" + network.id
     }
 
+    private init(directory: String) {
+        self.directory = directory
+    }
+
     func memberFile(_ containerID: String) -> String { directory + "/" + containerID }
 
     /// Records a container as a member with its hosts line.
@@ -25,6 +29,19 @@ struct NetworkMembers: Sendable {
 
     /// Whether the network has no member (its directory listed, no file read).
     var isEmpty: Bool { memberIDs().isEmpty }
+
+    /// Removes the files of members whose VM is gone: a supervisor removes its file before its
+    /// VM's directory, and a sweep of that directory removes it too, so a file outliving the
+    /// directory was left by a process killed between the two.
+    static func sweep(_ paths: RuntimePaths) {
+        let root = paths.runRoot + "/networks"
+        for network in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
+            let members = NetworkMembers(directory: root + "/" + network)
+            for id in members.memberIDs() where !FileManager.default.fileExists(atPath: VMDirectory.path(in: paths.vms, id: id)) {
+                unlink(members.memberFile(id))
+            }
+        }
+    }
 
     private func memberIDs() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.count == 64 && $0.allSatisfy(\.isHexDigit) }

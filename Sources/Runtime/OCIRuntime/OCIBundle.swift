@@ -80,11 +80,16 @@ public struct OCISpec: Decodable, Sendable {
         var mounts: [ContainerMount] = []
         for mount in self.mounts ?? [] {
             let options = Set(mount.options ?? [])
-            let type = mount.type ?? (options.contains("bind") || options.contains("rbind") ? "bind" : "")
+            let bindOption = options.contains("bind") || options.contains("rbind")
+            let type = switch mount.type {
+            case nil: bindOption ? "bind" : ""
+            case "none" where bindOption: "bind"
+            case let type?: type
+            }
             if OCISpec.guestMade.contains(type) || OCISpec.guestMadeTargets.contains(mount.destination) { continue }
             let target = try ContainerMount.checkTarget(mount.destination)
             switch type {
-            case "bind", "none" where options.contains("bind") || options.contains("rbind"):
+            case "bind":
                 guard let source = mount.source, source.hasPrefix("/") else {
                     throw HVCError(.invalid, "bind mount on \(mount.destination) has no absolute source")
                 }

@@ -233,7 +233,7 @@ public struct OCIContainers: Sendable {
             let fifo = stateDirectory + "/start"
             let marker = stateDirectory + "/created"
             let gate: @Sendable () -> Bool = {
-                FileManager.default.createFile(atPath: marker, contents: nil)
+                _ = FileManager.default.createFile(atPath: marker, contents: nil)
                 let fd = open(fifo, O_RDONLY | O_CLOEXEC)
                 guard fd >= 0 else { return false }
                 defer { close(fd) }

@@ -82,7 +82,7 @@ public enum PoolMember {
         let name = String(id.prefix(12))
         let socketPath = members + "/" + name + ".sock"
         let pidPath = members + "/" + name + ".pid"
-        try? writeAtomically(pidPath, Data("\(getpid())\n".utf8))
+        try? writeAtomically(pidPath, Data("\(ProcessStamp.current)\n".utf8))
         let fd = hvc_unix_listen(socketPath, 4)
         guard fd >= 0 else { leave(125) }
         let listener = FileDescriptor(fd)

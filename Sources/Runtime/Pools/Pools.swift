@@ -80,12 +80,19 @@ public struct PoolStore: Sendable {
         return sockets.sorted()
     }
 
+    /// Removes the files of every pool's members that died waiting.
+    func sweepMembers() {
+        for key in (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? [] {
+            _ = members(key)
+        }
+    }
+
     /// The pid serving a member socket (recorded beside it), if that process lives.
     func memberPID(_ socket: String) -> Int32? {
         let pidFile = String(socket.dropLast(".sock".count)) + ".pid"
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), processIsAlive(pid) else { return nil }
-        return pid
+              let member = ProcessStamp(parsing: text), member.isAlive else { return nil }
+        return member.pid
     }
 }
 

@@ -115,6 +115,8 @@ public final class Supervisor: Sendable {
         /// Which client owns which guest process, under the client's own numbering.
         var byAgentID: [UInt32: (client: Client, local: UInt32)] = [:]
         var nextAgentID: UInt32 = 2
+        /// Processes clients started (`exec`) that the guest has not yet answered for.
+        var unansweredStarts: Set<UInt32> = []
         var clients: [ObjectIdentifier: Client] = [:]
         /// Clients that attached after the command started: they get its output and exit.
         var observers: [ObjectIdentifier: Client] = [:]
@@ -226,7 +228,9 @@ public final class Supervisor: Sendable {
     private func adopt(_ launched: LaunchedVM) throws(HVCError) {
         life.withLock { $0.phase = .launched(launched) }
         try store.update(config.id) {
-            $0.supervisorPID = getpid()
+            let supervisor = ProcessStamp.current
+            $0.supervisorPID = supervisor.pid
+            $0.supervisorStart = supervisor.start
             $0.vmmPID = launched.vm.pid
             $0.template = launched.template?.key
         }
@@ -431,6 +435,9 @@ public final class Supervisor: Sendable {
                     timing.mark("started")
                     markRunning()
                 }
+                life.withLock { _ = $0.unansweredStarts.remove(frame.process) }
+            case .startFailed:
+                life.withLock { _ = $0.unansweredStarts.remove(frame.process) }
             case .stdout(let bytes) where isInit:
                 log.append(bytes, stream: "stdout")
             case .stderr(let bytes) where isInit:
@@ -558,6 +565,7 @@ public final class Supervisor: Sendable {
                 let id = life.nextAgentID
                 life.nextAgentID += 1
                 life.byAgentID[id] = (client, frame.process)
+                life.unansweredStarts.insert(id)
                 return id
             }
             guard let agentID else {
@@ -565,6 +573,7 @@ public final class Supervisor: Sendable {
                 return
             }
             try? channel.send(Frame(process: agentID, .start(spec)))
+            armExecDeadline(agentID)
             return
         }
         guard let agentID = life.withLock({ $0.agentID(client: client, local: frame.process) }) else { return }
@@ -573,6 +582,23 @@ public final class Supervisor: Sendable {
             try? channel.send(Frame(process: agentID, frame.message))
         default:
             break
+        }
+    }
+
+    /// Bounds the wait for the guest's answer to a client's `start`: past `agentAnswerSeconds`
+    /// the client is told, and the process, should it start after all, is killed. The container
+    /// goes on: a guest too slow for one `exec` may serve the next.
+    private func armExecDeadline(_ agentID: UInt32) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Supervisor.agentAnswerSeconds)) { [self] in
+            let (route, channel) = life.withLock { life -> ((client: Client, local: UInt32)?, FrameChannel?) in
+                guard life.unansweredStarts.remove(agentID) != nil else { return (nil, nil) }
+                defer { life.byAgentID[agentID] = nil }
+                return (life.byAgentID[agentID], life.phase.channel)
+            }
+            guard let route else { return }
+            try? channel?.send(Frame(process: agentID, .signal(SIGKILL)))
+            try? route.client.channel.send(Frame(process: route.local, .startFailed(
+                .other, "the guest agent did not answer `start` within \(Supervisor.agentAnswerSeconds) s")))
         }
     }
 

@@ -20,10 +20,13 @@ public struct Runtime: Sendable {
     }
 
     /// Undoes what dead supervisors left: their VMs' directories (with the VMM, network,
-    /// cgroups and jail of each) and their uid claims.
+    /// cgroups and jail of each), their uid claims and network member files, and the files of
+    /// dead pool members.
     func sweep() {
         VMDirectory.sweep(paths.vms)
         IdentityPool(directory: paths.identities).reclaimStale()
+        NetworkMembers.sweep(paths)
+        pools.sweepMembers()
     }
 
     /// Debian's QEMU.

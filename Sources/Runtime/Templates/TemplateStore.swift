@@ -102,14 +102,16 @@ public struct TemplateStore: Sendable {
         return digest
     }
 
-    /// Where a capture writes a template before renaming it into place: `<prefix><key>-<pid>`.
+    /// Where a capture writes a template before renaming it into place:
+    /// `<prefix><key>-<pid>-<start>` (see `ProcessStamp`).
     static let stagingPrefix = ".staging-"
 
     /// Every complete template. What captures whose process died left half-written goes on the way.
     public func list() -> [Template] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         for name in names where name.hasPrefix(TemplateStore.stagingPrefix) {
-            guard let pid = name.split(separator: "-").last.flatMap({ Int32($0) }), !processIsAlive(pid) else { continue }
+            let capturer = ProcessStamp(parsing: name.dropFirst(TemplateStore.stagingPrefix.count + 17), separator: "-")
+            guard let capturer, !capturer.isAlive else { continue }
             try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }
         return names.filter { !$0.hasPrefix(".") }.compactMap { load($0) }.sorted { $0.created < $1.created }

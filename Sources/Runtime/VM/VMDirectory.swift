@@ -49,7 +49,7 @@ public struct VMDirectory: Sendable {
             throw HVCError("create \(path): \(String(cString: strerror(errno)))")
         }
         let directory = VMDirectory(path: path)
-        try writeAtomically(path + "/owner", Data("\(getpid())\n".utf8))
+        try writeAtomically(path + "/owner", Data("\(ProcessStamp.current)\n".utf8))
         guard mkdir(directory.jailRoot, 0o700) == 0,
               mount("tmpfs", directory.jailRoot, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC),
                     "size=\(jailBytes),nr_inodes=256,mode=700") == 0 else {
@@ -134,8 +134,8 @@ public struct VMDirectory: Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
         for name in names {
             let directory = VMDirectory(path: parent + "/" + name)
-            if let owner = directory.readPID("owner") {
-                guard !processIsAlive(owner) else { continue }
+            if let owner = directory.readStamp("owner") {
+                guard !owner.isAlive else { continue }
             } else {
                 guard let created = (try? FileManager.default.attributesOfItem(atPath: directory.path))?[.modificationDate] as? Date,
                       Date().timeIntervalSince(created) > ownerlessGrace else { continue }
@@ -174,8 +174,12 @@ public struct VMDirectory: Sendable {
     }
 
     private func readPID(_ file: String) -> Int32? {
+        readStamp(file)?.pid
+    }
+
+    private func readStamp(_ file: String) -> ProcessStamp? {
         guard let text = try? String(contentsOfFile: path + "/" + file, encoding: .utf8) else { return nil }
-        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        return ProcessStamp(parsing: text)
     }
 
     /// True when `pid` is still the QEMU of this directory, not a process that reused its pid:
@@ -185,11 +189,8 @@ public struct VMDirectory: Sendable {
     }
 }
 
-/// Whether `pid` runs; a zombie (dead, not yet reaped by a parent that may never do so) does not.
+/// Whether `pid` runs; a zombie (dead, not yet reaped by a parent that may never do so) does
+/// not. Where a record of a process outlives it, record a `ProcessStamp` instead.
 func processIsAlive(_ pid: Int32) -> Bool {
-    guard kill(pid, 0) == 0 || errno == EPERM else { return false }
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return true }
-    let state = stat[stat.index(after: close)...].split(separator: " ").first
-    return state != "Z" && state != "X"
+    ProcessStamp(pid: pid, start: nil).isAlive
 }

@@ -10,6 +10,7 @@
 //   stray          after `started`, `stdout` and `exited` for a process the host never started
 //   flood          after `started`, full `stdout` frames for process 1, as fast as it can
 //   silent         `ready`, then nothing ever (it does not even read)
+//   deaf           after `started`, reads every frame and answers none (an `exec` never starts)
 //
 // Every mode first sends a valid `ready`, and never exits (PID 1 exiting panics the guest,
 // which would end the VM on its own): the host has to end it.
@@ -78,8 +79,9 @@ static void read_exactly(void *buffer, size_t length) {
     }
 }
 
-// Reads the host's frames (`hello`, ...) until the `start` of process 1.
-static void await_start(void) {
+// Reads the host's frames (`hello`, ...) until the `start` of process 1; with `forever`, reads
+// and drops every frame, for good.
+static void read_frames(int forever) {
     static uint8_t payload[MAX_PAYLOAD];
     for (;;) {
         uint8_t header[HEADER];
@@ -88,9 +90,11 @@ static void await_start(void) {
         uint32_t process = (uint32_t)header[5] << 24 | header[6] << 16 | header[7] << 8 | header[8];
         if (length > MAX_PAYLOAD) hang();
         read_exactly(payload, length);
-        if (header[4] == START && process == 1) return;
+        if (header[4] == START && process == 1 && !forever) return;
     }
 }
+
+static void await_start(void) { read_frames(0); }
 
 static void send_ready(void) {
     uint8_t payload[2 + 8 + 8] = { 0 };
@@ -194,6 +198,8 @@ int main(void) {
         send_frame(EXITED, 7, status, sizeof status);
     } else if (strcmp(mode, "flood") == 0) {
         flood();
+    } else if (strcmp(mode, "deaf") == 0) {
+        read_frames(1);
     } else if (strcmp(mode, "panic") == 0) {
         // PID 1 ending panics the guest kernel ("Attempted to kill init").
         _exit(1);
