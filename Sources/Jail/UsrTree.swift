@@ -104,7 +104,7 @@ public struct UsrTree: Sendable {
         }
         if let manifest = currentManifest() { return manifest }
 
-        let staging = directory + "/.building-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let staging = directory + "/.building-" + ProcessStamp.current.nameComponent + "-\(UInt32.random(in: 0...UInt32.max))"
         var placed = false
         defer { if !placed { try? FileManager.default.removeItem(atPath: staging) } }
         try UsrTree.makeDirectory(staging, mode: 0o755)
@@ -153,8 +153,8 @@ public struct UsrTree: Sendable {
         for name in (try? fileManager.contentsOfDirectory(atPath: directory)) ?? [] where name != contents.key {
             let path = directory + "/" + name
             if name.hasPrefix(".building-") {
-                let pid = name.split(separator: "-").dropFirst().first.flatMap { Int32($0) } ?? 0
-                if pid > 0, kill(pid, 0) != 0, errno == ESRCH { try? fileManager.removeItem(atPath: path) }
+                let builder = ProcessStamp(parsing: name.dropFirst(".building-".count), separator: "-")
+                if let builder, !builder.isAlive { try? fileManager.removeItem(atPath: path) }
             } else if name.count == 16, name.allSatisfy(\.isHexDigit),
                       let text = try? String(contentsOfFile: path + "/manifest", encoding: .utf8),
                       let manifest = Manifest(text: text),

@@ -299,11 +299,7 @@ final class ChaosLedger: Sendable {
 enum ChaosProcesses {
     /// Alive and not a zombie.
     static func isAlive(_ pid: Int32) -> Bool {
-        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        let state = stat[stat.index(after: close)...].split(separator: " ").first
-        return state != "Z" && state != "X"
+        ProcessStamp(pid: pid, start: nil).isAlive
     }
 
     /// Starts `argv` with its output to /dev/null and every signal at its default; a thread

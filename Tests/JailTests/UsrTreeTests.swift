@@ -1,4 +1,5 @@
 import Foundation
+import HVCSystem
 import Jail
 import Testing
 
@@ -139,10 +140,16 @@ struct UsrTreeTests {
         try FileManager.default.createDirectory(atPath: vanished + "/usr", withIntermediateDirectories: true)
         try "hvc-usr-tree 1\nobject /usr/local/libexec/hvc-gone/vmm\n".write(toFile: vanished + "/manifest", atomically: true, encoding: .utf8)
         let staging = directory + "/.building-999999999-1"
-        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        // A live pid with another start time: a later process that reused a dead builder's pid.
+        let me = ProcessStamp.current
+        let reused = directory + "/.building-\(me.pid)-\((me.start ?? 0) + 1)-2"
+        let live = directory + "/.building-" + me.nameComponent + "-3"
+        for path in [staging, reused, live] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
         try UsrTree(directory: directory, contents: .init(objects: ["/usr/bin/busybox"])).prepare()
         #expect(!FileManager.default.fileExists(atPath: vanished))
         #expect(!FileManager.default.fileExists(atPath: staging))
+        #expect(!FileManager.default.fileExists(atPath: reused))
+        #expect(FileManager.default.fileExists(atPath: live))
         #expect(tree.currentManifest() == manifest)
     }
 }

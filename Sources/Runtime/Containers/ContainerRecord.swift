@@ -97,9 +97,6 @@ public struct ContainerState: Codable, Equatable, Sendable {
     /// The supervisor's start time (see `ProcessStamp`), so that a later process with its pid
     /// is not taken for it.
     public var supervisorStart: UInt64?
-
-    /// The supervisor named by `supervisorPID` and `supervisorStart`.
-    var supervisor: ProcessStamp? { supervisorPID.map { ProcessStamp(pid: $0, start: supervisorStart) } }
     public var vmmPID: Int32?
     public var started: Date?
     public var finished: Date?
@@ -113,6 +110,9 @@ public struct ContainerState: Codable, Equatable, Sendable {
     public var endpoint: NetworkEndpoint?
 
     public init() {}
+
+    /// The supervisor named by `supervisorPID` and `supervisorStart`.
+    var supervisor: ProcessStamp? { supervisorPID.map { ProcessStamp(pid: $0, start: supervisorStart) } }
 }
 
 /// A container as `ps` and `inspect` show it.

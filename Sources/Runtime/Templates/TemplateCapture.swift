@@ -12,7 +12,7 @@ enum TemplateCapture {
     static func capture(runtime: Runtime, shape: VMShape, reference: String, inputs: TemplateInputs) throws(HVCError) -> Template {
         let store = runtime.templates
         let key = inputs.key
-        let staging = store.directory + "/" + TemplateStore.stagingPrefix + "\(key.prefix(16))-" + ProcessStamp.current.nameComponent
+        let staging = store.stagingPath(key)
         try? FileManager.default.removeItem(atPath: staging)
         try makeDirectory(staging, mode: 0o700)
         var complete = false

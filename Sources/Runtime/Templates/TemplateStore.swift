@@ -102,16 +102,25 @@ public struct TemplateStore: Sendable {
         return digest
     }
 
-    /// Where a capture writes a template before renaming it into place:
-    /// `<prefix><key>-<pid>-<start>` (see `ProcessStamp`).
     static let stagingPrefix = ".staging-"
+
+    /// Where this process's capture of `key` writes the template before renaming it into place:
+    /// `<prefix><key's first 16>-<pid>-<start>` (see `ProcessStamp`).
+    func stagingPath(_ key: String) -> String {
+        directory + "/" + TemplateStore.stagingPrefix + key.prefix(16) + "-" + ProcessStamp.current.nameComponent
+    }
+
+    /// The capture that a staging directory's name names.
+    static func stagingCapturer(_ name: String) -> ProcessStamp? {
+        guard name.hasPrefix(stagingPrefix) else { return nil }
+        return ProcessStamp(parsing: name.dropFirst(stagingPrefix.count).drop { $0 != "-" }.dropFirst(), separator: "-")
+    }
 
     /// Every complete template. What captures whose process died left half-written goes on the way.
     public func list() -> [Template] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for name in names where name.hasPrefix(TemplateStore.stagingPrefix) {
-            let capturer = ProcessStamp(parsing: name.dropFirst(TemplateStore.stagingPrefix.count + 17), separator: "-")
-            guard let capturer, !capturer.isAlive else { continue }
+        for name in names {
+            guard let capturer = TemplateStore.stagingCapturer(name), !capturer.isAlive else { continue }
             try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }
         return names.filter { !$0.hasPrefix(".") }.compactMap { load($0) }.sorted { $0.created < $1.created }
