@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI", "VMM", "AgentProtocol", "HVCSystem"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Runtime"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

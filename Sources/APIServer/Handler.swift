@@ -2,13 +2,20 @@ import Foundation
 import OCI
 import Runtime
 
-/// A response: status, content type, and a body, or a stream that writes the body in chunks
-/// (chunked transfer encoding) until it returns.
+/// A response: status, content type, and a body, which is one of: data; a stream that writes
+/// it in chunks (chunked transfer encoding) on a thread of its own until it returns; a feed,
+/// written in chunks as things happen, holding no thread; or a whole response that comes later.
 public struct Response: Sendable {
     public var status: Int
     public var contentType = "application/json"
     public var body: Data
     public var stream: (@Sendable (ResponseStream) -> Void)?
+    /// Registers the feed's writer (with a `ContainerWatch`) and returns how to stop it, called
+    /// when the client goes.
+    public var feed: (@Sendable (ResponseFeed) -> (@Sendable () -> Void))?
+    /// Registers what will answer (calling its argument once) and returns how to give up,
+    /// called when the client goes first.
+    public var pending: (@Sendable (@escaping @Sendable (Response) -> Void) -> (@Sendable () -> Void))?
 
     public init(status: Int, contentType: String = "application/json", body: Data = Data(),
                 stream: (@Sendable (ResponseStream) -> Void)? = nil) {
@@ -17,12 +24,39 @@ public struct Response: Sendable {
         self.body = body
         self.stream = stream
     }
+
+    /// A chunked body written by `feed` as things happen.
+    public static func feed(status: Int = 200, contentType: String,
+                            _ feed: @escaping @Sendable (ResponseFeed) -> (@Sendable () -> Void)) -> Response {
+        var response = Response(status: status, contentType: contentType)
+        response.feed = feed
+        return response
+    }
+
+    /// A response that `pending` gives later.
+    public static func later(_ pending: @escaping @Sendable (@escaping @Sendable (Response) -> Void) -> (@Sendable () -> Void)) -> Response {
+        var response = Response(status: 200)
+        response.pending = pending
+        return response
+    }
 }
 
 /// Where a streamed response writes: each `write` is one chunk, sent before it returns.
 public protocol ResponseStream: Sendable {
     /// Sends `data` (nothing for empty data); false once the client has gone.
     func write(_ data: Data) -> Bool
+}
+
+/// Where a feed writes: `write` queues a chunk and never blocks.
+public protocol ResponseFeed: Sendable {
+    /// Queues `data` (nothing for empty data); false once the client has gone.
+    func write(_ data: Data) -> Bool
+    /// Whether the client takes what was written: false while much is still queued for it.
+    var isWritable: Bool { get }
+    /// Calls `body` once, a little later, off the caller's thread (to try again when not writable).
+    func retryLater(_ body: @escaping @Sendable () -> Void)
+    /// Ends the body and the connection.
+    func finish()
 }
 
 /// Carries out API requests with the runtime library, for one caller at a time. Blocking:
@@ -134,8 +168,20 @@ public struct Handler: Sendable {
             try manager.kill(try container(id, caller).id, signal: signal)
             return Response(status: 204, body: Data())
         case .waitContainer(let id):
-            let code = try manager.wait(try container(id, caller).id)
-            return try Handler.json(WaitResult(exitCode: code))
+            let record = try container(id, caller)
+            let watch = try ContainerWatch.of(runtime.containers)
+            return Response.later { answer in
+                let token = watch.observe(record.id) { current in
+                    guard let current else {
+                        answer(Handler.error(HVCError(.notFound, "container \(record.name) was removed while waited for")))
+                        return false
+                    }
+                    guard current.state.status == .exited else { return true }
+                    answer((try? Handler.json(WaitResult(exitCode: current.state.exitCode ?? 0))) ?? Response(status: 500))
+                    return false
+                }
+                return { watch.cancel(token) }
+            }
         case .deleteContainer(let id):
             try manager.remove(try container(id, caller).id, force: Handler.flag(query, "force"), volumes: Handler.flag(query, "v"))
             return Response(status: 204, body: Data())
@@ -149,26 +195,17 @@ public struct Handler: Sendable {
             guard Handler.flag(query, "follow") else {
                 return Response(status: 200, contentType: "text/plain; charset=utf-8", body: text)
             }
-            let store = runtime.containers
-            return Response(status: 200, contentType: "text/plain; charset=utf-8") { stream in
-                guard stream.write(text) else { return }
-                var offset = followFrom
-                // New output as it comes, until the container has exited and all of it is sent.
-                while true {
-                    let status = (try? store.resolve(record.id))?.state.status
-                    let exited = status != .running && status != .created
-                    let more = reader.read(from: offset, includeRotated: false)
-                    offset = more.next
-                    guard stream.write(Data(more.entries.map(\.log).joined().utf8)) else { return }
-                    if exited && more.entries.isEmpty { return }
-                    usleep(100_000)
-                }
+            let follow = LogFollow(id: record.id, reader: reader, offset: followFrom, watch: try ContainerWatch.of(runtime.containers))
+            return Response.feed(contentType: "text/plain; charset=utf-8") { feed in
+                follow.start(feed, first: text)
             }
         case .events:
             // From here on: taken before the response's head goes out.
             let start = runtime.containers.events.end()
-            return Response(status: 200, contentType: "application/x-ndjson") { stream in
-                EventWatch(runtime: runtime, caller: caller).run(stream, from: start)
+            let watch = EventWatch(journal: runtime.containers.events, caller: caller, offset: start,
+                                   watch: try ContainerWatch.of(runtime.containers))
+            return Response.feed(contentType: "application/x-ndjson") { feed in
+                watch.start(feed)
             }
         case .listImages:
             return try Handler.json(try runtime.images.list())

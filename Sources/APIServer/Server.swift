@@ -13,7 +13,7 @@ public final class Server: Sendable {
     public struct Limits: Sendable {
         public var maxJSONBody = 1 << 20
         public var maxArchiveBody = 2 << 30
-        public var maxConnections = 256
+        public var maxConnections = 4096
         public var idleTimeout = TimeAmount.seconds(60)
 
         public init() {}
@@ -35,6 +35,7 @@ public final class Server: Sendable {
 
     /// Serves on `socketPath` (replacing a stale socket file) until `shutdown` is called.
     public func run(socketPath: String) throws {
+        Server.raiseDescriptorLimit()
         try? FileManager.default.createDirectory(atPath: (socketPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
@@ -58,6 +59,15 @@ public final class Server: Sendable {
         // Every local user may connect; what they may do is decided by who they are.
         chmod(socketPath, 0o666)
         try channel.closeFuture.wait()
+    }
+
+    /// Each connection holds a descriptor, and a waiting one holds it for as long as it waits:
+    /// the soft limit (often 1024) is raised to the hard one.
+    static func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     public func shutdown() {
@@ -85,8 +95,8 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     private var route: Route?
     private var rejected: HVCError?
     private var caller: Caller?
-    /// A streamed response is being written: the idle timeout does not apply.
-    private var streaming = false
+    /// A request is being answered (a wait, a stream): the idle timeout does not apply.
+    private var busy = false
 
     init(server: Server) { self.server = server }
 
@@ -102,7 +112,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent && !streaming { context.close(promise: nil) }
+        if event is IdleStateHandler.IdleStateEvent && !busy { context.close(promise: nil) }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -155,23 +165,50 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             promise.succeed(handler.handle(route, query: query, body: data, caller: caller))
         }
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let pool = server.pool
+        busy = true
         promise.futureResult.whenSuccess { response in
             let (handlerSelf, context) = bound.value
-            guard let stream = response.stream else {
-                handlerSelf.write(context: context, response, keepAlive: keepAlive)
-                return
+            handlerSelf.deliver(response, context: context, keepAlive: keepAlive)
+        }
+    }
+
+    /// Sends `response` by the kind of its body (on the event loop).
+    private func deliver(_ response: Response, context: ChannelHandlerContext, keepAlive: Bool) {
+        let channel = context.channel
+        let loop = context.eventLoop
+        if let pending = response.pending {
+            // The answer comes from another thread, once; the client may go before it.
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            let answered = Mutex(false)
+            let giveUp = pending { answer in
+                guard answered.withLock({ was in defer { was = true }; return !was }) else { return }
+                loop.execute {
+                    let (handlerSelf, context) = bound.value
+                    guard channel.isActive else { return }
+                    handlerSelf.deliver(answer, context: context, keepAlive: keepAlive)
+                }
             }
-            // Chunked: the head now, then each chunk as the stream writes it, from a pool thread.
-            handlerSelf.streaming = true
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: response.contentType)
-            headers.add(name: "Transfer-Encoding", value: "chunked")
-            headers.add(name: "Connection", value: "close")
-            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
-            context.writeAndFlush(handlerSelf.wrapOutboundOut(.head(head)), promise: nil)
-            let channel = context.channel
-            pool.submit { _ in
+            channel.closeFuture.whenComplete { _ in
+                if answered.withLock({ was in defer { was = true }; return !was }) { giveUp() }
+            }
+            return
+        }
+        guard response.stream != nil || response.feed != nil else {
+            write(context: context, response, keepAlive: keepAlive)
+            return
+        }
+        // Chunked: the head now, then each chunk as it is written; the connection ends with the body.
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Transfer-Encoding", value: "chunked")
+        headers.add(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+        if let feed = response.feed {
+            let stop = feed(ChannelFeed(channel: channel))
+            channel.closeFuture.whenComplete { _ in stop() }
+        } else if let stream = response.stream {
+            server.pool.submit { _ in
                 stream(ChannelStream(channel: channel))
                 channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
             }
@@ -179,6 +216,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func write(context: ChannelHandlerContext, _ response: Response, keepAlive: Bool) {
+        busy = false
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
         headers.add(name: "Content-Length", value: "\(response.body.count)")
@@ -202,6 +240,31 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             } catch {
                 return false
             }
+        }
+    }
+
+    /// A feed's writer: each chunk is queued on the channel and written by its event loop.
+    struct ChannelFeed: ResponseFeed {
+        let channel: Channel
+        /// How long a client that is behind gets before the next try.
+        static let retryDelay = TimeAmount.milliseconds(50)
+
+        func write(_ data: Data) -> Bool {
+            guard channel.isActive else { return false }
+            if !data.isEmpty {
+                channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: data))), promise: nil)
+            }
+            return true
+        }
+
+        var isWritable: Bool { channel.isWritable }
+
+        func retryLater(_ body: @escaping @Sendable () -> Void) {
+            channel.eventLoop.scheduleTask(in: ChannelFeed.retryDelay) { body() }
+        }
+
+        func finish() {
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 

@@ -239,4 +239,29 @@ int hvc_interface_configure(const char *name, const uint8_t mac[6], uint32_t add
 /// Adds the default IPv4 route through `gateway` (network byte order).
 int hvc_route_add_default(uint32_t gateway);
 
+/// epoll_create1(EPOLL_CLOEXEC); the fd or -1 with errno.
+int hvc_epoll_create(void);
+/// Adds `fd` to the set, reported by `token` when readable (level-triggered); 0 or -1 with errno.
+int hvc_epoll_add(int epoll, int fd, uint64_t token);
+/// Takes `fd` out of the set; 0 or -1 with errno.
+int hvc_epoll_remove(int epoll, int fd);
+/// epoll_wait(2): fills `tokens` with those of ready fds (at most `max`, at most 64); returns
+/// their count or -1 with errno.
+int hvc_epoll_wait(int epoll, uint64_t *tokens, int max, int timeout_ms);
+
+/// Flags of inotify(7) events and watches.
+enum {
+    HVC_IN_MODIFY = 0x00000002, HVC_IN_MOVED_TO = 0x00000080, HVC_IN_CREATE = 0x00000100,
+    HVC_IN_DELETE_SELF = 0x00000400, HVC_IN_MOVE_SELF = 0x00000800, HVC_IN_IGNORED = 0x00008000,
+};
+/// inotify_init1(IN_NONBLOCK | IN_CLOEXEC); the fd or -1 with errno.
+int hvc_inotify_init(void);
+/// inotify_add_watch(2); the watch or -1 with errno.
+int hvc_inotify_add_watch(int inotify, const char *path, uint32_t mask);
+/// inotify_rm_watch(2); 0 or -1 with errno.
+int hvc_inotify_rm_watch(int inotify, int watch);
+
+/// pidfd_open(2): a descriptor that becomes readable when process `pid` ends; -1 with errno.
+int hvc_pidfd_open(pid_t pid);
+
 #endif

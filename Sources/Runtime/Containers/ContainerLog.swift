@@ -11,7 +11,8 @@ public struct LogEntry: Codable, Equatable, Sendable {
 /// `container.log.1` when the file passes `maxBytes`.
 ///
 /// Used from one thread (the supervisor's agent reader).
-final class ContainerLogWriter {
+final class ContainerLogWriter: @unchecked Sendable {
+    // @unchecked: written by one thread only, the relay's.
     private let path: String
     private let maxBytes: Int
     private var handle: FileHandle?

@@ -179,25 +179,21 @@ public struct ContainerManager: Sendable {
     }
 
     private func waitUntilStarted(_ record: ContainerRecord, supervisor shimPID: Int32) throws(HVCError) -> ContainerRecord {
-        let deadline = Date().addingTimeInterval(300)
-        while Date() < deadline {
-            let current = try store.resolve(record.id)
-            switch current.state.status {
-            case .running:
-                return current
-            case .exited:
-                let code = current.state.exitCode ?? 125
-                throw HVCError(HVCError.Kind(startFailureCode: code), current.state.error ?? "container exited at once with code \(code)")
-            case .created:
-                if Glibc.kill(shimPID, 0) != 0 {
-                    let current = try store.resolve(record.id)
-                    if current.state.status != .created { continue }
-                    throw HVCError("the container supervisor exited before starting the container")
-                }
-                usleep(10_000)
-            }
+        let shim = ProcessStamp(pid: shimPID, start: nil)
+        _ = try ContainerWatch.of(store).wait(for: record.id, seconds: 300, orEndOf: shim) { current in
+            current?.state.status != .created
         }
-        throw HVCError("container \(record.name) did not start within 300 s")
+        let current = try store.resolve(record.id)
+        switch current.state.status {
+        case .running:
+            return current
+        case .exited:
+            let code = current.state.exitCode ?? 125
+            throw HVCError(HVCError.Kind(startFailureCode: code), current.state.error ?? "container exited at once with code \(code)")
+        case .created:
+            if !shim.isAlive { throw HVCError("the container supervisor exited before starting the container") }
+            throw HVCError("container \(record.name) did not start within 300 s")
+        }
     }
 
     /// Starts `hvc-shim` for a created container; returns its pid.
@@ -271,9 +267,11 @@ public struct ContainerManager: Sendable {
     /// Waits for the container to exit; returns its exit code.
     public func wait(_ nameOrID: String) throws(HVCError) -> Int32 {
         let record = try store.resolve(nameOrID)
+        let watch = try ContainerWatch.of(store)
         while true {
-            guard let done = waitForExit(record.id, seconds: 3600) else { continue }
-            return done.state.exitCode ?? 0
+            let last = watch.wait(for: record.id, seconds: 3600) { $0 == nil || $0?.state.status == .exited }
+            guard let last else { throw HVCError(.notFound, "container \(record.name) was removed while waited for") }
+            if last.state.status == .exited { return last.state.exitCode ?? 0 }
         }
     }
 
@@ -293,9 +291,8 @@ public struct ContainerManager: Sendable {
             }
         }
         // Let a supervisor that just recorded the exit finish its teardown.
-        if let supervisor = record.state.supervisor {
-            let deadline = Date().addingTimeInterval(5)
-            while supervisor.isAlive && Date() < deadline { usleep(10_000) }
+        if let supervisor = record.state.supervisor, let watch = try? ContainerWatch.of(store) {
+            _ = watch.waitForEnd(of: supervisor, seconds: 5)
         }
         store.remove(record.id)
         if volumes { VolumeManager.removeAnonymous(of: record.config, runtime: runtime) }
@@ -306,15 +303,11 @@ public struct ContainerManager: Sendable {
         }
     }
 
-    /// Polls until the container has exited; nil on timeout.
+    /// Waits until the container has exited; nil on timeout or when it is gone.
     func waitForExit(_ id: String, seconds: Double) -> ContainerRecord? {
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            guard let record = try? store.resolve(id) else { return nil }
-            if record.state.status == .exited { return record }
-            usleep(20_000)
-        } while Date() < deadline
-        return nil
+        guard let watch = try? ContainerWatch.of(store) else { return nil }
+        let last = watch.wait(for: id, seconds: seconds) { $0 == nil || $0?.state.status == .exited }
+        return last?.state.status == .exited ? last : nil
     }
 
     /// The control socket of a running container's supervisor.

@@ -43,21 +43,20 @@ public enum PoolMember {
         func leave(_ code: Int32) -> Never {
             launched?.vm.kill()
             _ = launched?.vm.waitForExit(timeoutSeconds: 5)
-            launched?.confinement.release()
+            launched?.confinement?.release()
             directory.remove()
             exit(code)
         }
-        let request = VMLaunch.Request(
-            owner: id, tenant: "hvc-pool", imageReference: pool.image, imageID: pool.imageID,
-            memoryMiB: pool.memoryMiB, cpus: pool.cpus, pidsLimit: 256, accelerator: pool.accelerator,
-            networkInterface: true, fromTemplate: true, servesFolders: true, nested: pool.nested ?? false)
-        let channel: FrameChannel
         do {
-            try VMLaunch.launch(request, directory: directory, runtime: runtime, timing: nil) { (vm: LaunchedVM) throws(HVCError) in
-                launched = vm
-            }
-            guard let launched else { leave(125) }
-            channel = try VMLaunch.connect(launched, directory: directory)
+            guard let image = try? runtime.images.resolve(pool.imageID) else { leave(125) }
+            let shape = VMShape(image: image, memoryMiB: pool.memoryMiB, cpus: pool.cpus, accelerator: pool.accelerator,
+                                networkInterface: true, nested: pool.nested ?? false)
+            let provider = TemplateClone(
+                request: VMRequest(owner: id, tenant: "hvc-pool", imageReference: pool.image, shape: shape, pidsLimit: 256, servesFolders: true),
+                runtime: runtime)
+            let vm = try provider.launch(in: directory, timing: nil) { (vm: LaunchedVM) throws(HVCError) in launched = vm }
+            try provider.restore(vm, in: directory, timing: nil)
+            let channel = try provider.connect(vm, in: directory).channel
             channel.setReceiveTimeout(seconds: 60)
             guard case .ready(let ready) = try channel.receive().message, ready.version == Limits.version else { leave(125) }
             // Have the guest run a first command's paths now, so that a claim finds them translated.
@@ -109,10 +108,9 @@ public enum PoolMember {
             let reply = PoolClaimReply(ok: true, pid: getpid(), error: nil)
             guard (try? connection.writeAll(Array((try? JSONEncoder().encode(reply)) ?? Data()) + [0x0a])) != nil else { leave(125) }
             let supervisor = Supervisor(
-                config: record.config, runtime: runtime,
+                config: record.config, runtime: runtime, provider: PooledVM(launched: launched, directory: directory),
                 attached: request.attached ? FrameChannel(socket: connection) : nil,
-                keepStdinOpen: request.keepStdinOpen, terminalSize: (request.rows, request.columns), timing: false,
-                prebooted: .init(launched: launched, directory: directory))
+                keepStdinOpen: request.keepStdinOpen, terminalSize: (request.rows, request.columns), timing: false)
             exit(supervisor.run())
         }
     }

@@ -63,19 +63,16 @@ enum TemplateCapture {
         let owner = "template-" + key
         let directory = try VMDirectory.create(in: runtime.paths.vms, id: owner)
         defer { directory.remove() }
-        let confinement = try VMConfinement.make(
-            .init(owner: owner, tenant: "hvc-templates", shape: shape, pidsLimit: 256),
-            directory: directory, runtime: runtime)
-        defer { confinement.release() }
-        let configuration = shape.configuration(.capture, runtime: runtime)
-        let vm: any VirtualMachine
+        let request = VMRequest(owner: owner, tenant: "hvc-templates", imageReference: "", shape: shape, pidsLimit: 256,
+                                servesFolders: false)
+        let (vm, confinement): (any VirtualMachine, VMConfinement)
         do {
-            vm = try VMBuilder.launch(configuration, binary: runtime.qemuBinary, logPath: directory.vmmLog,
-                                      jail: confinement.plan, memoryFD: memory.raw, tapFD: confinement.tap?.raw ?? -1)
+            (vm, confinement) = try VMLaunch.start(request, memory: .capture, memoryFD: memory.raw, bootsKernel: true,
+                                                   directory: directory, runtime: runtime)
         } catch {
-            throw HVCError("template VM: \(error)")
+            throw HVCError("template VM: \(error.message)")
         }
-        try directory.recordVMM(pid: vm.pid)
+        defer { confinement.release() }
         defer {
             vm.kill()
             _ = vm.waitForExit(timeoutSeconds: 5)
