@@ -6,9 +6,9 @@
 # PSS of idle containers, templated and cold, and the CPU the templated ones use while idle; 200
 # idle containers at once; and back-to-back starts per second, templated and pooled; then container
 # networking, hvc against podman (bench/net.py); then shared folders, hvc against podman
-# (bench/volumes.py); then a second-level VM in a nested container (bench/nested.py). Prints a
-# Markdown report to stdout and writes it to
-# bench/results.md.
+# (bench/volumes.py); then a second-level VM in a nested container (bench/nested.py); then hvcd's
+# ps latency with and without a thousand waiting clients (bench/daemon.py). Prints a Markdown
+# report to stdout and writes it to bench/results.md.
 #
 # Usage: bench/run.sh PATH_TO_HVC
 # Env:   BENCH_RUNS   timed runs of each benchmark (default 10)
@@ -18,6 +18,7 @@
 #        BENCH_NET    TCP throughput and HTTP round trips, hvc against podman (default 1; 0 skips)
 #        BENCH_VOLUMES  shared-folder I/O, hvc against podman (default 1; 0 skips)
 #        BENCH_NESTED  a second-level VM's boot and a workload at L1 and L2 (default 1; 0 skips)
+#        BENCH_DAEMON  hvcd's ps latency with 0 and 1,000 waiting clients (default 1; 0 skips)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -44,6 +45,8 @@ net=${BENCH_NET:-1}
 [[ $net =~ ^[01]$ ]] || die "BENCH_NET must be 0 or 1, not '$net'"
 volumes=${BENCH_VOLUMES:-1}
 nested=${BENCH_NESTED:-1}
+daemon=${BENCH_DAEMON:-1}
+[[ $daemon =~ ^[01]$ ]] || die "BENCH_DAEMON must be 0 or 1, not '$daemon'"
 [[ $volumes =~ ^[01]$ ]] || die "BENCH_VOLUMES must be 0 or 1, not '$volumes'"
 
 export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}
@@ -202,4 +205,14 @@ if [ "$nested" -eq 1 ]; then
   wait "$bench_pid"
   bench_pid=
   tee -a "$here/results.md" <"$tmp/nested.md"
+fi
+
+# --- hvcd: ps latency with and without a thousand clients waiting ------------------------------
+if [ "$daemon" -eq 1 ]; then
+  say "hvcd: ps latency with 0 and 1000 waiting clients"
+  python3 "$here/daemon.py" --hvc "$hvc" --tmp "$tmp" --waiters 1000 --runs 7 >"$tmp/daemon.md" &
+  bench_pid=$!
+  wait "$bench_pid"
+  bench_pid=
+  tee -a "$here/results.md" <"$tmp/daemon.md"
 fi

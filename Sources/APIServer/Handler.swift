@@ -82,7 +82,7 @@ public struct Handler: Sendable {
         } catch let error as DecodingError {
             return Handler.error(HVCError(.invalid, "invalid JSON body: \(Handler.describe(error))"))
         } catch {
-            return Handler.error(HVCError(.runtime, "\(error)"))
+            return Handler.error(HVCError(cause: error))
         }
     }
 
@@ -226,7 +226,7 @@ public struct Handler: Sendable {
                     let result = try images.pull(request.reference) { status in _ = stream.write(line(["status": status])) }
                     _ = stream.write(line(["id": result.image.id, "downloadedBlobs": "\(result.downloadedBlobs)"]))
                 } catch {
-                    _ = stream.write(Handler.errorBody(error as? HVCError ?? HVCError("\(error)")) + Data([0x0a]))
+                    _ = stream.write(Handler.errorBody(error as? HVCError ?? HVCError(cause: error)) + Data([0x0a]))
                 }
             }
         case .loadImage:

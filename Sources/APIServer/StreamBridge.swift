@@ -52,7 +52,7 @@ public final class StreamBridge: Sendable {
             guard fd >= 0 else { throw HVCError(.runtime, "container supervisor unreachable") }
             control = FileDescriptor(fd)
         } catch {
-            let line = Handler.errorBody(error as? HVCError ?? HVCError(.runtime, "\(error)"))
+            let line = Handler.errorBody(error as? HVCError ?? HVCError(cause: error))
             try? client.writeAll(Array(line) + [0x0a])
             return
         }

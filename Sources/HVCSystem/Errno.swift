@@ -19,6 +19,10 @@ public struct Errno: Error, Equatable, Sendable, CustomStringConvertible {
     public static let exists = Errno(rawValue: EEXIST)
     public static let accessDenied = Errno(rawValue: EACCES)
     public static let noChild = Errno(rawValue: ECHILD)
+    public static let connectionRefused = Errno(rawValue: ECONNREFUSED)
+    public static let notDirectory = Errno(rawValue: ENOTDIR)
+    public static let notEmpty = Errno(rawValue: ENOTEMPTY)
+    public static let noDeviceOrAddress = Errno(rawValue: ENXIO)
 
     public var description: String { String(cString: strerror(rawValue)) }
 }

@@ -114,3 +114,51 @@ extension ProcessStamp {
         return isAlive ? handle : nil
     }
 }
+
+extension ProcessStamp {
+    /// Waits until this process ends, at most `seconds`; true once it has (or had already).
+    public func awaitEnd(seconds: Double) -> Bool {
+        guard let handle = exitDescriptor() else { return true }
+        let deadline = monotonicNanoseconds() + UInt64(max(seconds, 0) * 1e9)
+        while true {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return !isAlive }
+            let left = Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
+            if let ready = try? poll([(handle.raw, .readable)], timeoutMilliseconds: left), ready.first?.isEmpty == false { return true }
+        }
+    }
+}
+
+/// Waits on a directory's changes instead of polling it: `condition` is checked at first and
+/// after each change of an entry in `directory` (created, removed, renamed, written), until it
+/// holds, or `seconds` pass, or one of `whileAlive` ends. Returns whether it held.
+public func awaitChange(in directory: String, seconds: Double, whileAlive: [ProcessStamp] = [],
+                        until condition: () -> Bool) -> Bool {
+    if condition() { return true }
+    guard let inotify = try? Inotify(),
+          (try? inotify.watch(directory, mask: UInt32(HVC_IN_CREATE | HVC_IN_MOVED_TO | HVC_IN_MODIFY | HVC_IN_DELETE | HVC_IN_MOVED_FROM
+                                                        | HVC_IN_DELETE_SELF | HVC_IN_ATTRIB))) != nil else {
+        return condition()
+    }
+    // A change between the first check and the watch is seen by checking again.
+    if condition() { return true }
+    var handles: [FileDescriptor] = []
+    for process in whileAlive {
+        guard let handle = process.exitDescriptor() else { return condition() }
+        handles.append(handle)
+    }
+    let deadline = monotonicNanoseconds() + UInt64(max(seconds, 0) * 1e9)
+    while true {
+        let now = monotonicNanoseconds()
+        guard now < deadline else { return condition() }
+        let left = Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
+        let entries = [(inotify.descriptor.raw, PollEvents.readable)] + handles.map { ($0.raw, PollEvents.readable) }
+        guard let ready = try? poll(entries, timeoutMilliseconds: left) else { return condition() }
+        if ready.dropFirst().contains(where: { !$0.isEmpty }) { return condition() }
+        if !ready[0].isEmpty {
+            let events = inotify.read()
+            if condition() { return true }
+            if events.contains(where: \.endsWatch) { return false }
+        }
+    }
+}

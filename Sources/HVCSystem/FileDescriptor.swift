@@ -1,22 +1,25 @@
 import CLinux
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
 
-/// An owned file descriptor, closed when the last reference goes away.
-///
-/// Not thread-safe for concurrent `close`; reads and writes from different threads are fine,
-/// as they are for the kernel object.
-public final class FileDescriptor: @unchecked Sendable {
-    // @unchecked: `raw` only changes in `close()`, which callers serialize with any use.
-    public private(set) var raw: Int32
+/// An owned file descriptor, closed once: by `close()` or when the last reference goes away,
+/// whichever comes first, from any thread (the number is swapped out atomically, so that no
+/// two closes can close it twice, or close a number the kernel has since given to another file).
+/// Reads and writes from different threads are fine, as they are for the kernel object.
+public final class FileDescriptor: Sendable {
+    private let number: Atomic<Int32>
+
+    /// The descriptor's number; -1 once closed.
+    public var raw: Int32 { number.load(ordering: .acquiring) }
 
     /// Takes ownership of `raw`.
-    public init(_ raw: Int32) { self.raw = raw }
+    public init(_ raw: Int32) { number = Atomic(raw) }
 
-    deinit { if raw >= 0 { _ = Glibc.close(raw) } }
+    deinit { close() }
 
     /// `open(2)` with `O_CLOEXEC`.
     public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(Errno) -> FileDescriptor {
@@ -31,8 +34,8 @@ public final class FileDescriptor: @unchecked Sendable {
     }
 
     public func close() {
-        if raw >= 0 { _ = Glibc.close(raw) }
-        raw = -1
+        let old = number.exchange(-1, ordering: .acquiringAndReleasing)
+        if old >= 0 { _ = Glibc.close(old) }
     }
 
     /// `accept4(2)` with `SOCK_CLOEXEC` on a listening socket: the next connection. A connection

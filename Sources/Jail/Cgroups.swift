@@ -1,5 +1,6 @@
 import CJail
 import Foundation
+import HVCSystem
 
 /// Which cgroup layout the host has.
 public enum CgroupVersion: Equatable, Sendable, CustomStringConvertible {
@@ -135,7 +136,7 @@ public struct VMCgroup: Equatable, Sendable {
         for (file, value) in limitWrites(limits) {
             // A kernel built without swap (hvc's own guest kernel, when hvc runs in a nested
             // container) has no swap to bound and no file for it.
-            if file.hasSuffix("/memory.swap.max"), access(file, F_OK) != 0, errno == ENOENT { continue }
+            if file.hasSuffix("/memory.swap.max"), access(file, F_OK) != 0, Errno.current == .noEntry { continue }
             try write(file, value)
         }
     }
@@ -150,10 +151,10 @@ public struct VMCgroup: Equatable, Sendable {
 
     private func write(_ file: String, _ value: String) throws(JailError) {
         let fd = open(file, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .cgroup("open \(file): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .cgroup("open \(file): \(Errno.current)") }
         defer { close(fd) }
         let written = value.withCString { Glibc.write(fd, $0, strlen($0)) }
-        guard written >= 0 else { throw .cgroup("write \(value) to \(file): \(String(cString: strerror(errno)))") }
+        guard written >= 0 else { throw .cgroup("write \(value) to \(file): \(Errno.current)") }
     }
 }
 

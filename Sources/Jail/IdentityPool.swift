@@ -36,7 +36,7 @@ public struct IdentityPool: Sendable {
             let path = "\(directory)/\(uid)"
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             if fd < 0 {
-                if errno == EEXIST, reclaimIfStale(path) { return try claim(owner: owner) }
+                if Errno.current == .exists, reclaimIfStale(path) { return try claim(owner: owner) }
                 continue
             }
             let text = "\(ProcessStamp.current) \(owner)\n"

@@ -93,7 +93,7 @@ public struct JailPlan: Sendable {
             throw .setup("prepare \(root): \(error.localizedDescription)")
         }
         guard chown(root, uid, gid) == 0, chmod(root, 0o700) == 0 else {
-            throw .setup("chown \(root): \(String(cString: strerror(errno)))")
+            throw .setup("chown \(root): \(Errno.current)")
         }
     }
 
@@ -124,7 +124,7 @@ public struct JailPlan: Sendable {
                 }
             }
         }
-        guard status == 0 else { return .failure(.setup("clone: \(String(cString: strerror(errno)))")) }
+        guard status == 0 else { return .failure(.setup("clone: \(Errno.current)")) }
         if result.stage != 0 {
             var ignored: Int32 = 0
             // No pid when the filter or capabilities could not be built (before any clone).

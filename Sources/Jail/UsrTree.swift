@@ -100,7 +100,7 @@ public struct UsrTree: Sendable {
         guard lock >= 0 else { throw .usrTree("\(directory)/.lock: \(Errno.current)") }
         defer { close(lock) }
         while flock(lock, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw .usrTree("lock \(directory): \(Errno.current)") }
+            guard Errno.current == .interrupted else { throw .usrTree("lock \(directory): \(Errno.current)") }
         }
         if let manifest = currentManifest() { return manifest }
 
@@ -136,7 +136,7 @@ public struct UsrTree: Sendable {
         // Into place in one step: renamed there when there is no tree yet, else exchanged with
         // the stale one, which is then removed (a VMM started from it keeps what it has mapped).
         if rename(staging, home) != 0 {
-            guard errno == EEXIST || errno == ENOTEMPTY else { throw .usrTree("rename to \(home): \(Errno.current)") }
+            guard Errno.current == .exists || Errno.current == .notEmpty else { throw .usrTree("rename to \(home): \(Errno.current)") }
             guard hvc_rename_exchange(staging, home) == 0 else { throw .usrTree("exchange \(home): \(Errno.current)") }
             try? FileManager.default.removeItem(atPath: staging)
         }
@@ -177,8 +177,8 @@ public struct UsrTree: Sendable {
             try makeDirectory(directory, mode: 0o755)
         }
         if link(source, target) == 0 { return }
-        let error = errno
-        guard error == EXDEV || error == EPERM || error == EMLINK else { throw .usrTree("link \(source): \(Errno(rawValue: error))") }
+        let error = Errno.current
+        guard [EXDEV, EPERM, EMLINK].contains(error.rawValue) else { throw .usrTree("link \(source): \(error)") }
         do {
             try copy(source, to: target)
         } catch {
@@ -206,7 +206,7 @@ public struct UsrTree: Sendable {
     static func makeDirectory(_ path: String, mode: mode_t) throws(JailError) {
         if mkdir(path, mode) == 0 {
             guard chmod(path, mode) == 0 else { throw .usrTree("chmod \(path): \(Errno.current)") }
-        } else if errno != EEXIST {
+        } else if Errno.current != .exists {
             throw .usrTree("mkdir \(path): \(Errno.current)")
         }
     }

@@ -120,12 +120,9 @@ public final class QEMUMachine: VirtualMachine {
     }
 
     public func waitForExit(timeoutSeconds: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while !hasExited() {
-            if Date() > deadline { return false }
-            usleep(2000)
-        }
-        return true
+        if hasExited() { return true }
+        _ = ProcessStamp(pid: pid, start: nil).awaitEnd(seconds: timeoutSeconds)
+        return hasExited()
     }
 
     /// Reaps QEMU if it has exited; only this object waits for its pid.
@@ -134,7 +131,7 @@ public final class QEMUMachine: VirtualMachine {
             if done { return true }
             var status: Int32 = 0
             let result = waitpid(pid, &status, WNOHANG)
-            if result == pid || (result < 0 && errno == ECHILD) { done = true }
+            if result == pid || (result < 0 && Errno.current == .noChild) { done = true }
             return done
         }
     }

@@ -43,6 +43,8 @@ final class Agent {
     private var initPID: pid_t?
     private var containerDone = false
     private var shutdownDeadline: UInt64?
+    /// How long the host has to end the VM after the container's command has exited.
+    static let hostGraceNanoseconds: UInt64 = 30_000_000_000
     /// Bound on stdin bytes held for a child that is not reading; past it the channel is not
     /// read, which pushes back on the host through virtio-serial.
     private let stdinHighWater = 1 << 20
@@ -414,7 +416,11 @@ final class Agent {
                 children[child.id] = nil
                 if child.pid == initPID {
                     containerDone = true
-                    shutdownDeadline = monotonicNanoseconds() + 2_000_000_000
+                    // The host ends the VM once it has read the exit; this is only for a host that
+                    // never does. A write to the port returns once QEMU holds the bytes, not once
+                    // the host has read them: a host behind a long flood of output may take seconds
+                    // to reach the exit, and powering off before would lose the end of the output.
+                    shutdownDeadline = monotonicNanoseconds() + Agent.hostGraceNanoseconds
                 }
             }
         }

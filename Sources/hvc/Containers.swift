@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Runtime
+import Synchronization
 
 struct PS: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers.")
@@ -124,26 +125,43 @@ struct Logs: ParsableCommand {
             let reader = ContainerLogReader(path: record.logPath)
             var (entries, offset) = reader.read()
             if let tail { entries = Array(entries.suffix(tail)) }
-            write(entries)
-            while follow {
-                let current = try store.resolve(record.id)
-                let more = reader.read(from: offset, includeRotated: false)
-                write(more.entries)
-                offset = more.next
-                if current.state.status == .exited && more.entries.isEmpty { break }
-                usleep(100_000)
+            Logs.write(entries, timestamps: timestamps)
+            guard follow else { return 0 }
+            // New output each time the log is written, until the container has exited (its state,
+            // read before the log, says so once all of its output is in the log) or is removed.
+            let position = LogPosition(offset)
+            let stamped = timestamps
+            let watch = try ContainerWatch.of(store)
+            var ended = false
+            while !ended {
+                let last = watch.wait(for: record.id, seconds: 3600) { current in
+                    let more = position.offset.withLock { offset in
+                        let more = reader.read(from: offset, includeRotated: false)
+                        offset = more.next
+                        return more.entries
+                    }
+                    Logs.write(more, timestamps: stamped)
+                    return current.map { $0.state.status == .exited } ?? true
+                }
+                ended = last.map { $0.state.status == .exited } ?? true
             }
             return 0
         }
     }
 
-    func write(_ entries: [LogEntry]) {
+    static func write(_ entries: [LogEntry], timestamps: Bool) {
         for entry in entries {
             let text = timestamps ? logTimestamp(entry.time) + " " + entry.log : entry.log
             let handle = entry.stream == "stderr" ? FileHandle.standardError : FileHandle.standardOutput
             handle.write(Data(text.utf8))
         }
     }
+}
+
+/// How far `logs -f` has read, shared with the watch's thread.
+final class LogPosition: Sendable {
+    let offset: Mutex<UInt64>
+    init(_ offset: UInt64) { self.offset = Mutex(offset) }
 }
 
 /// `--format` of the listing verbs; any other value is refused by the parser.
@@ -158,7 +176,7 @@ func jsonText<T: Encodable>(_ value: T) throws(HVCError) -> String {
     do {
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     } catch {
-        throw HVCError("encode: \(error)")
+        throw HVCError("encode", cause: error)
     }
 }
 

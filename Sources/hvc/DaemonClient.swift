@@ -22,7 +22,7 @@ struct DaemonClient {
     /// Sends a request with `body` as JSON; returns the response's body, or throws hvcd's error.
     func call(_ method: String, _ path: String, body: some Encodable) throws(HVCError) -> Data {
         let encoded: Data
-        do { encoded = try JSONEncoder().encode(body) } catch { throw HVCError("encode request: \(error)") }
+        do { encoded = try JSONEncoder().encode(body) } catch { throw HVCError("encode request", cause: error) }
         return try call(method, path, data: encoded)
     }
 
@@ -36,12 +36,12 @@ struct DaemonClient {
         do {
             try socket.writeAll(Array(request.utf8) + Array(body))
         } catch {
-            throw HVCError("hvcd: \(error)")
+            throw HVCError("hvcd", cause: error)
         }
         var response: [UInt8] = []
         while response.count < DaemonClient.maxResponse {
             let chunk: [UInt8]
-            do { chunk = try socket.read(max: 65536) } catch { throw HVCError("hvcd: \(error)") }
+            do { chunk = try socket.read(max: 65536) } catch { throw HVCError("hvcd", cause: error) }
             if chunk.isEmpty { break }
             response += chunk
         }
@@ -66,7 +66,7 @@ struct DaemonClient {
             try socket.writeAll(Array(preamble) + [0x0a])
             line = try socket.readLine(max: 4096) ?? []
         } catch {
-            throw HVCError("hvcd stream: \(error)")
+            throw HVCError("hvcd stream", cause: error)
         }
         let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]
         guard object?["ok"] as? Bool == true else { throw DaemonClient.error(Data(line), status: nil) }
@@ -94,7 +94,7 @@ struct DaemonClient {
     func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws(HVCError) -> T {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        do { return try decoder.decode(type, from: data) } catch { throw HVCError("hvcd sent unexpected JSON: \(error)") }
+        do { return try decoder.decode(type, from: data) } catch { throw HVCError("hvcd sent unexpected JSON", cause: error) }
     }
 
     static func escape(_ component: String) -> String {

@@ -251,7 +251,8 @@ int hvc_epoll_wait(int epoll, uint64_t *tokens, int max, int timeout_ms);
 
 /// Flags of inotify(7) events and watches.
 enum {
-    HVC_IN_MODIFY = 0x00000002, HVC_IN_MOVED_TO = 0x00000080, HVC_IN_CREATE = 0x00000100,
+    HVC_IN_MODIFY = 0x00000002, HVC_IN_ATTRIB = 0x00000004, HVC_IN_MOVED_FROM = 0x00000040,
+    HVC_IN_MOVED_TO = 0x00000080, HVC_IN_CREATE = 0x00000100, HVC_IN_DELETE = 0x00000200,
     HVC_IN_DELETE_SELF = 0x00000400, HVC_IN_MOVE_SELF = 0x00000800, HVC_IN_IGNORED = 0x00008000,
 };
 /// inotify_init1(IN_NONBLOCK | IN_CLOEXEC); the fd or -1 with errno.

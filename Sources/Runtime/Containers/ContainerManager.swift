@@ -110,7 +110,7 @@ public struct ContainerManager: Sendable {
         do {
             (clientEnd, supervisorEnd) = try FrameChannel.pair()
         } catch {
-            throw HVCError("socketpair: \(error)")
+            throw HVCError("socketpair", cause: error)
         }
         let supervisor = Supervisor(config: record.config, runtime: runtime, attached: supervisorEnd, keepStdinOpen: interactive,
                                     terminalSize: size, timing: timing, gate: gate)
@@ -123,7 +123,7 @@ public struct ContainerManager: Sendable {
             } catch let error as HVCError {
                 result.set(.failure(error))
             } catch {
-                result.set(.failure(HVCError("\(error)")))
+                result.set(.failure(HVCError(cause: error)))
             }
             done.signal()
         }
@@ -168,13 +168,14 @@ public struct ContainerManager: Sendable {
         }
         let shimPID = try spawnSupervisor(record, awaitAttach: true)
         let socket = controlSocketPath(record)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: socket) {
-            if Glibc.kill(shimPID, 0) != 0 || Date() > deadline {
-                throw HVCError("the container supervisor did not come up")
-            }
-            usleep(5_000)
-        }
+        let vmDirectory = VMDirectory.path(in: runtime.paths.vms, id: record.id)
+        let shim = [ProcessStamp(pid: shimPID, start: nil)]
+        // The supervisor makes its VM's directory, then the socket in it.
+        try? makeDirectory(runtime.paths.vms, mode: 0o711)
+        let listening = awaitChange(in: runtime.paths.vms, seconds: 60, whileAlive: shim) {
+            FileManager.default.fileExists(atPath: vmDirectory)
+        } && awaitChange(in: vmDirectory, seconds: 60, whileAlive: shim) { FileManager.default.fileExists(atPath: socket) }
+        guard listening else { throw HVCError("the container supervisor did not come up") }
         return record
     }
 
@@ -202,7 +203,7 @@ public struct ContainerManager: Sendable {
             return try Shim.start((awaitAttach ? ["--await-attach", "1"] : []) + [record.id], paths: runtime.paths,
                                   environment: Shim.supervisorEnvironment)
         } catch {
-            throw HVCError("cannot start the container supervisor \(Shim.path()): \(error)")
+            throw HVCError("cannot start the container supervisor \(Shim.path())", cause: error)
         }
     }
 
@@ -213,7 +214,7 @@ public struct ContainerManager: Sendable {
         do {
             try channel.send(Frame(.attach(stdin: stdin)))
         } catch {
-            throw HVCError("container supervisor: \(error)")
+            throw HVCError("container supervisor", cause: error)
         }
         return try StdioSession(channel: channel).run(start: nil, interactive: stdin, terminal: terminal)
     }
@@ -245,7 +246,7 @@ public struct ContainerManager: Sendable {
         do {
             try channel.send(Frame(.signal(signal)))
         } catch {
-            throw HVCError("signal \(record.name): \(error)")
+            throw HVCError("signal \(record.name)", cause: error)
         }
     }
 
@@ -328,7 +329,7 @@ public struct ContainerManager: Sendable {
             if let current = try? store.resolve(record.id), current.state.status != .running || waitForExit(record.id, seconds: 1) != nil {
                 throw HVCError(.conflict, "container \(record.name) is not running")
             }
-            throw HVCError("container \(record.name): control socket \(path): \(error)")
+            throw HVCError("container \(record.name): control socket \(path)", cause: error)
         }
     }
 }

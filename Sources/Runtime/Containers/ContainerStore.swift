@@ -27,9 +27,9 @@ public struct ContainerStore: Sendable {
             try writeAtomically(staging + "/state.json", JSONEncoder.hvc.encode(ContainerState()))
             try writeAtomically(staging + "/config.json", JSONEncoder.hvc.encode(config))
             guard rename(staging, path(config.id)) == 0 else {
-                let error = String(cString: strerror(errno))
+                let error = Errno.current
                 try? FileManager.default.removeItem(atPath: staging)
-                throw HVCError("create \(path(config.id)): \(error)")
+                throw HVCError("create \(path(config.id))", cause: error)
             }
             events.append("create", config: config)
             return ContainerRecord(config: config, state: ContainerState(), logPath: logPath(config.id))
@@ -141,9 +141,9 @@ public struct ContainerStore: Sendable {
 /// Runs `body` holding an exclusive `flock` on `path` (created if needed).
 func withLock<R>(_ path: String, _ body: () throws(HVCError) -> R) throws(HVCError) -> R {
     let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw HVCError("lock \(path): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw HVCError("lock \(path): \(Errno.current)") }
     defer { close(fd) }
-    while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+    while flock(fd, LOCK_EX) != 0 && Errno.current == .interrupted {}
     return try body()
 }
 

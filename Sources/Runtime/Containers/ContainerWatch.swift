@@ -110,7 +110,7 @@ public final class ContainerWatch: Sendable {
                 watches[store.directory] = watch
                 return .success(watch)
             } catch {
-                return .failure(HVCError("cannot watch \(store.directory): \(error)"))
+                return .failure(HVCError("cannot watch \(store.directory)", cause: error))
             }
         }
         return try found.get()

@@ -33,7 +33,7 @@ extension ImageStore {
         do {
             unpacked = try ArchiveLayout.read(staging + "/archive")
         } catch {
-            throw HVCError(.invalid, "load \(archive): \(error)")
+            throw HVCError(.invalid, "load \(archive)", cause: error)
         }
         var total: UInt64 = 0
         for (index, layer) in unpacked.layers.enumerated() {
@@ -83,7 +83,7 @@ extension ImageStore {
         } catch let error as HVCError {
             throw error
         } catch {
-            throw HVCError("keep image blobs: \(error)")
+            throw HVCError("keep image blobs", cause: error)
         }
     }
 

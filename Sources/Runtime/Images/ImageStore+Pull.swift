@@ -24,7 +24,7 @@ extension ImageStore {
         } catch OCIError.invalid(let message) {
             throw HVCError(.invalid, "pull \(text): \(message)")
         } catch {
-            throw HVCError("pull \(text): \(error)")
+            throw HVCError("pull \(text)", cause: error)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HVCSystem
 import OCI
 
 /// The parts of an OCI image configuration that decide how a container starts.
@@ -155,7 +156,7 @@ public struct ImageStore: Sendable {
         try withIndexLock { () throws(HVCError) in
             let final = imageDirectory(id)
             if !FileManager.default.fileExists(atPath: final) {
-                guard rename(staging, final) == 0 else { throw HVCError("rename into store: \(String(cString: strerror(errno)))") }
+                guard rename(staging, final) == 0 else { throw HVCError("rename into store: \(Errno.current)") }
             } else {
                 try writeAtomically(final + "/image.json", JSONEncoder.hvc.encode(metadata))
             }
@@ -225,7 +226,7 @@ public struct ImageStore: Sendable {
         do {
             return try JSONDecoder.hvc.decode(Index.self, from: data)
         } catch {
-            throw HVCError("image index \(indexPath) is corrupt: \(error)")
+            throw HVCError("image index \(indexPath) is corrupt", cause: error)
         }
     }
 
@@ -237,16 +238,16 @@ public struct ImageStore: Sendable {
 /// Writes `data` to `path` through a synced temporary file and a rename.
 func writeAtomically(_ path: String, _ data: @autoclosure () throws -> Data) throws(HVCError) {
     let bytes: Data
-    do { bytes = try data() } catch { throw HVCError("encode \(path): \(error)") }
+    do { bytes = try data() } catch { throw HVCError("encode \(path)", cause: error) }
     let temporary = path + ".tmp-\(getpid())"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw HVCError("write \(temporary): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw HVCError("write \(temporary): \(Errno.current)") }
     let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     let synced = fsync(fd)
     close(fd)
     guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
         unlink(temporary)
-        throw HVCError("write \(path): \(String(cString: strerror(errno)))")
+        throw HVCError("write \(path): \(Errno.current)")
     }
 }
 
@@ -263,7 +264,7 @@ func digestOfFile(_ path: String) throws(HVCError) -> String {
     do {
         return try OCI.Digest.of(file: path).digest.description
     } catch {
-        throw HVCError("digest of \(path): \(error)")
+        throw HVCError("digest of \(path)", cause: error)
     }
 }
 

@@ -52,7 +52,7 @@ public struct JoinedInterface: Codable, Equatable, Sendable {
             links = try JSONDecoder().decode([Link].self, from: addresses)
             defaults = routes.isEmpty ? [] : try JSONDecoder().decode([Route].self, from: routes)
         } catch {
-            throw HVCError("network namespace \(namespace): cannot read its interfaces: \(error)")
+            throw HVCError("network namespace \(namespace): cannot read its interfaces", cause: error)
         }
         if links.contains(where: { $0.ifname == tap }) { return nil }
         for link in links where link.link_type == "ether" {

@@ -65,7 +65,7 @@ public struct OCISpec: Decodable, Sendable {
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch {
-            throw HVCError(.invalid, "\(path) is not \(what): \(error)")
+            throw HVCError(.invalid, "\(path) is not \(what)", cause: error)
         }
     }
 

@@ -130,7 +130,7 @@ public struct OCIContainers: Sendable {
         }
         try makeDirectory(stateRoot, mode: 0o711)
         guard mkdir(directory(request.id), 0o700) == 0 else {
-            if errno == EEXIST { throw HVCError(.conflict, "container \"\(request.id)\" exists already") }
+            if Errno.current == .exists { throw HVCError(.conflict, "container \"\(request.id)\" exists already") }
             throw HVCError("state directory \(directory(request.id)): \(Errno.current)")
         }
         var made: String?
@@ -197,20 +197,19 @@ public struct OCIContainers: Sendable {
             return try Shim.start(arguments + [record.container], paths: runtime.paths, environment: Shim.supervisorEnvironment,
                                   keepsStdio: true)
         } catch {
-            throw HVCError("cannot start \(Shim.path()): \(error)")
+            throw HVCError("cannot start \(Shim.path())", cause: error)
         }
     }
 
     /// Waits until the supervisor holds the command at the gate (the VM is up), or has ended.
     private func awaitCreated(_ record: OCIRecord) throws(HVCError) {
         let marker = directory(record.id) + "/created"
-        let deadline = Date().addingTimeInterval(180)
-        while !FileManager.default.fileExists(atPath: marker) {
-            if !processIsAlive(record.pid) || Date() > deadline {
-                let error = (try? runtime.containers.resolve(record.container))?.state.error
-                throw HVCError("the container's VM did not come up\(error.map { ": " + $0 } ?? "")")
-            }
-            usleep(5_000)
+        let created = awaitChange(in: directory(record.id), seconds: 180, whileAlive: [ProcessStamp(pid: record.pid, start: nil)]) {
+            FileManager.default.fileExists(atPath: marker)
+        }
+        guard created else {
+            let error = (try? runtime.containers.resolve(record.container))?.state.error
+            throw HVCError("the container's VM did not come up\(error.map { ": " + $0 } ?? "")")
         }
     }
 
@@ -345,9 +344,8 @@ public struct OCIContainers: Sendable {
         var byte: UInt8 = 1
         _ = write(fd, &byte, 1)
         close(fd)
-        let deadline = Date().addingTimeInterval(60)
-        while let now = try? runtime.containers.resolve(record.container), now.state.status == .created, Date() < deadline {
-            usleep(2_000)
+        if let watch = try? ContainerWatch.of(runtime.containers) {
+            _ = watch.wait(for: record.container, seconds: 60) { $0?.state.status != .created }
         }
     }
 
@@ -413,8 +411,7 @@ public struct OCIContainers: Sendable {
             throw HVCError(.conflict, "container \"\(id)\" is \(state.status): stop it first, or delete --force")
         }
         if state.status != "stopped" { Glibc.kill(record.pid, SIGKILL) }
-        let deadline = Date().addingTimeInterval(10)
-        while processIsAlive(record.pid) && Date() < deadline { usleep(10_000) }
+        _ = ProcessStamp(pid: record.pid, start: nil).awaitEnd(seconds: 10)
         try? ContainerManager(runtime: runtime).remove(record.container, force: true)
         try? FileManager.default.removeItem(atPath: directory(id))
         unlink(OCIContainers.defaultStateRoot + "/" + id + ".ref")
@@ -470,19 +467,19 @@ public struct OCIContainers: Sendable {
                                  keepsStdio: true)
         } catch {
             unlink(file)
-            throw HVCError("cannot start \(Shim.path()): \(error)")
+            throw HVCError("cannot start \(Shim.path())", cause: error)
         }
         if let pidFile = request.pidFile { try writeAtomically(pidFile, Data("\(pid)".utf8)) }
         if request.detach {
             // Back once the relay has the process in hand (and has sent its terminal: callers
             // such as conmon expect it by the time this returns).
-            let deadline = Date().addingTimeInterval(60)
-            while FileManager.default.fileExists(atPath: file), processIsAlive(pid), Date() < deadline { usleep(1_000) }
+            _ = awaitChange(in: (file as NSString).deletingLastPathComponent, seconds: 60,
+                            whileAlive: [ProcessStamp(pid: pid, start: nil)]) { !FileManager.default.fileExists(atPath: file) }
             return 0
         }
         var raw: Int32 = 0
         while waitpid(pid, &raw, 0) < 0 {
-            guard errno == EINTR else { return 125 }
+            guard Errno.current == .interrupted else { return 125 }
         }
         return ExitStatus(waitStatus: raw).code
     }
@@ -550,7 +547,7 @@ public struct OCIContainers: Sendable {
         do {
             try cgroup.update(cpu: cpu, pids: pids)
         } catch {
-            throw HVCError("update: \(error)")
+            throw HVCError("update", cause: error)
         }
     }
 }

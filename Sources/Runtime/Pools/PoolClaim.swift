@@ -31,7 +31,7 @@ enum PoolClaim {
         for socket in runtime.pools.members(key) {
             let fd = hvc_unix_connect(socket)
             if fd < 0 {
-                if errno == ECONNREFUSED, runtime.pools.memberPID(socket) == nil { unlink(socket) }
+                if Errno.current == .connectionRefused, runtime.pools.memberPID(socket) == nil { unlink(socket) }
                 continue
             }
             let connection = FileDescriptor(fd)

@@ -37,7 +37,7 @@ enum Shim {
                     : hvc_spawn_detached(shim, cArgv, cEnv, output ?? null, &spawned)
             }
         }
-        guard status == 0, spawned.stage == 0 else { throw Errno(rawValue: spawned.error != 0 ? spawned.error : errno) }
+        guard status == 0, spawned.stage == 0 else { throw spawned.error != 0 ? Errno(rawValue: spawned.error) : Errno.current }
         let pid = spawned.pid
         Thread.detachNewThread { var ignored: Int32 = 0; waitpid(pid, &ignored, 0) }
         return pid

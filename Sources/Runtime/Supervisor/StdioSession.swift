@@ -45,7 +45,7 @@ final class StdioSession: @unchecked Sendable {
             do {
                 try channel.send(Frame(process: StdioSession.process, .start(spec)))
             } catch {
-                throw HVCError("container supervisor: \(error)")
+                throw HVCError("container supervisor", cause: error)
             }
         }
         let terminalState = terminal ? TerminalMode.makeRaw(0) : nil
@@ -63,7 +63,7 @@ final class StdioSession: @unchecked Sendable {
             } catch .closed {
                 throw HVCError("the container ended before the command finished")
             } catch {
-                throw HVCError("container supervisor: \(error)")
+                throw HVCError("container supervisor", cause: error)
             }
             if frame.process == 0, case .failure(let message) = frame.message { throw HVCError(message.sanitizedGuestText) }
             guard frame.process == StdioSession.process else { continue }

@@ -61,7 +61,7 @@ struct SupervisorBoot {
         do {
             frame = try channel.receive()
         } catch {
-            throw HVCError("the VM did not come up: \(error)\(directory.diagnostics())")
+            throw HVCError("the VM did not come up", cause: error, detail: directory.diagnostics())
         }
         guard case .ready(let ready) = frame.message else {
             throw HVCError("guest agent did not start with `ready`\(directory.diagnostics())")
@@ -104,7 +104,7 @@ struct SupervisorBoot {
             try channel.send(Frame(process: GuestRouter.initProcess, .start(spec)))
             if !router.keepsInitStdinOpen { try channel.send(Frame(process: GuestRouter.initProcess, .closeStdin)) }
         } catch {
-            throw HVCError("guest agent: \(error)\(directory.diagnostics())")
+            throw HVCError("guest agent", cause: error, detail: directory.diagnostics())
         }
     }
 }

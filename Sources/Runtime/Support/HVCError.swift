@@ -24,7 +24,11 @@ public struct HVCError: Error, CustomStringConvertible, Sendable {
     }
 
     public var kind: Kind
+    /// One line: what failed, and its cause's own words after a colon.
     public var message: String
+    /// What hvc's failure came from (a system call's `Errno`, the VMM's `VMError`, a decoder's
+    /// error), for callers that tell causes apart; its text is already in `message`.
+    public var underlying: (any Error)?
 
     public init(_ message: String) {
         self.init(.runtime, message)
@@ -33,6 +37,22 @@ public struct HVCError: Error, CustomStringConvertible, Sendable {
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
+    }
+
+    /// `context: cause` + `detail` (e.g. what the VMM's logs say), keeping `cause`.
+    public init(_ context: String, cause: any Error, detail: String = "") {
+        self.init(.runtime, context, cause: cause, detail: detail)
+    }
+
+    public init(_ kind: Kind, _ context: String, cause: any Error, detail: String = "") {
+        self.kind = kind
+        self.message = (context.isEmpty ? "\(cause)" : "\(context): \(cause)") + detail
+        self.underlying = cause
+    }
+
+    /// The cause's own words, keeping the cause.
+    public init(cause: any Error, detail: String = "") {
+        self.init(.runtime, "", cause: cause, detail: detail)
     }
 
     /// The process exit code for this error.

@@ -60,7 +60,7 @@ struct ToolRun {
             }
         }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        while waitpid(pid, &status, 0) < 0 && Errno.current == .interrupted {}
         return ToolRun(status: ExitStatus(waitStatus: status).code, output: Data(out),
                        errorOutput: String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }

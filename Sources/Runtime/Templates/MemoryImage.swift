@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HVCSystem
 
 /// Guest memory images: copied page by page with zero pages left as holes, and identified by a
 /// digest over each non-zero page and its index, so that the digest does not depend on which
@@ -22,8 +23,8 @@ enum MemoryImage {
             // Skip holes: the next data at or after `offset`, from the start of its chunk.
             let data = lseek(source, off_t(offset), 3 /* SEEK_DATA */)
             if data < 0 {
-                if errno == ENXIO { break }
-                throw HVCError("memory image: seek: \(String(cString: strerror(errno)))")
+                if Errno.current == .noDeviceOrAddress { break }
+                throw HVCError("memory image: seek: \(Errno.current)")
             }
             offset = Int(data) / chunkSize * chunkSize
             guard offset < size else { break }
@@ -31,8 +32,8 @@ enum MemoryImage {
             var filled = 0
             while filled < wanted {
                 let n = pread(source, buffer.baseAddress! + filled, wanted - filled, off_t(offset + filled))
-                if n < 0 && errno == EINTR { continue }
-                guard n >= 0 else { throw HVCError("memory image: read: \(String(cString: strerror(errno)))") }
+                if n < 0 && Errno.current == .interrupted { continue }
+                guard n >= 0 else { throw HVCError("memory image: read: \(Errno.current)") }
                 if n == 0 { break }
                 filled += n
             }
@@ -49,8 +50,8 @@ enum MemoryImage {
                         var written = 0
                         while written < pageSize {
                             let n = pwrite(destination, bytes.baseAddress! + written, pageSize - written, off_t(offset + page + written))
-                            if n < 0 && errno == EINTR { continue }
-                            guard n > 0 else { throw HVCError("memory image: write: \(String(cString: strerror(errno)))") }
+                            if n < 0 && Errno.current == .interrupted { continue }
+                            guard n > 0 else { throw HVCError("memory image: write: \(Errno.current)") }
                             written += n
                         }
                     }
@@ -60,7 +61,7 @@ enum MemoryImage {
             offset += filled
         }
         if let destination, ftruncate(destination, off_t(size)) != 0 {
-            throw HVCError("memory image: resize: \(String(cString: strerror(errno)))")
+            throw HVCError("memory image: resize: \(Errno.current)")
         }
         let digest = "sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
         return (digest, dataBytes)

@@ -26,7 +26,7 @@ enum TemplateCapture {
         do {
             state = try FileDescriptor.open(staging + "/state", O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         } catch {
-            throw HVCError("template state: \(error)")
+            throw HVCError("template state", cause: error)
         }
 
         try boot(runtime: runtime, shape: shape, key: key, memory: memory, state: state)
@@ -36,7 +36,7 @@ enum TemplateCapture {
         do {
             memoryFile = try FileDescriptor.open(staging + "/memory", O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         } catch {
-            throw HVCError("template memory: \(error)")
+            throw HVCError("template memory", cause: error)
         }
         let copied = try MemoryImage.copy(from: memfd, to: memoryFile.raw, size: inputs.memoryMiB << 20)
         guard fsync(memoryFile.raw) == 0 else { throw HVCError("template memory: \(Errno.current)") }
@@ -44,7 +44,7 @@ enum TemplateCapture {
         do {
             stateDigest = try Digest.of(file: staging + "/state").digest.description
         } catch {
-            throw HVCError("template state: \(error)")
+            throw HVCError("template state", cause: error)
         }
         let template = Template(
             key: key, inputs: inputs, image: reference, created: Date(), stateDigest: stateDigest,
@@ -70,7 +70,7 @@ enum TemplateCapture {
             (vm, confinement) = try VMLaunch.start(request, memory: .capture, memoryFD: memory.raw, bootsKernel: true,
                                                    directory: directory, runtime: runtime)
         } catch {
-            throw HVCError("template VM: \(error.message)")
+            throw HVCError("template VM", cause: error)
         }
         defer { confinement.release() }
         defer {
@@ -81,7 +81,7 @@ enum TemplateCapture {
             // A loaded two-core host under TCG can take several seconds to boot.
             try vm.captureState(to: state.raw, bootTimeoutSeconds: 120)
         } catch {
-            throw HVCError("template VM: \(error)\(directory.diagnostics())")
+            throw HVCError("template VM", cause: error, detail: directory.diagnostics())
         }
     }
 }

@@ -31,13 +31,13 @@ public enum TemplateKeeper {
         }
         let memory = open(store.memoryPath(key), O_RDONLY | O_CLOEXEC)
         guard memory >= 0 else {
-            report("corrupt: memory image: \(String(cString: strerror(errno)))")
+            report("corrupt: memory image: \(Errno.current)")
             exit(1)
         }
         let memfd = hvc_memfd(memfdName(key))
         let size = template.inputs.memoryMiB << 20
         guard memfd >= 0, ftruncate(memfd, off_t(size)) == 0 else {
-            report("failed: memfd: \(String(cString: strerror(errno)))")
+            report("failed: memfd: \(Errno.current)")
             exit(1)
         }
         do {
@@ -52,7 +52,7 @@ public enum TemplateKeeper {
         }
         close(memory)
         guard hvc_seal_contents(memfd) == 0 else {
-            report("failed: seal: \(String(cString: strerror(errno)))")
+            report("failed: seal: \(Errno.current)")
             exit(1)
         }
         do {
@@ -133,7 +133,7 @@ public enum TemplateKeeper {
     static func stop(store: TemplateStore, key: String) {
         guard let keeper = running(store: store, key: key) else { return }
         kill(keeper.pid, SIGTERM)
-        for _ in 0..<100 where processIsAlive(keeper.pid) { usleep(10_000) }
+        _ = ProcessStamp(pid: keeper.pid, start: nil).awaitEnd(seconds: 1)
         unlink(store.keeperPath(key))
     }
 }

@@ -67,7 +67,7 @@ public struct TemplateStore: Sendable {
     /// The inputs of a VM of `image` with this shape, read from the assets and QEMU on disk.
     public func inputs(runtime: Runtime, shape: VMShape) throws(HVCError) -> TemplateInputs {
         var qemu = stat()
-        guard stat(runtime.qemuBinary, &qemu) == 0 else { throw HVCError("\(runtime.qemuBinary): \(String(cString: strerror(errno)))") }
+        guard stat(runtime.qemuBinary, &qemu) == 0 else { throw HVCError("\(runtime.qemuBinary): \(Errno.current)") }
         let commandLine = QEMUCommandLine(shape.configuration(.capture, runtime: runtime)).arguments.joined(separator: "\u{0}")
         return TemplateInputs(
             hvcVersion: Runtime.version,
@@ -84,7 +84,7 @@ public struct TemplateStore: Sendable {
     /// times, so that a run does not re-read the kernel; any change to the file changes ctime.
     func cachedDigest(_ file: String) throws(HVCError) -> String {
         var info = stat()
-        guard stat(file, &info) == 0 else { throw HVCError("\(file): \(String(cString: strerror(errno)))") }
+        guard stat(file, &info) == 0 else { throw HVCError("\(file): \(Errno.current)") }
         let identity = "\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"
         let cache = runDirectory + "/digests/" + Digest.of(data: Data(file.utf8)).hex
         if let text = try? String(contentsOfFile: cache, encoding: .utf8) {
@@ -95,7 +95,7 @@ public struct TemplateStore: Sendable {
         do {
             digest = try Digest.of(file: file).digest.description
         } catch {
-            throw HVCError("\(file): \(error)")
+            throw HVCError("\(file)", cause: error)
         }
         try? makeDirectory(runDirectory + "/digests", mode: 0o700)
         try? writeAtomically(cache, Data("\(identity) \(digest)".utf8))

@@ -111,7 +111,7 @@ final class VMConfinement: @unchecked Sendable {
         } catch let error as HVCError {
             throw error
         } catch {
-            throw HVCError("\(error)")
+            throw HVCError(cause: error)
         }
     }
 
@@ -127,7 +127,7 @@ final class VMConfinement: @unchecked Sendable {
         do {
             networkNamespaceFD = try FileDescriptor.open(path, O_RDONLY)
         } catch {
-            throw HVCError("network namespace \(path): \(error)")
+            throw HVCError("network namespace \(path)", cause: error)
         }
         let fd = hvc_tap_open(path, NetworkAttachment.tap, Int32(HostNetwork.mtu))
         guard fd >= 0 else { throw HVCError("TAP device in \(path): \(Errno.current)") }

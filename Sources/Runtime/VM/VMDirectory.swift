@@ -46,7 +46,7 @@ public struct VMDirectory: Sendable {
         try makeDirectory(parent, mode: 0o711)
         let path = VMDirectory.path(in: parent, id: id)
         guard mkdir(path, 0o700) == 0 else {
-            throw HVCError("create \(path): \(String(cString: strerror(errno)))")
+            throw HVCError("create \(path): \(Errno.current)")
         }
         let directory = VMDirectory(path: path)
         try writeAtomically(path + "/owner", Data("\(ProcessStamp.current)\n".utf8))
@@ -55,7 +55,7 @@ public struct VMDirectory: Sendable {
                     "size=\(jailBytes),nr_inodes=256,mode=700") == 0 else {
             let error = Errno.current
             directory.remove()
-            throw HVCError("jail directory \(directory.jailRoot): \(error)")
+            throw HVCError("jail directory \(directory.jailRoot)", cause: error)
         }
         return directory
     }
@@ -65,7 +65,7 @@ public struct VMDirectory: Sendable {
     public func move(in parent: String, id: String) throws(HVCError) -> VMDirectory {
         let target = VMDirectory.path(in: parent, id: id)
         guard rename(path, target) == 0 else {
-            throw HVCError("rename \(path) to \(target): \(String(cString: strerror(errno)))")
+            throw HVCError("rename \(path) to \(target): \(Errno.current)")
         }
         return VMDirectory(path: target)
     }
@@ -142,7 +142,7 @@ public struct VMDirectory: Sendable {
             }
             if let vmm = directory.readPID("vmm"), processIsAlive(vmm), directory.isVMM(vmm) {
                 kill(vmm, SIGKILL)
-                for _ in 0..<100 where processIsAlive(vmm) { usleep(10_000) }
+                _ = ProcessStamp(pid: vmm, start: nil).awaitEnd(seconds: 1)
             }
             // The network after the VMM: the lease and port rules, then the namespace, which takes
             // the veth and the TAP with it.
@@ -167,7 +167,7 @@ public struct VMDirectory: Sendable {
     /// the cgroup, may take a moment longer to go.
     private static func removeCgroups(_ cgroups: [String]) -> Bool {
         for _ in 0..<50 {
-            if cgroups.allSatisfy({ rmdir($0) == 0 || errno == ENOENT }) { return true }
+            if cgroups.allSatisfy({ rmdir($0) == 0 || Errno.current == .noEntry }) { return true }
             usleep(10_000)
         }
         return false

@@ -105,7 +105,7 @@ enum VMLaunch {
                                       jail: confinement.plan, memoryFD: memoryFD, tapFD: confinement.tap?.raw ?? -1)
         } catch {
             confinement.release()
-            throw HVCError("\(error)")
+            throw HVCError(cause: error)
         }
         do {
             try directory.recordVMM(pid: vm.pid)
@@ -125,7 +125,7 @@ enum VMLaunch {
             launched.channel = channel
             return channel
         } catch {
-            throw HVCError("\(error)\(directory.diagnostics())")
+            throw HVCError(cause: error, detail: directory.diagnostics())
         }
     }
 }
@@ -183,7 +183,7 @@ struct TemplateClone: VMProvider {
         do {
             try launched.vm.restoreState(from: state.raw)
         } catch {
-            throw HVCError("restoring the VM from template \(template.key.prefix(12)): \(error)\(directory.diagnostics())")
+            throw HVCError("restoring the VM from template \(template.key.prefix(12))", cause: error, detail: directory.diagnostics())
         }
         timing?.mark("restored")
     }

@@ -22,7 +22,7 @@ enum SharedFolders {
             let fd = hvc_mount_tree_open(nil, root, UInt32(HVC_MOUNT_NOSUID | HVC_MOUNT_NODEV))
             guard fd >= 0 else { throw HVCError("root directory \(root): \(Errno.current)") }
             trees.append((fd, rootEntry))
-            guard mkdir(directory.shares + "/" + rootEntry, 0o755) == 0 || errno == EEXIST else {
+            guard mkdir(directory.shares + "/" + rootEntry, 0o755) == 0 || Errno.current == .exists else {
                 throw HVCError("shared folder entry \(rootEntry): \(Errno.current)")
             }
         }
@@ -38,7 +38,7 @@ enum SharedFolders {
                 guard fstat(fd, &info) == 0 else { throw HVCError("shared folder \(mount.source): \(Errno.current)") }
                 let path = directory.shares + "/" + entry
                 let made = (info.st_mode & S_IFMT) == S_IFDIR ? mkdir(path, 0o755) : open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
-                guard made >= 0 || errno == EEXIST else { throw HVCError("shared folder entry \(path): \(Errno.current)") }
+                guard made >= 0 || Errno.current == .exists else { throw HVCError("shared folder entry \(path): \(Errno.current)") }
                 if (info.st_mode & S_IFMT) != S_IFDIR { close(made) }
                 // An empty volume gets the image's files at its target first, as Docker fills it.
                 let populate = mount.type == .volume && !mount.readOnly
