@@ -58,8 +58,9 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "hvcd", dependencies: ["APIServer", "Runtime"]),
-        // The detached supervisor of one container.
-        .executableTarget(name: "hvc-shim", dependencies: ["Runtime"]),
+        // hvc's detached processes, one role each: container supervisors, template keepers,
+        // pool members, the name server, OCI containers' processes.
+        .executableTarget(name: "hvc-shim", dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // runc's command line over hvc's VMs, for podman, containerd and Docker.
         .executableTarget(name: "hvc-oci", dependencies: ["Runtime"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
@@ -68,6 +69,7 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
+        .testTarget(name: "ShimTests", dependencies: ["hvc-shim", "Runtime"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Runtime"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
