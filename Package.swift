@@ -57,7 +57,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .executableTarget(name: "hvcd", dependencies: ["APIServer", "Runtime"]),
+        .executableTarget(name: "hvcd", dependencies: ["APIServer", "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // hvc's detached processes, one role each: container supervisors, template keepers,
         // pool members, the name server, OCI containers' processes.
         .executableTarget(name: "hvc-shim", dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
