@@ -62,13 +62,15 @@ let package = Package(
         // pool members, the name server, OCI containers' processes.
         .executableTarget(name: "hvc-shim", dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // runc's command line over hvc's VMs, for podman, containerd and Docker.
-        .executableTarget(name: "hvc-oci", dependencies: ["Runtime"]),
+        .target(name: "OCICommandLine", dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "hvc-oci", dependencies: ["OCICommandLine"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM"]),
         .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
+        .testTarget(name: "OCICommandLineTests", dependencies: ["OCICommandLine", "Runtime"]),
         .testTarget(name: "ShimTests", dependencies: ["hvc-shim", "Runtime"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Runtime"], exclude: ["Fixtures"]),
     ],
