@@ -57,17 +57,21 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .executableTarget(name: "hvcd", dependencies: ["APIServer", "Runtime"]),
-        // The detached supervisor of one container.
-        .executableTarget(name: "hvc-shim", dependencies: ["Runtime"]),
+        .executableTarget(name: "hvcd", dependencies: ["APIServer", "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // hvc's detached processes, one role each: container supervisors, template keepers,
+        // pool members, the name server, OCI containers' processes.
+        .executableTarget(name: "hvc-shim", dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // runc's command line over hvc's VMs, for podman, containerd and Docker.
-        .executableTarget(name: "hvc-oci", dependencies: ["Runtime"]),
+        .target(name: "OCICommandLine", dependencies: ["Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "hvc-oci", dependencies: ["OCICommandLine"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM"]),
         .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI", "VMM", "AgentProtocol", "HVCSystem"]),
+        .testTarget(name: "OCICommandLineTests", dependencies: ["OCICommandLine", "Runtime"]),
+        .testTarget(name: "ShimTests", dependencies: ["hvc-shim", "Runtime"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Runtime"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

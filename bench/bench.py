@@ -418,7 +418,7 @@ def keeper_pss():
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if b"--keep-template" in argv and os.environ["HVC_ROOT"].encode() in argv:
+        if argv[1:2] == [b"keep-template"] and os.environ["HVC_ROOT"].encode() in argv:
             total += pss_mib(int(entry))
     return total
 

@@ -1,5 +1,6 @@
 import Foundation
 import HVCSystem
+import Runtime
 import Synchronization
 import Testing
 
@@ -318,10 +319,7 @@ enum ChaosProcesses {
         return pid
     }
 
-    static func commandLine(_ pid: Int32) -> [String] {
-        let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
-        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-    }
+    static func commandLine(_ pid: Int32) -> [String] { Harness.commandLine(pid) }
 
     /// Attached `hvc run`s on this harness's state (each supervises its container's VM).
     static func attachedRuns(_ h: Harness) -> [Int32] {
@@ -608,11 +606,11 @@ struct ChaosKiller {
     func candidates(_ kind: Kind) -> [Int32] {
         switch kind {
         case .supervisor:
-            h.supervisors().filter { !ChaosProcesses.commandLine($0).contains("--pool-member") }
+            h.supervisors().filter { !h.shims(.poolMember).contains($0) }
         case .attachedRun: ChaosProcesses.attachedRuns(h)
         case .qemu: h.leftoverVMMs()
         case .keeper: h.templateKeepers()
-        case .poolMember: h.processes(named: "hvc-shim", matching: "--pool-member").filter { ChaosProcesses.commandLine($0).contains(h.root) }
+        case .poolMember: h.shims(.poolMember).filter { ChaosProcesses.commandLine($0).contains(h.root) }
         case .hvcd: daemon.isRunning ? [daemon.currentPID] : []
         }
     }

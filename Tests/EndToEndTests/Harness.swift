@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+import Runtime
 import Testing
 
 /// Every end-to-end suite nests in this one, so that no two VMs boot at once from the tests
@@ -298,19 +299,26 @@ struct Harness: Sendable {
         }
     }
 
-    /// Container supervisors (`hvc-shim` without `--keep-template`) of this harness.
+    /// Container supervisors of this harness: its `hvc-shim`s but template keepers and name servers.
     func supervisors() -> [Int32] {
-        let keepers = Set(templateKeepers())
-        let nameServers = Set(processes(named: "hvc-shim", matching: "--name-server"))
-        return processes(named: "hvc-shim", matching: root).filter { !keepers.contains($0) && !nameServers.contains($0) }
+        let services = Set(shims(.keepTemplate) + shims(.nameServer))
+        return processes(named: "hvc-shim", matching: root).filter { !services.contains($0) }
     }
 
     /// Template keepers of this harness (they live as long as their template).
     func templateKeepers() -> [Int32] {
-        processes(named: "hvc-shim", matching: "--keep-template").filter { pid in
-            let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
-            return data.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == root }
-        }
+        shims(.keepTemplate).filter { Harness.commandLine($0).contains(root) }
+    }
+
+    /// `hvc-shim` processes in `role` (the second word of their command line), of any state.
+    func shims(_ role: Shim.Role.Name) -> [Int32] {
+        processes(named: "hvc-shim").filter { Harness.commandLine($0).dropFirst().first == role.rawValue }
+    }
+
+    /// The command line of `pid`, word by word (empty once it is gone).
+    static func commandLine(_ pid: Int32) -> [String] {
+        let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
+        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Pids of the VMs waiting in pools now (their supervisors-to-be).

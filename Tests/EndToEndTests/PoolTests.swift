@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 import Testing
 
 /// Warm pools: clones started ahead that `run` and `start` hand containers to.
@@ -24,7 +25,7 @@ extension EndToEnd {
             return ((array.first?["state"] as? [String: Any])?["supervisorPID"] as? Int).map(Int32.init)
         }
 
-        func members() -> [Int32] { h.processes(named: "hvc-shim", matching: "--pool-member") }
+        func members() -> [Int32] { h.shims(.poolMember) }
 
         @Test func containersTakePooledVMsAndThePoolRefills() throws {
             let set = h.hvc(["pool", "set", "busybox", "2"])

@@ -200,7 +200,7 @@ public struct ContainerManager: Sendable {
     /// Starts `hvc-shim` for a created container; returns its pid.
     private func spawnSupervisor(_ record: ContainerRecord, awaitAttach: Bool = false) throws(HVCError) -> Int32 {
         do {
-            return try Shim.start((awaitAttach ? ["--await-attach", "1"] : []) + [record.id], paths: runtime.paths,
+            return try Shim.start(.supervise(container: record.id, awaitsAttach: awaitAttach), paths: runtime.paths,
                                   environment: Shim.supervisorEnvironment)
         } catch {
             throw HVCError("cannot start the container supervisor \(Shim.path())", cause: error)

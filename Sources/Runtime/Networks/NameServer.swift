@@ -4,7 +4,7 @@ import Foundation
 import HVCSystem
 
 /// Containers find each other by name through a small DNS server on each network's gateway
-/// address (`hvc-shim --name-server`, one per state directory, started by the first container
+/// address (`hvc-shim name-server`, one per state directory, started by the first container
 /// that joins a network, gone a minute after the last leaves). It answers A queries for the
 /// names and short ids of the network's members and refuses everything else, so that the
 /// container's resolver asks the next name server in its `resolv.conf` (the host's). Asked,
@@ -24,20 +24,26 @@ public enum NameServer {
     static func ensureRunning(_ runtime: Runtime) {
         if let text = try? String(contentsOfFile: pidPath(runtime), encoding: .utf8),
            let server = ProcessStamp(parsing: text), server.isAlive { return }
-        _ = try? Shim.start(["--name-server", "1"], paths: runtime.paths)
+        _ = try? Shim.start(.nameServer, paths: runtime.paths)
     }
 
     /// The server's life: one instance per store (an exclusive lock), a socket per network
-    /// gateway, the network list read again every second.
-    public static func run(runtime: Runtime) -> Never {
-        signal(SIGPIPE, SIG_IGN)
+    /// gateway, the network list read again every second. Returns at once when another
+    /// instance serves the store, else once no network has had a member for `idleExit`.
+    /// It takes from this process every capability but binding low ports, and throws when it
+    /// cannot (it then serves nothing).
+    public static func serve(runtime: Runtime) throws(HVCError) {
         try? makeDirectory(runtime.paths.runRoot, mode: 0o711)
         let lock = open(runtime.paths.runRoot + "/name-server.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else { exit(0) }
+        guard lock >= 0 else { return }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { return }
         try? writeAtomically(pidPath(runtime), Data("\(ProcessStamp.current)\n".utf8))
         // It parses what guests send: of root's powers it keeps only binding port 53 (it stays
         // uid 0 to read the root-only member lists).
-        guard hvc_keep_only_capability(10 /* CAP_NET_BIND_SERVICE */) == 0 else { exit(1) }
+        guard hvc_keep_only_capability(10 /* CAP_NET_BIND_SERVICE */) == 0 else {
+            throw HVCError("name server: cannot drop capabilities: \(Errno.current)")
+        }
         var sockets: [String: (fd: FileDescriptor, network: Network)] = [:]
         var lastMember = Date()
         while true {
@@ -56,7 +62,7 @@ public enum NameServer {
             if networks.contains(where: { !NetworkMembers(runtime: runtime, network: $0).isEmpty }) { lastMember = Date() }
             if Date().timeIntervalSince(lastMember) > idleExit {
                 unlink(pidPath(runtime))
-                exit(0)
+                return
             }
             let entries = Array(sockets.values)
             guard let events = try? poll(entries.map { ($0.fd.raw, PollEvents.readable) }, timeoutMilliseconds: 1000) else { continue }

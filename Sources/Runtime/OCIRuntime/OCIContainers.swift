@@ -37,7 +37,7 @@ public struct OCIState: Encodable, Sendable {
 
 /// runc's verbs on OCI bundles, each container in a micro-VM of its own: the bundle's root
 /// directory is shared into a clone of the bundle template (one per VM shape), and a supervisor
-/// (`hvc-shim --oci-init`) is the container's host process.
+/// (`hvc-shim oci-init`) is the container's host process.
 public struct OCIContainers: Sendable {
     public let runtime: Runtime
     /// runc's `--root`: where the records are.
@@ -189,13 +189,11 @@ public struct OCIContainers: Sendable {
     /// Starts the container's supervisor with the caller's stdio (the container's), in the
     /// bundle's network namespace and cgroup (it joins them itself).
     private func spawnInit(_ record: OCIRecord, spec: OCISpec, consoleSocket: String?) throws(HVCError) -> Int32 {
-        var arguments = ["--oci-init", directory(record.id)]
-        if let consoleSocket { arguments += ["--console-socket", consoleSocket] }
-        if let path = spec.networkNamespace { arguments += ["--netns", path.isEmpty ? "new" : path] }
-        if let cgroup = spec.linux?.cgroupsPath { arguments += ["--cgroup", cgroup] }
+        let role = Shim.Role.ociInit(container: record.container, stateDirectory: directory(record.id), consoleSocket: consoleSocket,
+                                     networkNamespace: spec.networkNamespace.map { $0.isEmpty ? "new" : $0 },
+                                     cgroup: spec.linux?.cgroupsPath)
         do {
-            return try Shim.start(arguments + [record.container], paths: runtime.paths, environment: Shim.supervisorEnvironment,
-                                  keepsStdio: true)
+            return try Shim.start(role, paths: runtime.paths, environment: Shim.supervisorEnvironment, keepsStdio: true)
         } catch {
             throw HVCError("cannot start \(Shim.path())", cause: error)
         }
@@ -213,56 +211,33 @@ public struct OCIContainers: Sendable {
         }
     }
 
-    // MARK: the container's own process (hvc-shim --oci-init)
+    // MARK: the container's own process (hvc-shim oci-init)
 
     /// Runs in the supervisor process: joins the bundle's network namespace and cgroup, boots the
-    /// VM, says so, waits for `start`, then relays the command's stdio with this process's own and
-    /// exits as the command did (by the same signal, or with its code).
+    /// VM, says so, waits for `start`, then relays the command's stdio with this process's own.
+    /// Returns the command's exit status (over 128 for a signal, as a shell reports it).
     public static func runInit(runtime: Runtime, stateDirectory: String, container: String, consoleSocket: String?,
-                               networkNamespace: String?, cgroup: String?) -> Never {
-        do throws(HVCError) {
-            // The main thread's namespace is the process's (what /proc/<pid>/ns/net shows).
-            if networkNamespace == "new" {
-                guard hvc_netns_unshare() == 0 else { throw HVCError("new network namespace: \(Errno.current)") }
-            } else if let networkNamespace, hvc_netns_enter(networkNamespace) != 0 {
-                throw HVCError("network namespace \(networkNamespace): \(Errno.current)")
-            }
-            if let cgroup { joinCgroup(cgroup) }
-            let record = try runtime.containers.resolve(container)
-            let fifo = stateDirectory + "/start"
-            let marker = stateDirectory + "/created"
-            let gate: @Sendable () -> Bool = {
-                _ = FileManager.default.createFile(atPath: marker, contents: nil)
-                let fd = open(fifo, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { return false }
-                defer { close(fd) }
-                var byte: UInt8 = 0
-                return read(fd, &byte, 1) == 1
-            }
-            if record.config.process.terminal, let consoleSocket { try attachConsole(consoleSocket) }
-            exitAsCommand(try ContainerManager(runtime: runtime).runHeld(record, gate: gate))
-        } catch {
-            exitFailing(error)
+                               networkNamespace: String?, cgroup: String?) throws(HVCError) -> Int32 {
+        // The main thread's namespace is the process's (what /proc/<pid>/ns/net shows).
+        if networkNamespace == "new" {
+            guard hvc_netns_unshare() == 0 else { throw HVCError("new network namespace: \(Errno.current)") }
+        } else if let networkNamespace, hvc_netns_enter(networkNamespace) != 0 {
+            throw HVCError("network namespace \(networkNamespace): \(Errno.current)")
         }
-    }
-
-    /// Ends this process on an error before or around the command: one line, the error's code.
-    static func exitFailing(_ error: HVCError) -> Never {
-        FileHandle.standardError.write(Data("hvc-oci: \(error.message)\n".utf8))
-        exit(error.exitCode)
-    }
-
-    /// Ends this process as the command ended: by the same signal (a status over 128), else
-    /// with its code, as runc's container process would.
-    static func exitAsCommand(_ code: Int32) -> Never {
-        if code > 128, code - 128 <= 64 {
-            signal(code - 128, SIG_DFL)
-            var all = sigset_t()
-            sigfillset(&all)
-            pthread_sigmask(SIG_UNBLOCK, &all, nil)
-            Glibc.kill(getpid(), code - 128)
+        if let cgroup { joinCgroup(cgroup) }
+        let record = try runtime.containers.resolve(container)
+        let fifo = stateDirectory + "/start"
+        let marker = stateDirectory + "/created"
+        let gate: @Sendable () -> Bool = {
+            _ = FileManager.default.createFile(atPath: marker, contents: nil)
+            let fd = open(fifo, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            var byte: UInt8 = 0
+            return read(fd, &byte, 1) == 1
         }
-        exit(code)
+        if record.config.process.terminal, let consoleSocket { try attachConsole(consoleSocket) }
+        return try ContainerManager(runtime: runtime).runHeld(record, gate: gate)
     }
 
     /// What `exec` hands its process's relay: the process, and its terminal's size.
@@ -272,24 +247,20 @@ public struct OCIContainers: Sendable {
         var columns: UInt16
     }
 
-    /// Runs in an exec's relay process (`hvc-shim --oci-exec`): starts the process in the
-    /// container through its supervisor, relays its stdio (or a console-socket pty) and exits as
-    /// it did.
-    public static func runExec(runtime: Runtime, execFile: String, container: String, consoleSocket: String?) -> Never {
-        do throws(HVCError) {
-            guard let data = FileManager.default.contents(atPath: execFile) else { throw HVCError("exec file \(execFile) is gone") }
-            defer { unlink(execFile) }
-            guard let exec = try? JSONDecoder.hvc.decode(ExecFile.self, from: data) else { throw HVCError("exec file \(execFile) is unreadable") }
-            let manager = ContainerManager(runtime: runtime)
-            let record = try runtime.containers.resolve(container)
-            let spec = exec.process.spec(rows: exec.rows, columns: exec.columns)
-            if spec.terminal, let consoleSocket { try attachConsole(consoleSocket) }
-            // The caller has its terminal: `exec --detach` may return.
-            unlink(execFile)
-            exitAsCommand(try ContainerManager.exec(over: try manager.controlChannel(record), spec: spec, interactive: true))
-        } catch {
-            exitFailing(error)
-        }
+    /// Runs in an exec's relay process (`hvc-shim oci-exec`): starts the process in the
+    /// container through its supervisor and relays its stdio (or a console-socket pty). Returns
+    /// its exit status (over 128 for a signal).
+    public static func runExec(runtime: Runtime, execFile: String, container: String, consoleSocket: String?) throws(HVCError) -> Int32 {
+        guard let data = FileManager.default.contents(atPath: execFile) else { throw HVCError("exec file \(execFile) is gone") }
+        defer { unlink(execFile) }
+        guard let exec = try? JSONDecoder.hvc.decode(ExecFile.self, from: data) else { throw HVCError("exec file \(execFile) is unreadable") }
+        let manager = ContainerManager(runtime: runtime)
+        let record = try runtime.containers.resolve(container)
+        let spec = exec.process.spec(rows: exec.rows, columns: exec.columns)
+        if spec.terminal, let consoleSocket { try attachConsole(consoleSocket) }
+        // The caller has its terminal: `exec --detach` may return.
+        unlink(execFile)
+        return try ContainerManager.exec(over: try manager.controlChannel(record), spec: spec, interactive: true)
     }
 
     /// Moves this process into `path` of the cgroup v2 hierarchy (made if need be), as runc puts
@@ -459,12 +430,10 @@ public struct OCIContainers: Sendable {
         if request.consoleSocket == nil { spec.terminal = false }
         let file = directory(record.id) + "/exec-\(UInt64.random(in: 0...UInt64.max)).json"
         try writeAtomically(file, try JSONEncoder.hvc.encode(ExecFile(process: .init(spec), rows: spec.rows, columns: spec.columns)))
-        var arguments = ["--oci-exec", file]
-        if let consoleSocket = request.consoleSocket { arguments += ["--console-socket", consoleSocket] }
+        let role = Shim.Role.ociExec(container: record.container, execFile: file, consoleSocket: request.consoleSocket)
         let pid: Int32
         do {
-            pid = try Shim.start(arguments + [record.container], paths: runtime.paths, environment: Shim.supervisorEnvironment,
-                                 keepsStdio: true)
+            pid = try Shim.start(role, paths: runtime.paths, environment: Shim.supervisorEnvironment, keepsStdio: true)
         } catch {
             unlink(file)
             throw HVCError("cannot start \(Shim.path())", cause: error)

@@ -21,69 +21,70 @@ struct PoolClaimReply: Codable {
     var error: String?
 }
 
-/// One VM of a warm pool (`hvc-shim --pool-member POOL`): clones the pool's template, connects
+/// One VM of a warm pool (`hvc-shim pool-member POOL`): clones the pool's template, connects
 /// to its agent and takes its `ready`, then waits on its socket for a container to claim it,
 /// and becomes that container's supervisor. Leaves when its pool shrinks or goes, or its
 /// template is replaced.
 public enum PoolMember {
     nonisolated(unsafe) static var stopRequested: sig_atomic_t = 0
 
-    public static func run(runtime: Runtime, poolName: String) -> Never {
-        signal(SIGPIPE, SIG_IGN)
+    /// The member's life in this process, which SIGTERM asks to leave the pool. Returns nil
+    /// when it leaves unclaimed (its VM gone), or the container's exit code once a claim made
+    /// this process the container's supervisor and the container ended. Throws when the VM
+    /// could not be made ready or the claim could not be answered.
+    public static func serve(runtime: Runtime, poolName: String) throws(HVCError) -> Int32? {
         signal(SIGTERM) { _ in PoolMember.stopRequested = 1 }
-        guard let pool = runtime.pools.pool(named: poolName) else { exit(0) }
+        guard let pool = runtime.pools.pool(named: poolName) else { return nil }
         let id = ContainerID.generate()
-        let directory: VMDirectory
-        do {
-            directory = try VMDirectory.create(in: runtime.paths.vms, id: id)
-        } catch {
-            exit(125)
-        }
+        let directory = try VMDirectory.create(in: runtime.paths.vms, id: id)
         var launched: LaunchedVM?
-        func leave(_ code: Int32) -> Never {
-            launched?.vm.kill()
-            _ = launched?.vm.waitForExit(timeoutSeconds: 5)
-            launched?.confinement?.release()
-            directory.remove()
-            exit(code)
+        // Until a supervisor takes the VM over, every way out of here ends it.
+        var handedOver = false
+        defer {
+            if !handedOver {
+                launched?.vm.kill()
+                _ = launched?.vm.waitForExit(timeoutSeconds: 5)
+                launched?.confinement?.release()
+                directory.remove()
+            }
         }
+        let image = try runtime.images.resolve(pool.imageID)
+        let shape = VMShape(image: image, memoryMiB: pool.memoryMiB, cpus: pool.cpus, accelerator: pool.accelerator,
+                            networkInterface: true, nested: pool.nested ?? false)
+        let provider = TemplateClone(
+            request: VMRequest(owner: id, tenant: "hvc-pool", imageReference: pool.image, shape: shape, pidsLimit: 256, servesFolders: true),
+            runtime: runtime)
+        let vm = try provider.launch(in: directory, timing: nil) { (vm: LaunchedVM) throws(HVCError) in launched = vm }
+        try provider.restore(vm, in: directory, timing: nil)
+        guard let key = vm.template?.key else { throw HVCError("pool \(poolName): the VM is not a clone of a template") }
+        let channel = try provider.connect(vm, in: directory).channel
         do {
-            guard let image = try? runtime.images.resolve(pool.imageID) else { leave(125) }
-            let shape = VMShape(image: image, memoryMiB: pool.memoryMiB, cpus: pool.cpus, accelerator: pool.accelerator,
-                                networkInterface: true, nested: pool.nested ?? false)
-            let provider = TemplateClone(
-                request: VMRequest(owner: id, tenant: "hvc-pool", imageReference: pool.image, shape: shape, pidsLimit: 256, servesFolders: true),
-                runtime: runtime)
-            let vm = try provider.launch(in: directory, timing: nil) { (vm: LaunchedVM) throws(HVCError) in launched = vm }
-            try provider.restore(vm, in: directory, timing: nil)
-            let channel = try provider.connect(vm, in: directory).channel
             channel.setReceiveTimeout(seconds: 60)
-            guard case .ready(let ready) = try channel.receive().message, ready.version == Limits.version else { leave(125) }
+            guard case .ready(let ready) = try channel.receive().message, ready.version == Limits.version else {
+                throw HVCError("pool \(poolName): the guest agent did not say ready")
+            }
             // Have the guest run a first command's paths now, so that a claim finds them translated.
             try channel.send(Frame(.warmUp))
-            guard case .warmedUp = try channel.receive().message else { leave(125) }
+            guard case .warmedUp = try channel.receive().message else { throw HVCError("pool \(poolName): the guest did not warm up") }
             channel.setReceiveTimeout(seconds: 0)
+        } catch let error as HVCError {
+            throw error
         } catch {
-            leave(125)
+            throw HVCError("pool \(poolName): guest agent", cause: error)
         }
-        guard let launched, let key = launched.template?.key else { leave(125) }
 
         let pools = runtime.pools
         let members = pools.memberDirectory(key)
-        do {
-            try makeDirectory(pools.runDirectory, mode: 0o700)
-            try makeDirectory(members, mode: 0o700)
-        } catch {
-            leave(125)
-        }
+        try makeDirectory(pools.runDirectory, mode: 0o700)
+        try makeDirectory(members, mode: 0o700)
         // Enough VMs wait already (another refill got there first): this one is not needed.
-        if pools.members(key).count >= pool.size { leave(0) }
+        if pools.members(key).count >= pool.size { return nil }
         let name = String(id.prefix(12))
         let socketPath = members + "/" + name + ".sock"
         let pidPath = members + "/" + name + ".pid"
         try? writeAtomically(pidPath, Data("\(ProcessStamp.current)\n".utf8))
         let fd = hvc_unix_listen(socketPath, 4)
-        guard fd >= 0 else { leave(125) }
+        guard fd >= 0 else { throw HVCError("pool \(poolName): \(socketPath): \(Errno.current)") }
         let listener = FileDescriptor(fd)
         func unregister() {
             listener.close()
@@ -96,7 +97,7 @@ public enum PoolMember {
             let ready = poll(&poller, 1, 1000)
             if stopRequested != 0 || !stillWanted(runtime: runtime, pool: poolName, key: key, socket: socketPath) {
                 unregister()
-                leave(0)
+                return nil
             }
             guard ready > 0 else { continue }
             let client = accept(listener.raw, nil, nil)
@@ -106,12 +107,17 @@ public enum PoolMember {
             guard let (request, record) = takeClaim(connection, runtime: runtime, pool: pool) else { continue }
             unregister()
             let reply = PoolClaimReply(ok: true, pid: getpid(), error: nil)
-            guard (try? connection.writeAll(Array((try? JSONEncoder().encode(reply)) ?? Data()) + [0x0a])) != nil else { leave(125) }
+            do {
+                try connection.writeAll(Array((try? JSONEncoder().encode(reply)) ?? Data()) + [0x0a])
+            } catch {
+                throw HVCError("pool \(poolName): claim reply", cause: error)
+            }
             let supervisor = Supervisor(
-                config: record.config, runtime: runtime, provider: PooledVM(launched: launched, directory: directory),
+                config: record.config, runtime: runtime, provider: PooledVM(launched: vm, directory: directory),
                 attached: request.attached ? FrameChannel(socket: connection) : nil,
                 keepStdinOpen: request.keepStdinOpen, terminalSize: (request.rows, request.columns), timing: false)
-            exit(supervisor.run())
+            handedOver = true
+            return supervisor.run()
         }
     }
 

@@ -25,7 +25,7 @@ public struct Pool: Codable, Equatable, Sendable {
 
 /// Pool settings under `<root>/pools/<name>.json`; the waiting VMs under
 /// `<run-root>/pools/<template key>/<member>.sock`, one socket per VM, served by its
-/// `hvc-shim --pool-member` process.
+/// `hvc-shim pool-member` process.
 public struct PoolStore: Sendable {
     public let directory: String
     public let runDirectory: String
@@ -141,7 +141,7 @@ extension Runtime {
     /// Starts one more VM for a pool, in the background; returns its pid.
     @discardableResult
     func startPoolMember(templateKey: String, pool: String) -> Int32? {
-        try? Shim.start(["--pool-member", pool], paths: paths)
+        try? Shim.start(.poolMember(pool: pool), paths: paths)
     }
 
     /// Starts pool VMs until the pool of this shape has its size again (after one was taken).

@@ -12,61 +12,73 @@ import HVCSystem
 public enum TemplateKeeper {
     static func memfdName(_ key: String) -> String { "hvc-template-" + key.prefix(16) }
 
-    enum StartError: Error {
+    /// Why a keeper could not hold a template's memory; its starter reads it back from the
+    /// keeper's report line.
+    public enum StartError: Error {
         /// The memory image does not match the template's digest.
         case corrupt(String)
         case failed(String)
+
+        /// The line the keeper reports it with.
+        public var reportLine: String {
+            switch self {
+            case .corrupt(let why): "corrupt: " + why
+            case .failed(let why): "failed: " + why
+            }
+        }
+
+        init(reportLine line: String) {
+            self = line.hasPrefix("corrupt: ") ? .corrupt(String(line.dropFirst(9))) : .failed(line)
+        }
     }
 
-    /// The body of `hvc-shim --keep-template KEY`. Reports `ready` or one error line on
-    /// stdout (the starter's pipe), then closes it.
-    public static func run(store: TemplateStore, key: String) -> Never {
-        func report(_ line: String) {
-            var text = Array((line + "\n").utf8)
-            _ = text.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
-        }
-        guard let template = store.load(key) else {
-            report("failed: template \(key.prefix(12)) is missing")
-            exit(1)
-        }
-        let memory = open(store.memoryPath(key), O_RDONLY | O_CLOEXEC)
-        guard memory >= 0 else {
-            report("corrupt: memory image: \(Errno.current)")
-            exit(1)
+    /// The line a keeper reports once it holds the memory.
+    public static let readyLine = "ready"
+
+    /// A template's memory held by this process: a sealed memfd, open while this value lives.
+    public struct Held {
+        public let key: String
+        public let template: Template
+        let memory: FileDescriptor
+    }
+
+    /// Fills a sealed memfd from the memory image of `key`, checks it against the template's
+    /// digest and records this process as its keeper.
+    public static func hold(store: TemplateStore, key: String) throws(StartError) -> Held {
+        guard let template = store.load(key) else { throw .failed("template \(key.prefix(12)) is missing") }
+        let image: FileDescriptor
+        do {
+            image = try FileDescriptor.open(store.memoryPath(key), O_RDONLY)
+        } catch {
+            throw .corrupt("memory image: \(error)")
         }
         let memfd = hvc_memfd(memfdName(key))
+        guard memfd >= 0 else { throw .failed("memfd: \(Errno.current)") }
+        let memory = FileDescriptor(memfd)
         let size = template.inputs.memoryMiB << 20
-        guard memfd >= 0, ftruncate(memfd, off_t(size)) == 0 else {
-            report("failed: memfd: \(Errno.current)")
-            exit(1)
-        }
+        guard ftruncate(memory.raw, off_t(size)) == 0 else { throw .failed("memfd: \(Errno.current)") }
+        let copied: (digest: String, dataBytes: Int)
         do {
-            let copied = try MemoryImage.copy(from: memory, to: memfd, size: size)
-            guard copied.digest == template.memoryDigest else {
-                report("corrupt: memory image digest \(copied.digest) is not the template's \(template.memoryDigest)")
-                exit(1)
-            }
+            copied = try MemoryImage.copy(from: image.raw, to: memory.raw, size: size)
         } catch {
-            report("corrupt: \(error.message)")
-            exit(1)
+            throw .corrupt(error.message)
         }
-        close(memory)
-        guard hvc_seal_contents(memfd) == 0 else {
-            report("failed: seal: \(Errno.current)")
-            exit(1)
+        guard copied.digest == template.memoryDigest else {
+            throw .corrupt("memory image digest \(copied.digest) is not the template's \(template.memoryDigest)")
         }
+        guard hvc_seal_contents(memory.raw) == 0 else { throw .failed("seal: \(Errno.current)") }
         do {
             try makeDirectory(store.runDirectory, mode: 0o700)
-            try writeAtomically(store.keeperPath(key), Data("\(getpid()) \(memfd)\n".utf8))
+            try writeAtomically(store.keeperPath(key), Data("\(getpid()) \(memory.raw)\n".utf8))
         } catch {
-            report("failed: \(error.message)")
-            exit(1)
+            throw .failed(error.message)
         }
-        report("ready")
-        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
-        dup2(null, 1)
-        dup2(null, 2)
-        signal(SIGTERM, SIG_DFL)
+        return Held(key: key, template: template, memory: memory)
+    }
+
+    /// Keeps `held` while its template stays the template of its key; then no longer names
+    /// this process its keeper, and returns.
+    public static func keep(_ held: Held, store: TemplateStore) {
         // An orphaned keeper normally goes to init and stays. Started under a subreaper (an OCI
         // caller such as conmon, which waits for every process it adopts before it ends) it
         // leaves when adopted: the next clone loads the template again (about 70 ms).
@@ -77,13 +89,12 @@ public enum TemplateKeeper {
         pthread_sigmask(SIG_BLOCK, &wake, nil)
         hvc_set_parent_death_signal(SIGUSR1)
         var interval = timespec(tv_sec: 2, tv_nsec: 0)
-        while store.load(key)?.created == template.created {
+        while store.load(held.key)?.created == held.template.created {
             let adopter = getppid()
             if adopter != parent && adopter != 1 { break }
             _ = sigtimedwait(&wake, nil, &interval)
         }
-        if running(store: store, key: key)?.pid == getpid() { unlink(store.keeperPath(key)) }
-        exit(0)
+        if running(store: store, key: held.key)?.pid == getpid() { unlink(store.keeperPath(held.key)) }
     }
 
     /// The pid and descriptor number of the live keeper of `key`.
@@ -116,7 +127,7 @@ public enum TemplateKeeper {
             throw .failed("pipe: \(error)")
         }
         do {
-            _ = try Shim.start(["--keep-template", key], paths: runtime.paths, output: pipe.write.raw)
+            _ = try Shim.start(.keepTemplate(key: key), paths: runtime.paths, output: pipe.write.raw)
         } catch {
             throw .failed("cannot start \(Shim.path()): \(error)")
         }
@@ -124,9 +135,9 @@ public enum TemplateKeeper {
         var output: [UInt8] = []
         while output.count < 4096, let bytes = try? pipe.read.read(max: 4096), !bytes.isEmpty { output += bytes }
         let line = String(decoding: output, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
-        if line == "ready" { return }
-        if line.hasPrefix("corrupt: ") { throw .corrupt(String(line.dropFirst(9))) }
-        throw .failed(line.isEmpty ? "the template keeper exited without a word" : line.sanitizedGuestText)
+        if line == readyLine { return }
+        guard !line.isEmpty else { throw .failed("the template keeper exited without a word") }
+        throw StartError(reportLine: line.sanitizedGuestText)
     }
 
     /// Stops the keeper of `key`, if one runs.
