@@ -74,9 +74,11 @@ ISOLATION_TESTS := IsolationTests|JailTests|HostileGuestTests|NetworkTests.tenan
 
 isolation: assets fuzz-deps
 	HVC_BIN=$(HVC) swift test -c release --filter "$(ISOLATION_TESTS)"
+	python3 Tests/isolation-check.py
 
 test: assets fuzz-deps
 	HVC_BIN=$(HVC) swift test -c release
+	python3 Tests/isolation-check.py
 
 bench: assets image
 	bench/run.sh $(HVC)

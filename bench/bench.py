@@ -160,9 +160,13 @@ def make_hvc_run(args, extra, clock=None):
     return run
 
 
-def make_podman_run(args):
+def make_podman_run(args, network="none"):
+    """podman with runc; on `network` ("none"), or on podman's default network when None, so
+    that each hvc row has a peer on the same kind of network."""
+    network_flags = ["--network", network] if network else []
+
     def run():
-        seconds, rc, out, err = timed([*args.podman.split(), "run", "--rm", "--network", "none",
+        seconds, rc, out, err = timed([*args.podman.split(), "run", "--rm", *network_flags,
                                        "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
                                        args.podman_image, "/bin/true"], timeout=args.timeout)
         if rc != 0:
@@ -296,10 +300,13 @@ def report(args, benches, marks, memory):
     if "pool" in median:
         lines.append(f"Pooled runs are timed after the round-robin, one at a time, each once the pool "
                      f"has refilled. Cold ÷ pooled = **{ratio(median['cold'], median['pool'])}**; "
-                     f"pooled ÷ podman --runtime runc = **{ratio(median['pool'], median['podman'])}**.")
+                     f"pooled ÷ podman --runtime runc (both on their default network) = **{ratio(median['pool'], median['podman-net'])}**.")
         lines.append("")
+    lines.append(f"Like for like: templated on the default network ÷ podman --runtime runc on its default network = "
+                 f"**{ratio(median['template'], median['podman-net'])}**; templated without a network ÷ podman "
+                 f"--runtime runc without a network = **{ratio(median['template-none'], median['podman'])}**.")
+    lines.append("")
     lines.append(f"Cold ÷ templated = **{ratio(median['cold'], median['template'])}**; "
-                 f"templated ÷ podman --runtime runc = **{ratio(median['template'], median['podman'])}**; "
                  f"templated ÷ runc = {ratio(median['template'], median['runc'])}; "
                  f"podman --runtime hvc-oci ÷ podman --runtime runc = "
                  f"**{ratio(median['podman-hvc'], median['podman'])}**; "
@@ -548,7 +555,9 @@ def measure(args):
         Bench("q35", f"QEMU q35, Debian cloud kernel {args.cloud_release}, busybox /init → reboot",
               make_qemu_run(args, args.tmp, "q35", ["-M", "q35"], args.cloud_kernel, args.marker)),
         Bench("runc", "`runc run` of the busybox rootfs, `/bin/true`", make_runc_run(args)),
-        Bench("podman", "`podman --runtime runc run --rm` of the same rootfs, `/bin/true`", make_podman_run(args)),
+        Bench("podman", "`podman --runtime runc run --rm --network none` of the same rootfs, `/bin/true`", make_podman_run(args)),
+        Bench("podman-net", "`podman --runtime runc run --rm` of the same rootfs on podman's default network, `/bin/true`",
+              make_podman_run(args, network=None)),
         Bench("podman-hvc", "`podman --runtime hvc-oci run --rm` of the same rootfs, `/bin/true` (a VM per container)",
               make_podman_hvc_run(args)),
     ]

@@ -162,3 +162,28 @@ public func awaitChange(in directory: String, seconds: Double, whileAlive: [Proc
         }
     }
 }
+
+/// Connects to the Unix socket `path` once `process` has made it and listens on it: waits for
+/// the socket to appear in its directory (inotify) while the process lives, at most `seconds`.
+/// Returns the connection, or the last error (`noEntry` if the socket never appeared).
+public func connectWhenListening(_ path: String, seconds: Double, whileAlive process: ProcessStamp) -> Result<FileDescriptor, Errno> {
+    var last = Errno.noEntry
+    var connected: FileDescriptor?
+    let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+    _ = awaitChange(in: directory.isEmpty ? "/" : directory, seconds: seconds, whileAlive: [process]) {
+        // The file appears at bind(2); connections are refused until listen(2) a moment later,
+        // a window no event marks: it alone is retried.
+        for _ in 0..<200 {
+            let fd = hvc_unix_connect(path)
+            if fd >= 0 {
+                connected = FileDescriptor(fd)
+                return true
+            }
+            last = Errno.current
+            guard last == .connectionRefused else { return false }
+            usleep(500)
+        }
+        return false
+    }
+    return connected.map { .success($0) } ?? .failure(last)
+}

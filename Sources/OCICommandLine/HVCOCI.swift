@@ -97,7 +97,7 @@ struct GlobalOptions: ParsableArguments {
         }
         let paths = RuntimePaths(root: setting(hvcRoot, "HVC_ROOT") ?? RuntimePaths.defaultRoot,
                                  runRoot: setting(hvcRunRoot, "HVC_RUN_ROOT") ?? RuntimePaths.defaultRunRoot,
-                                 assets: setting(hvcAssets, "HVC_ASSETS") ?? RuntimePaths.defaultAssets())
+                                 assets: setting(hvcAssets, "HVC_ASSETS") ?? RuntimePaths.defaultAssets(environment: environment))
         return OCIContainers(runtime: Runtime(paths: paths), stateRoot: root ?? OCIContainers.defaultStateRoot)
     }
 }

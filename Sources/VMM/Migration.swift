@@ -7,7 +7,11 @@ import HVCSystem
 /// The stream goes through a descriptor handed to QEMU with `getfd`: QEMU's `exec:` transport
 /// forks a shell, which its own sandbox (`spawn=deny`) forbids.
 public enum Migration {
-    static var capabilities: [String: Any] { ["capabilities": [["capability": "x-ignore-shared", "state": true]]] }
+    /// Guest RAM stays in its file; `events`: QEMU reports the migration's progress as
+    /// `MIGRATION` events, which `save` waits on instead of asking.
+    static var capabilities: [String: Any] {
+        ["capabilities": [["capability": "x-ignore-shared", "state": true], ["capability": "events", "state": true]]]
+    }
 
     /// Writes the device state of the (running or paused) VM to `state`, and waits until QEMU
     /// reports it complete; the VM is left paused.
@@ -15,18 +19,16 @@ public enum Migration {
         try qmp.execute("migrate-set-capabilities", arguments: capabilities)
         try qmp.execute("getfd", arguments: ["fdname": "hvc-state"], passing: state)
         try qmp.execute("migrate", arguments: ["uri": "fd:hvc-state"])
-        let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
-        while true {
-            let info = try qmp.execute("query-migrate") as? [String: Any] ?? [:]
-            switch info["status"] as? String {
-            case "completed":
-                return
-            case "failed", "cancelled":
-                throw .qmp("saving the VM state: \(info["error-desc"] as? String ?? "migration failed")")
-            default:
-                guard monotonicNanoseconds() < deadline else { throw .qmp("saving the VM state timed out") }
-                usleep(2000)
-            }
+        qmp.setTimeout(seconds: timeoutSeconds)
+        let ended: [String: Any]
+        do {
+            ended = try qmp.waitForEvent("MIGRATION") { ["completed", "failed", "cancelled"].contains($0["status"] as? String ?? "") }
+        } catch {
+            throw .qmp("saving the VM state: \(error)")
+        }
+        guard (ended["data"] as? [String: Any])?["status"] as? String == "completed" else {
+            let info = (try? qmp.execute("query-migrate")) as? [String: Any] ?? [:]
+            throw .qmp("saving the VM state: \(info["error-desc"] as? String ?? "migration failed")")
         }
     }
 

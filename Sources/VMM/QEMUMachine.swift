@@ -73,20 +73,25 @@ public final class QEMUMachine: VirtualMachine {
     }
 
     public func connectAgent(timeoutSeconds: Double) throws(VMError) -> FrameChannel {
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while true {
-            let fd = hvc_unix_connect(hostRoot + configuration.agentSocket)
-            if fd >= 0 { return FrameChannel(socket: FileDescriptor(fd)) }
-            let error = Errno.current
+        let path = hostRoot + configuration.agentSocket
+        switch connectWhenListening(path, seconds: timeoutSeconds, whileAlive: ProcessStamp(pid: pid, start: nil)) {
+        case .success(let socket):
+            return FrameChannel(socket: socket)
+        case .failure(let error):
             if hasExited() { throw .launch("QEMU exited before the VM came up") }
-            if Date() > deadline { throw .agentUnavailable("\(hostRoot + configuration.agentSocket): \(error)") }
-            usleep(2000)
+            throw .agentUnavailable("\(path): \(error)")
         }
     }
 
     /// A QMP connection; QEMU serves one at a time, so drop it before `stop`.
     public func qmp(timeoutSeconds: Double) throws(VMError) -> QMPClient {
-        try QMPClient.connect(path: hostRoot + configuration.qmpSocket, timeoutSeconds: timeoutSeconds) { !hasExited() }
+        switch connectWhenListening(hostRoot + configuration.qmpSocket, seconds: timeoutSeconds, whileAlive: ProcessStamp(pid: pid, start: nil)) {
+        case .success(let socket):
+            return try QMPClient(connected: socket)
+        case .failure(let error):
+            if hasExited() { throw .launch("QEMU exited before its QMP socket came up") }
+            throw .qmp("connect \(hostRoot + configuration.qmpSocket): \(error)")
+        }
     }
 
     public func stop() throws(VMError) {
@@ -119,10 +124,22 @@ public final class QEMUMachine: VirtualMachine {
         if !hasExited() { Glibc.kill(pid, SIGKILL) }
     }
 
+    /// Waits until every thread of QEMU has exited and it is reaped: its cgroups can go then.
     public func waitForExit(timeoutSeconds: Double) -> Bool {
         if hasExited() { return true }
-        _ = ProcessStamp(pid: pid, start: nil).awaitEnd(seconds: timeoutSeconds)
-        return hasExited()
+        // QEMU is this process's child, so its pid is its own until reaped; its pidfd becomes
+        // readable once its last thread has exited (a zombie leader with threads left is not yet).
+        let fd = hvc_pidfd_open(pid)
+        guard fd >= 0 else { return hasExited() }
+        let handle = FileDescriptor(fd)
+        let deadline = monotonicNanoseconds() + UInt64(max(timeoutSeconds, 0) * 1e9)
+        while !hasExited() {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return false }
+            let left = Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
+            _ = try? poll([(handle.raw, .readable)], timeoutMilliseconds: left)
+        }
+        return true
     }
 
     /// Reaps QEMU if it has exited; only this object waits for its pid.

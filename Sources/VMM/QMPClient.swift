@@ -13,27 +13,18 @@ public final class QMPClient {
     private static let maxLine = 1 << 20
 
     /// Connects, reads the greeting, and leaves capabilities negotiation mode.
-    public init(path: String) throws(VMError) {
+    public convenience init(path: String) throws(VMError) {
         let fd = hvc_unix_connect(path)
         guard fd >= 0 else { throw .qmp("connect \(path): \(Errno.current)") }
-        socket = FileDescriptor(fd)
+        try self.init(connected: FileDescriptor(fd))
+    }
+
+    /// Takes a connected socket, reads the greeting, and leaves capabilities negotiation mode.
+    public init(connected socket: FileDescriptor) throws(VMError) {
+        self.socket = socket
         let greeting = try readObject()
         guard greeting["QMP"] != nil else { throw .qmp("no greeting") }
         _ = try execute("qmp_capabilities")
-    }
-
-    /// Connects to a QMP socket that may not exist yet, retrying while `isAlive` says the VMM runs.
-    public static func connect(path: String, timeoutSeconds: Double, isAlive: () -> Bool) throws(VMError) -> QMPClient {
-        let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
-        while true {
-            do {
-                return try QMPClient(path: path)
-            } catch {
-                guard isAlive() else { throw .launch("QEMU exited before its QMP socket came up") }
-                guard monotonicNanoseconds() < deadline else { throw error }
-                usleep(1000)
-            }
-        }
     }
 
     /// Bounds how long any one read waits (0: no bound).

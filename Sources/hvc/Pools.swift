@@ -35,12 +35,7 @@ struct PoolSet: ParsableCommand {
                                                            cpus: shape.cpus, size: size, accelerator: shape.accel, nested: nested)
             guard pool.size > 0 else { return 0 }
             // Return once the pool is filled, so that the next run finds it.
-            let deadline = Date().addingTimeInterval(120)
-            while runtime.pools.members(key).count < pool.size && Date() < deadline {
-                if !started.isEmpty && started.allSatisfy({ kill($0, 0) != 0 }) { break }
-                usleep(20_000)
-            }
-            let waiting = runtime.pools.members(key).count
+            let waiting = runtime.pools.awaitMembers(key, size: pool.size, started: started, seconds: 120)
             guard waiting >= pool.size else {
                 throw HVCError("pool \(image): only \(waiting) of \(pool.size) VMs came up: see `hvc pool ls` and `hvc run` of the image for why")
             }

@@ -1,3 +1,4 @@
+import Foundation
 import AgentProtocol
 import Testing
 
@@ -136,8 +137,11 @@ struct FrameTests {
         }
     }
 
+    /// Seeded (`HVC_TEST_SEED`, else a fixed one), and the seed printed, so a failure replays.
     @Test func randomBytesNeverCrashTheDecoder() {
-        var generator = SystemRandomNumberGenerator()
+        let seed = ProcessInfo.processInfo.environment["HVC_TEST_SEED"].flatMap { UInt64($0) } ?? 0x6876_6331
+        print("randomBytesNeverCrashTheDecoder: seed \(seed)")
+        var generator = SplitMix64(seed: seed)
         for _ in 0..<3000 {
             var decoder = FrameDecoder()
             let count = Int.random(in: 0...64, using: &generator)
@@ -211,5 +215,20 @@ struct MountMessageTests {
     @Test func mountCountIsBounded() {
         let many = Array(repeating: GuestMount(kind: .tmpfs, source: "", target: "/t", readOnly: false), count: Limits.maxMounts + 1)
         #expect(throws: ProtocolError.fieldTooLong(Limits.maxMounts + 1, limit: Limits.maxMounts)) { try decode(many) }
+    }
+}
+
+/// SplitMix64: a small seeded generator, so that random test input can be replayed.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -136,6 +136,34 @@ struct Harness: Sendable {
                        stderr: String(decoding: collected[errors[0]] ?? [], as: UTF8.self))
     }
 
+    /// The standard output of `argv`, run without a harness's environment (empty if it cannot run).
+    static func run(_ argv: [String]) -> String {
+        var output: [Int32] = [-1, -1]
+        guard hvc_pipe(&output) == 0 else { return "" }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        let (pid, spawned) = Harness.spawn(argv, environment: environment, actions: &actions)
+        close(output[1])
+        defer { close(output[0]) }
+        guard spawned == 0 else { return "" }
+        var collected: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(output[0], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            collected += buffer[0..<n]
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return String(decoding: collected, as: UTF8.self)
+    }
+
     /// A NULL-terminated C array of `strings`, for the duration of `body`.
     static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
         let copies = strings.map { strdup($0) } + [nil]

@@ -62,9 +62,9 @@ extension EndToEnd {
                     let r = hostile.hvc(["run", "--no-template", "--network", "none", "--name", name, "busybox", "true"], timeout: 120)
                     outcome.withLock { $0 = r }
                 }
-                var probes = 0
+                var probes = 0, answered = 0
                 while outcome.withLock({ $0 == nil }) {
-                    probe()
+                    if probe() { answered += 1 }
                     probes += 1
                 }
                 let seconds = Date().timeIntervalSince(began)
@@ -79,13 +79,15 @@ extension EndToEnd {
                 #expect(state["status"] as? String == "exited")
                 #expect((state["error"] as? String)?.contains(attack.error) == true, "\(state)")
                 #expect(h.hvc(["rm", name]).status == 0)
-                probe()
+                let after = probe()
                 IsolationTable.record([.init(
                     area: "guest faults", attack: "hostile guest: " + (HostileGuestTests.descriptions[attack.mode] ?? attack.mode),
                     expected: "only that container ends, with a one-line error; the neighbour and hvcd answer",
-                    observed: "exit \(r.status) after \(Int(seconds.rounded())) s: \(message.prefix(120)); \(probes) probes answered",
-                    control: "each probe fails the test if the neighbour's exec or hvcd's ps does not answer",
-                    held: r.status == 125 && message.contains(attack.error), test: "HostileGuestTests.aMisbehavingGuestEndsOnlyItsOwnContainer")])
+                    attempted: message.contains(attack.error) ? "the error names its misbehaviour" : nil,
+                    observed: "exit \(r.status) after \(Int(seconds.rounded())) s: \(message.prefix(120)); \(answered) of \(probes) probes answered",
+                    outcomeHeld: r.status == 125 && !message.contains("\n") && answered == probes && after,
+                    control: "the neighbour's exec and hvcd's ps, probed meanwhile: \(probes) probes",
+                    controlShown: probes > 0, test: "HostileGuestTests.aMisbehavingGuestEndsOnlyItsOwnContainer")])
             }
             expectNothingLeft()
         }
@@ -108,15 +110,18 @@ extension EndToEnd {
                 #expect(exec.status != 0 && exec.status < 128, "\(exec.status): \(exec.stderr)")
                 #expect(message.contains(expected) && !message.contains("\n"), "\(exec.stderr)")
                 #expect(seconds >= Double(HostileGuestTests.answerTimeout) && seconds < Double(HostileGuestTests.answerTimeout + 30))
-                #expect(try h.state("hostile-deaf")["status"] as? String == "running")
-                probe()
+                let runsOn = try h.state("hostile-deaf")["status"] as? String == "running"
+                #expect(runsOn)
+                let answered = probe()
                 #expect(h.hvc(["rm", "-f", "hostile-deaf"]).status == 0)
                 IsolationTable.record([.init(
                     area: "guest faults", attack: "hostile guest: runs its command, then answers nothing (an exec)",
                     expected: "the exec fails after the answer timeout with a one-line error; the container runs on; the neighbour and hvcd answer",
-                    observed: "exec exit \(exec.status) after \(Int(seconds.rounded())) s: \(message.prefix(120))",
-                    control: "the same exec into the neighbour answers at once (each probe)",
-                    held: exec.status != 0 && message.contains(expected), test: "HostileGuestTests.anExecTheGuestNeverAnswersFailsAndTheContainerGoesOn")])
+                    attempted: seconds >= Double(HostileGuestTests.answerTimeout) ? "its exec waited \(Int(seconds.rounded())) s unanswered" : nil,
+                    observed: "exec exit \(exec.status) after \(Int(seconds.rounded())) s: \(message.prefix(120)); the container \(runsOn ? "runs on" : "ended")",
+                    outcomeHeld: exec.status == 125 && message.contains(expected) && runsOn,
+                    control: "the same exec into the neighbour: \(answered ? "answered" : "no answer")",
+                    controlShown: answered, test: "HostileGuestTests.anExecTheGuestNeverAnswersFailsAndTheContainerGoesOn")])
             }
             expectNothingLeft()
         }
@@ -138,9 +143,11 @@ extension EndToEnd {
                 var peakRSS = 0
                 let cpuBefore = Harness.cpuSeconds(supervisor)
                 let began = Date()
+                var probes = 0, answered = 0
                 while Date().timeIntervalSince(began) < 10 {
                     peakRSS = max(peakRSS, HostileGuestTests.residentKiB(supervisor))
-                    probe()
+                    if probe() { answered += 1 }
+                    probes += 1
                 }
                 let elapsed = Date().timeIntervalSince(began)
                 let cpuShare = (Harness.cpuSeconds(supervisor) - cpuBefore) / elapsed
@@ -162,20 +169,23 @@ extension EndToEnd {
                 IsolationTable.record([.init(
                     area: "guest faults", attack: "hostile guest: a flood of output frames for 10 s",
                     expected: "the supervisor's memory bounded, at most half a core, the log within its cap; the neighbour answers",
-                    observed: "supervisor peak RSS \(peakRSS / 1024) MiB, \(Int(cpuShare * 100))% of a core, log \((logBytes + rotatedBytes) >> 10) KiB",
-                    control: "the flood filled and rotated the 1 MiB log: \(rotatedBytes > 0 ? "yes" : "no")",
-                    held: peakRSS < 64 * 1024 && cpuShare < 0.7 && logBytes <= logCap && rotatedBytes <= logCap,
+                    attempted: rotatedBytes > 0 ? "the flood filled and rotated the 1 MiB log" : nil,
+                    observed: "supervisor peak RSS \(peakRSS / 1024) MiB, \(Int(cpuShare * 100))% of a core, log \((logBytes + rotatedBytes) >> 10) KiB; \(answered) of \(probes) probes answered",
+                    outcomeHeld: peakRSS < 64 * 1024 && cpuShare < 0.7 && logBytes <= logCap && rotatedBytes <= logCap && answered == probes,
+                    control: "the supervisor's RSS and CPU read while it ran: \(peakRSS > 0 && cpuShare > 0 ? "read" : "not read")",
+                    controlShown: peakRSS > 0 && cpuShare > 0,
                     test: "HostileGuestTests.aFloodingGuestIsBoundedInMemoryAndLog")])
                 #expect(Harness.eventually { kill(supervisor, 0) != 0 })
-                probe()
+                _ = probe()
             }
             expectNothingLeft()
         }
 
         // MARK: Helpers
 
-        /// Runs `body` with a normal container and an hvcd; `probe` checks that both answer.
-        func withNeighbour(_ body: (_ probe: () -> Void) throws -> Void) throws {
+        /// Runs `body` with a normal container and an hvcd; `probe` checks that both answer, and
+        /// says whether they did.
+        func withNeighbour(_ body: (_ probe: () -> Bool) throws -> Void) throws {
             let neighbour = h.hvc(["run", "-d", "--network", "none", "--name", "neighbour", "busybox", "sleep", "1000"])
             try #require(neighbour.status == 0, "\(neighbour.stderr)")
             defer { _ = h.hvc(["rm", "-f", "neighbour"]) }
@@ -185,6 +195,7 @@ extension EndToEnd {
                     #expect(exec.status == 0 && exec.stdout == "alive\n", "neighbour: \(exec.status) \(exec.stderr)")
                     let ps = h.hvc(["--host", "unix://" + daemon.socket, "ps"], timeout: 30)
                     #expect(ps.status == 0 && ps.stdout.contains("neighbour"), "hvcd: \(ps.status) \(ps.stderr)")
+                    return exec.status == 0 && exec.stdout == "alive\n" && ps.status == 0 && ps.stdout.contains("neighbour")
                 }
             }
         }

@@ -98,8 +98,28 @@ extension EndToEnd {
             #expect(clash.stderr.split(separator: "\n").count == 1)
             #expect(h.hvc(["rm", "twin"]).status == 0)
             let missing = h.hvc(["rm", "no-such-container"])
-            #expect(missing.status != 0)
+            #expect(missing.status == 125)
             #expect(missing.stderr.contains("no-such-container"))
+
+            // Prefixes: of 17 containers two share a first hex digit, which is then ambiguous;
+            // 12 digits name one.
+            var ids: [String] = []
+            defer { _ = h.hvc(["rm"] + ids) }
+            for n in 0..<17 {
+                let created = h.hvc(["create", "--name", "prefix-\(n)", "busybox", "true"])
+                #expect(created.status == 0, "\(created.stderr)")
+                ids.append(created.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            let byDigit = Dictionary(grouping: ids.filter { !$0.isEmpty }, by: { String($0.prefix(1)) })
+            let shared = byDigit.first { $0.value.count > 1 }
+            #expect(shared != nil, "17 ids, 16 digits")
+            if let (digit, _) = shared {
+                let ambiguous = h.hvc(["inspect", digit])
+                #expect(ambiguous.status == 125 && ambiguous.stderr.contains("matches") && ambiguous.stderr.contains("give more of the id"),
+                        "\(ambiguous.stderr)")
+            }
+            let unique = h.hvc(["inspect", String(ids[0].prefix(12))])
+            #expect(unique.status == 0 && unique.stdout.contains(ids[0]), "\(unique.stderr)")
         }
 
         @Test func rmOfARunningContainerNeedsForceAndLeavesNothing() {

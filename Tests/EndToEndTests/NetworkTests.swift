@@ -281,31 +281,52 @@ extension EndToEnd {
             #expect(!host.stdout.contains("host-service") && !host.stdout.contains("host=0"), "\(host.stdout)")
 
             let test = "NetworkTests.tenantsAreApartOnTheWire"
-            func row(_ attack: String, held: Bool, observed: String, control: String) -> IsolationTable.Row {
-                .init(area: "network", attack: attack, expected: "nothing arrives", observed: observed, control: control, held: held, test: test)
+            func row(_ attack: String, attempted: String?, held: Bool, observed: String, control: String, shown: Bool) -> IsolationTable.Row {
+                .init(area: "network", attack: attack, expected: "nothing arrives", attempted: attempted, observed: observed,
+                      outcomeHeld: held, control: control, controlShown: shown, test: test)
             }
+            /// The value of the attacker's `NAME=STATUS` line: it shows the command ran, and how it ended.
+            func status(_ name: String, in text: String) -> Int? {
+                text.split(separator: "\n").first { $0.hasPrefix(name + "=") }.flatMap { Int($0.dropFirst(name.count + 1)) }
+            }
+            let tcp = status("tcp", in: far.stdout), ping = status("ping", in: far.stdout), hostTry = status("host", in: host.stdout)
+            let arpSent = far.stdout.contains("Sent 2 probe")
+            let ownNetworks = tenant(a, ["network", "ls", "-q"]).stdout
             IsolationTable.record([
-                row("TCP to the other tenant's container (HTTP)", held: !far.stdout.contains("nettest-page") && !far.stdout.contains("tcp=0"),
+                row("TCP to the other tenant's container (HTTP)", attempted: tcp.map { "its wget ran (exit \($0))" },
+                    held: !far.stdout.contains("nettest-page") && tcp != 0,
                     observed: far.stdout.contains("nettest-page") ? "page fetched" : "no connection",
-                    control: "from its own tenant's neighbour: \(near.stdout.contains("nettest-page") ? "page fetched" : "no page")"),
-                row("ICMP echo to the other tenant's container", held: far.stdout.contains("ping=1"),
-                    observed: far.stdout.contains("ping=1") ? "no reply" : "replied",
-                    control: "from its own tenant's neighbour: \(near.stdout.contains("ping-ok") ? "replied" : "no reply")"),
-                row("ARP for the other tenant's container's address", held: far.stdout.contains("Received 0"),
-                    observed: far.stdout.contains("Received 0") ? "no ARP reply" : "answered",
-                    control: "from its own tenant's neighbour: \(near.stdout.contains("Received 1") ? "answered" : "no reply")"),
-                row("UDP datagram to the other tenant's listener", held: !heardByA.contains("b-unicast"),
-                    observed: heardByA.contains("b-unicast") ? "received" : "not received",
-                    control: "its own tenant's: \(heardByA.contains("got a2-unicast") ? "received" : "not received")"),
-                row("UDP broadcast on its network", held: !heardByA.contains("b-broadcast") && !heardByA.contains("b2-broadcast") && !heardByB.contains("a2-broadcast"),
+                    control: "from its own tenant's neighbour: \(near.stdout.contains("nettest-page") ? "page fetched" : "no page")",
+                    shown: near.stdout.contains("nettest-page")),
+                row("ICMP echo to the other tenant's container", attempted: ping.map { "its ping ran (exit \($0))" },
+                    held: ping == 1, observed: ping == 1 ? "no reply" : ping == 0 ? "replied" : "ping failed otherwise",
+                    control: "from its own tenant's neighbour: \(near.stdout.contains("ping-ok") ? "replied" : "no reply")",
+                    shown: near.stdout.contains("ping-ok")),
+                row("ARP for the other tenant's container's address", attempted: arpSent ? "its arping sent 2 probes" : nil,
+                    held: far.stdout.contains("Received 0"), observed: far.stdout.contains("Received 0") ? "no ARP reply" : "answered",
+                    control: "from its own tenant's neighbour: \(near.stdout.contains("Received 1") ? "answered" : "no reply")",
+                    shown: near.stdout.contains("Received 1")),
+                row("UDP datagram to the other tenant's listener", attempted: far.stdout.contains("sent b-unicast") ? "its probe sent b-unicast" : nil,
+                    held: !heardByA.contains("b-unicast"), observed: heardByA.contains("b-unicast") ? "received" : "not received",
+                    control: "its own tenant's: \(heardByA.contains("got a2-unicast") ? "received" : "not received")",
+                    shown: heardByA.contains("got a2-unicast")),
+                row("UDP broadcast on its network",
+                    attempted: far.stdout.contains("sent b-broadcast") ? "its probe sent b-broadcast (and A's a2-broadcast-2)" : nil,
+                    held: !heardByA.contains("b-broadcast") && !heardByA.contains("b2-broadcast") && !heardByB.contains("a2-broadcast"),
                     observed: heardByB.contains("a2-broadcast") || heardByA.contains("b2-broadcast") ? "heard by the other tenant" : "not heard by the other tenant",
-                    control: "heard on its own network: \(heardByA.contains("got a2-broadcast") && heardByB.contains("got b2-broadcast") ? "yes" : "no")"),
-                row("a service on the host's own address (tenant networks have no host access)", held: !host.stdout.contains("host-service"),
+                    control: "heard on its own network: \(heardByA.contains("got a2-broadcast") && heardByB.contains("got b2-broadcast") ? "yes" : "no")",
+                    shown: heardByA.contains("got a2-broadcast") && heardByB.contains("got b2-broadcast")),
+                row("a service on the host's own address (tenant networks have no host access)",
+                    attempted: hostTry.map { "its wget ran (exit \($0))" },
+                    held: !host.stdout.contains("host-service") && hostTry != 0,
                     observed: host.stdout.contains("host-service") ? "page fetched" : "no connection",
-                    control: "from the host's own default network: \(local.stdout == "host-service\n" ? "page fetched" : "no page")"),
-                row("join the other tenant's network by name", held: join.status != 0,
-                    observed: join.status != 0 ? "no network \"a-private\" (its own names only)" : "joined",
-                    control: "its owner made and lists it"),
+                    control: "from the host's own default network: \(local.stdout == "host-service\n" ? "page fetched" : "no page")",
+                    shown: local.stdout == "host-service\n"),
+                row("join the other tenant's network by name", attempted: join.status >= 0 ? "its run asked for a-private (exit \(join.status))" : nil,
+                    held: join.status == 125 && join.stderr.contains("no network \"a-private\""),
+                    observed: join.status != 0 ? join.stderr.trimmingCharacters(in: .whitespacesAndNewlines) : "joined",
+                    control: "its owner lists it: \(ownNetworks.contains("a-private") ? "yes" : "no")",
+                    shown: ownNetworks.contains("a-private")),
             ])
             #expect(tenant(a, ["network", "rm", "a-private"]).status == 0)
         }

@@ -256,7 +256,7 @@ func makeDirectory(_ path: String, mode: Int = 0o755) throws(HVCError) {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: mode])
     } catch {
-        throw HVCError("create \(path): \(error.localizedDescription)")
+        throw HVCError("create \(path): \(error.localizedDescription)", describing: error)
     }
 }
 

@@ -37,14 +37,24 @@ struct NetworkMembers: Sendable {
         let root = paths.runRoot + "/networks"
         for network in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
             let members = NetworkMembers(directory: root + "/" + network)
-            for id in members.memberIDs() where !FileManager.default.fileExists(atPath: VMDirectory.path(in: paths.vms, id: id)) {
-                unlink(members.memberFile(id))
+            for (id, file) in members.memberFiles() where !FileManager.default.fileExists(atPath: VMDirectory.path(in: paths.vms, id: id)) {
+                unlink(members.directory + "/" + file)
             }
         }
     }
 
     private func memberIDs() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.count == 64 && $0.allSatisfy(\.isHexDigit) }
+        memberFiles().filter { $0.id == $0.file }.map(\.id)
+    }
+
+    /// Each member file with its container's id: the file itself, or the half-written copy of it
+    /// (`writeAtomically`'s `<id>.tmp-PID`) that a writer killed before its rename left.
+    private func memberFiles() -> [(id: String, file: String)] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap { file in
+            let id = String(file.prefix(64))
+            guard id.count == 64, id.allSatisfy(\.isHexDigit), file == id || file.hasPrefix(id + ".tmp-") else { return nil }
+            return (id, file)
+        }
     }
 }
 

@@ -60,6 +60,24 @@ public struct PoolStore: Sendable {
         }
     }
 
+    /// Waits until `size` VMs of `templateKey` wait, at most `seconds`, or until every one of
+    /// the `started` members has ended; returns how many wait. Woken by the member directory's
+    /// changes (a member writes its files there once its VM is ready) and by members' ends.
+    public func awaitMembers(_ templateKey: String, size: Int, started: [Int32], seconds: Double) -> Int {
+        let directory = memberDirectory(templateKey)
+        let deadline = Date().addingTimeInterval(seconds)
+        var alive = started.map { ProcessStamp(pid: $0, start: nil) }
+        try? makeDirectory(runDirectory, mode: 0o700)
+        try? makeDirectory(directory, mode: 0o700)
+        while members(templateKey).count < size {
+            alive = alive.filter(\.isAlive)
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0, started.isEmpty || !alive.isEmpty else { break }
+            _ = awaitChange(in: directory, seconds: left, whileAlive: alive) { members(templateKey).count >= size }
+        }
+        return members(templateKey).count
+    }
+
     /// The sockets of the VMs waiting in pools of `templateKey`, oldest first. The files of
     /// members that died waiting (killed: their VM died with them) are removed on the way.
     public func members(_ templateKey: String) -> [String] {

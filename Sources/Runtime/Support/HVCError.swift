@@ -50,6 +50,12 @@ public struct HVCError: Error, CustomStringConvertible, Sendable {
         self.underlying = cause
     }
 
+    /// `message` as given (the cause described in words of the caller's choosing), keeping `cause`.
+    public init(_ message: String, describing cause: any Error) {
+        self.init(.runtime, message)
+        underlying = cause
+    }
+
     /// The cause's own words, keeping the cause.
     public init(cause: any Error, detail: String = "") {
         self.init(.runtime, "", cause: cause, detail: detail)

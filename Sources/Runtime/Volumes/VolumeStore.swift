@@ -91,7 +91,7 @@ public struct VolumeStore: Sendable {
             do {
                 try FileManager.default.removeItem(atPath: path(volume.name, tenant: volume.tenant))
             } catch {
-                throw HVCError("remove volume \(volume.name): \(error.localizedDescription)")
+                throw HVCError("remove volume \(volume.name): \(error.localizedDescription)", describing: error)
             }
         }
     }

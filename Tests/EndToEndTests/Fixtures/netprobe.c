@@ -44,6 +44,7 @@ int main(int argc, char **argv) {
         if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &on, sizeof on) < 0 ||
             inet_pton(AF_INET, argv[2], &address.sin_addr) != 1) { perror("socket"); return 1; }
         if (sendto(fd, argv[4], strlen(argv[4]), 0, (struct sockaddr *)&address, sizeof address) < 0) { perror("sendto"); return 1; }
+        printf("sent %s\n", argv[4]);
         return 0;
     }
     fprintf(stderr, "usage: netprobe listen PORT SECONDS | netprobe send ADDRESS PORT TEXT\n");
