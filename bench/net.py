@@ -359,9 +359,8 @@ def main():
         try:
             podman.load(tree, tarball)
             podman_figures = measure(podman, args.runs)
-        except BenchError as e:  # podman is the peer: a row it cannot fill is reported, not fatal
-            why_not = str(e)
-            say(f"podman (runc) unavailable: {why_not}")
+        except BenchError as e:  # a figure without its peer is no ratio: the bench fails
+            raise BenchError(f"podman (runc), the peer, failed: {e}")
         facts = f"{version}, the same binary in both images; hvc's default network `bridge`"
         if podman_figures:
             facts += f"; podman's default bridge network, network backend {podman.backend()}"

@@ -38,15 +38,11 @@ import VMM
         let vm: StandInVM
         let host: FrameChannel
 
-        func directory(for id: String, in parent: String) throws(HVCError) -> VMDirectory {
-            try VMDirectory.create(in: parent, id: id)
-        }
         func launch(in directory: VMDirectory, timing: RunTiming?, adopt: (LaunchedVM) throws(HVCError) -> Void) throws(HVCError) -> LaunchedVM {
             let launched = LaunchedVM(vm: vm, confinement: nil)
             try adopt(launched)
             return launched
         }
-        func restore(_ launched: LaunchedVM, in directory: VMDirectory, timing: RunTiming?) throws(HVCError) {}
         func connect(_ launched: LaunchedVM, in directory: VMDirectory) throws(HVCError) -> AgentLink {
             AgentLink(channel: host, greeting: .awaited)
         }

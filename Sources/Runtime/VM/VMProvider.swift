@@ -51,6 +51,16 @@ protocol VMProvider: Sendable {
     func connect(_ launched: LaunchedVM, in directory: VMDirectory) throws(HVCError) -> AgentLink
 }
 
+extension VMProvider {
+    /// A fresh directory named after the container.
+    func directory(for id: String, in parent: String) throws(HVCError) -> VMDirectory {
+        try VMDirectory.create(in: parent, id: id)
+    }
+
+    /// Nothing to restore: the VMM boots or runs by itself.
+    func restore(_ launched: LaunchedVM, in directory: VMDirectory, timing: RunTiming?) throws(HVCError) {}
+}
+
 /// What a VM is launched for: its owner and tenant, its shape (the image resolved once), and
 /// its confinement's needs.
 struct VMRequest: Sendable {
@@ -135,10 +145,6 @@ struct ColdBoot: VMProvider {
     let request: VMRequest
     let runtime: Runtime
 
-    func directory(for id: String, in parent: String) throws(HVCError) -> VMDirectory {
-        try VMDirectory.create(in: parent, id: id)
-    }
-
     func launch(in directory: VMDirectory, timing: RunTiming?, adopt: (LaunchedVM) throws(HVCError) -> Void) throws(HVCError) -> LaunchedVM {
         try runtime.checkAssets()
         let (vm, confinement) = try VMLaunch.start(request, memory: .anonymous, memoryFD: -1, bootsKernel: true,
@@ -147,8 +153,6 @@ struct ColdBoot: VMProvider {
         try adopt(launched)
         return launched
     }
-
-    func restore(_ launched: LaunchedVM, in directory: VMDirectory, timing: RunTiming?) throws(HVCError) {}
 
     func connect(_ launched: LaunchedVM, in directory: VMDirectory) throws(HVCError) -> AgentLink {
         AgentLink(channel: try VMLaunch.connect(launched, directory: directory), greeting: .awaited)
@@ -160,10 +164,6 @@ struct ColdBoot: VMProvider {
 struct TemplateClone: VMProvider {
     let request: VMRequest
     let runtime: Runtime
-
-    func directory(for id: String, in parent: String) throws(HVCError) -> VMDirectory {
-        try VMDirectory.create(in: parent, id: id)
-    }
 
     func launch(in directory: VMDirectory, timing: RunTiming?, adopt: (LaunchedVM) throws(HVCError) -> Void) throws(HVCError) -> LaunchedVM {
         try runtime.checkAssets()
@@ -208,8 +208,6 @@ struct PooledVM: VMProvider {
         try adopt(launched)
         return launched
     }
-
-    func restore(_ launched: LaunchedVM, in directory: VMDirectory, timing: RunTiming?) throws(HVCError) {}
 
     func connect(_ launched: LaunchedVM, in directory: VMDirectory) throws(HVCError) -> AgentLink {
         guard let channel = launched.channel else { throw HVCError("pooled VM has no agent channel") }
