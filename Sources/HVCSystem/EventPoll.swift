@@ -119,11 +119,9 @@ extension ProcessStamp {
     /// Waits until this process ends, at most `seconds`; true once it has (or had already).
     public func awaitEnd(seconds: Double) -> Bool {
         guard let handle = exitDescriptor() else { return true }
-        let deadline = monotonicNanoseconds() + UInt64(max(seconds, 0) * 1e9)
+        let deadline = Deadline(secondsFromNow: seconds)
         while true {
-            let now = monotonicNanoseconds()
-            guard now < deadline else { return !isAlive }
-            let left = Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
+            guard let left = deadline.millisecondsLeft else { return !isAlive }
             if let ready = try? poll([(handle.raw, .readable)], timeoutMilliseconds: left), ready.first?.isEmpty == false { return true }
         }
     }
@@ -147,11 +145,9 @@ public func awaitChange(in directory: String, seconds: Double, whileAlive: [Proc
         guard let handle = process.exitDescriptor() else { return condition() }
         handles.append(handle)
     }
-    let deadline = monotonicNanoseconds() + UInt64(max(seconds, 0) * 1e9)
+    let deadline = Deadline(secondsFromNow: seconds)
     while true {
-        let now = monotonicNanoseconds()
-        guard now < deadline else { return condition() }
-        let left = Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
+        guard let left = deadline.millisecondsLeft else { return condition() }
         let entries = [(inotify.descriptor.raw, PollEvents.readable)] + handles.map { ($0.raw, PollEvents.readable) }
         guard let ready = try? poll(entries, timeoutMilliseconds: left) else { return condition() }
         if ready.dropFirst().contains(where: { !$0.isEmpty }) { return condition() }

@@ -29,6 +29,22 @@ public func poll(_ entries: [(fd: Int32, events: PollEvents)], timeoutMillisecon
     return fds.map { PollEvents(rawValue: $0.revents) }
 }
 
+/// A moment on `CLOCK_MONOTONIC`, to bound a wait made of several polls.
+public struct Deadline: Sendable {
+    private let nanoseconds: UInt64
+
+    public init(secondsFromNow seconds: Double) {
+        nanoseconds = monotonicNanoseconds() + UInt64(max(seconds, 0) * 1e9)
+    }
+
+    /// The milliseconds left, rounded up, for `poll`'s timeout; nil once the moment has passed.
+    public var millisecondsLeft: Int32? {
+        let now = monotonicNanoseconds()
+        guard now < nanoseconds else { return nil }
+        return Int32(min((nanoseconds - now) / 1_000_000 + 1, UInt64(Int32.max)))
+    }
+}
+
 /// Nanoseconds on `CLOCK_MONOTONIC` (in a guest: time since its kernel booted).
 public func monotonicNanoseconds() -> UInt64 {
     var ts = timespec()

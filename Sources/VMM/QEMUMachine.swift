@@ -132,11 +132,9 @@ public final class QEMUMachine: VirtualMachine {
         let fd = hvc_pidfd_open(pid)
         guard fd >= 0 else { return hasExited() }
         let handle = FileDescriptor(fd)
-        let deadline = monotonicNanoseconds() + UInt64(max(timeoutSeconds, 0) * 1e9)
+        let deadline = Deadline(secondsFromNow: timeoutSeconds)
         while !hasExited() {
-            let now = monotonicNanoseconds()
-            guard now < deadline else { return false }
-            let left = Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
+            guard let left = deadline.millisecondsLeft else { return false }
             _ = try? poll([(handle.raw, .readable)], timeoutMilliseconds: left)
         }
         return true
