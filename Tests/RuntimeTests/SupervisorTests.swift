@@ -94,6 +94,18 @@ import VMM
         var controlSocket: String { VMDirectory.path(in: runtime.paths.vms, id: config.id) + "/control.sock" }
 
         func remove() { try? FileManager.default.removeItem(atPath: base) }
+
+        /// The agent's side of a boot: `ready`, then the command's `start` taken.
+        func sayReadyAndTakeStart() throws {
+            try guest.send(Frame(.ready(Ready(agentStartNanoseconds: 1, readyNanoseconds: 2))))
+            _ = try #require(SupervisorTests.expect(guest, SupervisorTests.isStart))
+        }
+
+        /// The same, and the command reported started.
+        func readyAndStartCommand() throws {
+            try sayReadyAndTakeStart()
+            try guest.send(Frame(process: 1, .started(pid: 7)))
+        }
     }
 
     /// Reads guest-bound frames until `match` holds for one; nil when the channel ends first.
@@ -136,9 +148,7 @@ import VMM
         let f = try Fixture()
         defer { f.remove() }
         let (done, code) = f.runInBackground(f.supervisor())
-        try f.guest.send(Frame(.ready(Ready(agentStartNanoseconds: 1, readyNanoseconds: 2))))
-        _ = try #require(SupervisorTests.expect(f.guest, SupervisorTests.isStart))
-        try f.guest.send(Frame(process: 1, .started(pid: 7)))
+        try f.readyAndStartCommand()
         #expect(Eventually.holds { f.state?.status == .running && FileManager.default.fileExists(atPath: f.controlSocket) })
 
         let client = try FrameChannel.connect(path: f.controlSocket)
@@ -169,8 +179,7 @@ import VMM
         defer { f.remove() }
         let began = Date()
         let (done, code) = f.runInBackground(f.supervisor(answerSeconds: 1))
-        try f.guest.send(Frame(.ready(Ready(agentStartNanoseconds: 1, readyNanoseconds: 2))))
-        _ = try #require(SupervisorTests.expect(f.guest, SupervisorTests.isStart))
+        try f.sayReadyAndTakeStart()
         // Silence: no `started`.
         #expect(done.wait(timeout: .now() + 20) == .success)
         #expect(Date().timeIntervalSince(began) >= 1)
@@ -183,9 +192,7 @@ import VMM
         let f = try Fixture()
         defer { f.remove() }
         let (done, code) = f.runInBackground(f.supervisor())
-        try f.guest.send(Frame(.ready(Ready(agentStartNanoseconds: 1, readyNanoseconds: 2))))
-        _ = try #require(SupervisorTests.expect(f.guest, SupervisorTests.isStart))
-        try f.guest.send(Frame(process: 1, .started(pid: 7)))
+        try f.readyAndStartCommand()
         // Output for a process nobody started.
         try f.guest.send(Frame(process: 99, .stdout(Array("x".utf8))))
         #expect(done.wait(timeout: .now() + 20) == .success)
@@ -199,9 +206,7 @@ import VMM
         let f = try Fixture()
         defer { f.remove() }
         let (done, code) = f.runInBackground(f.supervisor())
-        try f.guest.send(Frame(.ready(Ready(agentStartNanoseconds: 1, readyNanoseconds: 2))))
-        _ = try #require(SupervisorTests.expect(f.guest, SupervisorTests.isStart))
-        try f.guest.send(Frame(process: 1, .started(pid: 7)))
+        try f.readyAndStartCommand()
         #expect(Eventually.holds { FileManager.default.fileExists(atPath: f.controlSocket) })
         let client = try FrameChannel.connect(path: f.controlSocket)
         try client.send(Frame(.shutdown))
