@@ -1,7 +1,7 @@
 /// Bounds on everything that crosses the host↔guest channel.
 public enum Limits {
     /// Protocol version; both sides must agree exactly.
-    public static let version: UInt16 = 5
+    public static let version: UInt16 = 6
     /// Largest frame payload either side accepts.
     public static let maxPayload = 256 * 1024
     /// Largest stdio chunk a sender puts in one frame.

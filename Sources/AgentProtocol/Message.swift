@@ -19,6 +19,10 @@ public struct ProcessSpec: Equatable, Sendable {
     public var capabilities: CapabilitySets?
     /// `PR_SET_NO_NEW_PRIVS`: exec cannot gain privileges (set-ID files, file capabilities).
     public var noNewPrivileges = false
+    /// The pod member the process runs in (its `PodMember.name`); empty: the VM's own container.
+    public var container = ""
+    /// Set: the process is the first of a new pod member, a container of its own in the VM.
+    public var member: PodMember?
 
     public init(
         arguments: [String], environment: [String] = [], workingDirectory: String = "/",
@@ -84,8 +88,8 @@ public struct GuestInterface: Equatable, Sendable {
 
 /// A mount the agent makes in the container before its first process: one of the VM's shared
 /// folders (`share` names its entry in the shared directory) or a tmpfs (`options` its data).
-public struct GuestMount: Equatable, Sendable {
-    public enum Kind: UInt8, Sendable { case share = 0, tmpfs = 1 }
+public struct GuestMount: Codable, Equatable, Sendable {
+    public enum Kind: UInt8, Codable, Sendable { case share = 0, tmpfs = 1 }
     /// The 9P mount tag under which the VMM serves the VM's shared folders.
     public static let sharesTag = "hvc.shares"
     public var kind: Kind
@@ -103,6 +107,74 @@ public struct GuestMount: Equatable, Sendable {
         self.target = target
         self.readOnly = readOnly
         self.populate = populate
+    }
+
+    /// A share entry's name: one path component.
+    static func isEntry(_ name: String) -> Bool {
+        !name.isEmpty && !name.contains("/") && name != "." && name != ".."
+    }
+
+    static func encode(_ mounts: [GuestMount], into w: inout ByteWriter) {
+        w.write(UInt32(mounts.count))
+        for mount in mounts {
+            w.write(mount.kind.rawValue)
+            w.write(mount.source)
+            w.write(mount.target)
+            w.write(mount.readOnly)
+            w.write(mount.populate)
+        }
+    }
+
+    /// A list of mounts, each target absolute without `.` or `..`, each share source an entry.
+    static func decodeList(_ r: inout ByteReader) throws(ProtocolError) -> [GuestMount] {
+        let count = try r.readUInt32()
+        guard count <= Limits.maxMounts else { throw .fieldTooLong(Int(count), limit: Limits.maxMounts) }
+        var mounts: [GuestMount] = []
+        for _ in 0..<count {
+            guard let kind = Kind(rawValue: try r.readUInt8()) else { throw .invalidField("mount kind") }
+            let mount = GuestMount(kind: kind, source: try r.readString(max: Limits.maxMountPath),
+                                   target: try r.readString(max: Limits.maxMountPath), readOnly: try r.readBool(),
+                                   populate: try r.readBool())
+            guard mount.target.hasPrefix("/"), !mount.target.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }),
+                  kind == .tmpfs || isEntry(mount.source)
+            else { throw .invalidField("mount \(mount.target)") }
+            mounts.append(mount)
+        }
+        return mounts
+    }
+}
+
+/// A container of a pod beside the VM's own: its own root (a share entry), mount and pid
+/// namespaces and cgroup; the VM's network, hostname and IPC.
+public struct PodMember: Codable, Equatable, Sendable {
+    /// What later processes name it by (`ProcessSpec.container`), and its cgroup's name.
+    public var name: String
+    /// The share entry that is its root directory.
+    public var rootShare: String
+    public var readOnlyRoot: Bool
+    public var mounts: [GuestMount]
+    /// Its cgroup's `memory.max`; 0: no limit of its own.
+    public var memoryBytes: UInt64
+    /// Its cgroup's `pids.max`; 0: no limit of its own.
+    public var pidsLimit: UInt32
+    /// Its cgroup's CPU quota in microseconds per 100 ms; 0: no limit of its own.
+    public var cpuQuotaMicroseconds: UInt32
+
+    public init(name: String, rootShare: String, readOnlyRoot: Bool = false, mounts: [GuestMount] = [], memoryBytes: UInt64 = 0,
+                pidsLimit: UInt32 = 0, cpuQuotaMicroseconds: UInt32 = 0) {
+        self.name = name
+        self.rootShare = rootShare
+        self.readOnlyRoot = readOnlyRoot
+        self.mounts = mounts
+        self.memoryBytes = memoryBytes
+        self.pidsLimit = pidsLimit
+        self.cpuQuotaMicroseconds = cpuQuotaMicroseconds
+    }
+
+    /// A member's name: one path component of letters, digits and `_.-`, as runc's ids are.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64 && name != "." && name != ".."
+            && name.utf8.allSatisfy { $0 == 0x2D || $0 == 0x2E || $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
     }
 }
 
@@ -260,14 +332,7 @@ public enum Message: Equatable, Sendable {
                 w.write(false)
             }
             w.write(h.nameservers)
-            w.write(UInt32(h.mounts.count))
-            for mount in h.mounts {
-                w.write(mount.kind.rawValue)
-                w.write(mount.source)
-                w.write(mount.target)
-                w.write(mount.readOnly)
-                w.write(mount.populate)
-            }
+            GuestMount.encode(h.mounts, into: &w)
             w.write(h.readOnlyRoot)
             w.write(h.rootShare ?? "")
             w.write(h.pidsLimit)
@@ -294,6 +359,17 @@ public enum Message: Equatable, Sendable {
                 for set in [sets.bounding, sets.effective, sets.permitted, sets.inheritable, sets.ambient] { w.write(set) }
             }
             w.write(p.noNewPrivileges)
+            w.write(p.container)
+            w.write(p.member != nil)
+            if let member = p.member {
+                w.write(member.name)
+                w.write(member.rootShare)
+                w.write(member.readOnlyRoot)
+                GuestMount.encode(member.mounts, into: &w)
+                w.write(member.memoryBytes)
+                w.write(member.pidsLimit)
+                w.write(member.cpuQuotaMicroseconds)
+            }
         case .stdin(let data), .stdout(let data), .stderr(let data):
             w.write(bytes: data)
         case .closeStdin, .shutdown, .oomKilled, .warmUp, .warmedUp:
@@ -346,21 +422,10 @@ public enum Message: Equatable, Sendable {
                 guard s.utf8.count <= 15 else { throw .fieldTooLong(s.utf8.count, limit: 15) }
                 return s
             }
-            let count = try r.readUInt32()
-            guard count <= Limits.maxMounts else { throw .fieldTooLong(Int(count), limit: Limits.maxMounts) }
-            for _ in 0..<count {
-                guard let kind = GuestMount.Kind(rawValue: try r.readUInt8()) else { throw .invalidField("mount kind") }
-                let mount = GuestMount(kind: kind, source: try r.readString(max: Limits.maxMountPath),
-                                       target: try r.readString(max: Limits.maxMountPath), readOnly: try r.readBool(),
-                                       populate: try r.readBool())
-                guard mount.target.hasPrefix("/"), !mount.target.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }),
-                      kind == .tmpfs || (!mount.source.isEmpty && !mount.source.contains("/") && mount.source != "." && mount.source != "..")
-                else { throw .invalidField("mount \(mount.target)") }
-                hello.mounts.append(mount)
-            }
+            hello.mounts = try GuestMount.decodeList(&r)
             hello.readOnlyRoot = try r.readBool()
             let rootShare = try r.readString(max: 64)
-            guard !rootShare.contains("/"), rootShare != ".", rootShare != ".." else { throw .invalidField("root share") }
+            guard rootShare.isEmpty || GuestMount.isEntry(rootShare) else { throw .invalidField("root share") }
             hello.rootShare = rootShare.isEmpty ? nil : rootShare
             hello.pidsLimit = try r.readUInt32()
             hello.nested = try r.readBool()
@@ -391,6 +456,18 @@ public enum Message: Equatable, Sendable {
                                                    ambient: try r.readUInt64())
             }
             spec.noNewPrivileges = try r.readBool()
+            spec.container = try r.readString(max: 64)
+            guard spec.container.isEmpty || PodMember.isValidName(spec.container) else { throw .invalidField("container name") }
+            if try r.readBool() {
+                let member = PodMember(
+                    name: try r.readString(max: 64), rootShare: try r.readString(max: 256), readOnlyRoot: try r.readBool(),
+                    mounts: try GuestMount.decodeList(&r), memoryBytes: try r.readUInt64(), pidsLimit: try r.readUInt32(),
+                    cpuQuotaMicroseconds: try r.readUInt32())
+                guard PodMember.isValidName(member.name), spec.container.isEmpty, GuestMount.isEntry(member.rootShare) else {
+                    throw .invalidField("pod member")
+                }
+                spec.member = member
+            }
             message = .start(spec)
         case 3: message = .stdin(try r.readBytes(max: Limits.maxChunk))
         case 4: message = .closeStdin

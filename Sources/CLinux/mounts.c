@@ -132,6 +132,29 @@ int hvc_mounts_place(pid_t pid, const struct hvc_placed_mount *mounts, size_t co
     return 0;
 }
 
+int hvc_mounts_detach(pid_t pid, const char *const *targets, size_t count) {
+    pid_t child = fork();
+    if (child < 0) return -1;
+    if (child == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)pid);
+        int ns = open(path, O_RDONLY | O_CLOEXEC);
+        if (ns < 0 || setns(ns, CLONE_NEWNS) < 0) _exit(errno & 0xff);
+        for (size_t i = 0; i < count; i++)
+            if (umount2(targets[i], MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT) _exit(errno & 0xff);
+        _exit(0);
+    }
+    int status;
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        errno = WIFEXITED(status) ? WEXITSTATUS(status) : EPROTO;
+        return -1;
+    }
+    return 0;
+}
+
 static void copy_attributes(int to, const char *name, const struct stat *info) {
     // Set-ID bits are not copied: the 9P server refuses them (see Specs/seccomp/vmm.json).
     fchownat(to, name, info->st_uid, info->st_gid, AT_SYMLINK_NOFOLLOW);

@@ -382,7 +382,8 @@ static _Noreturn void run_stub(int control, int fd) {
         fail(fd, HVC_STAGE_STDIO);
     }
     close(control);
-    if (sethostname(fixed[0], strlen(fixed[0])) < 0) fail(fd, HVC_STAGE_HOSTNAME);
+    // No hostname: the container shares its UTS namespace (a pod member), and its name.
+    if (fixed[0][0] != 0 && sethostname(fixed[0], strlen(fixed[0])) < 0) fail(fd, HVC_STAGE_HOSTNAME);
     struct hvc_process p = {
         .argv = argv, .envp = envp, .path = fixed[2], .cwd = fixed[1], .uid = h.uid, .gid = h.gid,
         .groups = groups, .group_count = h.group_count, .stdin_fd = fds[0], .stdout_fd = fds[1],
@@ -391,12 +392,12 @@ static _Noreturn void run_stub(int control, int fd) {
     become_process(&p, fd);
 }
 
-int hvc_prepare_container(const struct hvc_container *c, struct hvc_prepared_container *prepared) {
+static int prepare(const struct hvc_container *c, unsigned long namespaces, struct hvc_prepared_container *prepared) {
     memset(prepared, 0, sizeof *prepared);
     int sockets[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) < 0) return -1;
     int fd;
-    pid_t pid = hvc_clone_reporting(container_namespaces, &fd);
+    pid_t pid = hvc_clone_reporting(namespaces, &fd);
     if (pid < 0) {
         int saved = errno;
         close(sockets[0]);
@@ -431,6 +432,44 @@ int hvc_prepare_container(const struct hvc_container *c, struct hvc_prepared_con
         prepared->error = result.error ? result.error : EPROTO;
     }
     return 0;
+}
+
+int hvc_prepare_container(const struct hvc_container *c, struct hvc_prepared_container *prepared) {
+    return prepare(c, container_namespaces, prepared);
+}
+
+int hvc_prepare_member_container(pid_t pod_init, const struct hvc_container *c, struct hvc_prepared_container *prepared) {
+    static const char *const shared[] = { "uts", "ipc" };
+    int own[2] = { -1, -1 }, pods[2] = { -1, -1 }, rc = -1, saved = 0;
+    char path[64];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "/proc/self/ns/%s", shared[i]);
+        own[i] = open(path, O_RDONLY | O_CLOEXEC);
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pod_init, shared[i]);
+        pods[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (own[i] < 0 || pods[i] < 0) goto done;
+    }
+    // The clone inherits the namespaces it does not make new: enter the pod's for it, then
+    // return to the caller's own (a single-threaded caller may).
+    if (setns(pods[0], CLONE_NEWUTS) < 0) goto done;
+    if (setns(pods[1], CLONE_NEWIPC) < 0) {
+        saved = errno;
+        setns(own[0], CLONE_NEWUTS);
+        errno = saved;
+        goto done;
+    }
+    rc = prepare(c, CLONE_NEWPID | CLONE_NEWNS, prepared);
+    saved = errno;
+    if (setns(own[0], CLONE_NEWUTS) < 0 || setns(own[1], CLONE_NEWIPC) < 0) abort();
+    errno = saved;
+done:
+    saved = errno;
+    for (int i = 0; i < 2; i++) {
+        if (own[i] >= 0) close(own[i]);
+        if (pods[i] >= 0) close(pods[i]);
+    }
+    errno = saved;
+    return rc;
 }
 
 /// Appends `text` and its NUL to the buffer, if it fits.

@@ -40,6 +40,8 @@ final class Agent {
     /// The container gets /dev/kvm.
     private var nested = false
     private var children: [UInt32: Child] = [:]
+    /// The pod's other containers, by name.
+    private var members: [String: PodMembers.Running] = [:]
     private var initPID: pid_t?
     private var containerDone = false
     private var shutdownDeadline: UInt64?
@@ -195,19 +197,23 @@ final class Agent {
     // MARK: Processes
 
     private func start(_ spec: ProcessSpec, id: UInt32) {
-        let lookup = UserLookup(
-            passwd: (try? readContainerFile("/etc/passwd")) ?? "",
-            group: (try? readContainerFile("/etc/group")) ?? "")
-        let identity: Identity
-        do {
-            identity = try lookup.resolve(spec.user)
-        } catch {
-            send(Frame(process: id, .startFailed(.other, error.description)))
+        if let member = spec.member {
+            startMember(member, spec, id: id)
             return
         }
-        var environment = spec.environment
-        if !environment.contains(where: { $0.hasPrefix("HOME=") }) { environment.append("HOME=\(identity.home)") }
-        let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? ""
+        if !spec.container.isEmpty {
+            guard let member = members[spec.container] else {
+                send(Frame(process: id, .startFailed(.other, "no container \"\(spec.container)\" runs in this pod")))
+                return
+            }
+            spawn(spec, id: id, root: member.root) { process, result in
+                member.cgroup.withCString { cgroup in
+                    var container = hvc_container(rootfs: nil, hostname: nil, cgroup: cgroup, delegated_leaf: nil)
+                    return hvc_spawn_container_exec(member.pid, &container, &process, &result)
+                }
+            }
+            return
+        }
         if initPID == nil {
             // Docker creates a missing working directory; so do we, before the first process.
             try? Boot.makeDirectory(Boot.rootfs + spec.workingDirectory)
@@ -231,13 +237,51 @@ final class Agent {
                 }
             }
         }
+        let started = spawn(spec, id: id, root: Boot.rootfs) { [hostname, initPID] process, result in
+            Boot.rootfs.withCString { root in
+                hostname.withCString { host in
+                    Boot.cgroup.withCString { cgroup in
+                        var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup, delegated_leaf: Boot.delegatedLeaf)
+                        if let initPID {
+                            return hvc_spawn_container_exec(initPID, &container, &process, &result)
+                        }
+                        if var prepared = Prewarm.prepared {
+                            Prewarm.prepared = nil
+                            return hvc_start_prepared_container(&prepared, host, &process, &result)
+                        }
+                        return hvc_spawn_container_init(&container, &process, &result)
+                    }
+                }
+            }
+        }
+        if let started, initPID == nil { initPID = started.pid }
+    }
 
+    /// Starts `spec` as child `id` through `launch` (which gets the process and fills the
+    /// result): its identity from the passwd and group files under `root`, its stdio, its
+    /// privileges. Reports `started` or `startFailed`; returns the child once started.
+    @discardableResult
+    private func spawn(_ spec: ProcessSpec, id: UInt32, root: String,
+                       _ launch: (inout hvc_process, inout hvc_spawn_result) -> Int32) -> Child? {
+        let lookup = UserLookup(
+            passwd: (try? readContainerFile("/etc/passwd", root: root)) ?? "",
+            group: (try? readContainerFile("/etc/group", root: root)) ?? "")
+        let identity: Identity
+        do {
+            identity = try lookup.resolve(spec.user)
+        } catch {
+            send(Frame(process: id, .startFailed(.other, error.description)))
+            return nil
+        }
+        var environment = spec.environment
+        if !environment.contains(where: { $0.hasPrefix("HOME=") }) { environment.append("HOME=\(identity.home)") }
+        let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? ""
         let stdio: Stdio
         do {
             stdio = try Stdio(terminal: spec.terminal, rows: spec.rows, columns: spec.columns)
         } catch {
             send(Frame(process: id, .startFailed(.other, "stdio: \(error)")))
-            return
+            return nil
         }
         var result = hvc_spawn_result()
         let privileges = Agent.privileges(spec)
@@ -246,30 +290,14 @@ final class Agent {
         let spawned = withCStringArray(spec.arguments) { argv in
             withCStringArray(environment) { envp in
                 groups.withUnsafeBufferPointer { groups in
-                    var process = hvc_process(
-                        argv: argv, envp: envp, path: nil, cwd: nil, uid: identity.uid, gid: identity.gid,
-                        groups: groups.baseAddress, group_count: groups.count,
-                        stdin_fd: stdio.childStdin.raw, stdout_fd: stdio.childStdout.raw,
-                        stderr_fd: stdio.childStderr.raw, terminal: spec.terminal ? 1 : 0, privileges: privileges)
-                    return path.withCString { cPath in
+                    path.withCString { cPath in
                         spec.workingDirectory.withCString { cwd in
-                            process.path = cPath
-                            process.cwd = cwd
-                            return Boot.rootfs.withCString { root in
-                                hostname.withCString { host in
-                                    Boot.cgroup.withCString { cgroup in
-                                        var container = hvc_container(rootfs: root, hostname: host, cgroup: cgroup, delegated_leaf: Boot.delegatedLeaf)
-                                        if let initPID {
-                                            return hvc_spawn_container_exec(initPID, &container, &process, &result)
-                                        }
-                                        if var prepared = Prewarm.prepared {
-                                            Prewarm.prepared = nil
-                                            return hvc_start_prepared_container(&prepared, host, &process, &result)
-                                        }
-                                        return hvc_spawn_container_init(&container, &process, &result)
-                                    }
-                                }
-                            }
+                            var process = hvc_process(
+                                argv: argv, envp: envp, path: cPath, cwd: cwd, uid: identity.uid, gid: identity.gid,
+                                groups: groups.baseAddress, group_count: groups.count,
+                                stdin_fd: stdio.childStdin.raw, stdout_fd: stdio.childStdout.raw,
+                                stderr_fd: stdio.childStderr.raw, terminal: spec.terminal ? 1 : 0, privileges: privileges)
+                            return launch(&process, &result)
                         }
                     }
                 }
@@ -278,17 +306,64 @@ final class Agent {
         stdio.closeChildEnds()
         if spawned != 0 {
             send(Frame(process: id, .startFailed(.other, "clone: \(Errno.current)")))
-            return
+            return nil
         }
         if result.stage != 0 {
             send(Frame(process: id, .startFailed(Agent.classify(result), Agent.describe(result, spec.arguments[0]))))
+            return nil
+        }
+        let child = Child(id: id, pid: result.pid, stdin: stdio.stdin, outputs: stdio.outputs, terminal: stdio.terminal)
+        children[id] = child
+        send(Frame(process: id, .started(pid: result.pid)))
+        return child
+    }
+
+    /// Starts a pod member: its root and mounts, its cgroup, then its first process in a
+    /// container prepared in the pod's UTS and IPC namespaces.
+    private func startMember(_ member: PodMember, _ spec: ProcessSpec, id: UInt32) {
+        guard let podInit = initPID, !containerDone else {
+            send(Frame(process: id, .startFailed(.other, "the pod's first container is not running")))
             return
         }
-        let child = Child(
-            id: id, pid: result.pid, stdin: stdio.stdin, outputs: stdio.outputs, terminal: stdio.terminal)
-        children[id] = child
-        if initPID == nil { initPID = result.pid }
-        send(Frame(process: id, .started(pid: result.pid)))
+        guard members[member.name] == nil else {
+            send(Frame(process: id, .startFailed(.other, "a container \"\(member.name)\" runs in this pod already")))
+            return
+        }
+        let placed: PodMembers.Placed
+        switch PodMembers.place(member) {
+        case .success(let value): placed = value
+        case .failure(let failure):
+            send(Frame(process: id, .startFailed(.other, failure.description)))
+            return
+        }
+        var prepared = hvc_prepared_container()
+        let made = placed.root.withCString { root in
+            placed.cgroup.withCString { cgroup in
+                var container = hvc_container(rootfs: root, hostname: nil, cgroup: cgroup, delegated_leaf: nil)
+                return hvc_prepare_member_container(podInit, &container, &prepared)
+            }
+        }
+        guard made == 0, prepared.stage == 0 else {
+            let error = made != 0 ? Errno.current : Errno(rawValue: prepared.error)
+            PodMembers.remove(placed)
+            send(Frame(process: id, .startFailed(.other, "container \(member.name): setting up its namespaces: \(error)")))
+            return
+        }
+        if let failure = ContainerMounts.place(member.mounts, readOnlyRoot: member.readOnlyRoot, in: prepared.pid) {
+            close(prepared.control)
+            close(prepared.reports)
+            PodMembers.remove(placed)
+            send(Frame(process: id, .startFailed(.other, failure)))
+            return
+        }
+        let started = spawn(spec, id: id, root: placed.root) { process, result in
+            hvc_start_prepared_container(&prepared, "", &process, &result)
+        }
+        guard let started else {
+            PodMembers.remove(placed)
+            return
+        }
+        members[member.name] = PodMembers.Running(pid: started.pid, root: placed.root, cgroup: placed.cgroup, childID: id)
     }
 
     /// What a nested container's own VMs need in its /dev (a tmpfs of its own, reached through
@@ -411,7 +486,12 @@ final class Agent {
                 while readOutput(child, output.fd) {}
             }
             if child.outputs.isEmpty || child.pid != initPID {
-                if child.pid == initPID && Agent.containerWasOOMKilled() { send(Frame(process: child.id, .oomKilled)) }
+                if child.pid == initPID && Agent.containerWasOOMKilled(Boot.cgroup) { send(Frame(process: child.id, .oomKilled)) }
+                if let (name, member) = members.first(where: { $0.value.childID == child.id && $0.value.pid == child.pid }) {
+                    if Agent.containerWasOOMKilled(member.cgroup) { send(Frame(process: child.id, .oomKilled)) }
+                    members[name] = nil
+                    PodMembers.remove(.init(root: member.root, cgroup: member.cgroup))
+                }
                 send(Frame(process: child.id, .exited(status)))
                 children[child.id] = nil
                 if child.pid == initPID {
@@ -427,8 +507,8 @@ final class Agent {
     }
 
     /// Whether the OOM killer acted in the container's cgroup (`memory.events`).
-    static func containerWasOOMKilled() -> Bool {
-        guard let events = try? readFile(Boot.cgroup + "/memory.events") else { return false }
+    static func containerWasOOMKilled(_ cgroup: String) -> Bool {
+        guard let events = try? readFile(cgroup + "/memory.events") else { return false }
         for line in events.split(separator: "\n") where line.hasPrefix("oom_kill ") {
             return line.split(separator: " ").last.flatMap { Int($0) }.map { $0 > 0 } ?? false
         }

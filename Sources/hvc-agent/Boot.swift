@@ -124,8 +124,8 @@ func writeContainerFile(_ path: String, _ text: String) throws(Errno) {
 }
 
 /// Reads a file of the container's root filesystem (at most 1 MiB of it).
-func readContainerFile(_ path: String) throws(Errno) -> String {
-    let fd = FileDescriptor(try valueOrErrno { hvc_open_in_root(Boot.rootfs, path, O_RDONLY, 0) })
+func readContainerFile(_ path: String, root: String = Boot.rootfs) throws(Errno) -> String {
+    let fd = FileDescriptor(try valueOrErrno { hvc_open_in_root(root, path, O_RDONLY, 0) })
     var bytes: [UInt8] = []
     while bytes.count < 1 << 20 {
         let chunk = try fd.read(max: 65536)

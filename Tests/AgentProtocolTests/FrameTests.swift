@@ -25,6 +25,19 @@ struct FrameTests {
             spec.noNewPrivileges = true
             return spec
         }()),
+        .start({
+            var spec = ProcessSpec(arguments: ["httpd", "-f"])
+            spec.member = PodMember(name: "web", rootShare: "web+root", readOnlyRoot: true,
+                                    mounts: [GuestMount(kind: .share, source: "web+m1", target: "/etc/hosts", readOnly: false),
+                                             GuestMount(kind: .tmpfs, source: "size=1m", target: "/tmp", readOnly: false)],
+                                    memoryBytes: 64 << 20, pidsLimit: 100, cpuQuotaMicroseconds: 50_000)
+            return spec
+        }()),
+        .start({
+            var spec = ProcessSpec(arguments: ["ls"])
+            spec.container = "web"
+            return spec
+        }()),
         .stdin([0, 255, 10]),
         .closeStdin,
         .signal(15),
@@ -114,6 +127,37 @@ struct FrameTests {
         var decoder = FrameDecoder()
         decoder.append(bytes)
         #expect(throws: ProtocolError.self) { try decoder.next() }
+    }
+
+    @Test(arguments: [
+        PodMember(name: "../x", rootShare: "x+root"),
+        PodMember(name: "x", rootShare: "../root"),
+        PodMember(name: "x", rootShare: ""),
+        PodMember(name: "x", rootShare: "x+root", mounts: [GuestMount(kind: .share, source: "a/b", target: "/t", readOnly: false)]),
+        PodMember(name: "x", rootShare: "x+root", mounts: [GuestMount(kind: .share, source: "m", target: "/t/../../etc", readOnly: false)]),
+    ])
+    func podMembersNamesAndEntriesAreChecked(_ member: PodMember) {
+        var spec = ProcessSpec(arguments: ["true"])
+        spec.member = member
+        var decoder = FrameDecoder()
+        decoder.append(Frame(.start(spec)).encoded())
+        #expect(throws: ProtocolError.self) { try decoder.next() }
+    }
+
+    @Test func aProcessNamesOneContainerAndStartsNoMemberThere() {
+        for name in ["a/b", ".."] {
+            var spec = ProcessSpec(arguments: ["true"])
+            spec.container = name
+            var decoder = FrameDecoder()
+            decoder.append(Frame(.start(spec)).encoded())
+            #expect(throws: ProtocolError.invalidField("container name")) { try decoder.next() }
+        }
+        var both = ProcessSpec(arguments: ["true"])
+        both.container = "web"
+        both.member = PodMember(name: "web", rootShare: "web+root")
+        var decoder = FrameDecoder()
+        decoder.append(Frame(.start(both)).encoded())
+        #expect(throws: ProtocolError.invalidField("pod member")) { try decoder.next() }
     }
 
     @Test func emptyArgumentListIsRejected() {

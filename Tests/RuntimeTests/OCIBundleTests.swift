@@ -1,6 +1,6 @@
 import AgentProtocol
 import Foundation
-import Runtime
+@testable import Runtime
 import Testing
 
 struct OCIBundleTests {
@@ -79,5 +79,27 @@ struct OCIBundleTests {
         for bad in [#"{"io.hvc.memory": "1m"}"#, #"{"io.hvc.memory": "lots"}"#, #"{"io.hvc.cpus": "0"}"#, #"{"io.hvc.cpus": "17"}"#] {
             #expect(throws: HVCError.self) { try Self.spec(annotations: bad).vmShape() }
         }
+    }
+
+    @Test func podRolesFollowTheCallersAnnotations() throws {
+        func role(_ annotations: String, id: String = "c1") throws -> OCISpec.PodRole? {
+            try Self.spec(annotations: annotations).podRole(id: id)
+        }
+        #expect(try role(#"{"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "c1"}"#) == .sandbox)
+        #expect(try role(#"{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "sb"}"#) == .member(sandbox: "sb"))
+        #expect(try role(#"{"io.kubernetes.cri-o.ContainerType": "sandbox"}"#) == .sandbox)
+        #expect(try role(#"{"io.kubernetes.cri-o.ContainerType": "container", "io.kubernetes.cri-o.SandboxID": "infra"}"#) == .member(sandbox: "infra"))
+        // podman's infra container and a plain container carry neither; a container naming itself is no member.
+        #expect(try role(#"{"io.container.manager": "libpod"}"#) == nil)
+        #expect(try role(#"{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "c1"}"#) == nil)
+        #expect(try role(#"{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": ""}"#) == nil)
+    }
+
+    @Test func aPodsMemoryIsItsContainersPlusTheGuestsOverhead() throws {
+        let pod = try Self.spec(annotations: #"{"io.kubernetes.cri.sandbox-memory": "536870912"}"#)
+        #expect(try pod.vmShape().memoryMiB == 512 + OCISpec.podOverheadMiB)
+        let annotated = try Self.spec(annotations: #"{"io.kubernetes.cri.sandbox-memory": "536870912", "io.hvc.memory": "2g"}"#)
+        #expect(try annotated.vmShape().memoryMiB == 2048, "the hvc annotation wins")
+        #expect(try Self.spec(annotations: #"{"io.kubernetes.cri.sandbox-memory": "junk"}"#).vmShape().memoryMiB == 256)
     }
 }

@@ -112,6 +112,11 @@ struct hvc_prepared_container {
 /// Returns 0 (check `stage`), or -1 with errno when the clone itself failed.
 int hvc_prepare_container(const struct hvc_container *container, struct hvc_prepared_container *prepared);
 
+/// Prepares a pod member: a container of its own (pid and mount namespaces, cgroup, root) in the
+/// UTS and IPC namespaces of `pod_init` (the pod's first container) and the caller's network.
+/// Start it with an empty hostname. Returns as hvc_prepare_container does.
+int hvc_prepare_member_container(pid_t pod_init, const struct hvc_container *container, struct hvc_prepared_container *prepared);
+
 /// Hands the stub its process and the container's hostname, and collects its reports until it
 /// has exec'd or failed, as hvc_spawn_container_init does. Consumes `prepared`'s descriptors.
 int hvc_start_prepared_container(struct hvc_prepared_container *prepared, const char *hostname,
@@ -169,6 +174,9 @@ struct hvc_placed_mount {
 /// errno in `result`, or -1 with errno when no child could be made.
 int hvc_mounts_place(pid_t pid, const struct hvc_placed_mount *mounts, size_t count, int readonly_root,
                      struct hvc_spawn_result *result);
+/// In a child that enters the mount namespace of `pid`: detaches the mounts at `targets`
+/// (absolute, in that namespace); one that is not there is no error. Returns 0, or -1 with errno.
+int hvc_mounts_detach(pid_t pid, const char *const *targets, size_t count);
 /// Copies the tree in directory `from` into directory `to` (open fds): directories, regular
 /// files and symlinks, with owners, modes (without set-ID bits) and times; nothing followed out
 /// of `from`, at most 64 levels. Returns 0, or -1 with errno at the first failure.

@@ -221,11 +221,12 @@ public struct ContainerManager: Sendable {
 
     /// Runs `spec` over a channel that speaks the control protocol (a supervisor's control
     /// socket, or hvcd's stream socket bridged to it), relaying this terminal; returns its code.
-    public static func exec(over channel: FrameChannel, spec: ProcessSpec, interactive: Bool) throws(HVCError) -> Int32 {
+    public static func exec(over channel: FrameChannel, spec: ProcessSpec, interactive: Bool,
+                            onStarted: (() -> Void)? = nil) throws(HVCError) -> Int32 {
         StdioSession.blockForwardedSignals()
         var spec = spec
         if spec.terminal { (spec.rows, spec.columns) = StdioSession.terminalSize(or: (spec.rows, spec.columns)) }
-        return try StdioSession(channel: channel).run(start: spec, interactive: interactive, terminal: spec.terminal)
+        return try StdioSession(channel: channel).run(start: spec, interactive: interactive, terminal: spec.terminal, onStarted: onStarted)
     }
 
     /// The exec's process spec: the container's environment and user unless overridden.

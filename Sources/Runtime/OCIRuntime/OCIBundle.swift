@@ -133,9 +133,17 @@ public struct OCISpec: Decodable, Sendable {
     public static let memoryAnnotation = "io.hvc.memory"
     public static let cpusAnnotation = "io.hvc.cpus"
 
-    /// The VM's memory and vCPUs: the annotations where given, else from the resources.
+    /// What a pod's VM holds beyond its containers' limits: the guest kernel, the agent and the
+    /// pause process.
+    public static let podOverheadMiB = 64
+
+    /// The VM's memory and vCPUs: the annotations where given, else from the resources (for a
+    /// pod's sandbox, the pod's memory from the CRI plus `podOverheadMiB`).
     public func vmShape() throws(HVCError) -> (memoryMiB: Int, cpus: Int) {
         var shape = (memoryMiB: memoryMiB, cpus: cpus)
+        if let text = annotations?[OCISpec.podMemoryAnnotation], let bytes = Int64(text), bytes > 0 {
+            shape.memoryMiB = max(shape.memoryMiB, min(65536, Int((bytes + (1 << 20) - 1) >> 20) + OCISpec.podOverheadMiB))
+        }
         if let text = annotations?[OCISpec.memoryAnnotation] {
             let bytes = try RunOptions.parseSize(text, minimum: 64 << 20, what: "annotation \(OCISpec.memoryAnnotation)")
             guard bytes <= 64 << 30 else { throw HVCError(.invalid, "annotation \(OCISpec.memoryAnnotation)=\(text) is over 64 GiB") }
@@ -153,10 +161,35 @@ public struct OCISpec: Decodable, Sendable {
     /// The annotation that gives the container a /dev/kvm of its VM's own (`hvc run --nested`).
     public static let nestedAnnotation = "io.hvc.nested"
 
-    /// A Kubernetes pod's sandbox (pause) container, as containerd's and CRI-O's CRI mark it: it
-    /// leaves the pod's one interface to the pod's application container.
-    var isPodSandbox: Bool {
-        annotations?["io.kubernetes.cri.container-type"] == "sandbox" || annotations?["io.kubernetes.cri-o.ContainerType"] == "sandbox"
+    /// What a container is to a pod, as the callers mark it: containerd's CRI
+    /// (`io.kubernetes.cri.container-type`, `sandbox-id`), CRI-O's and podman's
+    /// (`io.kubernetes.cri-o.ContainerType`, `SandboxID`; podman's infra container carries
+    /// neither and is a plain container until a member names it).
+    enum PodRole: Equatable {
+        /// The pod's first container (its pause process): its VM is the pod's.
+        case sandbox
+        /// A container that runs in the VM of the sandbox with this OCI id.
+        case member(sandbox: String)
+    }
+
+    func podRole(id: String) -> PodRole? {
+        let annotations = annotations ?? [:]
+        let type = annotations["io.kubernetes.cri.container-type"] ?? annotations["io.kubernetes.cri-o.ContainerType"]
+        if type == "sandbox" { return .sandbox }
+        guard type == "container",
+              let sandbox = annotations["io.kubernetes.cri.sandbox-id"] ?? annotations["io.kubernetes.cri-o.SandboxID"],
+              !sandbox.isEmpty, sandbox != id else { return nil }
+        return .member(sandbox: sandbox)
+    }
+
+    /// The pod's memory as containerd's CRI gives it on the sandbox (the sum of its containers'
+    /// limits, when the pod declares them).
+    static let podMemoryAnnotation = "io.kubernetes.cri.sandbox-memory"
+
+    /// A member's memory limit in bytes (its cgroup's in the guest), if it has one.
+    var memoryLimitBytes: UInt64? {
+        guard let limit = linux?.resources?.memory?.limit, limit > 0 else { return nil }
+        return UInt64(limit)
     }
 
     /// The network namespace the caller made for the container, if it named one; "" when the

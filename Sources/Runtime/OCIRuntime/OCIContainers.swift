@@ -22,6 +22,11 @@ public struct OCIRecord: Codable, Sendable {
     public var root: String
     public var runRoot: String
     public var assets: String
+    /// A pod member's: its sandbox's OCI id (`container` is then the sandbox's hvc container),
+    /// its name in the sandbox's VM, and its memory limit.
+    public var sandbox: String?
+    public var memberName: String?
+    public var memoryBytes: UInt64?
 }
 
 /// The runtime spec's state of a container, as `hvc-oci state` prints it.
@@ -82,7 +87,7 @@ public struct OCIContainers: Sendable {
     }
 
     /// The default state root's pointer to a container kept under another root.
-    private func reference(_ id: String) -> String? {
+    func reference(_ id: String) -> String? {
         stateRoot == OCIContainers.defaultStateRoot ? nil : OCIContainers.defaultStateRoot + "/" + id + ".ref"
     }
 
@@ -107,6 +112,10 @@ public struct OCIContainers: Sendable {
         try OCIContainers.checkID(request.id)
         let bundle = URL(fileURLWithPath: request.bundle).standardizedFileURL.path
         let spec = try OCISpec.load(bundle: bundle)
+        if case .member(let sandbox) = spec.podRole(id: request.id) {
+            try createMember(request, bundle: bundle, spec: spec, sandbox: sandbox)
+            return
+        }
         var process = try spec.processSpec()
         guard let rootPath = spec.root?.path else { throw HVCError(.invalid, "config.json has no root.path") }
         let root = rootPath.hasPrefix("/") ? rootPath : bundle + "/" + rootPath
@@ -125,7 +134,7 @@ public struct OCIContainers: Sendable {
         if spec.annotations?[OCISpec.cpusAnnotation] == nil { shape.cpus = min(shape.cpus, host.cpus) }
         try RunOptions.checkFits(cpus: shape.cpus, memoryMiB: shape.memoryMiB, host: host)
         var joined: JoinedInterface?
-        if let namespace = spec.networkNamespace, !namespace.isEmpty, !spec.isPodSandbox {
+        if let namespace = spec.networkNamespace, !namespace.isEmpty {
             joined = try JoinedInterface.discover(namespace: namespace)
         }
         try makeDirectory(stateRoot, mode: 0o711)
@@ -200,7 +209,7 @@ public struct OCIContainers: Sendable {
     }
 
     /// Waits until the supervisor holds the command at the gate (the VM is up), or has ended.
-    private func awaitCreated(_ record: OCIRecord) throws(HVCError) {
+    func awaitCreated(_ record: OCIRecord) throws(HVCError) {
         let marker = directory(record.id) + "/created"
         let created = awaitChange(in: directory(record.id), seconds: 180, whileAlive: [ProcessStamp(pid: record.pid, start: nil)]) {
             FileManager.default.fileExists(atPath: marker)
@@ -240,27 +249,52 @@ public struct OCIContainers: Sendable {
         return try ContainerManager(runtime: runtime).runHeld(record, gate: gate)
     }
 
-    /// What `exec` hands its process's relay: the process, and its terminal's size.
+    /// What `exec` hands its process's relay: the process, and its terminal's size; for a pod
+    /// member, the member it runs in, or the member it starts with the gate it waits at first.
     struct ExecFile: Codable {
         var process: ContainerConfig.ProcessConfig
         var rows: UInt16
         var columns: UInt16
+        var container: String?
+        var member: PodMember?
+        /// A member's state directory: its first process waits for `start` there.
+        var gate: String?
+        var cgroup: String?
     }
 
     /// Runs in an exec's relay process (`hvc-shim oci-exec`): starts the process in the
     /// container through its supervisor and relays its stdio (or a console-socket pty). Returns
-    /// its exit status (over 128 for a signal).
+    /// its exit status (over 128 for a signal). A pod member's first process is held until
+    /// `start`, and this process is that member's own.
     public static func runExec(runtime: Runtime, execFile: String, container: String, consoleSocket: String?) throws(HVCError) -> Int32 {
         guard let data = FileManager.default.contents(atPath: execFile) else { throw HVCError("exec file \(execFile) is gone") }
         defer { unlink(execFile) }
         guard let exec = try? JSONDecoder.hvc.decode(ExecFile.self, from: data) else { throw HVCError("exec file \(execFile) is unreadable") }
+        if let cgroup = exec.cgroup { joinCgroup(cgroup) }
         let manager = ContainerManager(runtime: runtime)
         let record = try runtime.containers.resolve(container)
-        let spec = exec.process.spec(rows: exec.rows, columns: exec.columns)
+        var spec = exec.process.spec(rows: exec.rows, columns: exec.columns)
+        spec.container = exec.container ?? ""
+        spec.member = exec.member
         if spec.terminal, let consoleSocket { try attachConsole(consoleSocket) }
+        let channel = try manager.controlChannel(record)
+        var onStarted: (() -> Void)?
+        if let gate = exec.gate {
+            unlink(execFile)
+            _ = FileManager.default.createFile(atPath: gate + "/created", contents: nil)
+            let fd = open(gate + "/start", O_RDONLY | O_CLOEXEC)
+            var byte: UInt8 = 0
+            guard fd >= 0, read(fd, &byte, 1) == 1 else { throw HVCError("the container was ended before it started") }
+            close(fd)
+            onStarted = { _ = FileManager.default.createFile(atPath: gate + "/started", contents: nil) }
+        }
         // The caller has its terminal: `exec --detach` may return.
         unlink(execFile)
-        return try ContainerManager.exec(over: try manager.controlChannel(record), spec: spec, interactive: true)
+        do {
+            return try ContainerManager.exec(over: channel, spec: spec, interactive: true, onStarted: onStarted)
+        } catch where exec.member != nil && error.kind == .runtime {
+            throw HVCError("pod container \(exec.member?.name ?? "")", cause: error)
+        }
     }
 
     /// Moves this process into `path` of the cgroup v2 hierarchy (made if need be), as runc puts
@@ -305,6 +339,7 @@ public struct OCIContainers: Sendable {
     }
 
     private func start(_ record: OCIRecord) throws(HVCError) {
+        if record.sandbox != nil { return try startMember(record) }
         let id = record.id
         let container = try runtime.containers.resolve(record.container)
         guard container.state.status == .created, processIsAlive(record.pid) else {
@@ -325,7 +360,8 @@ public struct OCIContainers: Sendable {
         return containers.state(record)
     }
 
-    private func state(_ record: OCIRecord) -> OCIState {
+    func state(_ record: OCIRecord) -> OCIState {
+        if record.sandbox != nil { return memberState(record) }
         let id = record.id
         let container = try? runtime.containers.resolve(record.container)
         let alive = processIsAlive(record.pid)
@@ -346,6 +382,7 @@ public struct OCIContainers: Sendable {
     }
 
     private func kill(_ record: OCIRecord, signal: Int32) throws(HVCError) {
+        if record.sandbox != nil { return try killMember(record, signal: signal) }
         let id = record.id
         let state = state(record)
         switch state.status {
@@ -376,11 +413,13 @@ public struct OCIContainers: Sendable {
     }
 
     private func delete(_ record: OCIRecord, force: Bool) throws(HVCError) {
+        if record.sandbox != nil { return try deleteMember(record, force: force) }
         let id = record.id
         let state = state(record)
         if (state.status == "running" || state.status == "paused") && !force {
             throw HVCError(.conflict, "container \"\(id)\" is \(state.status): stop it first, or delete --force")
         }
+        endMembers(of: record)
         if state.status != "stopped" { Glibc.kill(record.pid, SIGKILL) }
         _ = ProcessStamp(pid: record.pid, start: nil).awaitEnd(seconds: 10)
         try? ContainerManager(runtime: runtime).remove(record.container, force: true)
@@ -429,11 +468,14 @@ public struct OCIContainers: Sendable {
         }
         if request.consoleSocket == nil { spec.terminal = false }
         let file = directory(record.id) + "/exec-\(UInt64.random(in: 0...UInt64.max)).json"
-        try writeAtomically(file, try JSONEncoder.hvc.encode(ExecFile(process: .init(spec), rows: spec.rows, columns: spec.columns)))
+        try writeAtomically(file, try JSONEncoder.hvc.encode(ExecFile(process: .init(spec), rows: spec.rows, columns: spec.columns,
+                                                                  container: record.memberName)))
         let role = Shim.Role.ociExec(container: record.container, execFile: file, consoleSocket: request.consoleSocket)
         let pid: Int32
         do {
-            pid = try Shim.start(role, paths: runtime.paths, environment: Shim.supervisorEnvironment, keepsStdio: true)
+            // Without --detach, this process waits for the relay's status itself.
+            pid = try Shim.start(role, paths: runtime.paths, environment: Shim.supervisorEnvironment, keepsStdio: true,
+                                 reaps: request.detach)
         } catch {
             unlink(file)
             throw HVCError("cannot start \(Shim.path())", cause: error)
@@ -480,6 +522,9 @@ public struct OCIContainers: Sendable {
     }
 
     private func pause(_ record: OCIRecord, frozen: Bool) throws(HVCError) {
+        if record.sandbox != nil {
+            throw HVCError(.invalid, "container \"\(record.id)\" is one of pod \(record.sandbox ?? ""): pause the pod's sandbox, which pauses its VM")
+        }
         let status = state(record).status
         guard status == (frozen ? "running" : "paused") else {
             throw HVCError(.conflict, "container \"\(record.id)\" is \(status): \(frozen ? "only a running container pauses" : "only a paused container resumes")")
@@ -500,6 +545,9 @@ public struct OCIContainers: Sendable {
     }
 
     private func update(_ record: OCIRecord, resourcesFile: String) throws(HVCError) {
+        if record.sandbox != nil {
+            throw HVCError(.invalid, "container \"\(record.id)\" is one of pod \(record.sandbox ?? ""): its limits are fixed when it is created")
+        }
         let data = resourcesFile == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: resourcesFile)
         guard let data, data.count <= 1 << 20, let resources = try? JSONDecoder().decode(OCISpec.Resources.self, from: data) else {
             throw HVCError(.invalid, "update: \(resourcesFile) is not an OCI resources JSON file")

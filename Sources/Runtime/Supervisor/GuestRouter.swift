@@ -67,6 +67,8 @@ final class GuestRouter: Sendable {
         var nextAgentID: UInt32 = 2
         /// Processes clients started (`exec`) that the guest has not yet answered for.
         var unansweredStarts: Set<UInt32> = []
+        /// Pod members' first processes, while they run.
+        var memberStarts: Set<UInt32> = []
         var clients: [ObjectIdentifier: Client] = [:]
         /// Clients that attached after the command started: they get its output and exit.
         var observers: [ObjectIdentifier: Client] = [:]
@@ -241,7 +243,10 @@ final class GuestRouter: Sendable {
         }
         let (route, observers) = life.withLock { life in
             let route = life.byAgentID[frame.process]
-            if ends { life.byAgentID[frame.process] = nil }
+            if ends {
+                life.byAgentID[frame.process] = nil
+                life.memberStarts.remove(frame.process)
+            }
             return (route, frame.process == GuestRouter.initProcess ? Array(life.observers.values) : [])
         }
         for observer in observers where (try? observer.channel.send(frame)) == nil { drop(observer) }
@@ -321,6 +326,7 @@ final class GuestRouter: Sendable {
                 life.nextAgentID += 1
                 life.byAgentID[id] = (client, frame.process)
                 life.unansweredStarts.insert(id)
+                if spec.member != nil { life.memberStarts.insert(id) }
                 return id
             }
             guard let agentID else {
@@ -384,11 +390,17 @@ final class GuestRouter: Sendable {
         for waiter in pastStart.withLock({ waiting in defer { waiting = [] }; return waiting }) { waiter.signal() }
     }
 
+    /// Forgets a client that hung up. A pod member it started ends with it: its relay is that
+    /// member's host process, and a member nobody relays would run on unseen.
     private func drop(_ client: Client) {
-        life.withLock { life in
+        let (orphans, channel) = life.withLock { life -> ([UInt32], FrameChannel?) in
             life.observers[ObjectIdentifier(client)] = nil
             life.clients[ObjectIdentifier(client)] = nil
+            let routes = life.byAgentID.filter { $0.value.client === client }.map(\.key)
             life.byAgentID = life.byAgentID.filter { $0.value.client !== client }
+            let orphans = routes.filter { life.memberStarts.contains($0) }
+            return (orphans, life.phase.channel)
         }
+        for agentID in orphans { try? channel?.send(Frame(process: agentID, .signal(SIGKILL))) }
     }
 }

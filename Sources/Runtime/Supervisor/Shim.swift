@@ -99,9 +99,10 @@ public enum Shim {
 
     /// Starts `hvc-shim` in `role` on the state at `paths`, its output to `output` (/dev/null
     /// when nil), in a session of its own; with `keepsStdio`, with this process's stdio and
-    /// session instead (an OCI container's process). Returns its pid, or the errno of what failed.
+    /// session instead (an OCI container's process). A thread reaps it unless `reaps` is false (the
+    /// caller waits for it). Returns its pid, or the errno of what failed.
     static func start(_ role: Role, paths: RuntimePaths, environment: [String] = minimalEnvironment,
-                      output: Int32? = nil, keepsStdio: Bool = false) throws(Errno) -> Int32 {
+                      output: Int32? = nil, keepsStdio: Bool = false, reaps: Bool = true) throws(Errno) -> Int32 {
         let shim = path()
         let argv = [shim] + role.arguments(paths: paths)
         let null = output == nil && !keepsStdio ? open("/dev/null", O_WRONLY | O_CLOEXEC) : -1
@@ -115,7 +116,7 @@ public enum Shim {
         }
         guard status == 0, spawned.stage == 0 else { throw spawned.error != 0 ? Errno(rawValue: spawned.error) : Errno.current }
         let pid = spawned.pid
-        Thread.detachNewThread { var ignored: Int32 = 0; waitpid(pid, &ignored, 0) }
+        if reaps { Thread.detachNewThread { var ignored: Int32 = 0; waitpid(pid, &ignored, 0) } }
         return pid
     }
 }

@@ -40,7 +40,7 @@ final class StdioSession: @unchecked Sendable {
 
     /// Starts `spec` (unless the supervisor already started the process) and relays until it
     /// exits; returns its exit code.
-    func run(start spec: ProcessSpec?, interactive: Bool, terminal: Bool) throws(HVCError) -> Int32 {
+    func run(start spec: ProcessSpec?, interactive: Bool, terminal: Bool, onStarted: (() -> Void)? = nil) throws(HVCError) -> Int32 {
         if let spec {
             do {
                 try channel.send(Frame(process: StdioSession.process, .start(spec)))
@@ -79,6 +79,8 @@ final class StdioSession: @unchecked Sendable {
                 try? stdout.writeAll(bytes)
             case .stderr(let bytes):
                 try? stderr.writeAll(bytes)
+            case .started:
+                onStarted?()
             case .exited(let status):
                 return status.code
             case .failure(let message):

@@ -12,18 +12,19 @@ enum SharedFolders {
     static let rootEntry = "root"
 
     /// Places the folders of `mounts` (and `root`, a root directory, as `rootEntry`) for the VMM
-    /// `vmmPID`; returns what the agent mounts, in order.
-    static func share(_ mounts: [ContainerMount], root: String? = nil, tenant: String, runtime: Runtime, vmmPID: Int32,
-                      directory: VMDirectory) throws(HVCError) -> [GuestMount] {
+    /// `vmmPID`, each entry's name after `prefix` (a pod member's own); returns what the agent
+    /// mounts, in order.
+    static func share(_ mounts: [ContainerMount], root: String? = nil, prefix: String = "", tenant: String, runtime: Runtime,
+                      vmmPID: Int32, directory: VMDirectory) throws(HVCError) -> [GuestMount] {
         var guestMounts: [GuestMount] = []
         var trees: [(fd: Int32, entry: String)] = []
         defer { for tree in trees { close(tree.fd) } }
         if let root {
             let fd = hvc_mount_tree_open(nil, root, UInt32(HVC_MOUNT_NOSUID | HVC_MOUNT_NODEV))
             guard fd >= 0 else { throw HVCError("root directory \(root): \(Errno.current)") }
-            trees.append((fd, rootEntry))
-            guard mkdir(directory.shares + "/" + rootEntry, 0o755) == 0 || Errno.current == .exists else {
-                throw HVCError("shared folder entry \(rootEntry): \(Errno.current)")
+            trees.append((fd, prefix + rootEntry))
+            guard mkdir(directory.shares + "/" + prefix + rootEntry, 0o755) == 0 || Errno.current == .exists else {
+                throw HVCError("shared folder entry \(prefix + rootEntry): \(Errno.current)")
             }
         }
         for mount in mounts {
@@ -31,7 +32,7 @@ enum SharedFolders {
             case .tmpfs:
                 guestMounts.append(GuestMount(kind: .tmpfs, source: mount.tmpfsOptions, target: mount.target, readOnly: mount.readOnly))
             case .bind, .volume:
-                let entry = "m\(trees.count)"
+                let entry = prefix + "m\(trees.count)"
                 let fd = try openTree(mount, tenant: tenant, runtime: runtime)
                 trees.append((fd, entry))
                 var info = stat()
@@ -58,6 +59,24 @@ enum SharedFolders {
             throw HVCError("sharing folders with the VM: \(String(cString: strerror(result.error)))")
         }
         return guestMounts
+    }
+
+    /// Takes back the entries named after `prefix` from the VMM `vmmPID` (when it still runs)
+    /// and removes them.
+    static func unshare(prefix: String, vmmPID: Int32?, directory: VMDirectory) {
+        guard !prefix.isEmpty, let names = try? FileManager.default.contentsOfDirectory(atPath: directory.shares) else { return }
+        let entries = names.filter { $0.hasPrefix(prefix) }
+        guard !entries.isEmpty else { return }
+        if let vmmPID {
+            let targets = entries.map { strdup(VMDirectory.Jailed.shares + "/" + $0) }
+            defer { targets.forEach { free($0) } }
+            let pointers = targets.map { UnsafePointer($0) }
+            _ = pointers.withUnsafeBufferPointer { hvc_mounts_detach(vmmPID, $0.baseAddress, $0.count) }
+        }
+        for entry in entries {
+            let path = directory.shares + "/" + entry
+            if rmdir(path) != 0 { unlink(path) }
+        }
     }
 
     /// A detached copy of the folder's mounts, never writable where the mount is read-only,
