@@ -7,8 +7,9 @@
 # idle containers at once; and back-to-back starts per second, templated and pooled; then container
 # networking, hvc against podman (bench/net.py); then shared folders, hvc against podman
 # (bench/volumes.py); then a second-level VM in a nested container (bench/nested.py); then hvcd's
-# ps latency with and without a thousand waiting clients (bench/daemon.py). Prints a Markdown
-# report to stdout and writes it to bench/results.md.
+# ps latency with and without a thousand waiting clients (bench/daemon.py); then a pod of two
+# containers through containerd's CRI, hvc-oci (one VM per pod) against runc (bench/pods.py).
+# Prints a Markdown report to stdout and writes it to bench/results.md.
 #
 # Usage: bench/run.sh PATH_TO_HVC
 # Env:   BENCH_RUNS   timed runs of each benchmark (default 10)
@@ -19,6 +20,8 @@
 #        BENCH_VOLUMES  shared-folder I/O, hvc against podman (default 1; 0 skips)
 #        BENCH_NESTED  a second-level VM's boot and a workload at L1 and L2 (default 1; 0 skips)
 #        BENCH_DAEMON  hvcd's ps latency with 0 and 1,000 waiting clients (default 1; 0 skips)
+#        BENCH_PODS   a pod of two containers under containerd's CRI, hvc against runc (default 1;
+#                     0 skips); needs the venv of `make fuzz-deps` (HVC_FUZZ_PYTHON names its python)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -48,6 +51,8 @@ nested=${BENCH_NESTED:-1}
 daemon=${BENCH_DAEMON:-1}
 [[ $daemon =~ ^[01]$ ]] || die "BENCH_DAEMON must be 0 or 1, not '$daemon'"
 [[ $volumes =~ ^[01]$ ]] || die "BENCH_VOLUMES must be 0 or 1, not '$volumes'"
+pods=${BENCH_PODS:-1}
+[[ $pods =~ ^[01]$ ]] || die "BENCH_PODS must be 0 or 1, not '$pods'"
 
 export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}
 for f in vmlinux initramfs.cpio kernel-release; do
@@ -68,6 +73,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
 [ "$(id -u)" -eq 0 ] || die "runc and hvc need root: run as root"
+
+# The pods' CRI client (grpc and the CRI stubs) lives in the fuzz test's venv, which the Makefile
+# names by its requirements' hash: checked now rather than after the other benchmarks.
+if [ "$pods" -eq 1 ]; then
+  pods_python=${HVC_FUZZ_PYTHON:-/var/cache/hvc/fuzz-venv-$(sha256sum "$repo/Tests/EndToEndTests/Fixtures/fuzz-requirements.txt" | cut -c1-12)/bin/python}
+  "$pods_python" -c 'import grpc, cri_api.v1.api_pb2_grpc' 2>/dev/null ||
+    die "BENCH_PODS needs a Python with the CRI client at $pods_python (run: make fuzz-deps, or set BENCH_PODS=0)"
+  [ -x "$(dirname "$hvc")/hvc-oci" ] || die "BENCH_PODS needs hvc-oci next to $hvc (run: make build)"
+  # Not installed here: installing containerd would start the host's own (make deps keeps it stopped).
+  for f in /usr/bin/containerd /usr/bin/ctr /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback; do
+    [ -x "$f" ] || die "BENCH_PODS needs $f (run: make deps, which installs containerd and containernetworking-plugins)"
+  done
+fi
 
 busybox=/bin/busybox
 file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
@@ -215,4 +233,15 @@ if [ "$daemon" -eq 1 ]; then
   wait "$bench_pid"
   bench_pid=
   tee -a "$here/results.md" <"$tmp/daemon.md"
+fi
+
+# --- pods: two containers in a pod through containerd's CRI, hvc-oci against runc -------------
+if [ "$pods" -eq 1 ]; then
+  say "pods: containerd's CRI, a pod of two containers, hvc against runc"
+  "$pods_python" "$here/pods.py" --hvc-oci "$(dirname "$hvc")/hvc-oci" --python "$pods_python" --tmp "$tmp" \
+    --runs 7 >"$tmp/pods.md" &
+  bench_pid=$!
+  wait "$bench_pid"
+  bench_pid=
+  tee -a "$here/results.md" <"$tmp/pods.md"
 fi

@@ -105,3 +105,16 @@ public final class FileDescriptor: Sendable {
         try valueOrErrno { fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) }
     }
 }
+
+/// Writes `text` to standard error, best effort: a caller may hand over a closed or read-only
+/// stderr (containerd's shim gives `/dev/null` opened for reading), where Foundation's
+/// `FileHandle.write` would trap.
+public func writeToStandardError(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { return }
+        bytes = bytes.dropFirst(written)
+    }
+}

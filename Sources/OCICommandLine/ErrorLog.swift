@@ -1,4 +1,5 @@
 import Foundation
+import HVCSystem
 
 /// An error as runc reports it: a line on stderr and, with `--log`, a line in the log
 /// (containerd reads the last `error` line of a JSON log).
@@ -18,7 +19,7 @@ struct ErrorLog {
 
     /// Reports `message` and ends the process with `code`.
     func fail(_ message: String, code: Int32 = 1) -> Never {
-        FileHandle.standardError.write(Data("hvc-oci: \(message)\n".utf8))
+        writeToStandardError("hvc-oci: \(message)\n")
         if let path, let handle = FileHandle(forWritingAtPath: path) ?? {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
             return FileHandle(forWritingAtPath: path)

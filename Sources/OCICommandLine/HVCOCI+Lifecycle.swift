@@ -41,7 +41,11 @@ extension HVCOCI {
     struct Kill: RuncCommand {
         static let configuration = CommandConfiguration(abstract: "Send a signal (default TERM) to a container's command.")
 
+        static let flags = RuncFlags(switches: ["all"])
+
         @OptionGroup var global: GlobalOptions
+        @Flag(name: [.customLong("all"), .customShort("a")], help: "Every process of the container (its VM's, or its pod member's): no error once none is left.")
+        var all = false
         @Argument(help: "The container's id.")
         var id: String?
         @Argument(help: "The signal: a name (TERM, SIGTERM) or a number.")
@@ -51,7 +55,7 @@ extension HVCOCI {
 
         func run() throws {
             let id = try required(id)
-            try global.containers().kill(id, signal: try SignalName.parse(signal ?? "TERM"))
+            try global.containers().kill(id, signal: try SignalName.parse(signal ?? "TERM"), all: all)
         }
     }
 

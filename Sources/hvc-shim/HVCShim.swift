@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HVCSystem
 import Runtime
 
 /// `hvc-shim`: the detached processes of hvc, one role each, started by the runtime with the
@@ -24,7 +25,7 @@ struct HVCShim: ParsableCommand {
         } catch {
             guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
             let line = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
-            FileHandle.standardError.write(Data("hvc-shim: \(line)\n".utf8))
+            writeToStandardError("hvc-shim: \(line)\n")
             Foundation.exit(2)
         }
     }
@@ -59,6 +60,6 @@ struct StateOptions: ParsableArguments {
 
 /// Ends the process after one line on stderr.
 func exitReporting(_ message: String, code: Int32) -> Never {
-    FileHandle.standardError.write(Data("hvc-shim: \(message)\n".utf8))
+    writeToStandardError("hvc-shim: \(message)\n")
     exit(code)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HVCSystem
 import Runtime
 
 /// How an OCI container's process (or an exec's) ends, as runc's would.
@@ -18,7 +19,7 @@ enum OCIProcessExit {
 
     /// Ends this process on an error before or around the command: one line, the error's code.
     static func failing(_ error: HVCError) -> Never {
-        FileHandle.standardError.write(Data("hvc-oci: \(error.message)\n".utf8))
+        writeToStandardError("hvc-oci: \(error.message)\n")
         exit(error.exitCode)
     }
 }

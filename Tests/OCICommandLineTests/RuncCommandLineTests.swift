@@ -89,7 +89,9 @@ struct RuncCommandLineTests {
         let create = try parse(arguments, as: HVCOCI.Create.self)
         #expect(create.id == "c1" && create.options.bundle == nil)
         let kill = try parse(["kill", "--all", "c1", "9"], as: HVCOCI.Kill.self)
-        #expect(kill.id == "c1" && kill.signal == "9")
+        #expect(kill.id == "c1" && kill.signal == "9" && kill.all)
+        #expect(try parse(["kill", "-a", "c1"], as: HVCOCI.Kill.self).all)
+        #expect(try !parse(["kill", "c1", "KILL"], as: HVCOCI.Kill.self).all)
     }
 
     @Test(arguments: [

@@ -102,4 +102,16 @@ struct OCIBundleTests {
         #expect(try annotated.vmShape().memoryMiB == 2048, "the hvc annotation wins")
         #expect(try Self.spec(annotations: #"{"io.kubernetes.cri.sandbox-memory": "junk"}"#).vmShape().memoryMiB == 256)
     }
+
+    @Test func aLaterMountOnATargetHidesAnEarlierOne() throws {
+        let spec = try JSONDecoder().decode(OCISpec.self, from: Data(#"""
+            {"ociVersion": "1.0.2", "mounts": [
+              {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["size=65536k"]},
+              {"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind", "ro"]},
+              {"destination": "/dev/shm", "type": "bind", "source": "/tmp", "options": ["rbind"]}]}
+            """#.utf8))
+        let mounts = try spec.containerMounts()
+        #expect(mounts.map(\.target).sorted() == ["/dev/shm", "/etc/hosts"])
+        #expect(mounts.first { $0.target == "/dev/shm" }?.type == .bind, "the pod's shared /dev/shm, not the default tmpfs")
+    }
 }

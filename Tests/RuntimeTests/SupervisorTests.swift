@@ -174,6 +174,33 @@ import VMM
         #expect(log.isEmpty)
     }
 
+    @Test func aPodMemberEndsWhenItsRelayHangsUpButAnExecDoesNot() throws {
+        let f = try Fixture()
+        defer { f.remove() }
+        let (done, _) = f.runInBackground(f.supervisor())
+        try f.readyAndStartCommand()
+        #expect(Eventually.holds { f.state?.status == .running && FileManager.default.fileExists(atPath: f.controlSocket) })
+        var spec = ProcessSpec(arguments: ["sleep", "1000"])
+        spec.member = PodMember(name: "web", rootShare: "web+root")
+        let member = try FrameChannel.connect(path: f.controlSocket)
+        try member.send(Frame(process: 1, .start(spec)))
+        let started = try #require(SupervisorTests.expect(f.guest, SupervisorTests.isStart))
+        try f.guest.send(Frame(process: started.process, .started(pid: 9)))
+        let exec = try FrameChannel.connect(path: f.controlSocket)
+        try exec.send(Frame(process: 1, .start(ProcessSpec(arguments: ["sleep", "1000"]))))
+        let execStart = try #require(SupervisorTests.expect(f.guest, SupervisorTests.isStart))
+        try f.guest.send(Frame(process: execStart.process, .started(pid: 10)))
+        exec.shutdown()
+        member.shutdown()
+        let kill = try #require(SupervisorTests.expect(f.guest) { frame in
+            if case .signal = frame.message { return true }
+            return false
+        })
+        #expect(kill.process == started.process && kill.message == .signal(SIGKILL), "the member, not the exec: \(kill)")
+        try f.guest.send(Frame(process: 1, .exited(.exited(0))))
+        #expect(done.wait(timeout: .now() + 20) == .success)
+    }
+
     @Test func aStartTheGuestNeverAnswersEndsTheContainerAtTheDeadline() throws {
         let f = try Fixture()
         defer { f.remove() }

@@ -107,7 +107,10 @@ public struct OCISpec: Decodable, Sendable {
                 throw HVCError(.invalid, "mount type \"\(type)\" on \(mount.destination) is not supported: use bind or tmpfs")
             }
         }
-        return try ContainerMount.ordered(mounts)
+        // A later mount on a target hides an earlier one, as runc makes them in order (containerd's
+        // sandbox spec has its default /dev/shm tmpfs, then the pod's shared one).
+        let last = Dictionary(mounts.enumerated().map { ($0.element.target, $0.offset) }, uniquingKeysWith: { max($0, $1) })
+        return try ContainerMount.ordered(mounts.enumerated().filter { last[$0.element.target] == $0.offset }.map(\.element))
     }
 
     /// The process to start, as the agent takes it.

@@ -376,8 +376,11 @@ public struct OCIContainers: Sendable {
                         annotations: record.annotations, created: formatter.string(from: record.created))
     }
 
-    public func kill(_ id: String, signal: Int32) throws(HVCError) {
+    /// Signals the container's command. With `all` (runc's `kill --all`, which containerd
+    /// sends after a command has exited), a container with nothing left running is no error.
+    public func kill(_ id: String, signal: Int32, all: Bool = false) throws(HVCError) {
         let (record, containers) = try load(id)
+        if all, containers.state(record).status == "stopped" { return }
         try containers.kill(record, signal: signal)
     }
 
@@ -395,7 +398,7 @@ public struct OCIContainers: Sendable {
             // No command yet: the container ends with its supervisor.
             Glibc.kill(record.pid, SIGKILL)
         default:
-            throw HVCError(.conflict, "container \"\(id)\" is not running")
+            throw HVCError(.conflict, "cannot signal container \"\(id)\": container not running")
         }
     }
 

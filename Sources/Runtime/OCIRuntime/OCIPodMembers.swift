@@ -157,7 +157,7 @@ extension OCIContainers {
     /// ones; SIGKILL ends the relay, and the guest ends the member when its relay is gone.
     func killMember(_ record: OCIRecord, signal: Int32) throws(HVCError) {
         let status = memberState(record).status
-        guard status != "stopped" else { throw HVCError(.conflict, "container \"\(record.id)\" is not running") }
+        guard status != "stopped" else { throw HVCError(.conflict, "cannot signal container \"\(record.id)\": container not running") }
         if status == "created" || signal == SIGKILL {
             Glibc.kill(record.pid, SIGKILL)
             return

@@ -173,6 +173,6 @@ public final class RunTiming: @unchecked Sendable {
         for (name, at) in marks { line += " \(name)=\(String(format: "%.1f", Double(at) / 1e6))ms" }
         line += " guest-agent-start=\(String(format: "%.1f", Double(guestAgentStart) / 1e6))ms"
         line += " guest-ready=\(String(format: "%.1f", Double(guestReady) / 1e6))ms"
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        writeToStandardError(line + "\n")
     }
 }
