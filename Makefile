@@ -80,7 +80,7 @@ test: assets fuzz-deps
 	HVC_BIN=$(HVC) swift test -c release
 	python3 Tests/isolation-check.py
 
-bench: assets image
+bench: assets image fuzz-deps
 	bench/run.sh $(HVC)
 
 install: build assets

@@ -195,6 +195,40 @@ def make_podman_hvc_run(args):
     return run
 
 
+def measure_podman_kept(args):
+    """podman --runtime hvc-oci with hvcd serving hvc's state, whose keeper service starts the
+    template's keeper outside conmon's tree (conmon waits for every process it adopts, so a
+    keeper started under it leaves at once and every run reloads the template), round-robin with
+    podman --runtime runc measured again beside it."""
+    hvcd = os.path.join(os.path.dirname(args.hvc), "hvcd")
+    daemon = subprocess.Popen([hvcd, "--root", os.environ["HVC_ROOT"], "--run-root", os.environ["HVC_RUN_ROOT"],
+                               "--assets", os.environ["HVC_ASSETS"], "--socket", os.path.join(args.tmp, "bench-hvcd.sock")],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        service = os.path.join(os.environ["HVC_RUN_ROOT"], "keepers.sock")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(service):
+            if time.monotonic() > deadline or daemon.poll() is not None:
+                raise BenchError("hvcd did not start its keeper service")
+            time.sleep(0.05)
+        benches = [Bench("podman-hvc-kept", "`podman --runtime hvc-oci run --rm`, `/bin/true`, with hvcd keeping the template "
+                         "(its own round-robin with the next row)", make_podman_hvc_run(args)),
+                   Bench("podman-b", "`podman --runtime runc run --rm --network none`, `/bin/true` (beside the row above)",
+                         make_podman_run(args))]
+        for round_no in range(args.warmup + args.runs):
+            parts = []
+            for b in benches:
+                wall, _ = b.run()
+                parts.append(f"{b.key} {wall:.0f}ms")
+                if round_no >= args.warmup:
+                    b.samples.append(wall)
+            print(f"bench: hvcd keeping templates, round {round_no + 1}: {', '.join(parts)}", file=sys.stderr, flush=True)
+        return benches
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+
+
 def make_runc_run(args):
     counter = [0]
 
@@ -309,7 +343,8 @@ def report(args, benches, marks, memory):
     lines.append(f"Cold ÷ templated = **{ratio(median['cold'], median['template'])}**; "
                  f"templated ÷ runc = {ratio(median['template'], median['runc'])}; "
                  f"podman --runtime hvc-oci ÷ podman --runtime runc = "
-                 f"**{ratio(median['podman-hvc'], median['podman'])}**; "
+                 f"**{ratio(median['podman-hvc'], median['podman'])}**, with hvcd keeping the template "
+                 f"**{ratio(median['podman-hvc-kept'], median['podman-b'])}** (podman's rows without a network); "
                  f"templated on the default network − without a network = "
                  f"**{median['template'] - median['template-none']:.0f} ms**; "
                  f"cold ÷ bare QEMU = {ratio(median['cold'], median['bare'])}; "
@@ -592,6 +627,7 @@ def measure(args):
                 b.samples.append(wall)
         print(f"bench: clock blocks {block + 1}/{blocks}", file=sys.stderr, flush=True)
     benches[4:4] = list(ab.values())
+    benches += measure_podman_kept(args)
     pooled = measure_pooled(args)
     if pooled:
         benches.insert(2, pooled)

@@ -50,7 +50,13 @@ struct HVCD: ParsableCommand {
             fail("tenants: \(error)")
         }
         signal(SIGPIPE, SIG_IGN)
-        let handler = Handler(runtime: Runtime(paths: paths), tenants: tenantConfig)
+        let runtime = Runtime(paths: paths)
+        let handler = Handler(runtime: runtime, tenants: tenantConfig)
+        do {
+            try KeeperService.serve(runtime: runtime)
+        } catch {
+            fail("\(error.message)")
+        }
         let server = Server(handler: handler)
         do {
             try StreamBridge(handler: handler).run(socketPath: socket + ".streams")

@@ -118,6 +118,16 @@ public enum TemplateKeeper {
         return descriptor
     }
 
+    /// Has the keeper service (hvcd) start the keeper of `key` when one serves this state, so that
+    /// it outlives the caller's process tree; else starts it here.
+    static func startKept(store: TemplateStore, key: String, runtime: Runtime) throws(StartError) {
+        if let served = KeeperService.request(key: key, paths: runtime.paths) {
+            try served.get()
+            return
+        }
+        try start(store: store, key: key, runtime: runtime)
+    }
+
     /// Starts the keeper of `key` (through `hvc-shim`) and waits until its memory is loaded.
     static func start(store: TemplateStore, key: String, runtime: Runtime) throws(StartError) {
         let pipe: (read: FileDescriptor, write: FileDescriptor)

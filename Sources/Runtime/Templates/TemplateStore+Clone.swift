@@ -56,7 +56,7 @@ extension TemplateStore {
         }
         TemplateKeeper.stop(store: self, key: key)
         do {
-            try TemplateKeeper.start(store: self, key: key, runtime: runtime)
+            try TemplateKeeper.startKept(store: self, key: key, runtime: runtime)
         } catch {
             switch error {
             case .corrupt(let why):

@@ -126,6 +126,11 @@ public struct TemplateStore: Sendable {
         return names.filter { !$0.hasPrefix(".") }.compactMap { load($0) }.sorted { $0.created < $1.created }
     }
 
+    /// A template key: a SHA-256 in hex (one path component, nothing else).
+    static func isKey(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
     func load(_ key: String) -> Template? {
         guard let data = FileManager.default.contents(atPath: recordPath(key)),
               let template = try? JSONDecoder.hvc.decode(Template.self, from: data), template.key == key,
