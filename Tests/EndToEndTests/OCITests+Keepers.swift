@@ -28,12 +28,14 @@ extension EndToEnd.OCITests {
             let conmons = h.processes(named: "conmon", matching: h.runRoot).filter { Self.parent(of: $0) != 0 }
             #expect(conmons.isEmpty, "no conmon left waiting for a keeper: \(conmons)")
 
-            // A caller killed outright: the keeper stays and serves the next run.
+            // A caller killed outright while its container runs: the keeper stays and serves the next run.
             let name = "kept-\(UUID().uuidString.prefix(8).lowercased())"
-            #expect(run(["run", "-d", "--network", "none", "--name", name, Self.image, "sleep", "1000"]).status == 0)
-            let conmon = h.processes(named: "conmon", matching: name).first
-                ?? h.processes(named: "conmon").first { Harness.commandLine($0).joined(separator: " ").contains(h.runRoot) }
-            if let conmon { kill(conmon, SIGKILL) }
+            let script = """
+                "$@" run --rm --network none --name \(name) \(Self.image) sleep 30 & caller=$!
+                i=0; until "$@" ps --format '{{.Names}}' | grep -qx \(name); do i=$((i+1)); [ $i -gt 300 ] && exit 9; sleep 0.1; done
+                kill -KILL $caller; wait $caller; exit 0
+                """
+            #expect(h.execute(["/bin/sh", "-c", script, "sh"] + podman, timeout: 120).status == 0, "the container never ran")
             #expect(run(["rm", "-f", "-t", "0", name]).status == 0)
             #expect(run(["run", "--rm", "--network", "none", Self.image, "sh", "-c", "exit 0"]).status == 0)
             #expect(h.templateKeepers() == [keeper], "the same keeper served the later run")

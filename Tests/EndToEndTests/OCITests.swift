@@ -80,8 +80,10 @@ extension EndToEnd {
             #expect(lines.count == 2 && lines[1] != host && lines[1].hasSuffix("-hvc"), "\(lines) vs host \(host)")
             #expect(run(["run", "--rm", "--network", "none", OCITests.image, "sh", "-c", "exit 3"]).status == 3)
             // Nothing of hvc's is left: the container record, its state directory, its VM.
-            #expect(h.hvc(["ps", "-a", "-q"]).stdout.split(separator: "\n").allSatisfy { !h.hvc(["inspect", String($0)]).stdout.contains("\"oci\"") })
-            #expect(((try? FileManager.default.contentsOfDirectory(atPath: h.runRoot + "/oci")) ?? []).isEmpty)
+            let ociContainers = h.hvc(["ps", "-a", "-q"]).stdout.split(separator: "\n").map(String.init).filter { h.hvc(["inspect", $0]).stdout.contains("\"oci\"") }
+            #expect(ociContainers.isEmpty, "\(ociContainers.map { h.hvc(["inspect", $0]).stdout })")
+            let records = (try? FileManager.default.contentsOfDirectory(atPath: h.runRoot + "/oci")) ?? []
+            #expect(records.isEmpty, "\(records)")
             #expect(Harness.eventually { h.leftoverVMMs().isEmpty })
         }
 

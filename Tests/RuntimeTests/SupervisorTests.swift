@@ -58,6 +58,9 @@ import VMM
         let provider: StandInProvider
 
         init() throws {
+            // The supervisor runs in this process: a write to a client that hung up must fail
+            // with EPIPE, as in hvc-shim, not end the test process.
+            signal(SIGPIPE, SIG_IGN)
             base = FileManager.default.temporaryDirectory.appendingPathComponent("hvc-supervisor-\(UUID().uuidString.prefix(8))").path
             runtime = Runtime(paths: RuntimePaths(root: base + "/root", runRoot: base + "/run", assets: base + "/assets"))
             let id = ContainerID.generate()
@@ -190,6 +193,8 @@ import VMM
         try exec.send(Frame(process: 1, .start(ProcessSpec(arguments: ["sleep", "1000"]))))
         let execStart = try #require(SupervisorTests.expect(f.guest, SupervisorTests.isStart))
         try f.guest.send(Frame(process: execStart.process, .started(pid: 10)))
+        #expect(SupervisorTests.expect(exec) { $0.message == .started(pid: 10) } != nil)
+        #expect(SupervisorTests.expect(member) { $0.message == .started(pid: 9) } != nil)
         exec.shutdown()
         member.shutdown()
         let kill = try #require(SupervisorTests.expect(f.guest) { frame in
