@@ -112,22 +112,11 @@ public struct OCIContainers: Sendable {
         try OCIContainers.checkID(request.id)
         let bundle = URL(fileURLWithPath: request.bundle).standardizedFileURL.path
         let spec = try OCISpec.load(bundle: bundle)
+        let (process, root, mounts) = try OCIContainers.contents(of: spec, bundle: bundle, request: request)
         if case .member(let sandbox) = spec.podRole(id: request.id) {
-            try createMember(request, bundle: bundle, spec: spec, sandbox: sandbox)
+            try createMember(request, bundle: bundle, spec: spec, process: process, root: root, mounts: mounts, sandbox: sandbox)
             return
         }
-        var process = try spec.processSpec()
-        guard let rootPath = spec.root?.path else { throw HVCError(.invalid, "config.json has no root.path") }
-        let root = rootPath.hasPrefix("/") ? rootPath : bundle + "/" + rootPath
-        var info = stat()
-        guard stat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
-            throw HVCError(.invalid, "the bundle's root \(root) is not a directory")
-        }
-        if request.consoleSocket == nil { process.terminal = false }
-        guard request.preservedFDs == 0 else {
-            throw HVCError(.invalid, "--preserve-fds \(request.preservedFDs): open files cannot be passed into a VM; pass the data another way")
-        }
-        let mounts = try spec.containerMounts()
         // A CPU quota over the host's CPUs is no error for runc: the VM gets what the host has.
         let host = HostCapacity.current
         var shape = try spec.vmShape()
@@ -183,6 +172,24 @@ public struct OCIContainers: Sendable {
             if let reference = reference(request.id) { unlink(reference) }
             throw error
         }
+    }
+
+    /// What a bundle runs: its process (without a terminal when the caller gives no console
+    /// socket), its root directory, its mounts.
+    static func contents(of spec: OCISpec, bundle: String, request: CreateRequest) throws(HVCError)
+        -> (process: ProcessSpec, root: String, mounts: [ContainerMount]) {
+        var process = try spec.processSpec()
+        guard let rootPath = spec.root?.path else { throw HVCError(.invalid, "config.json has no root.path") }
+        let root = rootPath.hasPrefix("/") ? rootPath : bundle + "/" + rootPath
+        var info = stat()
+        guard stat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw HVCError(.invalid, "the bundle's root \(root) is not a directory")
+        }
+        if request.consoleSocket == nil { process.terminal = false }
+        guard request.preservedFDs == 0 else {
+            throw HVCError(.invalid, "--preserve-fds \(request.preservedFDs): open files cannot be passed into a VM; pass the data another way")
+        }
+        return (process, root, try spec.containerMounts())
     }
 
     /// The base image, made on first use from an empty directory.

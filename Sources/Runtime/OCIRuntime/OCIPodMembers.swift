@@ -11,19 +11,8 @@ extension OCIContainers {
     /// no member's name, so no member's prefix begins another's.
     static func sharePrefix(_ memberName: String) -> String { memberName + "+" }
 
-    func createMember(_ request: CreateRequest, bundle: String, spec: OCISpec, sandbox sandboxID: String) throws(HVCError) {
-        var process = try spec.processSpec()
-        guard let rootPath = spec.root?.path else { throw HVCError(.invalid, "config.json has no root.path") }
-        let root = rootPath.hasPrefix("/") ? rootPath : bundle + "/" + rootPath
-        var info = stat()
-        guard stat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
-            throw HVCError(.invalid, "the bundle's root \(root) is not a directory")
-        }
-        if request.consoleSocket == nil { process.terminal = false }
-        guard request.preservedFDs == 0 else {
-            throw HVCError(.invalid, "--preserve-fds \(request.preservedFDs): open files cannot be passed into a VM; pass the data another way")
-        }
-        let mounts = try spec.containerMounts()
+    func createMember(_ request: CreateRequest, bundle: String, spec: OCISpec, process: ProcessSpec, root: String,
+                      mounts: [ContainerMount], sandbox sandboxID: String) throws(HVCError) {
         let pod: OCIRecord, podContainers: OCIContainers
         do {
             (pod, podContainers) = try load(sandboxID)
