@@ -55,9 +55,11 @@ extension EndToEnd {
             return (probe?["exit_code"] as? Int, (probe?["stdout"] as? String ?? "").trimmingCharacters(in: .whitespacesAndNewlines))
         }
 
-        /// What the scenario's teardown found left behind (all but its routine steps).
+        /// What the scenario's teardown found left behind (all but its routine steps); a
+        /// teardown that did not report is itself something left unchecked.
         static func leftBehind(_ json: [String: Any]) -> [String] {
-            ((json["teardown"] as? [String: Any]) ?? [:]).keys.filter { $0 != "routine" }.sorted()
+            guard let teardown = json["teardown"] as? [String: Any], teardown["routine"] != nil else { return ["no teardown report"] }
+            return teardown.keys.filter { $0 != "routine" }.sorted()
         }
 
         /// Two containers of one pod in one VM: the page served on the pod's localhost, one
