@@ -121,7 +121,7 @@ public struct OCISpec: Decodable, Sendable {
 
     /// Guest memory: the bundle's memory limit (at least 64 MiB), else 256 MiB.
     var memoryMiB: Int {
-        guard let limit = linux?.resources?.memory?.limit, limit > 0 else { return 256 }
+        guard let limit = memoryLimitBytes else { return 256 }
         return max(64, min(65536, Int((limit + (1 << 20) - 1) >> 20)))
     }
 

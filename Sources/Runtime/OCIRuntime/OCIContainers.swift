@@ -78,12 +78,17 @@ public struct OCIContainers: Sendable {
             roots.append(text.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         for root in roots {
-            guard let data = FileManager.default.contents(atPath: root + "/" + id + "/oci.json"),
-                  let record = try? JSONDecoder.hvc.decode(OCIRecord.self, from: data) else { continue }
+            guard let record = OCIContainers.record(in: root + "/" + id) else { continue }
             let runtime = Runtime(paths: RuntimePaths(root: record.root, runRoot: record.runRoot, assets: record.assets))
             return (record, OCIContainers(runtime: runtime, stateRoot: record.stateRoot))
         }
         throw HVCError(.notFound, "container \"\(id)\" does not exist")
+    }
+
+    /// The record in a container's state directory, if it holds one.
+    static func record(in directory: String) -> OCIRecord? {
+        guard let data = FileManager.default.contents(atPath: directory + "/oci.json") else { return nil }
+        return try? JSONDecoder.hvc.decode(OCIRecord.self, from: data)
     }
 
     /// The default state root's pointer to a container kept under another root.
@@ -216,12 +221,8 @@ public struct OCIContainers: Sendable {
     }
 
     /// Waits until the supervisor holds the command at the gate (the VM is up), or has ended.
-    func awaitCreated(_ record: OCIRecord) throws(HVCError) {
-        let marker = directory(record.id) + "/created"
-        let created = awaitChange(in: directory(record.id), seconds: 180, whileAlive: [ProcessStamp(pid: record.pid, start: nil)]) {
-            FileManager.default.fileExists(atPath: marker)
-        }
-        guard created else {
+    private func awaitCreated(_ record: OCIRecord) throws(HVCError) {
+        guard awaitMarker("created", of: record, seconds: 180) else {
             let error = (try? runtime.containers.resolve(record.container))?.state.error
             throw HVCError("the container's VM did not come up\(error.map { ": " + $0 } ?? "")")
         }
@@ -242,18 +243,37 @@ public struct OCIContainers: Sendable {
         }
         if let cgroup { joinCgroup(cgroup) }
         let record = try runtime.containers.resolve(container)
-        let fifo = stateDirectory + "/start"
-        let marker = stateDirectory + "/created"
-        let gate: @Sendable () -> Bool = {
-            _ = FileManager.default.createFile(atPath: marker, contents: nil)
-            let fd = open(fifo, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return false }
-            defer { close(fd) }
-            var byte: UInt8 = 0
-            return read(fd, &byte, 1) == 1
-        }
+        let gate: @Sendable () -> Bool = { awaitStart(stateDirectory: stateDirectory) }
         if record.config.process.terminal, let consoleSocket { try attachConsole(consoleSocket) }
         return try ContainerManager(runtime: runtime).runHeld(record, gate: gate)
+    }
+
+    /// Says the container is created (its `created` marker), then waits at its start FIFO
+    /// until `start` opens it; false when the FIFO is gone or closed without a word.
+    static func awaitStart(stateDirectory: String) -> Bool {
+        _ = FileManager.default.createFile(atPath: stateDirectory + "/created", contents: nil)
+        let fd = open(stateDirectory + "/start", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var byte: UInt8 = 0
+        return read(fd, &byte, 1) == 1
+    }
+
+    /// Lets the command held at `id`'s start FIFO go.
+    func releaseStart(_ id: String) throws(HVCError) {
+        let fd = open(startFIFO(id), O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw HVCError("start FIFO: \(Errno.current)") }
+        var byte: UInt8 = 1
+        _ = write(fd, &byte, 1)
+        close(fd)
+    }
+
+    /// Waits while the container's host process lives for its state directory's `marker`.
+    func awaitMarker(_ marker: String, of record: OCIRecord, seconds: Double) -> Bool {
+        let path = directory(record.id) + "/" + marker
+        return awaitChange(in: directory(record.id), seconds: seconds, whileAlive: [ProcessStamp(pid: record.pid, start: nil)]) {
+            FileManager.default.fileExists(atPath: path)
+        }
     }
 
     /// What `exec` hands its process's relay: the process, and its terminal's size; for a pod
@@ -288,11 +308,7 @@ public struct OCIContainers: Sendable {
         var onStarted: (() -> Void)?
         if let gate = exec.gate {
             unlink(execFile)
-            _ = FileManager.default.createFile(atPath: gate + "/created", contents: nil)
-            let fd = open(gate + "/start", O_RDONLY | O_CLOEXEC)
-            var byte: UInt8 = 0
-            guard fd >= 0, read(fd, &byte, 1) == 1 else { throw HVCError("the container was ended before it started") }
-            close(fd)
+            guard awaitStart(stateDirectory: gate) else { throw HVCError("the container was ended before it started") }
             onStarted = { _ = FileManager.default.createFile(atPath: gate + "/started", contents: nil) }
         }
         // The caller has its terminal: `exec --detach` may return.
@@ -352,11 +368,7 @@ public struct OCIContainers: Sendable {
         guard container.state.status == .created, processIsAlive(record.pid) else {
             throw HVCError(.conflict, "container \"\(id)\" is not created: it cannot start")
         }
-        let fd = open(startFIFO(id), O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw HVCError("start FIFO: \(Errno.current)") }
-        var byte: UInt8 = 1
-        _ = write(fd, &byte, 1)
-        close(fd)
+        try releaseStart(id)
         if let watch = try? ContainerWatch.of(runtime.containers) {
             _ = watch.wait(for: record.container, seconds: 60) { $0?.state.status != .created }
         }
@@ -377,9 +389,14 @@ public struct OCIContainers: Sendable {
         case .running? where alive: isFrozen(record) ? "paused" : "running"
         default: "stopped"
         }
+        return OCIContainers.ociState(record, status: status)
+    }
+
+    /// The runtime spec's state of `record` in `status`: its pid while it is not stopped.
+    static func ociState(_ record: OCIRecord, status: String) -> OCIState {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return OCIState(id: id, status: status, pid: status == "stopped" ? 0 : record.pid, bundle: record.bundle,
+        return OCIState(id: record.id, status: status, pid: status == "stopped" ? 0 : record.pid, bundle: record.bundle,
                         annotations: record.annotations, created: formatter.string(from: record.created))
     }
 

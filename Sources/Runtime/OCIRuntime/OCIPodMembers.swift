@@ -81,10 +81,7 @@ extension OCIContainers {
             }
             relay = record.pid
             try writeAtomically(directory(request.id) + "/oci.json", try JSONEncoder.hvc.encode(record))
-            let marker = directory(request.id) + "/created"
-            guard awaitChange(in: directory(request.id), seconds: 60, whileAlive: [ProcessStamp(pid: record.pid, start: nil)], until: {
-                FileManager.default.fileExists(atPath: marker)
-            }) else {
+            guard awaitMarker("created", of: record, seconds: 60) else {
                 throw HVCError("container \"\(request.id)\" could not join pod \(sandboxID): its sandbox's VM is gone")
             }
             if let pidFile = request.pidFile { try writeAtomically(pidFile, Data("\(record.pid)".utf8)) }
@@ -103,11 +100,7 @@ extension OCIContainers {
     /// The records of the containers of pod `sandboxID` under this state root.
     func members(of sandboxID: String) -> [OCIRecord] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: stateRoot)) ?? []
-        return names.compactMap { name in
-            guard let data = FileManager.default.contents(atPath: stateRoot + "/" + name + "/oci.json"),
-                  let record = try? JSONDecoder.hvc.decode(OCIRecord.self, from: data), record.sandbox == sandboxID else { return nil }
-            return record
-        }
+        return names.compactMap { OCIContainers.record(in: stateRoot + "/" + $0) }.filter { $0.sandbox == sandboxID }
     }
 
     /// A member is created while its relay waits at the gate, running once the guest started
@@ -119,25 +112,15 @@ extension OCIContainers {
         } else {
             status = FileManager.default.fileExists(atPath: directory(record.id) + "/started") ? "running" : "created"
         }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return OCIState(id: record.id, status: status, pid: status == "stopped" ? 0 : record.pid, bundle: record.bundle,
-                        annotations: record.annotations, created: formatter.string(from: record.created))
+        return OCIContainers.ociState(record, status: status)
     }
 
     func startMember(_ record: OCIRecord) throws(HVCError) {
         guard memberState(record).status == "created" else {
             throw HVCError(.conflict, "container \"\(record.id)\" is not created: it cannot start")
         }
-        let fd = open(startFIFO(record.id), O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw HVCError("start FIFO: \(Errno.current)") }
-        var byte: UInt8 = 1
-        _ = write(fd, &byte, 1)
-        close(fd)
-        let started = directory(record.id) + "/started"
-        guard awaitChange(in: directory(record.id), seconds: 60, whileAlive: [ProcessStamp(pid: record.pid, start: nil)], until: {
-            FileManager.default.fileExists(atPath: started)
-        }) else {
+        try releaseStart(record.id)
+        guard awaitMarker("started", of: record, seconds: 60) else {
             throw HVCError("container \"\(record.id)\" did not start in pod \(record.sandbox ?? "")")
         }
     }

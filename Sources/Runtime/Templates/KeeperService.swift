@@ -33,11 +33,7 @@ public enum KeeperService {
         var uid: uid_t = 0, gid: gid_t = 0, pid: pid_t = 0
         guard hvc_peer_credentials(client.raw, &uid, &gid, &pid) == 0, uid == 0 else { return }
         client.setReceiveTimeout(seconds: 5)
-        var line: [UInt8] = []
-        while line.count < 128, !line.contains(10), let bytes = try? client.read(max: 128 - line.count), !bytes.isEmpty {
-            line += bytes
-        }
-        let request = String(decoding: line.prefix { $0 != 10 }, as: UTF8.self)
+        let request = ((try? client.readLine(max: 128)) ?? nil).map { String(decoding: $0, as: UTF8.self) } ?? ""
         let reply: String
         if request.hasPrefix("keep "), case let key = String(request.dropFirst(5)), TemplateStore.isKey(key) {
             let store = runtime.templates
@@ -68,12 +64,8 @@ public enum KeeperService {
         // Loading a template's memory takes a second or two at most; a wedged service is no service.
         connection.setReceiveTimeout(seconds: 60)
         guard (try? connection.writeAll(Array("keep \(key)\n".utf8))) != nil else { return nil }
-        var output: [UInt8] = []
-        while output.count < 4096, !output.contains(10), let bytes = try? connection.read(max: 4096), !bytes.isEmpty {
-            output += bytes
-        }
-        guard output.contains(10) else { return nil }
-        let line = String(decoding: output.prefix { $0 != 10 }, as: UTF8.self)
+        guard let answer = (try? connection.readLine(max: 4096)) ?? nil else { return nil }
+        let line = String(decoding: answer, as: UTF8.self)
         return line == TemplateKeeper.readyLine ? .success(()) : .failure(TemplateKeeper.StartError(reportLine: line.sanitizedGuestText))
     }
 }
