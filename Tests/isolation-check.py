@@ -5,7 +5,12 @@ Fails (exit 1, one line per problem) when a row is not held (or not shown), or w
 differ from the committed file's: the same attacks, each with the same expectation and result.
 Observed values and controls carry timings and counts, so they are not compared.
 
-Usage: isolation-check.py [REPOSITORY]
+With --mutant it checks the broken variant's table instead (`make mutants`: the same suite with
+every attack disabled, written to .build/isolation-mutant.md): every row of docs/isolation.md must
+be there and "not shown": with its attack disabled, a row may show neither the attack's evidence
+nor a holding result, or its proof would stand without the attack.
+
+Usage: isolation-check.py [--mutant] [REPOSITORY]
 """
 import os
 import subprocess
@@ -42,13 +47,46 @@ def rows(text):
     return found
 
 
+def read_rows(path, hint):
+    try:
+        with open(path) as f:
+            found = rows(f.read())
+    except FileNotFoundError:
+        found = None
+    if not found:
+        raise SystemExit(f"isolation-check: {path} holds no rows of this run: {hint}")
+    return found
+
+
+def check_mutant(repository):
+    table = read_rows(os.path.join(repository, "docs", "isolation.md"), "run the isolation suite (make isolation)")
+    mutant = read_rows(os.path.join(repository, ".build", "isolation-mutant.md"), "run the broken variant (make mutants)")
+    problems = []
+    for key in sorted(table.keys() - mutant.keys()):
+        problems.append(f"{key[0]}: {key[1]}: not recorded by the broken variant")
+    for key in sorted(mutant.keys() - table.keys()):
+        problems.append(f"{key[0]}: {key[1]}: recorded by the broken variant only")
+    for key in sorted(table.keys() & mutant.keys()):
+        if mutant[key][1] == "held":
+            problems.append(f"{key[0]}: {key[1]}: held with its attack disabled")
+        elif mutant[key][1] != "**NOT SHOWN**":
+            problems.append(f"{key[0]}: {key[1]}: {mutant[key][1]} with its attack disabled: an attempt shown without the attack")
+    for problem in problems:
+        print("isolation-check: mutant: " + problem)
+    red = sum(1 for key in table.keys() & mutant.keys() if mutant[key][1] == "**NOT SHOWN**")
+    print(f"isolation-check: mutant: {red} of {len(table)} rows went red (not shown) with their attack disabled")
+    sys.exit(1 if problems else 0)
+
+
 def main():
-    repository = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    arguments = sys.argv[1:]
+    mutant = "--mutant" in arguments
+    arguments = [a for a in arguments if a != "--mutant"]
+    repository = arguments[0] if arguments else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if mutant:
+        check_mutant(repository)
     path = os.path.join(repository, "docs", "isolation.md")
-    with open(path) as f:
-        fresh = rows(f.read())
-    if not fresh:
-        raise SystemExit(f"isolation-check: {path} holds no rows of this run: run the isolation suite (make isolation)")
+    fresh = read_rows(path, "run the isolation suite (make isolation)")
     problems = [f"{area}: {attack}: {result}" for (area, attack), (_, result) in fresh.items() if result != "held"]
     committed_text = subprocess.run(["git", "-C", repository, "show", "HEAD:docs/isolation.md"],
                                     capture_output=True, text=True).stdout

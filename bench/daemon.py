@@ -98,7 +98,7 @@ def main():
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
     a, b = statistics.median(idle), statistics.median(loaded)
-    print("\n## hvcd under waiting clients\n")
+    print("\n### hvcd under waiting clients (`bench/daemon.py`)\n")
     print(f"`GET /v1/containers` (ps, 4 running containers), median of {args.runs} rounds of 20 requests each, "
           f"with no waiter and with {args.waiters} clients waiting on the containers (`POST .../wait`), interleaved.\n")
     print("| hvcd | ps latency (ms) | hvcd threads |")

@@ -125,7 +125,7 @@ def main():
         ("L2 boot: QEMU `-accel kvm` in the container, hvc's kernel to /init and exit − L1 start", m["l2"] - m["l1"]),
         ("L2 workload (the same loop as L2's /init) − L2 boot", m["l2-work"] - m["l2"]),
     ]
-    out = ["#### Nesting (`hvc run --nested`, bench/nested.py)", "",
+    out = ["### Nesting (`hvc run --nested`, bench/nested.py)", "",
            f"{args.runs} runs each after a warm-up, round-robin; medians of wall times, phases as differences of medians.", "",
            "| What | median (ms) |", "| --- | ---: |"]
     out += [f"| {label} | {value:.0f} |" for label, value in rows]

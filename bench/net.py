@@ -3,9 +3,11 @@
 
 Measures, for each runtime, on the same image (static busybox plus iperf3 and its libraries):
   - TCP throughput from the host to a container and from one container to another (iperf3,
-    5 s per run, median of --runs);
+    5 s per run, median of --runs, default 7);
   - the round trip of a small HTTP GET through a published port (busybox httpd), a new
     connection each, median and p90 of 200.
+Each phase runs round-robin, one run of hvc, then one of podman, so that drift hits both alike;
+a failure of either fails the bench (a figure without its peer is no ratio).
 
 Usage: net.py --hvc PATH --podman "PODMAN CMD" --tmp DIR [--runs N]
 hvc works in a private root under DIR, removed at the end with its containers, templates and
@@ -260,31 +262,48 @@ def free_port():
         return s.getsockname()[1]
 
 
-def measure(rt, runs):
-    """The four figures for one runtime; at most two of its containers run at once."""
+def measure(runtimes, runs):
+    """The four figures of each runtime, {label: {figure: value}}. Every phase runs round-robin,
+    one run of each runtime in turn, so that the machine's drift hits all of them alike; at most
+    two containers of each runtime run at once."""
     prefix = f"hvc-bench-net-{os.getpid()}"
     server = f"{prefix}-iperf"
-    rt.start(server, ["/usr/bin/iperf3", "-s"])
-    ip = rt.address(server)
-    host, peer = [], []
-    client = ["-c", ip, "-t", str(IPERF_SECONDS), "-J"]
+    clients = {}
+    for rt in runtimes:
+        rt.start(server, ["/usr/bin/iperf3", "-s"])
+        clients[rt.label] = ["-c", rt.address(server), "-t", str(IPERF_SECONDS), "-J"]
+    host = {rt.label: [] for rt in runtimes}
+    peer = {rt.label: [] for rt in runtimes}
     for i in range(runs):
-        host.append(iperf(lambda: run(["iperf3", *client], timeout=IPERF_SECONDS + 60)))
-        say(f"{rt.label}: host → container run {i + 1}/{runs}: {rate(host[-1])}")
+        for rt in runtimes:
+            client = clients[rt.label]
+            host[rt.label].append(iperf(lambda: run(["iperf3", *client], timeout=IPERF_SECONDS + 60)))
+            say(f"{rt.label}: host → container run {i + 1}/{runs}: {rate(host[rt.label][-1])}")
     for i in range(runs):
-        peer.append(iperf(lambda: rt.run(["/usr/bin/iperf3", *client], timeout=IPERF_SECONDS + 120)))
-        say(f"{rt.label}: container → container run {i + 1}/{runs}: {rate(peer[-1])}")
-    rt.remove(server)
+        for rt in runtimes:
+            client = clients[rt.label]
+            peer[rt.label].append(iperf(lambda: rt.run(["/usr/bin/iperf3", *client], timeout=IPERF_SECONDS + 120)))
+            say(f"{rt.label}: container → container run {i + 1}/{runs}: {rate(peer[rt.label][-1])}")
+    for rt in runtimes:
+        rt.remove(server)
 
-    web, port = f"{prefix}-httpd", free_port()
-    rt.start(web, ["/bin/httpd", "-f", "-p", "80", "-h", "/www"], publish=f"{port}:80")
-    wait_http(port)
-    gets = [http_get_ms(port) for _ in range(GETS)]
-    rt.remove(web)
-    p90 = statistics.quantiles(gets, n=10)[8]
-    say(f"{rt.label}: {GETS} GETs through port {port}: median {statistics.median(gets):.2f} ms, p90 {p90:.2f} ms")
-    return {"host": statistics.median(host), "peer": statistics.median(peer),
-            "get": statistics.median(gets), "get90": p90}
+    web, ports = f"{prefix}-httpd", {}
+    for rt in runtimes:
+        ports[rt.label] = free_port()
+        rt.start(web, ["/bin/httpd", "-f", "-p", "80", "-h", "/www"], publish=f"{ports[rt.label]}:80")
+        wait_http(ports[rt.label])
+    gets = {rt.label: [] for rt in runtimes}
+    for _ in range(GETS):
+        for rt in runtimes:
+            gets[rt.label].append(http_get_ms(ports[rt.label]))
+    figures = {}
+    for rt in runtimes:
+        rt.remove(web)
+        p90 = statistics.quantiles(gets[rt.label], n=10)[8]
+        say(f"{rt.label}: {GETS} GETs through port {ports[rt.label]}: median {statistics.median(gets[rt.label]):.2f} ms, p90 {p90:.2f} ms")
+        figures[rt.label] = {"host": statistics.median(host[rt.label]), "peer": statistics.median(peer[rt.label]),
+                             "get": statistics.median(gets[rt.label]), "get90": p90}
+    return figures
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,20 +314,16 @@ def rate(bps):
     return f"{bps / 1e9:.2f} Gbit/s" if bps >= 1e9 else f"{bps / 1e6:.0f} Mbit/s"
 
 
-def report(runs, hvc, podman, why_not, facts):
+def report(runs, hvc, podman, facts):
     rows = [("host", f"TCP host → container (iperf3, {IPERF_SECONDS} s, median of {runs})", rate),
             ("peer", f"TCP container → container (iperf3, {IPERF_SECONDS} s, median of {runs})", rate),
             ("get", f"HTTP GET via a published port, new connection each (median of {GETS})",
              lambda v: f"{v:.2f} ms"),
             ("get90", f"same, p90 of {GETS}", lambda v: f"{v:.2f} ms")]
-    lines = ["### Network", "", "| Figure | hvc | podman (runc) | hvc / podman |", "| --- | ---: | ---: | ---: |"]
+    lines = ["### Network (`bench/net.py`)", "", "| Figure | hvc | podman (runc) | hvc / podman |", "| --- | ---: | ---: | ---: |"]
     for key, label, fmt in rows:
-        theirs = fmt(podman[key]) if podman else "unavailable"
-        ratio = f"{hvc[key] / podman[key]:.2f}×" if podman else "–"
-        lines.append(f"| {label} | {fmt(hvc[key])} | {theirs} | {ratio} |")
+        lines.append(f"| {label} | {fmt(hvc[key])} | {fmt(podman[key])} | {hvc[key] / podman[key]:.2f}× |")
     lines += ["", facts + "."]
-    if why_not:
-        lines.append(f"podman (runc) unavailable: {why_not}")
     return "\n".join(lines) + "\n\n"
 
 
@@ -335,7 +350,7 @@ def main():
     parser.add_argument("--hvc", required=True, help="the hvc binary")
     parser.add_argument("--podman", required=True, help="podman command with its private storage options")
     parser.add_argument("--tmp", required=True, help="directory for the private state")
-    parser.add_argument("--runs", type=int, default=3, help="iperf3 runs of each kind (default 3)")
+    parser.add_argument("--runs", type=int, default=7, help="iperf3 runs of each kind (default 7)")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -350,21 +365,17 @@ def main():
         run(["tar", "-C", tree, "-cf", tarball, "."])
         version = run(["iperf3", "--version"]).splitlines()[0]
 
-        say("network: hvc")
+        say("network: hvc and podman (runc), round-robin")
         hvc.load(tree, tarball)
-        hvc_figures = measure(hvc, args.runs)
-
-        say("network: podman (runc)")
-        podman_figures, why_not = None, None
         try:
             podman.load(tree, tarball)
-            podman_figures = measure(podman, args.runs)
         except BenchError as e:  # a figure without its peer is no ratio: the bench fails
             raise BenchError(f"podman (runc), the peer, failed: {e}")
-        facts = f"{version}, the same binary in both images; hvc's default network `bridge`"
-        if podman_figures:
-            facts += f"; podman's default bridge network, network backend {podman.backend()}"
-        sys.stdout.write(report(args.runs, hvc_figures, podman_figures, why_not, facts))
+        figures = measure([hvc, podman], args.runs)
+        hvc_figures, podman_figures = figures[hvc.label], figures[podman.label]
+        facts = (f"{version}, the same binary in both images; hvc's default network `bridge`; podman's default "
+                 f"bridge network, network backend {podman.backend()}; each phase round-robin, hvc and podman in turn")
+        sys.stdout.write(report(args.runs, hvc_figures, podman_figures, facts))
         return 0
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)

@@ -144,7 +144,7 @@ def report(args, samples, leaks):
          [v / 1024 for v in figure(runc, "shim_kib")], "{:.1f}"),
         ("StopPodSandbox + RemovePodSandbox (ms)", stop_remove(hvc), stop_remove(runc), "{:.0f}"),
     ]
-    lines = ["", "## Pods under containerd's CRI: hvc against runc", "",
+    lines = ["", "### Pods under containerd's CRI: hvc against runc", "",
              f"A pod of two sleeping busybox containers through containerd {args.containerd}'s CRI plugin, each run "
              f"with a containerd of its own; medians of {args.runs} runs (after one warm-up round), hvc and runc "
              "alternating which goes first. hvc is the `hvc` runtime handler (io.containerd.runc.v2 with hvc-oci as "

@@ -9,7 +9,8 @@
 # (bench/volumes.py); then a second-level VM in a nested container (bench/nested.py); then hvcd's
 # ps latency with and without a thousand waiting clients (bench/daemon.py); then a pod of two
 # containers through containerd's CRI, hvc-oci (one VM per pod) against runc (bench/pods.py).
-# Prints a Markdown report to stdout and writes it to bench/results.md.
+# Prints a Markdown report to stdout and writes it to bench/results.md, which bench/quote.py then
+# copies into README.md's marked block (`make test` checks the two agree).
 #
 # Usage: bench/run.sh PATH_TO_HVC
 # Env:   BENCH_RUNS   timed runs of each benchmark (default 10)
@@ -22,6 +23,8 @@
 #        BENCH_DAEMON  hvcd's ps latency with 0 and 1,000 waiting clients (default 1; 0 skips)
 #        BENCH_PODS   a pod of two containers under containerd's CRI, hvc against runc (default 1;
 #                     0 skips); needs the venv of `make fuzz-deps` (HVC_FUZZ_PYTHON names its python)
+#        BENCH_SECTION_RUNS  timed runs in each section after the first: network, shared folders,
+#                     nesting, hvcd, pods (default 7)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -51,6 +54,8 @@ nested=${BENCH_NESTED:-1}
 daemon=${BENCH_DAEMON:-1}
 [[ $daemon =~ ^[01]$ ]] || die "BENCH_DAEMON must be 0 or 1, not '$daemon'"
 [[ $volumes =~ ^[01]$ ]] || die "BENCH_VOLUMES must be 0 or 1, not '$volumes'"
+section_runs=${BENCH_SECTION_RUNS:-7}
+[[ $section_runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECTION_RUNS must be a positive integer, not '$section_runs'"
 pods=${BENCH_PODS:-1}
 [[ $pods =~ ^[01]$ ]] || die "BENCH_PODS must be 0 or 1, not '$pods'"
 
@@ -180,6 +185,11 @@ podman_version=$(podman --version | sed -n 's/^podman version //p')
 facts="nproc $(nproc), ${cpu_model:-unknown CPU}, accelerator $accel, QEMU ${qemu_version:-?},"
 facts+=" guest kernel $(cat "$HVC_ASSETS/kernel-release"), peer kernel $cloud_release, runc ${runc_version:-?}, podman ${podman_version:-?},"
 facts+=" host kernel $(uname -r)"
+commit=$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$repo" status --porcelain -- Sources rootfs bench 2>/dev/null)" ] || commit+=" with uncommitted changes"
+facts+="; run $(date -u '+%Y-%m-%d %H:%M') UTC at commit $commit with BENCH_RUNS=$runs BENCH_IDLE=$idle BENCH_SCALE=$scale"
+facts+=" BENCH_SUSTAINED=$sustained BENCH_NET=$net BENCH_VOLUMES=$volumes BENCH_NESTED=$nested BENCH_DAEMON=$daemon BENCH_PODS=$pods"
+facts+=" BENCH_SECTION_RUNS=$section_runs"
 say "$facts"
 say "$runs runs of each benchmark"
 
@@ -197,7 +207,7 @@ bench_pid=
 # --- networking: iperf3 and HTTP through a published port, hvc against podman (runc) ----------
 if [ "$net" -eq 1 ]; then
   say "network: iperf3 and HTTP round trips, hvc and podman"
-  python3 "$here/net.py" --hvc "$hvc" --podman "$podman" --tmp "$tmp" >"$tmp/net.md" &
+  python3 "$here/net.py" --hvc "$hvc" --podman "$podman" --tmp "$tmp" --runs "$section_runs" >"$tmp/net.md" &
   bench_pid=$!
   wait "$bench_pid"
   bench_pid=
@@ -208,7 +218,7 @@ fi
 if [ "$volumes" -eq 1 ]; then
   say "shared folders: sequential and small-file I/O, hvc and podman"
   python3 "$here/volumes.py" --hvc "$hvc" --podman "$podman" --podman-image localhost/hvc-bench-busybox:latest \
-    --tmp "$tmp" --runs 3 >"$tmp/volumes.md" &
+    --tmp "$tmp" --runs "$section_runs" >"$tmp/volumes.md" &
   bench_pid=$!
   wait "$bench_pid"
   bench_pid=
@@ -218,7 +228,7 @@ fi
 # --- nesting: a second-level VM's boot, a workload at L1 and at L2 ----------------------------
 if [ "$nested" -eq 1 ]; then
   say "nesting: second-level boot and a workload at L1 and L2"
-  python3 "$here/nested.py" --hvc "$hvc" --tmp "$tmp" --runs 5 >"$tmp/nested.md" &
+  python3 "$here/nested.py" --hvc "$hvc" --tmp "$tmp" --runs "$section_runs" >"$tmp/nested.md" &
   bench_pid=$!
   wait "$bench_pid"
   bench_pid=
@@ -228,7 +238,7 @@ fi
 # --- hvcd: ps latency with and without a thousand clients waiting ------------------------------
 if [ "$daemon" -eq 1 ]; then
   say "hvcd: ps latency with 0 and 1000 waiting clients"
-  python3 "$here/daemon.py" --hvc "$hvc" --tmp "$tmp" --waiters 1000 --runs 7 >"$tmp/daemon.md" &
+  python3 "$here/daemon.py" --hvc "$hvc" --tmp "$tmp" --waiters 1000 --runs "$section_runs" >"$tmp/daemon.md" &
   bench_pid=$!
   wait "$bench_pid"
   bench_pid=
@@ -239,9 +249,11 @@ fi
 if [ "$pods" -eq 1 ]; then
   say "pods: containerd's CRI, a pod of two containers, hvc against runc"
   "$pods_python" "$here/pods.py" --hvc-oci "$(dirname "$hvc")/hvc-oci" --python "$pods_python" --tmp "$tmp" \
-    --runs 7 >"$tmp/pods.md" &
+    --runs "$section_runs" >"$tmp/pods.md" &
   bench_pid=$!
   wait "$bench_pid"
   bench_pid=
   tee -a "$here/results.md" <"$tmp/pods.md"
 fi
+
+python3 "$here/quote.py" "$here/results.md" "$repo/README.md"

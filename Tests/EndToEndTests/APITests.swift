@@ -65,7 +65,7 @@ extension EndToEnd {
             let idB = b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             defer { _ = h.hvc(["rm", "-f", idA, idB]) }
 
-            let aOnB = client(socket, uid: 2101, ["cannot-touch", idB])
+            let aOnB = IsolationTable.attack(client(socket, uid: 2101, ["cannot-touch", idB]), disabled: .notRun)
             #expect(aOnB.status == 0, "\(aOnB.stderr)")
             let bOnA = client(socket, uid: 2102, ["cannot-touch", idA])
             #expect(bOnA.status == 0, "\(bOnA.stderr)")
@@ -75,8 +75,8 @@ extension EndToEnd {
             #expect(unmapped.status == 0, "\(unmapped.stderr)")
             // tenant-a may have one container: a second is refused with a clear 403.
             // Nor can another tenant exec into it through the stream socket.
-            let intruder = h.execute(["/usr/bin/setpriv", "--reuid", "2102", "--regid", "2102", "--clear-groups", "/usr/bin/env",
-                                      "HVC_HOST=unix://" + socket, Harness.binary, "exec", idA, "true"])
+            let intruder = IsolationTable.attack(h.execute(["/usr/bin/setpriv", "--reuid", "2102", "--regid", "2102", "--clear-groups", "/usr/bin/env",
+                                                            "HVC_HOST=unix://" + socket, Harness.binary, "exec", idA, "true"]), disabled: .notRun)
             #expect(intruder.status == 125)
             #expect(intruder.stderr.contains("no such container"))
             let owner = h.execute(["/usr/bin/setpriv", "--reuid", "2101", "--regid", "2101", "--clear-groups", "/usr/bin/env",
@@ -92,7 +92,9 @@ extension EndToEnd {
                 let (done, output) = (DispatchSemaphore(value: 0), CapturedOutput())
                 let argv = ["/usr/bin/curl", "-sN", "--max-time", "10", "--unix-socket", socket, "http://hvc/v1/events"]
                 DispatchQueue.global().async {
-                    let r = h.execute(uid == 0 ? argv : ["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups"] + argv)
+                    let r = uid == 0 ? h.execute(argv)
+                        : IsolationTable.attack(h.execute(["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups"] + argv),
+                                                disabled: .notRun)
                     output.text = r.stdout
                     done.signal()
                 }

@@ -21,8 +21,11 @@ extension EndToEnd {
         @Test func randomKillsLeaveTrueStatesIntactLogsAndNoLeaks() throws {
             let settings = ChaosSettings()
             print("chaos: seed \(settings.seed), \(settings.faults) faults within \(Int(settings.seconds)) s, \(settings.workers) workers")
-            let scratch = (Harness.scratch ?? "/tmp") + "/chaos"
+            let scratch = Harness.scratch + "/chaos"
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+            // The default network and the busybox template exist before the snapshot: both outlive any container.
+            let first = h.hvc(["run", "--rm", "busybox", "true"])
+            try #require(first.status == 0, "\(first.stderr)")
             let before = HostSnapshot.take()
 
             // A registry on loopback holding one small image, for the workers' pulls.
@@ -55,7 +58,7 @@ extension EndToEnd {
             // The states, as hvc reports them once it has settled.
             let ended = records()
             let states = ["running", "exited", "created"].map { status in "\(status) \(ended.filter { $0.status == status }.count)" }
-            let wrongStates = checkStates(ledger)
+            let wrongStates = checkStates(ledger) + checkRemoved(ledger, kept: ended)
             let lostLogs = checkLogs(ledger)
 
             // Everything removed: nothing may remain.
@@ -123,6 +126,32 @@ extension EndToEnd {
             return problems
         }
 
+        /// Every container the workers made and that `ps -a` no longer lists is removed whole:
+        /// hvc knows it by neither id nor name, and no directory of it remains in the state.
+        func checkRemoved(_ ledger: ChaosLedger, kept: [Record]) -> [String] {
+            let (ids, names) = ledger.figures.withLock { ($0.ids, $0.names) }
+            let listed = Set(kept.map(\.id)), listedNames = Set(kept.map(\.name))
+            let directories = (try? FileManager.default.contentsOfDirectory(atPath: h.root + "/containers")) ?? []
+            var problems: [String] = []
+            for id in ids.subtracting(listed) {
+                let r = h.hvc(["inspect", id])
+                if r.status != 125 || !r.stderr.contains("no such container") {
+                    problems.append("wrong state: \(id.prefix(12)) is not listed, yet inspect exited \(r.status): \(r.stderr.prefix(120))")
+                }
+                if directories.contains(where: { $0.hasPrefix(id) }) {
+                    problems.append("wrong state: \(id.prefix(12)) is not listed, yet its directory remains")
+                }
+            }
+            for name in names.subtracting(listedNames) {
+                let r = h.hvc(["inspect", name])
+                if r.status != 125 || !r.stderr.contains("no such container") {
+                    problems.append("wrong state: \(name) is not listed, yet inspect exited \(r.status): \(r.stderr.prefix(120))")
+                }
+            }
+            print("chaos: \(ids.count + names.count) containers made by the workers, \(ids.intersection(listed).count + names.intersection(listedNames).count) still listed at the end")
+            return problems
+        }
+
         /// Completed containers keep their whole output: those a worker saw complete, and every
         /// container recorded as having exited 0 from `echo TOKEN`.
         func checkLogs(_ ledger: ChaosLedger) -> [String] {
@@ -145,6 +174,7 @@ extension EndToEnd {
 
         struct Record {
             var id: String
+            var name: String
             var status: String
             var supervisorPID: Int32?
             var supervisorStart: UInt64?
@@ -162,7 +192,8 @@ extension EndToEnd {
                       let entry = array.first, let config = entry["config"] as? [String: Any],
                       let state = entry["state"] as? [String: Any] else { return nil }
                 let process = config["process"] as? [String: Any]
-                return Record(id: config["id"] as? String ?? String(id), status: state["status"] as? String ?? "",
+                return Record(id: config["id"] as? String ?? String(id), name: config["name"] as? String ?? "",
+                              status: state["status"] as? String ?? "",
                               supervisorPID: (state["supervisorPID"] as? Int).map(Int32.init),
                               supervisorStart: (state["supervisorStart"] as? NSNumber)?.uint64Value,
                               vmmPID: (state["vmmPID"] as? Int).map(Int32.init),
@@ -232,9 +263,15 @@ extension EndToEnd {
             let after = HostSnapshot.take()
             leaks += after.cgroups.subtracting(before.cgroups).sorted().map { "cgroup: \($0)" }
             leaks += after.links.subtracting(before.links).filter { !$0.hasPrefix("hvc") }.sorted().map { "network device: \($0)" }
-            let ids = ledger.figures.withLock { $0.ids }
-            let rules = HostSnapshot.firewallRules(h)
-            leaks += rules.filter { rule in ids.contains { rule.contains($0) } }.map { "firewall rule: \($0)" }
+            leaks += after.firewall.subtracting(before.firewall).sorted().map { "firewall rule: \($0)" }
+            // Any other process of hvc's programs that this run started (a name server, an
+            // hvcd, an hvc-oci, a pool member), besides those named above.
+            let named = Set(leaks.compactMap { $0.hasPrefix("process: ") ? $0.split(separator: " ").first { Int($0) != nil }.map(String.init) : nil })
+            leaks += after.processes.subtracting(before.processes).sorted().compactMap { stamp in
+                let pid = String(stamp.split(separator: " ")[0])
+                guard !named.contains(pid), let number = Int32(pid) else { return nil }
+                return "process: \(pid) \(ChaosProcesses.commandLine(number).prefix(4).joined(separator: " "))"
+            }
             return leaks
         }
     }
@@ -283,8 +320,10 @@ final class ChaosLedger: Sendable {
         var wrong: [String] = []
         /// Containers a worker saw exit 0, with the token they printed.
         var kept: [(id: String, token: String)] = []
-        /// Every container id seen, for the firewall check.
+        /// Every container id a worker was given, and every name it gave a container that
+        /// printed no id (an attached run).
         var ids: Set<String> = []
+        var names: Set<String> = []
         /// The longest step, in seconds.
         var slowest: (seconds: Double, step: String) = (0, "")
     }
@@ -334,10 +373,14 @@ enum ChaosProcesses {
     }
 }
 
-/// The host's cgroups, network devices and firewall rules, to compare before and after.
+/// The host's cgroups, network devices, firewall rules and hvc processes, to compare before and after.
 struct HostSnapshot {
     var cgroups: Set<String>
     var links: Set<String>
+    /// Every rule of every table, iptables' and nftables', without counters.
+    var firewall: Set<String>
+    /// Processes of hvc's binaries and QEMU, by pid and start time.
+    var processes: Set<String>
 
     static func take() -> HostSnapshot {
         var cgroups = Set<String>()
@@ -355,14 +398,51 @@ struct HostSnapshot {
             }
         }
         let links = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []))
-        return HostSnapshot(cgroups: cgroups, links: links)
+        return HostSnapshot(cgroups: cgroups, links: links, firewall: firewallRules(), processes: Set(hvcProcesses().map(\.description)))
     }
 
-    /// The lines of iptables' and nftables' rule sets.
-    static func firewallRules(_ h: Harness) -> [String] {
-        [["/usr/sbin/iptables-save"], ["/usr/sbin/nft", "list", "ruleset"]].flatMap { argv in
-            h.execute(argv).stdout.split(separator: "\n").map(String.init)
+    /// The rules a container or a network of hvc's can leave, table by table: every rule of
+    /// hvc's own nftables tables (`hvc_*`), and every rule of any table that names a per-container
+    /// chain of the CNI portmap plugin (`CNI-DN-*`, named by a hash, not by the container's id);
+    /// each as `TABLE: RULE`, without packet counters.
+    static func firewallRules() -> Set<String> {
+        var rules = Set<String>()
+        func add(_ table: String, _ line: Substring) {
+            var rule = line.trimmingCharacters(in: .whitespaces)
+            rule = rule.replacingOccurrences(of: #"\[\d+:\d+\]"#, with: "[]", options: .regularExpression)
+            rule = rule.replacingOccurrences(of: #"counter packets \d+ bytes \d+"#, with: "counter", options: .regularExpression)
+            if !rule.isEmpty && (table.contains("hvc_") || rule.contains("CNI-DN-")) { rules.insert(table + ": " + rule) }
         }
+        var table = ""
+        for line in Harness.run(["/usr/sbin/iptables-save"]).split(separator: "\n") where !line.hasPrefix("#") {
+            if line.hasPrefix("*") { table = "iptables " + line.dropFirst() } else { add(table, line) }
+        }
+        for line in Harness.run(["/usr/sbin/nft", "list", "ruleset"]).split(separator: "\n") {
+            if line.hasPrefix("table ") { table = "nft " + line.dropFirst(6).dropLast(2) } else { add(table, line) }
+        }
+        return rules
+    }
+
+    /// Every process whose program is one of hvc's (those beside the hvc under test) or QEMU:
+    /// supervisors, attached runs, keepers, pool members, name servers, hvcd, hvc-oci and VMMs.
+    static func hvcProcesses() -> [ProcessStamp] {
+        let directory = (Harness.binary as NSString).deletingLastPathComponent
+        let programs = Set(["hvc", "hvc-shim", "hvcd", "hvc-oci"].map { directory + "/" + $0 } + ["/usr/bin/qemu-system-x86_64"])
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).compactMap { pid in
+            guard pid != getpid(), let program = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe"),
+                  programs.contains(program.hasSuffix(" (deleted)") ? String(program.dropLast(10)) : program) else { return nil }
+            let stamp = ProcessStamp(pid: pid, start: startTime(pid))
+            return stamp.isAlive ? stamp : nil
+        }
+    }
+
+    /// Field 22 of /proc/PID/stat (0 when unreadable).
+    static func startTime(_ pid: Int32) -> UInt64 {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? UInt64(fields[19]) ?? 0 : 0
     }
 }
 
@@ -424,7 +504,7 @@ struct ChaosRegistry {
 
     static func start(_ h: Harness, directory: String) throws -> ChaosRegistry {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let port = 20000 + Int((getpid() + 7) % 20000)
+        let port = Harness.freePort()
         let config = try Harness.writeRegistryConfig(directory, port: port)
         let server = try ChaosProcesses.spawn(["/usr/bin/docker-registry", "serve", config], environment: ["PATH=/usr/bin:/bin"])
         let address = "127.0.0.1:\(port)"
@@ -496,9 +576,10 @@ struct ChaosWorker: Sendable {
             switch step {
             case .cloneRun:
                 let cold = Int.random(in: 0..<8, using: &random) == 0
-                completed = attachedRun(client, token: token, arguments: ["--network", "none"] + (cold ? ["--no-template"] : []))
+                completed = attachedRun(client, token: token, name: "chaos-run-\(index)-\(n)",
+                                        arguments: ["--network", "none"] + (cold ? ["--no-template"] : []))
             case .pooledRun:
-                completed = attachedRun(client, token: token, arguments: [])
+                completed = attachedRun(client, token: token, name: "chaos-run-\(index)-\(n)", arguments: [])
             case .lifecycle:
                 completed = lifecycle(client, token: token, name: "chaos-\(index)-\(n)", publish: Bool.random(using: &random))
             case .completed:
@@ -522,8 +603,9 @@ struct ChaosWorker: Sendable {
     func saw(_ id: String) { ledger.figures.withLock { _ = $0.ids.insert(id) } }
 
     /// An attached run of `echo TOKEN`: when it says it succeeded, it printed the token.
-    func attachedRun(_ client: Harness, token: String, arguments: [String]) -> Bool {
-        let r = client.hvc(["run", "--rm"] + arguments + ["busybox", "echo", token])
+    func attachedRun(_ client: Harness, token: String, name: String, arguments: [String]) -> Bool {
+        ledger.figures.withLock { _ = $0.names.insert(name) }
+        let r = client.hvc(["run", "--rm", "--name", name] + arguments + ["busybox", "echo", token])
         guard r.status == 0 else { return false }
         if r.stdout != token + "\n" { lose("log lost: run --rm \(arguments) exited 0, printed \(r.stdout.debugDescription) for \(token)") }
         return true
@@ -536,6 +618,7 @@ struct ChaosWorker: Sendable {
     }
 
     func lifecycle(_ client: Harness, token: String, name: String, publish: Bool) -> Bool {
+        ledger.figures.withLock { _ = $0.names.insert(name) }
         let run = client.hvc(["run", "-d", "--name", name] + (publish ? ["-p", "80"] : []) + ["busybox", "sh", "-c", "echo \(token); sleep 60"])
         defer { _ = client.hvc(["rm", "-f", name]) }
         guard run.status == 0 else { return false }

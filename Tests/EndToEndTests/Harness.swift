@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import Runtime
+import Synchronization
 import Testing
 
 /// Every end-to-end suite nests in this one, so that no two VMs boot at once from the tests
@@ -19,36 +20,49 @@ struct Harness: Sendable {
     var runRoot: String
     /// Set on top of the harness's environment for one call.
     var extraEnvironment: [String: String] = [:]
-    /// Removed when the test process exits.
-    nonisolated(unsafe) static var scratch: String?
-
-    /// One private store per test process, with the busybox image imported once.
-    static let shared: Result<Harness, HarnessError> = {
+    /// This test process's directory, removed when it exits: a store per suite beneath it.
+    static let scratch: String = {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("hvc-e2e-\(getpid())").path
-        let harness = Harness(root: base + "/root", runRoot: base + "/run", extraEnvironment: [:])
-        Harness.scratch = base
         atexit {
-            guard let scratch = Harness.scratch else { return }
             // Networks live on the host beyond the state directories: their bridges and rules go too.
             _ = system("""
-                find \(scratch) -maxdepth 6 -type d -name networks | while read -r n; do \
+                find \(Harness.scratch) -maxdepth 6 -type d -name networks | while read -r n; do \
                 for f in "$n"/*/*.json; do b=$(grep -o '"bridge" : "[^"]*"' "$f" 2>/dev/null | cut -d'"' -f4); \
                 [ -n "$b" ] && ip link del "$b" 2>/dev/null; done; \
                 nft delete table inet hvc_$(printf %s "$n" | sha256sum | cut -c1-8) 2>/dev/null; done
                 """)
-            try? FileManager.default.removeItem(atPath: scratch)
+            try? FileManager.default.removeItem(atPath: Harness.scratch)
         }
-        let result = harness.execute(["/bin/bash", repository + "/rootfs/images/busybox/build.sh", binary])
-        guard result.status == 0 else { return .failure(HarnessError(message: "busybox image: \(result.stderr)")) }
-        return .success(harness)
+        return base
     }()
 
-    static func make() throws -> Harness { try shared.get() }
+    /// The stores made so far, by suite.
+    private static let stores = Mutex<[String: Result<Harness, HarnessError>]>([:])
+
+    /// The store of the suite in `file` (its name less `Tests`: one per suite, so that what a
+    /// suite counts and finds left is its own), made on first use with the busybox image.
+    static func make(_ file: String = #fileID) throws -> Harness {
+        let name = String(file.split(separator: "/").last ?? "store").split(separator: ".").first.map(String.init) ?? "store"
+        let suite = name.hasSuffix("Tests") ? String(name.dropLast(5)) : name
+        return try stores.withLock { stores in
+            if let made = stores[suite] { return try made.get() }
+            let base = scratch + "/" + suite
+            let harness = Harness(root: base + "/root", runRoot: base + "/run", extraEnvironment: [:])
+            let result = harness.execute(["/bin/bash", repository + "/rootfs/images/busybox/build.sh", binary])
+            let made: Result<Harness, HarnessError> = result.status == 0 ? .success(harness)
+                : .failure(HarnessError(message: "busybox image: \(result.stderr)"))
+            stores[suite] = made
+            return try made.get()
+        }
+    }
 
     struct Result3 {
         var status: Int32
         var stdout: String
         var stderr: String
+
+        /// A command that was not run (an attack disabled in the isolation suite's broken variant).
+        static let notRun = Result3(status: -1, stdout: "", stderr: "")
     }
 
     var environment: [String: String] {
@@ -373,6 +387,20 @@ struct Harness: Sendable {
             guard let needle else { return true }
             return arguments.contains { $0.contains(needle) }
         }
+    }
+
+    /// A TCP port free on every address of the host now, chosen by the kernel (a fixed port may
+    /// be another program's on another machine).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 ? getsockname(fd, $0, &length) : -1 }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Waits up to `seconds` for `condition`.

@@ -51,7 +51,7 @@ extension EndToEnd {
         /// one-line error; the neighbour and hvcd answer while it happens and after.
         @Test(arguments: attacks)
         func aMisbehavingGuestEndsOnlyItsOwnContainer(_ attack: Attack) throws {
-            let assets = try HostileGuestTests.assets(attack.mode, h)
+            let assets = try IsolationTable.attack(HostileGuestTests.assets(attack.mode, h), disabled: Harness.assets)
             try withNeighbour { probe in
                 let hostile = harness(assets: assets)
                 let name = "hostile-\(attack.mode)"
@@ -92,10 +92,137 @@ extension EndToEnd {
             expectNothingLeft()
         }
 
+        /// Where a hostile guest runs: a templated clone without a network, a VM from a warm pool
+        /// (on the default network), a container on the default network with a published port.
+        /// Each with a misbehaviour of its own.
+        struct Placement: Sendable, CustomTestStringConvertible {
+            var name: String
+            var mode: String
+            var testDescription: String { name }
+        }
+
+        static let placements = [
+            Placement(name: "templated clone", mode: "oversized"),
+            Placement(name: "pooled VM", mode: "stray"),
+            Placement(name: "networked container", mode: "truncated"),
+        ]
+
+        /// The misbehaviours above, in the VMs hvc starts fast and on a network: the template
+        /// (captured from the hostile guest), the pool and the network side are what the guest
+        /// meets there, and it ends only its own container; nothing of it remains, its port
+        /// rules and address lease included, and the neighbour and hvcd answer throughout.
+        @Test(arguments: placements)
+        func aMisbehavingGuestInAFastOrNetworkedVMEndsOnlyItsOwnContainer(_ placement: Placement) throws {
+            let attack = try #require(HostileGuestTests.attacks.first { $0.mode == placement.mode })
+            let assets = try IsolationTable.attack(HostileGuestTests.assets(attack.mode, h), disabled: Harness.assets)
+            let hostile = harness(assets: assets)
+            let name = "hostile-\(placement.mode)-placed"
+            let firewall = HostSnapshot.firewallRules(), leasesBefore = leases()
+            let pooled = placement.name == "pooled VM", networked = placement.name == "networked container"
+            defer {
+                _ = h.hvc(["rm", "-f", name])
+                if pooled { _ = hostile.hvc(["pool", "set", "busybox", "0"]) }
+                _ = h.hvc(["template", "prune"])
+            }
+            var result: (r: Harness.Result3, seconds: Double, placed: Bool, probes: Int, answered: Int, after: Bool)?
+            var placedEvidence = ""
+            try withNeighbour { probe in
+                var waiting: Set<Int32> = []
+                if pooled {
+                    let pool = hostile.hvc(["pool", "set", "busybox", "1"])
+                    try #require(pool.status == 0, "\(pool.stderr)")
+                    waiting = h.poolMembers()
+                }
+                let outcome = Mutex<Harness.Result3?>(nil)
+                let began = Date()
+                Thread.detachNewThread {
+                    // Pools serve containers on a network (their VMs have an interface).
+                    let network = networked ? ["-p", "80"] : pooled ? [] : ["--network", "none"]
+                    let r = hostile.hvc(["run", "--name", name] + network + ["busybox", "true"], timeout: 120)
+                    outcome.withLock { $0 = r }
+                }
+                // While it runs: its supervisor (a pooled VM's is the pool member that waited), its
+                // address on the network and the rule of its published port.
+                var supervisors: Set<Int32> = [], sawEndpoint = false, sawPortRule = false
+                var probes = 0, answered = 0
+                while outcome.withLock({ $0 == nil }) {
+                    let running = stateOf(name)
+                    if let pid = running?["supervisorPID"] as? Int { supervisors.insert(Int32(pid)) }
+                    if networked {
+                        sawEndpoint = sawEndpoint || running?["endpoint"] is [String: Any]
+                        sawPortRule = sawPortRule || HostSnapshot.firewallRules().subtracting(firewall).contains { $0.contains("CNI-DN-") }
+                    }
+                    if probe() { answered += 1 }
+                    probes += 1
+                }
+                let seconds = Date().timeIntervalSince(began)
+                let r = try #require(outcome.withLock { $0 })
+                let state = stateOf(name) ?? [:]
+                if let pid = state["supervisorPID"] as? Int { supervisors.insert(Int32(pid)) }
+                // Where it ran: a clone (its template's key recorded), a pooled VM (its supervisor
+                // was a waiting pool member), a VM on the network (its address and port rule seen).
+                let placed = switch placement.name {
+                case "templated clone": state["template"] is String
+                case "pooled VM": !supervisors.isEmpty && supervisors.isSubset(of: waiting)
+                default: sawEndpoint && sawPortRule
+                }
+                placedEvidence = "supervisors \(supervisors.sorted()), pool members waiting before \(waiting.sorted()), endpoint \(sawEndpoint), "
+                    + "port rule \(sawPortRule), state \(state)"
+                #expect(h.hvc(["rm", name]).status == 0)
+                if pooled {
+                    #expect(hostile.hvc(["pool", "set", "busybox", "0"]).status == 0)
+                    #expect(Harness.eventually(15) { h.poolMembers().isEmpty })
+                }
+                result = (r, seconds, placed, probes, answered, probe())
+            }
+            let (r, seconds, placed, probes, answered, after) = try #require(result)
+            let message = r.stderr.trimmingCharacters(in: .newlines)
+            print("\(placement.name) \(attack.mode): exit \(r.status) after \(String(format: "%.1f", seconds)) s, \(probes) probes: \(message)")
+            #expect(placed, "not shown to run in a \(placement.name): \(placedEvidence)")
+            #expect(r.status == 125, "\(r.status): \(r.stderr)")
+            #expect(message.contains(attack.error) && !message.contains("\n"), "\(r.stderr)")
+            // Nothing of it remains: VM directory, QEMU, jail mount, network namespace, port rules
+            // (the network's own rules stay with the network).
+            let leftovers = h.leftoverVMDirectories() + h.leftoverVMMs().map { "QEMU \($0)" } + h.leftoverMounts()
+                + ((try? FileManager.default.contentsOfDirectory(atPath: h.runRoot + "/netns")) ?? []).map { "netns \($0)" }
+                + HostSnapshot.firewallRules().subtracting(firewall).filter { $0.contains("CNI-DN-") }.sorted()
+                + leases().subtracting(leasesBefore).sorted().map { "address lease \($0)" }
+            #expect(leftovers.isEmpty, "\(leftovers)")
+            IsolationTable.record([.init(
+                area: "guest faults",
+                attack: "hostile guest in a \(placement.name): " + (HostileGuestTests.descriptions[attack.mode] ?? attack.mode),
+                expected: "only that container ends, with a one-line error; nothing of it remains; the neighbour and hvcd answer",
+                attempted: message.contains(attack.error) && placed ? "the error names its misbehaviour, in a \(placement.name)" : nil,
+                observed: "exit \(r.status) after \(Int(seconds.rounded())) s: \(message.prefix(100)); \(leftovers.count) things left; \(answered) of \(probes) probes answered",
+                outcomeHeld: r.status == 125 && !message.contains("\n") && leftovers.isEmpty && answered == probes && after,
+                control: "the neighbour's exec and hvcd's ps, probed meanwhile: \(probes) probes",
+                controlShown: probes > 0, test: "HostileGuestTests.aMisbehavingGuestInAFastOrNetworkedVMEndsOnlyItsOwnContainer")])
+        }
+
+        /// The address leases of this harness's networks (host-local's files, one per address).
+        func leases() -> Set<String> {
+            let ipam = h.root + "/networks/.ipam"
+            var found = Set<String>()
+            for network in (try? FileManager.default.contentsOfDirectory(atPath: ipam)) ?? [] {
+                for file in (try? FileManager.default.contentsOfDirectory(atPath: ipam + "/" + network)) ?? []
+                where file.first?.isNumber == true && !file.hasPrefix("last_reserved_ip") {
+                    found.insert(network + "/" + file)
+                }
+            }
+            return found
+        }
+
+        /// `inspect`'s state of a container, nil while there is none.
+        func stateOf(_ name: String) -> [String: Any]? {
+            let r = h.hvc(["inspect", name])
+            guard r.status == 0, let array = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] else { return nil }
+            return array.first?["state"] as? [String: Any]
+        }
+
         /// A guest that runs the container's command and then answers nothing: an `exec` fails
         /// after the answer timeout with a one-line error, and the container goes on.
         @Test func anExecTheGuestNeverAnswersFailsAndTheContainerGoesOn() throws {
-            let assets = try HostileGuestTests.assets("deaf", h)
+            let assets = try IsolationTable.attack(HostileGuestTests.assets("deaf", h), disabled: Harness.assets)
             try withNeighbour { probe in
                 let hostile = harness(assets: assets)
                 defer { _ = h.hvc(["rm", "-f", "hostile-deaf"]) }
@@ -129,13 +256,13 @@ extension EndToEnd {
         /// A guest writing as fast as it can: the supervisor's memory stays bounded, its log
         /// within the cap, and `hvc rm -f` still ends it at once.
         @Test func aFloodingGuestIsBoundedInMemoryAndLog() throws {
-            let assets = try HostileGuestTests.assets("flood", h)
+            let assets = try IsolationTable.attack(HostileGuestTests.assets("flood", h), disabled: Harness.assets)
             try withNeighbour { probe in
                 let hostile = harness(assets: assets)
                 let logCap = 1024 * 1024
                 defer { _ = h.hvc(["rm", "-f", "hostile-flood"]) }
                 let run = hostile.hvc(["run", "-d", "--no-template", "--network", "none", "--log-max-size", "1m",
-                                       "--name", "hostile-flood", "busybox", "true"])
+                                       "--name", "hostile-flood", "busybox"] + IsolationTable.attack(["true"], disabled: ["sleep", "60"]))
                 try #require(run.status == 0, "\(run.stderr)")
                 let state = try h.state("hostile-flood")
                 let supervisor = Int32(try #require(state["supervisorPID"] as? Int))

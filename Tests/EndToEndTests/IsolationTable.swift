@@ -13,8 +13,22 @@ import Testing
 /// line, a count above zero), its outcome was the expected one (the exact denial, not any
 /// failure), and the control (the same attack with the boundary removed) succeeded. A row
 /// missing any of them is "not shown", which fails the suite like a row not held.
+///
+/// The broken variant (`HVC_ISOLATION_MUTANT=attacks`, `make mutants`) makes every attack
+/// through `attack(_:disabled:)` do nothing instead, and writes its rows to
+/// `.build/isolation-mutant.md`; `Tests/isolation-check.py --mutant` then requires every row of
+/// the table to have gone red there: a row that holds without its attack proves nothing.
 enum IsolationTable {
-    static let path = Harness.repository + "/docs/isolation.md"
+    /// Set in the broken variant: every attack is disabled, and every row must fail.
+    static let attacksDisabled = ProcessInfo.processInfo.environment["HVC_ISOLATION_MUTANT"] == "attacks"
+
+    static let path = Harness.repository + (attacksDisabled ? "/.build/isolation-mutant.md" : "/docs/isolation.md")
+
+    /// Makes the attack; in the broken variant, `disabled` (what the test does instead, e.g.
+    /// nothing, or the same container without its attack) and not the attack.
+    static func attack<T>(_ attack: @autoclosure () throws -> T, disabled: @autoclosure () throws -> T) rethrows -> T {
+        try attacksDisabled ? disabled() : attack()
+    }
 
     /// The areas, in the table's order.
     static let areas = ["processes", "files", "network", "memory", "API", "resources", "guest faults", "VMM escape"]
@@ -58,7 +72,10 @@ enum IsolationTable {
 
     /// Records `rows` and expects each held; rewrites the table with every row of this run.
     static func record(_ rows: [Row], sourceLocation: SourceLocation = #_sourceLocation) {
-        for row in rows {
+        for row in rows where attacksDisabled {
+            #expect(row.result != .held, "\(row.area): \(row.attack): held with its attack disabled", sourceLocation: sourceLocation)
+        }
+        for row in rows where !attacksDisabled {
             #expect(row.result == .held,
                     "\(row.area): \(row.attack): \(row.result.rawValue): attempted \(row.attempted ?? "no"), observed \(row.observed), control \(row.control)",
                     sourceLocation: sourceLocation)
@@ -95,7 +112,7 @@ enum IsolationTable {
         }.map(\.element)
         let held = sorted.filter { $0.result == .held }.count
         var text = """
-            # Isolation: what one tenant's container or VMM can do to another's
+            # Isolation: what one tenant's container or VMM can do to another's\(attacksDisabled ? " (broken variant: every attack disabled)" : "")
 
             Written by one run of the isolation suite (`make isolation`, part of `make test`) at commit
             \(revision), \(started); do not edit by hand. Each row is an attack made by a real container

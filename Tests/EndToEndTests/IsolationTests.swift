@@ -49,7 +49,7 @@ extension EndToEnd {
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             let (socket, daemon) = try h.startDaemon(scratch + "/hvcd", tenants: "{}")
             defer { daemon.terminate(); daemon.waitUntilExit() }
-            let port = 18611
+            let port = Harness.freePort()
             let listener = try TCPListener(port: port)
             defer { listener.stop() }
 
@@ -75,6 +75,7 @@ extension EndToEnd {
                 "HOST_ADDRESS": "\"\(NetworkTests.hostAddress())\"", "HOST_PORT": "\(port)", "HVC_BINARY": "\"\(Harness.binary)\"",
             ].map { "-D\($0.key)=\($0.value)" }
             let compiled = h.execute(["/usr/bin/cc", "-static", "-O2", "-o", attacker] + defines
+                                     + IsolationTable.attack([], disabled: ["-DATTACKS_DISABLED"])
                                      + [Harness.repository + "/Tests/EndToEndTests/Fixtures/vmm-attacker.c"])
             try #require(compiled.status == 0, "\(compiled.stderr)")
             chmod(installed, 0o755)
@@ -175,7 +176,7 @@ extension EndToEnd {
                 // Processes: B's `sleep 4242` is visible in B's guest, not in A's.
                 let ps = "ps -o pid,args | grep -c '[s]leep 4242'"
                 let seenByB = daemon.hvc(as: b, ["exec", "iso-b", "sh", "-c", ps]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-                let seenByA = daemon.hvc(as: a, ["exec", "iso-a", "sh", "-c", ps]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let seenByA = IsolationTable.attack(daemon.hvc(as: a, ["exec", "iso-a", "sh", "-c", ps]), disabled: .notRun).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 rows.append(.init(area: "processes", attack: "guest: list the other tenant's processes", expected: "not listed",
                                   attempted: Int(seenByA).map { _ in "its ps ran (a count printed)" },
                                   observed: "\(seenByA) listed", outcomeHeld: seenByA == "0",
@@ -186,7 +187,8 @@ extension EndToEnd {
                     .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let reachable = daemon.hvc(as: b, ["exec", "iso-b", "sh", "-c", "kill -0 \(pidInB) && echo signalled"]).stdout
                 // `kill -9 -1` ends the attacker's own shell too: what it printed before shows the attempt.
-                let killed = daemon.hvc(as: a, ["exec", "iso-a", "sh", "-c", "kill -9 \(pidInB); echo kill-pid=$?; kill -9 -1; true"])
+                let killed = IsolationTable.attack(daemon.hvc(as: a, ["exec", "iso-a", "sh", "-c", "kill -9 \(pidInB); echo kill-pid=$?; kill -9 -1; true"]),
+                                                    disabled: .notRun)
                 let stillThere = daemon.hvc(as: b, ["exec", "iso-b", "sh", "-c", ps]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let attemptLine = killed.stdout.split(separator: "\n").first { $0.hasPrefix("kill-pid=") }
                 rows.append(.init(area: "processes", attack: "guest: kill -9 the other tenant's process (its pid, then -1)",
@@ -203,7 +205,7 @@ extension EndToEnd {
                     let searched = lines.first { $0.hasPrefix("searched=") }.flatMap { Int($0.dropFirst(9)) } ?? 0
                     return (searched, lines.filter { !$0.hasPrefix("searched=") })
                 }
-                let byA = searchResult(daemon.hvc(as: a, ["exec", "iso-a", "sh", "-c", search]).stdout)
+                let byA = searchResult(IsolationTable.attack(daemon.hvc(as: a, ["exec", "iso-a", "sh", "-c", search]), disabled: .notRun).stdout)
                 let byB = searchResult(daemon.hvc(as: b, ["exec", "iso-b", "sh", "-c", search]).stdout)
                 rows.append(.init(area: "files", attack: "guest: search every file for the other tenant's volume content",
                                   expected: "not found", attempted: byA.searched > 0 ? "\(byA.searched) files searched" : nil,
@@ -213,7 +215,8 @@ extension EndToEnd {
                                   controlShown: byB.found.contains("/data/secret"), test: test))
 
                 // The other tenant's volume by name, and its container by name, through hvcd.
-                let mount = daemon.hvc(as: a, ["run", "--rm", "-v", "iso-b-data:/data", "busybox", "cat", "/data/secret"])
+                let mount = IsolationTable.attack(daemon.hvc(as: a, ["run", "--rm", "-v", "iso-b-data:/data", "busybox", "cat", "/data/secret"]),
+                                                  disabled: .notRun)
                 let ownMount = daemon.hvc(as: b, ["run", "--rm", "-v", "iso-b-data:/data", "busybox", "cat", "/data/secret"])
                 // Its run goes ahead on a volume of its own by that name, where `cat` finds nothing.
                 let ownEmpty = mount.status == 1 && mount.stderr.contains("/data/secret") && mount.stderr.contains("No such file")
@@ -240,7 +243,7 @@ extension EndToEnd {
             // CPU: two busy loops in a one-CPU container on this host's cores.
             let quiet = execLatency("iso-neighbour")
             let hog = h.hvc(["run", "-d", "--name", "iso-cpu-hog", "--cpus", "1", "busybox", "sh", "-c",
-                             "while :; do :; done & while :; do :; done"])
+                             IsolationTable.attack("while :; do :; done & while :; do :; done", disabled: "exec sleep 1000")])
             defer { _ = h.hvc(["rm", "-f", "iso-cpu-hog"]) }
             try #require(hog.status == 0, "\(hog.stderr)")
             let hogVMM = try h.vmmPID("iso-cpu-hog")
@@ -259,7 +262,8 @@ extension EndToEnd {
 
             // Log: 64 MiB of output into a log bounded at 1 MiB (current file + one rotated).
             let flood = h.hvc(["run", "--name", "iso-log-flood", "--log-max-size", "1m", "busybox", "sh", "-c",
-                               "yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde | head -c 67108864; echo; echo flood-end"],
+                               IsolationTable.attack("yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde | head -c 67108864; echo; echo flood-end",
+                                                     disabled: "echo flood-end")],
                               timeout: 600)
             defer { _ = h.hvc(["rm", "-f", "iso-log-flood"]) }
             let logPath = try #require(try h.inspect("iso-log-flood")["logPath"] as? String)
@@ -281,19 +285,19 @@ extension EndToEnd {
                 """)
 
             // Writable layer: fill it past its bound; the host's disk must not change.
-            func fill(_ extra: [String]) -> (mib: Int, hostChangeMiB: Int) {
+            func fill(_ extra: [String], attack: Bool = true) -> (mib: Int, hostChangeMiB: Int) {
                 var disk = statvfs()
                 statvfs(h.root, &disk)
                 let before = Int(disk.f_bavail) * Int(disk.f_frsize)
-                let r = h.hvc(["run", "--rm", "--memory", "256m"] + extra + ["busybox", "sh", "-c",
-                               "dd if=/dev/zero of=/fill bs=1M 2>&1 | grep 'records out'"], timeout: 300)
+                let r = attack ? h.hvc(["run", "--rm", "--memory", "256m"] + extra + ["busybox", "sh", "-c",
+                                        "dd if=/dev/zero of=/fill bs=1M 2>&1 | grep 'records out'"], timeout: 300) : .notRun
                 statvfs(h.root, &disk)
                 let after = Int(disk.f_bavail) * Int(disk.f_frsize)
                 // busybox dd: "N+0 records out", of 1 MiB each.
                 let records = r.stdout.split(separator: "+").first.flatMap { Int($0) } ?? -1
                 return (records, abs(before - after) >> 20)
             }
-            let bounded = fill(["--storage-opt", "size=32m"])
+            let bounded = fill(["--storage-opt", "size=32m"], attack: IsolationTable.attack(true, disabled: false))
             let unbounded = fill([])
             rows.append(.init(area: "resources", attack: "fill the writable layer (dd until it fails), --storage-opt size=32m",
                               expected: "stops at 32 MiB; the host's disk unchanged",

@@ -125,16 +125,17 @@ extension EndToEnd {
         }
 
         @Test func publishedPortsReachTheContainerAndNothingElseDoes() throws {
-            let pub = h.hvc(["run", "-d", "--name", "pub", "-p", "18480:80", NetworkTests.image] + NetworkTests.server)
+            let published = Harness.freePort()
+            let pub = h.hvc(["run", "-d", "--name", "pub", "-p", "\(published):80", NetworkTests.image] + NetworkTests.server)
             try #require(pub.status == 0, "\(pub.stderr)")
             let hidden = h.hvc(["run", "-d", "--name", "unpublished", NetworkTests.image] + NetworkTests.server)
             try #require(hidden.status == 0, "\(hidden.stderr)")
             defer { _ = h.hvc(["rm", "-f", "pub", "unpublished"]) }
 
-            #expect(Harness.eventually(15) { fetch("http://127.0.0.1:18480/") == "nettest-page\n" }, "through 127.0.0.1")
-            #expect(fetch("http://\(NetworkTests.hostAddress()):18480/") == "nettest-page\n", "through the host's address")
-            #expect(h.hvc(["port", "pub"]).stdout == "80/tcp -> 0.0.0.0:18480\n")
-            #expect(h.hvc(["ps"]).stdout.contains("0.0.0.0:18480->80/tcp"))
+            #expect(Harness.eventually(15) { fetch("http://127.0.0.1:\(published)/") == "nettest-page\n" }, "through 127.0.0.1")
+            #expect(fetch("http://\(NetworkTests.hostAddress()):\(published)/") == "nettest-page\n", "through the host's address")
+            #expect(h.hvc(["port", "pub"]).stdout == "80/tcp -> 0.0.0.0:\(published)\n")
+            #expect(h.hvc(["ps"]).stdout.contains("0.0.0.0:\(published)->80/tcp"))
 
             // The unpublished server runs (the host reaches it at its own address), but no
             // host port leads to it.
@@ -145,9 +146,9 @@ extension EndToEnd {
             #expect(!nat.contains(hiddenAddress + ":80"), "a DNAT rule for the unpublished container")
 
             // A host port already taken, by a container or any program: refused, nothing made.
-            let taken = h.hvc(["run", "-d", "--name", "taken", "-p", "18480:80", NetworkTests.image, "true"])
+            let taken = h.hvc(["run", "-d", "--name", "taken", "-p", "\(published):80", NetworkTests.image, "true"])
             #expect(taken.status == 125)
-            #expect(taken.stderr.contains("host port 0.0.0.0:18480/tcp is already in use"), "\(taken.stderr)")
+            #expect(taken.stderr.contains("host port 0.0.0.0:\(published)/tcp is already in use"), "\(taken.stderr)")
             #expect(h.leftoverVMDirectories().count == 2)
             _ = h.hvc(["rm", "-f", "taken"])
             // -P: the image's exposed port, on a free host port.
@@ -164,10 +165,11 @@ extension EndToEnd {
 
         @Test func containersReachTheHostAndNoneHasOnlyLoopback() throws {
             let host = NetworkTests.hostAddress()
-            let stop = try hostServer(page: "from-the-host\n", port: 18490)
+            let hostPort = Harness.freePort()
+            let stop = try hostServer(page: "from-the-host\n", port: hostPort)
             defer { stop() }
             let r = h.hvc(["run", "--rm", NetworkTests.image, "sh", "-c",
-                           "ip -4 -o addr show eth0; wget -q -O - http://\(host):18490/"])
+                           "ip -4 -o addr show eth0; wget -q -O - http://\(host):\(hostPort)/"])
             #expect(r.status == 0, "\(r.stderr)")
             #expect(r.stdout.contains("from-the-host"), "\(r.stdout)")
             let inspect = h.hvc(["network", "inspect", "bridge"]).stdout
@@ -237,13 +239,15 @@ extension EndToEnd {
                                   "wget -q -O - http://\(a1)/; ping -c 1 -W 2 \(a1) >/dev/null && echo ping-ok; arping -c 1 -w 3 -I eth0 \(a1); netprobe send \(a1) 9999 a2-unicast; netprobe send 255.255.255.255 9999 a2-broadcast"])
             #expect(near.stdout.contains("nettest-page") && near.stdout.contains("ping-ok") && near.stdout.contains("Received 1"), "\(near.stdout) \(near.stderr)")
             // B reaches none of it: TCP, ICMP, ARP, UDP, broadcast.
-            let far = tenant(b, ["exec", "b2", "sh", "-c",
-                                 "timeout 5 wget -q -O - http://\(a1)/; echo tcp=$?; ping -c 1 -W 2 \(a1) >/dev/null; echo ping=$?; arping -c 2 -w 3 -I eth0 \(a1); netprobe send \(a1) 9999 b-unicast; netprobe send 255.255.255.255 9999 b-broadcast"])
+            let far = IsolationTable.attack(tenant(b, ["exec", "b2", "sh", "-c",
+                                 "timeout 5 wget -q -O - http://\(a1)/; echo tcp=$?; ping -c 1 -W 2 \(a1) >/dev/null; echo ping=$?; arping -c 2 -w 3 -I eth0 \(a1); netprobe send \(a1) 9999 b-unicast; netprobe send 255.255.255.255 9999 b-broadcast"]),
+                                            disabled: .notRun)
             #expect(!far.stdout.contains("nettest-page") && !far.stdout.contains("tcp=0"), "\(far.stdout)")
             #expect(far.stdout.contains("ping=1"), "\(far.stdout)")
             #expect(far.stdout.contains("Received 0"), "\(far.stdout)")
             // And A's broadcasts do not reach B's listener, while B's own do.
-            _ = tenant(a, ["exec", "a2", "netprobe", "send", "255.255.255.255", "9999", "a2-broadcast-2"])
+            let crossBroadcast = IsolationTable.attack(tenant(a, ["exec", "a2", "netprobe", "send", "255.255.255.255", "9999", "a2-broadcast-2"]),
+                                                       disabled: .notRun)
             _ = tenant(b, ["exec", "b2", "netprobe", "send", "255.255.255.255", "9999", "b2-broadcast"])
 
             // Datagrams sent before each listener's last control message have arrived by then.
@@ -266,18 +270,19 @@ extension EndToEnd {
             let hostAccess = tenant(a, ["network", "create", "--host-access", "true", "to-host"])
             #expect(hostAccess.status == 125 && hostAccess.stderr.contains("may not give a network host access"), "\(hostAccess.stderr)")
             #expect(!tenant(b, ["network", "ls", "-q"]).stdout.contains("a-private"))
-            let join = tenant(b, ["run", "--rm", "--network", "a-private", NetworkTests.image, "true"])
+            let join = IsolationTable.attack(tenant(b, ["run", "--rm", "--network", "a-private", NetworkTests.image, "true"]), disabled: .notRun)
             #expect(join.status != 0 && join.stderr.contains("no network \"a-private\""), "\(join.stderr)")
             #expect(tenant(b, ["network", "inspect", "a-private"]).status != 0)
             #expect(tenant(b, ["network", "rm", "a-private"]).status != 0)
             // A tenant's networks do not reach the host's own services (no host access by default),
             // which the host's own default network does.
-            let stop = try hostServer(page: "host-service\n", port: 18492)
+            let hostPort = Harness.freePort()
+            let stop = try hostServer(page: "host-service\n", port: hostPort)
             defer { stop() }
-            let url = "http://\(NetworkTests.hostAddress()):18492/"
+            let url = "http://\(NetworkTests.hostAddress()):\(hostPort)/"
             let local = h.hvc(["run", "--rm", NetworkTests.image, "wget", "-q", "-O", "-", url])
             #expect(local.stdout == "host-service\n", "\(local.stderr)")
-            let host = tenant(b, ["exec", "b2", "sh", "-c", "timeout 5 wget -q -O - \(url); echo host=$?"])
+            let host = IsolationTable.attack(tenant(b, ["exec", "b2", "sh", "-c", "timeout 5 wget -q -O - \(url); echo host=$?"]), disabled: .notRun)
             #expect(!host.stdout.contains("host-service") && !host.stdout.contains("host=0"), "\(host.stdout)")
 
             let test = "NetworkTests.tenantsAreApartOnTheWire"
@@ -311,7 +316,8 @@ extension EndToEnd {
                     control: "its own tenant's: \(heardByA.contains("got a2-unicast") ? "received" : "not received")",
                     shown: heardByA.contains("got a2-unicast")),
                 row("UDP broadcast on its network",
-                    attempted: far.stdout.contains("sent b-broadcast") ? "its probe sent b-broadcast (and A's a2-broadcast-2)" : nil,
+                    attempted: far.stdout.contains("sent b-broadcast") && crossBroadcast.stdout.contains("sent a2-broadcast-2")
+                        ? "its probe sent b-broadcast, and A's a2-broadcast-2" : nil,
                     held: !heardByA.contains("b-broadcast") && !heardByA.contains("b2-broadcast") && !heardByB.contains("a2-broadcast"),
                     observed: heardByB.contains("a2-broadcast") || heardByA.contains("b2-broadcast") ? "heard by the other tenant" : "not heard by the other tenant",
                     control: "heard on its own network: \(heardByA.contains("got a2-broadcast") && heardByB.contains("got b2-broadcast") ? "yes" : "no")",
@@ -361,7 +367,7 @@ extension EndToEnd {
         }
 
         @Test func nothingIsLeftAfterRemovalOrAKilledSupervisorOrQEMU() throws {
-            for (name, port) in [("leak-rm", "18495"), ("leak-kill", "18496")] {
+            for (name, port) in [("leak-rm", "\(Harness.freePort())"), ("leak-kill", "\(Harness.freePort())")] {
                 let r = h.hvc(["run", "-d", "--name", name, "-p", port + ":80", NetworkTests.image, "sleep", "300"])
                 try #require(r.status == 0, "\(r.stderr)")
             }
@@ -387,7 +393,7 @@ extension EndToEnd {
             _ = h.hvc(["rm", "-f", "leak-kill"])
 
             // A QEMU killed: its supervisor sees the VM end and undoes the network.
-            let vmm = h.hvc(["run", "-d", "--name", "leak-vmm", "-p", "18497:80", NetworkTests.image, "sleep", "300"])
+            let vmm = h.hvc(["run", "-d", "--name", "leak-vmm", "-p", "\(Harness.freePort()):80", NetworkTests.image, "sleep", "300"])
             try #require(vmm.status == 0, "\(vmm.stderr)")
             let vmmID = vmm.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(traces(of: vmmID).count == 3, "\(traces(of: vmmID))")

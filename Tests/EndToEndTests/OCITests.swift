@@ -186,13 +186,14 @@ extension EndToEnd {
         /// podman's own network (netavark's bridge) and port publishing: the VM's NIC takes over
         /// the container's veth, so the host reaches busybox httpd in the guest through -p.
         @Test func podmanNetworkAndPublishedPort() throws {
-            let d = run(["run", "-d", "-p", "8080:80", OCITests.image, "httpd", "-f", "-p", "80", "-h", "/www"])
+            let port = Harness.freePort()
+            let d = run(["run", "-d", "-p", "\(port):80", OCITests.image, "httpd", "-f", "-p", "80", "-h", "/www"])
             try #require(d.status == 0, "\(d.stderr)")
             let id = d.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             defer { _ = run(["rm", "-f", "-t", "0", id]) }
             var page = ""
             #expect(Harness.eventually(30) {
-                page = h.execute(["/usr/bin/python3", "-c", Self.fetch, "http://127.0.0.1:8080/"], timeout: 10).stdout
+                page = h.execute(["/usr/bin/python3", "-c", Self.fetch, "http://127.0.0.1:\(port)/"], timeout: 10).stdout
                 return page == "served-from-a-vm\n"
             }, "\(page)")
             // The address podman leased is the guest's own.

@@ -11,7 +11,7 @@ extension EndToEnd {
 
         /// Starts a registry on a free loopback port; returns its address and process.
         func startRegistry(_ directory: String) throws -> (address: String, process: Process) {
-            let port = 20000 + Int(getpid() % 20000)
+            let port = Harness.freePort()
             let config = try Harness.writeRegistryConfig(directory, port: port)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")

@@ -9,7 +9,7 @@ extension EndToEnd {
 
         init() throws {
             h = try Harness.make()
-            scratch = (Harness.scratch ?? "/tmp") + "/templates"
+            scratch = Harness.scratch + "/templates"
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         }
 

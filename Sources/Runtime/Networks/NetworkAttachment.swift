@@ -63,6 +63,22 @@ struct NetworkAttachment: Codable, Sendable {
     }
 }
 
+/// What an attachment is about to make, recorded before CNI's ADD: a supervisor killed during
+/// the ADD (its port rules in, the attachment not yet recorded) leaves this, from which a sweep
+/// undoes what the plugins made (their DEL finds it by container id, without ADD's result).
+struct NetworkAttachmentPlan: Codable, Sendable {
+    var containerID: String
+    var network: Network
+    var netns: String
+    var ipamDirectory: String
+    var ports: [PortMapping]
+
+    func undo() {
+        CNI.delete(network, containerID: containerID, netns: FileManager.default.fileExists(atPath: netns) ? netns : "",
+                   ipamDirectory: ipamDirectory, ports: ports, result: nil, namespaceGoes: true)
+    }
+}
+
 /// Host ports held for a container's published ports: bound (not listening) by its supervisor
 /// for as long as the container runs, so that no other program, and no other container, can
 /// take them, while the DNAT rules carry the traffic to the guest. A port of 0 is given a free

@@ -50,6 +50,9 @@ final class ContainerNetworkSide: Sendable {
                     id == config.id || FileManager.default.fileExists(atPath: names.memberFile(id))
                         || (try? store.load(id)).map { $0.state.status != .exited } ?? false
                 }
+                let plan = NetworkAttachmentPlan(containerID: config.id, network: record, netns: netns,
+                                                 ipamDirectory: runtime.networks.ipamDirectory, ports: ports)
+                try writeAtomically(directory.networkAttachmentPlan, try JSONEncoder.hvc.encode(plan))
                 var attachment = try NetworkAttachment.attach(
                     record, containerID: config.id, netns: netns, ipamDirectory: runtime.networks.ipamDirectory, ports: ports)
                 attachment.memberFile = names.memberFile(config.id)
@@ -114,6 +117,7 @@ final class ContainerNetworkSide: Sendable {
             attachment.detach(namespaceGoes: true)
             if let directory { unlink(directory.networkAttachment) }
         }
+        if let directory { unlink(directory.networkAttachmentPlan) }
         taken.ports?.release()
         return taken.attachment != nil
     }

@@ -84,6 +84,9 @@ public struct VMDirectory: Sendable {
     /// Where the container's network attachment is recorded (see `NetworkAttachment`).
     var networkAttachment: String { path + "/network.json" }
 
+    /// Where it is planned, before it is made (see `NetworkAttachmentPlan`).
+    var networkAttachmentPlan: String { path + "/network-plan.json" }
+
     public func recordVMM(pid: Int32) throws(HVCError) {
         try writeAtomically(path + "/vmm", Data("\(pid)\n".utf8))
     }
@@ -149,6 +152,9 @@ public struct VMDirectory: Sendable {
             if let data = FileManager.default.contents(atPath: directory.networkAttachment),
                let attachment = try? JSONDecoder.hvc.decode(NetworkAttachment.self, from: data) {
                 attachment.detach(namespaceGoes: true)
+            } else if let data = FileManager.default.contents(atPath: directory.networkAttachmentPlan),
+                      let plan = try? JSONDecoder.hvc.decode(NetworkAttachmentPlan.self, from: data) {
+                plan.undo()
             }
             if let netns = try? String(contentsOfFile: directory.path + "/netns", encoding: .utf8), netns.hasPrefix("/") {
                 hvc_netns_remove(netns)

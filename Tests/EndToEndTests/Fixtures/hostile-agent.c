@@ -12,7 +12,7 @@
 //   silent         `ready`, then nothing ever (it does not even read)
 //   deaf           after `started`, reads every frame and answers none (an `exec` never starts)
 //
-// Every mode first sends a valid `ready`, and never exits (PID 1 exiting panics the guest,
+// Every mode first sends a valid `ready` (and, in a warm pool, answers `warmUp`), and never exits (PID 1 exiting panics the guest,
 // which would end the VM on its own): the host has to end it.
 // Build: cc -static -O2 -DPROTOCOL_VERSION=N -o init hostile-agent.c
 #include <dirent.h>
@@ -30,7 +30,7 @@
 #endif
 
 enum { HEADER = 9, MAX_PAYLOAD = 256 * 1024, MAX_CHUNK = 32 * 1024 };
-enum { HELLO = 1, START = 2, READY = 64, STARTED = 65, STDOUT = 67, EXITED = 69 };
+enum { HELLO = 1, START = 2, WARM_UP = 8, READY = 64, STARTED = 65, STDOUT = 67, EXITED = 69, WARMED_UP = 72 };
 
 static int port = -1;
 
@@ -90,6 +90,8 @@ static void read_frames(int forever) {
         uint32_t process = (uint32_t)header[5] << 24 | header[6] << 16 | header[7] << 8 | header[8];
         if (length > MAX_PAYLOAD) hang();
         read_exactly(payload, length);
+        // A pooled VM is warmed up first: it answers as the real agent does, to be claimed.
+        if (header[4] == WARM_UP && !forever) send_frame(WARMED_UP, 0, NULL, 0);
         if (header[4] == START && process == 1 && !forever) return;
     }
 }
