@@ -142,7 +142,7 @@ def report(runs, hvc, podman, start):
     plain, shared = start
     lines += ["", f"Templated start, `hvc run --rm busybox true`: {plain:.1f} ms without a host folder, "
                   f"{shared:.1f} ms with `-v DIR:/data` (+{shared - plain:.1f} ms; medians of {runs * 2} runs, in turn).", ""]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def main():
