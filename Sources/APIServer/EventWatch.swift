@@ -87,18 +87,20 @@ struct LogFollow: Sendable {
     /// Where the log ended when what was sent first was read.
     let offset: UInt64
     let watch: ContainerWatch
+    /// The bytes of log entries, as the client reads them.
+    var render: @Sendable ([LogEntry]) -> Data = { Data($0.map(\.log).joined().utf8) }
 
     /// Sends `first`, then follows the log into `feed`; returns how to stop.
     func start(_ feed: ResponseFeed, first: Data) -> @Sendable () -> Void {
         guard feed.write(first) else { return {} }
         let pump = FeedPump(feed: feed, offset: offset)
-        let (id, reader, watch) = (id, reader, watch)
+        let (id, reader, watch, render) = (id, reader, watch, render)
         let token = watch.observe(id) { record in
             // The state was read before the log: all output of an exited container is in it.
             let exited = record.map { $0.state.status != .running && $0.state.status != .created } ?? true
             return pump.pass(again: { watch.recheck(id) }) { offset in
                 let more = reader.read(from: offset, includeRotated: false)
-                return FeedPump.Read(data: Data(more.entries.map(\.log).joined().utf8), next: more.next, ends: exited)
+                return FeedPump.Read(data: render(more.entries), next: more.next, ends: exited)
             }
         }
         return { watch.cancel(token) }

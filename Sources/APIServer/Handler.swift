@@ -9,6 +9,8 @@ public struct Response: Sendable {
     public var status: Int
     public var contentType = "application/json"
     public var body: Data
+    /// Headers beside Content-Type, Content-Length and Connection.
+    public var headers: [String: String] = [:]
     public var stream: (@Sendable (ResponseStream) -> Void)?
     /// Registers the feed's writer (with a `ContainerWatch`) and returns how to stop it, called
     /// when the client goes.

@@ -6,7 +6,7 @@ import NIOPosix
 import Runtime
 import Synchronization
 
-/// The HTTP/1.1 + JSON API on a Unix socket. Each connection's peer credentials (SO_PEERCRED)
+/// An HTTP/1.1 + JSON API (hvc's own, or Docker's) on a Unix socket. Each connection's peer credentials (SO_PEERCRED)
 /// decide its tenant. Requests are bounded in size, connections in number and idle time; the
 /// work itself runs on a thread pool, off the event loop.
 public final class Server: Sendable {
@@ -19,14 +19,14 @@ public final class Server: Sendable {
         public init() {}
     }
 
-    let handler: Handler
+    let service: any HTTPService
     let limits: Limits
     let group: MultiThreadedEventLoopGroup
     let pool: NIOThreadPool
     let connections = Mutex(0)
 
-    public init(handler: Handler, limits: Limits = Limits()) {
-        self.handler = handler
+    public init(service: any HTTPService, limits: Limits = Limits()) {
+        self.service = service
         self.limits = limits
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         pool = NIOThreadPool(numberOfThreads: 16)
@@ -92,11 +92,13 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     let server: Server
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
-    private var route: Route?
+    private var bodyKind: RequestBody?
     private var rejected: HVCError?
     private var caller: Caller?
     /// A request is being answered (a wait, a stream): the idle timeout does not apply.
     private var busy = false
+    /// The request is a HEAD: the response's head goes out, its body does not.
+    private var withoutBody = false
 
     init(server: Server) { self.server = server }
 
@@ -106,7 +108,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
         let loop = context.eventLoop
         future?.hop(to: loop).whenSuccess { [self] credentials in
-            caller = server.handler.tenants.caller(uid: credentials.uid, gid: credentials.gid)
+            caller = server.service.tenants.caller(uid: credentials.uid, gid: credentials.gid)
         }
         context.fireChannelActive()
     }
@@ -123,13 +125,13 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             body.clear()
             rejected = nil
             let path = String(requestHead.uri.split(separator: "?", maxSplits: 1).first ?? "")
-            route = Route(method: requestHead.method.rawValue, path: path)
-            if route == nil {
+            bodyKind = server.service.body(method: requestHead.method.rawValue, path: path)
+            if bodyKind == nil {
                 rejected = HVCError(.notFound, "no route \(requestHead.method.rawValue) \(path)")
             }
         case .body(var chunk):
             guard rejected == nil else { return }
-            let limit = route?.takesLargeBody == true ? server.limits.maxArchiveBody : server.limits.maxJSONBody
+            let limit = bodyKind == .archive ? server.limits.maxArchiveBody : server.limits.maxJSONBody
             if body.readableBytes + chunk.readableBytes > limit {
                 rejected = HVCError(.tooLarge, "request body over \(limit) bytes")
                 body.clear()
@@ -144,17 +146,19 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let keepAlive = head.isKeepAlive
+        withoutBody = head.method == .HEAD
         if let rejected {
-            write(context: context, Handler.error(rejected), keepAlive: keepAlive)
+            write(context: context, server.service.errorResponse(rejected), keepAlive: keepAlive)
             return
         }
-        guard let route, let caller else {
-            write(context: context, Handler.error(HVCError(.forbidden, "caller unknown")), keepAlive: keepAlive)
+        guard let caller else {
+            write(context: context, server.service.errorResponse(HVCError(.forbidden, "caller unknown")), keepAlive: keepAlive)
             return
         }
         let query = RequestHandler.query(head.uri)
         let data = Data(body.readableBytesView)
-        let handler = server.handler
+        let service = server.service
+        let (method, path) = (head.method.rawValue, String(head.uri.split(separator: "?", maxSplits: 1).first ?? ""))
         let loop = context.eventLoop
         let promise = loop.makePromise(of: Response.self)
         server.pool.submit { state in
@@ -162,7 +166,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
                 promise.fail(ChannelError.ioOnClosedChannel)
                 return
             }
-            promise.succeed(handler.handle(route, query: query, body: data, caller: caller))
+            promise.succeed(service.respond(method: method, path: path, query: query, body: data, caller: caller))
         }
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         busy = true
@@ -200,6 +204,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         // Chunked: the head now, then each chunk as it is written; the connection ends with the body.
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
+        for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
         headers.add(name: "Transfer-Encoding", value: "chunked")
         headers.add(name: "Connection", value: "close")
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
@@ -219,11 +224,12 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         busy = false
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
+        for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
         headers.add(name: "Content-Length", value: "\(response.body.count)")
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        if !withoutBody { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil) }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
     }

@@ -14,6 +14,9 @@ struct HVCD: ParsableCommand {
     @Option(help: "The socket (default: <run-root>/hvc.sock); process streams on <socket>.streams.")
     var socket: String?
 
+    @Option(help: "The Docker Engine API's socket (default: docker.sock beside the socket); '' serves none.")
+    var dockerSocket: String?
+
     @Option(help: "Persistent state directory; $HVC_ROOT when not given.")
     var root = ProcessInfo.processInfo.environment["HVC_ROOT"] ?? RuntimePaths.defaultRoot
 
@@ -57,7 +60,19 @@ struct HVCD: ParsableCommand {
         } catch {
             fail("\(error.message)")
         }
-        let server = Server(handler: handler)
+        let server = Server(service: handler)
+        let dockerPath = dockerSocket ?? (socket as NSString).deletingLastPathComponent + "/docker.sock"
+        if !dockerPath.isEmpty {
+            let docker = Server(service: DockerHandler(handler: handler))
+            Thread.detachNewThread {
+                do {
+                    try docker.run(socketPath: dockerPath)
+                } catch {
+                    FileHandle.standardError.write(Data("hvcd: \(dockerPath): \(error)\n".utf8))
+                    Foundation.exit(1)
+                }
+            }
+        }
         do {
             try StreamBridge(handler: handler).run(socketPath: socket + ".streams")
         } catch {

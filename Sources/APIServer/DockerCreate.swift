@@ -1,0 +1,123 @@
+import Foundation
+import Runtime
+
+/// `POST /containers/create`'s body (Docker's `Config` with its `HostConfig`) as hvc's own
+/// create request. Docker clients send every field, most at their zero value; a field that is
+/// set and that hvc does not carry out is refused by name, never dropped: a container that
+/// runs otherwise than asked (privileged, on the host's network) is worse than none.
+enum DockerCreate {
+    /// The request for `body`, the container named `name` (the `name` query parameter).
+    static func request(_ body: Data, name: String?) throws(HVCError) -> CreateContainerRequest {
+        guard let object = try? JSONSerialization.jsonObject(with: body.isEmpty ? Data("{}".utf8) : body),
+              let config = object as? [String: Any] else {
+            throw HVCError(.invalid, "invalid JSON body: a container's Config object was expected")
+        }
+        let host = config["HostConfig"] as? [String: Any] ?? [:]
+        try refuseUnsupported(config, host)
+        guard let image = config["Image"] as? String, !image.isEmpty else {
+            throw HVCError(.invalid, "Config.Image is missing: name the image to run")
+        }
+        var request = CreateContainerRequest(image: image)
+        request.name = name.flatMap { $0.isEmpty ? nil : $0 }
+        request.cmd = try strings(config["Cmd"], "Cmd")
+        request.entrypoint = try strings(config["Entrypoint"], "Entrypoint")
+        request.env = try strings(config["Env"], "Env")
+        request.workdir = nonEmpty(config["WorkingDir"])
+        request.user = nonEmpty(config["User"])
+        request.hostname = nonEmpty(config["Hostname"])
+        request.tty = config["Tty"] as? Bool
+        request.autoRemove = host["AutoRemove"] as? Bool
+        request.readOnly = host["ReadonlyRootfs"] as? Bool
+        request.publishAll = host["PublishAllPorts"] as? Bool
+        if let memory = (host["Memory"] as? NSNumber)?.int64Value, memory > 0 {
+            guard memory >= 64 << 20 else { throw HVCError(.invalid, "HostConfig.Memory \(memory) is below hvc's 64 MiB guest minimum") }
+            request.memory = "\(memory >> 20)m"
+        }
+        if let nano = (host["NanoCpus"] as? NSNumber)?.int64Value, nano > 0 {
+            // A VM has whole CPUs: a fraction is rounded up.
+            request.cpus = Int((nano + 999_999_999) / 1_000_000_000)
+        }
+        if let pids = (host["PidsLimit"] as? NSNumber)?.intValue, pids > 0 { request.pidsLimit = pids }
+        if let mode = nonEmpty(host["NetworkMode"]), mode != "default" {
+            request.networks = [mode]
+        }
+        request.ports = try ports(host["PortBindings"])
+        var mounts: [ContainerMount] = []
+        for bind in try strings(host["Binds"], "HostConfig.Binds") ?? [] {
+            mounts.append(try ContainerMount.parseVolumeFlag(bind))
+        }
+        if let tmpfs = host["Tmpfs"] as? [String: Any] {
+            for (target, options) in tmpfs.sorted(by: { $0.key < $1.key }) {
+                let text = (options as? String).flatMap { $0.isEmpty ? nil : $0 }
+                mounts.append(try ContainerMount.parseTmpfsFlag(text.map { target + ":" + $0 } ?? target))
+            }
+        }
+        if !mounts.isEmpty { request.mounts = mounts }
+        return request
+    }
+
+    /// `HostConfig.PortBindings` (`{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`) as `-p` texts.
+    static func ports(_ value: Any?) throws(HVCError) -> [String]? {
+        guard let bindings = value as? [String: Any], !bindings.isEmpty else { return nil }
+        var result: [String] = []
+        for (port, entries) in bindings.sorted(by: { $0.key < $1.key }) {
+            let hosts = entries as? [[String: Any]] ?? []
+            if hosts.isEmpty { result.append(port) }
+            for host in hosts {
+                let ip = (host["HostIp"] as? String) ?? "", hostPort = (host["HostPort"] as? String) ?? ""
+                // `-p` forms: CONTAINERPORT (a free host port), HOSTPORT:..., IP:[HOSTPORT]:...
+                if !ip.isEmpty {
+                    result.append(ip + ":" + hostPort + ":" + port)
+                } else {
+                    result.append(hostPort.isEmpty ? port : hostPort + ":" + port)
+                }
+            }
+        }
+        return result
+    }
+
+    /// Refuses the fields hvc does not carry out when they are set, naming each.
+    static func refuseUnsupported(_ config: [String: Any], _ host: [String: Any]) throws(HVCError) {
+        func refuse(_ field: String, _ why: String) throws(HVCError) {
+            throw HVCError(.invalid, "\(field) is not supported by hvc: \(why)")
+        }
+        if host["Privileged"] as? Bool == true { try refuse("HostConfig.Privileged", "a container has its own VM; nothing of the host is given to it") }
+        if let mode = nonEmpty(host["NetworkMode"]), mode == "host" || mode.hasPrefix("container:") {
+            try refuse("HostConfig.NetworkMode \(mode)", "each container has its own VM and network interface")
+        }
+        for field in ["PidMode", "IpcMode", "UsernsMode", "UTSMode", "CgroupnsMode"] {
+            if let mode = nonEmpty(host[field]), mode != "private", mode != "shareable" {
+                try refuse("HostConfig.\(field) \(mode)", "namespaces are the VM's own")
+            }
+        }
+        for field in ["CapAdd", "Devices", "DeviceRequests", "SecurityOpt", "VolumesFrom", "Links", "ExtraHosts", "Dns", "DnsSearch", "Sysctls"] {
+            if let list = host[field] as? [Any], !list.isEmpty { try refuse("HostConfig.\(field)", "not carried out yet") }
+        }
+        if let mounts = host["Mounts"] as? [Any], !mounts.isEmpty { try refuse("HostConfig.Mounts", "not carried out yet; use Binds") }
+        if let policy = host["RestartPolicy"] as? [String: Any], let name = nonEmpty(policy["Name"]), name != "no" {
+            try refuse("HostConfig.RestartPolicy \(name)", "restart policies are not carried out yet")
+        }
+        if let log = host["LogConfig"] as? [String: Any], let type = nonEmpty(log["Type"]), type != "json-file" {
+            try refuse("HostConfig.LogConfig.Type \(type)", "hvc keeps each container's log as json-file")
+        }
+        if let labels = config["Labels"] as? [String: Any], !labels.isEmpty { try refuse("Labels", "not carried out yet") }
+        if config["Healthcheck"] is [String: Any] { try refuse("Healthcheck", "not carried out yet") }
+        if let signal = nonEmpty(config["StopSignal"]) { try refuse("StopSignal \(signal)", "stop sends TERM, then KILL") }
+        if let volumes = config["Volumes"] as? [String: Any], !volumes.isEmpty {
+            try refuse("Volumes", "anonymous volumes come from the image's VOLUME; use Binds")
+        }
+    }
+
+    static func strings(_ value: Any?, _ field: String) throws(HVCError) -> [String]? {
+        guard let value, !(value is NSNull) else { return nil }
+        if let text = value as? String { return [text] }
+        guard let list = value as? [Any], let strings = list as? [String] else {
+            throw HVCError(.invalid, "\(field) must be a list of strings")
+        }
+        return strings
+    }
+
+    static func nonEmpty(_ value: Any?) -> String? {
+        (value as? String).flatMap { $0.isEmpty ? nil : $0 }
+    }
+}

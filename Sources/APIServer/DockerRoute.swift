@@ -1,0 +1,59 @@
+/// A Docker Engine API request, from method and path: versioned (`/v1.41/containers/json`) or
+/// not. Only the routes hvc carries out are here; the server answers others with an error that
+/// names them.
+public enum DockerRoute: Equatable, Sendable {
+    case ping
+    case version
+    case info
+    case listContainers
+    case createContainer
+    case inspectContainer(String)
+    case startContainer(String)
+    case stopContainer(String)
+    case killContainer(String)
+    case waitContainer(String)
+    case deleteContainer(String)
+    case containerLogs(String)
+    case listImages
+    case pullImage
+    case inspectImage(String)
+
+    /// The newest API version served, and the oldest a client may ask for.
+    public static let apiVersion = "1.41"
+    public static let minimumAPIVersion = "1.12"
+
+    /// The route for `method` and `path` (query string excluded), or nil.
+    public init?(method: String, path: String) {
+        var parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        if let first = parts.first, DockerRoute.isVersion(first) { parts.removeFirst() }
+        guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0.count <= 256 }) else { return nil }
+        let id = parts.count > 1 ? parts[1] : ""
+        switch (method, parts.count, parts[0], parts.count > 2 ? parts[2] : "") {
+        case ("GET", 1, "_ping", _), ("HEAD", 1, "_ping", _): self = .ping
+        case ("GET", 1, "version", _): self = .version
+        case ("GET", 1, "info", _): self = .info
+        case ("GET", 2, "containers", _) where id == "json": self = .listContainers
+        case ("POST", 2, "containers", _) where id == "create": self = .createContainer
+        case ("GET", 3, "containers", "json"): self = .inspectContainer(id)
+        case ("POST", 3, "containers", "start"): self = .startContainer(id)
+        case ("POST", 3, "containers", "stop"): self = .stopContainer(id)
+        case ("POST", 3, "containers", "kill"): self = .killContainer(id)
+        case ("POST", 3, "containers", "wait"): self = .waitContainer(id)
+        case ("GET", 3, "containers", "logs"): self = .containerLogs(id)
+        case ("DELETE", 2, "containers", _): self = .deleteContainer(id)
+        case ("GET", 2, "images", _) where id == "json": self = .listImages
+        case ("POST", 2, "images", _) where id == "create": self = .pullImage
+        case ("GET", _, "images", _) where parts.count >= 3 && parts.last == "json":
+            // An image's name may hold slashes (`localhost:5000/team/app:1`).
+            self = .inspectImage(parts.dropFirst().dropLast().joined(separator: "/"))
+        default: return nil
+        }
+    }
+
+    /// `v1.41` and the like.
+    static func isVersion(_ part: String) -> Bool {
+        guard part.hasPrefix("v") else { return false }
+        let numbers = part.dropFirst().split(separator: ".", omittingEmptySubsequences: false)
+        return numbers.count == 2 && numbers.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) }
+    }
+}

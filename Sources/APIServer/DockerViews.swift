@@ -1,0 +1,168 @@
+import Foundation
+import Runtime
+
+/// hvc's records in the shapes of the Docker Engine API: what `docker ps`, `inspect` and
+/// `images` read.
+enum DockerViews {
+    static func imageID(_ id: String) -> String { id.hasPrefix("sha256:") ? id : "sha256:" + id }
+
+    static func time(_ date: Date?) -> String {
+        guard let date else { return "0001-01-01T00:00:00Z" }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    /// `docker ps`'s STATUS: `Created`, `Up 3 minutes`, `Exited (0) 5 seconds ago`.
+    static func status(_ record: ContainerRecord, now: Date = Date()) -> String {
+        switch record.state.status {
+        case .created: return "Created"
+        case .running: return "Up " + duration(now.timeIntervalSince(record.state.started ?? now))
+        case .exited:
+            let code = record.state.exitCode.map(String.init) ?? "-1"
+            return "Exited (\(code)) " + duration(now.timeIntervalSince(record.state.finished ?? now)) + " ago"
+        }
+    }
+
+    /// Docker's rounding: `Less than a second`, `5 seconds`, `About a minute`, `3 minutes`, `2 hours`, `4 days`.
+    static func duration(_ seconds: TimeInterval) -> String {
+        let s = Int(max(0, seconds))
+        switch s {
+        case 0: return "Less than a second"
+        case 1: return "1 second"
+        case 2..<60: return "\(s) seconds"
+        case 60..<120: return "About a minute"
+        case 120..<3600: return "\(s / 60) minutes"
+        case 3600..<7200: return "About an hour"
+        case 7200..<172_800: return "\(s / 3600) hours"
+        default: return "\(s / 86400) days"
+        }
+    }
+
+    static func ports(_ record: ContainerRecord) -> [[String: Any]] {
+        let mappings = record.state.endpoint?.ports ?? (record.state.status == .running ? record.config.ports ?? [] : [])
+        return mappings.map { port in
+            var entry: [String: Any] = ["PrivatePort": Int(port.containerPort), "Type": port.protocol.rawValue]
+            if port.hostPort != 0 {
+                entry["PublicPort"] = Int(port.hostPort)
+                entry["IP"] = port.hostIP?.description ?? "0.0.0.0"
+            }
+            return entry
+        }
+    }
+
+    static func networks(_ record: ContainerRecord) -> [String: Any] {
+        guard let network = record.config.network else { return [:] }
+        var entry: [String: Any] = ["NetworkID": record.state.endpoint?.networkID ?? "", "IPAddress": "", "Gateway": "",
+                                    "IPPrefixLen": 0, "MacAddress": ""]
+        if let endpoint = record.state.endpoint {
+            entry["IPAddress"] = endpoint.address.description
+            entry["Gateway"] = endpoint.gateway.description
+            entry["IPPrefixLen"] = endpoint.prefix
+            entry["MacAddress"] = endpoint.mac
+        }
+        return [network: entry]
+    }
+
+    /// An entry of `GET /containers/json`.
+    static func summary(_ record: ContainerRecord) -> [String: Any] {
+        [
+            "Id": record.id, "Names": ["/" + record.name], "Image": record.config.image,
+            "ImageID": imageID(record.config.imageID),
+            "Command": record.config.process.arguments.joined(separator: " "),
+            "Created": Int(record.config.created.timeIntervalSince1970),
+            "State": record.state.status.rawValue, "Status": status(record),
+            "Ports": ports(record), "Labels": [String: String](),
+            "HostConfig": ["NetworkMode": record.config.network ?? "none"],
+            "NetworkSettings": ["Networks": networks(record)],
+            "Mounts": mounts(record),
+        ]
+    }
+
+    static func mounts(_ record: ContainerRecord) -> [[String: Any]] {
+        (record.config.mounts ?? []).map { mount in
+            ["Type": mount.type.rawValue, "Source": mount.source, "Destination": mount.target,
+             "RW": !mount.readOnly, "Mode": mount.readOnly ? "ro" : "", "Propagation": ""]
+        }
+    }
+
+    /// `GET /containers/{id}/json`.
+    static func inspect(_ record: ContainerRecord) -> [String: Any] {
+        let config = record.config, state = record.state
+        let arguments = config.process.arguments
+        let running = state.status == .running
+        var portMap: [String: Any] = [:]
+        for port in state.endpoint?.ports ?? config.ports ?? [] {
+            let key = "\(port.containerPort)/\(port.protocol.rawValue)"
+            if port.hostPort == 0 {
+                portMap[key] = NSNull()
+            } else {
+                portMap[key] = [["HostIp": port.hostIP?.description ?? "0.0.0.0", "HostPort": "\(port.hostPort)"]]
+            }
+        }
+        var bindings: [String: Any] = [:]
+        for port in config.ports ?? [] {
+            bindings["\(port.containerPort)/\(port.protocol.rawValue)"] =
+                [["HostIp": port.hostIP?.description ?? "", "HostPort": port.hostPort == 0 ? "" : "\(port.hostPort)"]]
+        }
+        return [
+            "Id": record.id, "Name": "/" + record.name, "Created": time(config.created),
+            "Path": arguments.first ?? "", "Args": Array(arguments.dropFirst()),
+            "State": [
+                "Status": state.status.rawValue, "Running": running, "Paused": false, "Restarting": false,
+                "OOMKilled": state.oomKilled, "Dead": false, "Pid": running ? Int(state.vmmPID ?? 0) : 0,
+                "ExitCode": Int(state.exitCode ?? 0), "Error": state.error ?? "",
+                "StartedAt": time(state.started), "FinishedAt": time(state.finished),
+            ] as [String: Any],
+            "Image": imageID(config.imageID), "LogPath": record.logPath, "RestartCount": 0,
+            "Driver": "hvc", "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+            "HostConfig": [
+                "NetworkMode": config.network ?? "none", "AutoRemove": config.autoRemove,
+                "Memory": config.memoryMiB << 20, "NanoCpus": config.cpus * 1_000_000_000,
+                "PidsLimit": config.pidsLimit, "ReadonlyRootfs": config.readOnlyRoot ?? false,
+                "PortBindings": bindings, "RestartPolicy": ["Name": "no", "MaximumRetryCount": 0] as [String: Any],
+                "LogConfig": ["Type": "json-file", "Config": [String: String]()] as [String: Any],
+                "Runtime": "hvc", "Isolation": "",
+            ] as [String: Any],
+            "Config": [
+                "Hostname": config.hostname, "User": config.process.user, "Env": config.process.environment,
+                "Cmd": arguments, "Image": config.image, "WorkingDir": config.process.workingDirectory,
+                "Entrypoint": NSNull(), "Tty": config.process.terminal, "OpenStdin": false,
+                "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
+                "Labels": [String: String](), "Volumes": NSNull(),
+            ] as [String: Any],
+            "NetworkSettings": [
+                "IPAddress": state.endpoint?.address.description ?? "", "Gateway": state.endpoint?.gateway.description ?? "",
+                "IPPrefixLen": state.endpoint?.prefix ?? 0, "MacAddress": state.endpoint?.mac ?? "",
+                "Ports": portMap, "Networks": networks(record),
+            ] as [String: Any],
+            "Mounts": mounts(record),
+        ]
+    }
+
+    /// An entry of `GET /images/json`, and (with more) `GET /images/{name}/json`.
+    static func image(_ image: Image) -> [String: Any] {
+        [
+            "Id": imageID(image.id), "ParentId": "", "RepoTags": image.references, "RepoDigests": [String](),
+            "Created": Int(image.created.timeIntervalSince1970), "Size": image.size, "VirtualSize": image.size,
+            "SharedSize": -1, "Labels": [String: String](), "Containers": -1,
+        ]
+    }
+
+    static func inspectImage(_ image: Image) -> [String: Any] {
+        let config = image.config
+        var exposed: [String: Any] = [:]
+        for port in config.exposedPorts ?? [] { exposed[port] = [String: String]() }
+        return [
+            "Id": imageID(image.id), "RepoTags": image.references, "RepoDigests": [String](), "Parent": "",
+            "Created": time(image.created), "Size": image.size, "VirtualSize": image.size,
+            "Os": "linux", "Architecture": "amd64", "Author": "", "Comment": "",
+            "Config": [
+                "Cmd": config.cmd as Any? ?? NSNull(), "Entrypoint": config.entrypoint as Any? ?? NSNull(),
+                "Env": config.env ?? [], "WorkingDir": config.workingDir ?? "", "User": config.user ?? "",
+                "ExposedPorts": exposed, "Labels": [String: String](),
+            ] as [String: Any],
+            "RootFS": ["Type": "layers", "Layers": [String]()] as [String: Any],
+        ]
+    }
+}

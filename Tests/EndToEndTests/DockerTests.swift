@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+
+extension EndToEnd {
+    /// The Docker Engine API on hvcd's `docker.sock`, driven by Debian's docker CLI (20.10).
+    @Suite(.serialized) struct DockerTests {
+        let h: Harness
+
+        init() throws { h = try Harness.make() }
+
+        /// Debian's docker CLI (not another one a machine may have on its PATH).
+        static let cli = "/usr/bin/docker"
+
+        /// `docker ARGS` against `socket`, as `uid` (root when nil), with a private config directory.
+        func docker(_ socket: String, as uid: Int? = nil, _ arguments: [String]) -> Harness.Result3 {
+            let config = h.root + "/../docker-config-\(uid ?? 0)"
+            try? FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
+            if let uid { chown(config, uid_t(uid), gid_t(uid)) }
+            let command = ["/usr/bin/env", "DOCKER_HOST=unix://" + socket, "DOCKER_CONFIG=" + config, DockerTests.cli] + arguments
+            let argv = uid.map { ["/usr/bin/setpriv", "--reuid", "\($0)", "--regid", "\($0)", "--clear-groups"] + command } ?? command
+            return h.execute(argv, timeout: 180)
+        }
+
+        /// Runs `body` with an hvcd whose Docker socket has come up.
+        func withDockerSocket(tenants: String = "{}", _ body: (String, Harness.Daemon) throws -> Void) throws {
+            try h.withDaemon(tenants: tenants) { daemon in
+                let socket = (daemon.socket as NSString).deletingLastPathComponent + "/docker.sock"
+                try #require(Harness.eventually(10) { FileManager.default.fileExists(atPath: socket) }, "no \(socket)")
+                try body(socket, daemon)
+            }
+        }
+
+        @Test func theDockerCLIRunsContainersInVMs() throws {
+            try withDockerSocket { socket, _ in
+                let version = docker(socket, ["version", "--format", "{{.Server.APIVersion}} {{.Server.Os}}"])
+                #expect(version.status == 0 && version.stdout == "1.41 linux\n", "\(version.stdout) \(version.stderr)")
+
+                let run = docker(socket, ["run", "-d", "--name", "dk-web", "busybox", "sh", "-c",
+                                          "echo hello-from-a-vm; uname -r; echo to-stderr >&2; exec sleep 300"])
+                try #require(run.status == 0, "\(run.stderr)")
+                let id = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(id.count == 64 && id.allSatisfy(\.isHexDigit), "\(run.stdout)")
+                defer { _ = h.hvc(["rm", "-f", id]) }
+                // The same container, as hvc sees it.
+                #expect(h.hvc(["inspect", "dk-web"]).stdout.contains(id))
+
+                let ps = docker(socket, ["ps", "--format", "{{.ID}} {{.Names}} {{.Image}} {{.Status}}"])
+                #expect(ps.status == 0 && ps.stdout.hasPrefix(String(id.prefix(12)) + " dk-web busybox Up "), "\(ps.stdout) \(ps.stderr)")
+
+                var logs = docker(socket, ["logs", "dk-web"])
+                #expect(Harness.eventually(15) {
+                    logs = docker(socket, ["logs", "dk-web"])
+                    return logs.stdout.hasPrefix("hello-from-a-vm\n") && logs.stderr == "to-stderr\n"
+                }, "\(logs.stdout) \(logs.stderr)")
+                // Its kernel is the guest's, not the host's.
+                var host = utsname()
+                uname(&host)
+                let hostRelease = withUnsafeBytes(of: host.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let guestRelease = logs.stdout.split(separator: "\n").dropFirst().first.map(String.init) ?? ""
+                #expect(guestRelease.hasSuffix("-hvc") && guestRelease != hostRelease, "\(guestRelease)")
+
+                let inspect = docker(socket, ["inspect", "--format", "{{.State.Running}} {{.Config.Image}} {{.Name}}", "dk-web"])
+                #expect(inspect.stdout == "true busybox /dk-web\n", "\(inspect.stdout) \(inspect.stderr)")
+
+                let stop = docker(socket, ["stop", "-t", "1", "dk-web"])
+                #expect(stop.status == 0 && stop.stdout == "dk-web\n", "\(stop.stderr)")
+                let exited = docker(socket, ["ps", "-a", "--filter", "name=dk-web", "--format", "{{.Status}}"])
+                #expect(exited.stdout.hasPrefix("Exited ("), "\(exited.stdout) \(exited.stderr)")
+                let waited = docker(socket, ["wait", "dk-web"])
+                #expect(waited.status == 0 && ["137\n", "143\n"].contains(waited.stdout), "\(waited.stdout) \(waited.stderr)")
+
+                let rm = docker(socket, ["rm", "dk-web"])
+                #expect(rm.status == 0 && rm.stdout == "dk-web\n", "\(rm.stderr)")
+                #expect(docker(socket, ["ps", "-a", "-q"]).stdout.isEmpty)
+                #expect(h.hvc(["inspect", id]).status == 125)
+
+                let images = docker(socket, ["images", "--format", "{{.Repository}}:{{.Tag}}"])
+                #expect(images.stdout.split(separator: "\n").contains { $0.hasSuffix("busybox:latest") }, "\(images.stdout) \(images.stderr)")
+            }
+        }
+
+        /// What hvc does not carry out is refused by name, and leaves no container behind.
+        @Test func unsupportedOptionsAreRefusedByName() throws {
+            try withDockerSocket { socket, _ in
+                for (flags, field) in [(["--privileged"], "HostConfig.Privileged"), (["--network", "host"], "HostConfig.NetworkMode host"),
+                                       (["--pid", "host"], "HostConfig.PidMode host"), (["--label", "a=b"], "Labels")] {
+                    let r = docker(socket, ["run", "-d"] + flags + ["busybox", "true"])
+                    #expect(r.status == 125 && r.stderr.contains("\(field) is not supported by hvc"), "\(flags): \(r.stderr)")
+                }
+                #expect(h.hvc(["ps", "-a", "-q"]).stdout.isEmpty)
+                let unknown = docker(socket, ["network", "ls"])
+                #expect(unknown.status != 0 && unknown.stderr.contains("is not supported by hvc's Docker API"), "\(unknown.stderr)")
+            }
+        }
+
+        /// Two tenants through the Docker socket: each sees its own containers only, and the
+        /// other's id is not found.
+        @Test func tenantsSeeOnlyTheirOwnThroughTheDockerSocket() throws {
+            let tenants = #"{"tenants": {"dk-a": {"uids": [2501]}, "dk-b": {"uids": [2502]}}}"#
+            try withDockerSocket(tenants: tenants) { socket, _ in
+                let a = docker(socket, as: 2501, ["run", "-d", "--name", "dk-a1", "busybox", "sleep", "300"])
+                let b = docker(socket, as: 2502, ["run", "-d", "--name", "dk-b1", "busybox", "sleep", "300"])
+                try #require(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
+                let idB = b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                defer { _ = h.hvc(["rm", "-f", "dk-a1", "dk-b1"]) }
+                #expect(docker(socket, as: 2501, ["ps", "-a", "--format", "{{.Names}}"]).stdout == "dk-a1\n")
+                #expect(docker(socket, as: 2502, ["ps", "-a", "--format", "{{.Names}}"]).stdout == "dk-b1\n")
+                for arguments in [["inspect", idB], ["logs", idB], ["stop", idB], ["kill", idB]] {
+                    let r = docker(socket, as: 2501, arguments)
+                    let said = r.stderr.lowercased()
+                    #expect(r.status != 0 && (said.contains("no such container") || said.contains("no such object")), "\(arguments): \(r.stderr)")
+                }
+                _ = docker(socket, as: 2501, ["rm", "-f", idB])
+                // B's container ran on through A's attempts, its removal among them.
+                #expect(docker(socket, as: 2502, ["inspect", "--format", "{{.State.Running}}", idB]).stdout == "true\n")
+            }
+        }
+    }
+}
