@@ -544,8 +544,8 @@ def measure_scale(args):
         before = sum(cpu_ticks(q) + cpu_ticks(shim) for q, shim in pids)
         time.sleep(10)
         idle_cpu = (sum(cpu_ticks(q) + cpu_ticks(shim) for q, shim in pids) - before) / tick / 10 * 100.0
-        start_with_neighbours = median_ms([args.hvc, "run", "--rm", "busybox", "true"], 5, args.timeout)
-        exec_with_neighbours = median_ms([args.hvc, "exec", names[0], "true"], 5, args.timeout)
+        start_with_neighbours = median_ms([args.hvc, "run", "--rm", "busybox", "true"], 7, args.timeout)
+        exec_with_neighbours = median_ms([args.hvc, "exec", names[0], "true"], 7, args.timeout)
         load = os.getloadavg()[0]
         return {"count": args.scale, "starts": starts, "vmm_pss": vmm_pss, "shim_pss": shim_pss, "keeper": keeper,
                 "idle_cpu": idle_cpu, "start": start_with_neighbours, "exec": exec_with_neighbours, "load": load}
@@ -667,8 +667,8 @@ def scale_report(args, scale, rates):
         lines.append(f"| total PSS: QEMUs + supervisors + keeper | {total:.0f} MiB ({total / n:.1f} MiB per container) |")
         lines.append(f"| of which QEMUs / supervisors / keeper | {scale['vmm_pss']:.0f} / {scale['shim_pss']:.0f} / {scale['keeper']:.0f} MiB |")
         lines.append(f"| CPU of all {n} while idle (QEMUs + supervisors, 10 s) | {scale['idle_cpu']:.2f}% of one core |")
-        lines.append(f"| templated `hvc run --rm busybox true` with {n} idle neighbours (median of 5) | {scale['start']:.0f} ms |")
-        lines.append(f"| `hvc exec C true` with {n} idle neighbours (median of 5) | {scale['exec']:.0f} ms |")
+        lines.append(f"| templated `hvc run --rm busybox true` with {n} idle neighbours (median of 7) | {scale['start']:.0f} ms |")
+        lines.append(f"| `hvc exec C true` with {n} idle neighbours (median of 7) | {scale['exec']:.0f} ms |")
         lines.append(f"| load average (1 min) at the end | {scale['load']:.2f} |")
         lines.append("")
     if rates:
