@@ -23,8 +23,8 @@
 #        BENCH_DAEMON  hvcd's ps latency with 0 and 1,000 waiting clients (default 1; 0 skips)
 #        BENCH_PODS   a pod of two containers under containerd's CRI, hvc against runc (default 1;
 #                     0 skips); needs the venv of `make fuzz-deps` (HVC_FUZZ_PYTHON names its python)
-#        BENCH_SECTION_RUNS  timed runs in each section after the first: network, shared folders,
-#                     nesting, hvcd, pods (default 7)
+#        BENCH_SECTION_RUNS  timed runs of each figure in the sections after the main table:
+#                     network, shared folders, nesting, hvcd, pods (default 7)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 

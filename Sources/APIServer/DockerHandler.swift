@@ -95,15 +95,7 @@ public struct DockerHandler: HTTPService {
             return try DockerHandler.json(visible.map(DockerViews.summary))
         case .createContainer:
             let request = try DockerCreate.request(body, name: query["name"])
-            let options = try request.runOptions()
-            Handler.createLock.lock()
-            let created: Result<ContainerRecord, Error> = Result {
-                try handler.checkQuota(caller, adding: options.memoryMiB)
-                return try manager.create(options, tenant: caller.tenant, hostAccess: caller.hostAccess,
-                                          policy: MountPolicy(bindRoots: caller.bindRoots), mayNest: caller.mayNest)
-            }
-            Handler.createLock.unlock()
-            let record = try created.get()
+            let record = try handler.create(try request.runOptions(), for: caller)
             return try DockerHandler.json(["Id": record.id, "Warnings": [String]()] as [String: Any], status: 201)
         case .inspectContainer(let id):
             return try DockerHandler.json(DockerViews.inspect(try handler.container(id, caller)))
@@ -183,8 +175,7 @@ public struct DockerHandler: HTTPService {
             throw HVCError(.invalid, "wait condition \"\(condition.prefix(32))\" is not one of not-running, next-exit, removed")
         }
         let body: @Sendable (Int32?, String?) -> Data = { code, error in
-            let object: [String: Any] = ["StatusCode": Int(code ?? 0), "Error": error.map { ["Message": $0] } ?? NSNull()]
-            return ((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()) + Data([0x0a])
+            Handler.jsonLine(["StatusCode": Int(code ?? 0), "Error": error.map { ["Message": $0] } ?? NSNull()] as [String: Any])
         }
         if condition == "not-running", record.state.status != .running {
             return Response(status: 200, body: body(record.state.exitCode, nil))
@@ -265,9 +256,7 @@ public struct DockerHandler: HTTPService {
         _ = try ImageReference(name: reference)
         let images = runtime.images
         return Response(status: 200, contentType: "application/json") { stream in
-            @Sendable func line(_ object: [String: Any]) -> Data {
-                ((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()) + Data([0x0a])
-            }
+            let line = Handler.jsonLine
             _ = stream.write(line(["status": "Pulling from \(from)", "id": tag ?? "latest"]))
             do {
                 let result = try images.pull(reference) { status in _ = stream.write(line(["status": status])) }
@@ -275,7 +264,7 @@ public struct DockerHandler: HTTPService {
                 _ = stream.write(line(["status": "Status: Downloaded newer image for \(reference)"]))
             } catch {
                 let message = (error as? HVCError)?.message ?? "\(error)"
-                _ = stream.write(line(["error": message, "errorDetail": ["message": message]]))
+                _ = stream.write(line(["error": message, "errorDetail": ["message": message]] as [String: Any]))
             }
         }
     }

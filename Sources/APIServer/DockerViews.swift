@@ -6,11 +6,12 @@ import Runtime
 enum DockerViews {
     static func imageID(_ id: String) -> String { id.hasPrefix("sha256:") ? id : "sha256:" + id }
 
+    /// RFC 3339 with fractional seconds, in UTC; made once (log timestamps use it per entry).
+    static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     static func time(_ date: Date?) -> String {
         guard let date else { return "0001-01-01T00:00:00Z" }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        return timeFormat.format(date)
     }
 
     /// `docker ps`'s STATUS: `Created`, `Up 3 minutes`, `Exited (0) 5 seconds ago`.

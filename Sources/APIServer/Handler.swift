@@ -142,16 +142,7 @@ public struct Handler: Sendable {
             return try Handler.json(visible)
         case .createContainer:
             let request = try JSONDecoder().decode(CreateContainerRequest.self, from: body)
-            let options = try request.runOptions()
-            // Quota check and creation as one step, so that concurrent creates cannot overshoot.
-            Handler.createLock.lock()
-            let created: Result<ContainerRecord, Error> = Result {
-                try checkQuota(caller, adding: options.memoryMiB)
-                return try manager.create(options, tenant: caller.tenant, hostAccess: caller.hostAccess,
-                                          policy: MountPolicy(bindRoots: caller.bindRoots), mayNest: caller.mayNest)
-            }
-            Handler.createLock.unlock()
-            let record = try created.get()
+            let record = try create(try request.runOptions(), for: caller)
             if request.start == true { _ = try manager.start(record.id) }
             return try Handler.json(CreatedContainer(id: record.id), status: 201)
         case .inspectContainer(let id):
@@ -221,12 +212,9 @@ public struct Handler: Sendable {
             _ = try ImageReference(name: request.reference)
             let images = runtime.images
             return Response(status: 200, contentType: "application/x-ndjson") { stream in
-                @Sendable func line(_ object: [String: String]) -> Data {
-                    ((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()) + Data([0x0a])
-                }
                 do {
-                    let result = try images.pull(request.reference) { status in _ = stream.write(line(["status": status])) }
-                    _ = stream.write(line(["id": result.image.id, "downloadedBlobs": "\(result.downloadedBlobs)"]))
+                    let result = try images.pull(request.reference) { status in _ = stream.write(Handler.jsonLine(["status": status])) }
+                    _ = stream.write(Handler.jsonLine(["id": result.image.id, "downloadedBlobs": "\(result.downloadedBlobs)"]))
                 } catch {
                     _ = stream.write(Handler.errorBody(error as? HVCError ?? HVCError(cause: error)) + Data([0x0a]))
                 }
@@ -282,6 +270,21 @@ public struct Handler: Sendable {
 
     /// The caller's own volumes, likewise.
     func volumes(_ caller: Caller) -> VolumeManager { VolumeManager(runtime: runtime, tenant: caller.tenant) }
+
+    /// Creates the container `options` describe for `caller`: the quota check and the creation
+    /// as one step, so that concurrent creates cannot overshoot.
+    func create(_ options: RunOptions, for caller: Caller) throws -> ContainerRecord {
+        Handler.createLock.lock()
+        defer { Handler.createLock.unlock() }
+        try checkQuota(caller, adding: options.memoryMiB)
+        return try manager.create(options, tenant: caller.tenant, hostAccess: caller.hostAccess,
+                                  policy: MountPolicy(bindRoots: caller.bindRoots), mayNest: caller.mayNest)
+    }
+
+    /// `object` as one line of JSON, as streamed progress and results are sent.
+    static func jsonLine(_ object: Any) -> Data {
+        ((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()) + Data([0x0a])
+    }
 
     /// Refuses a container that would take the caller's tenant over its quotas.
     func checkQuota(_ caller: Caller, adding memoryMiB: Int) throws {

@@ -91,6 +91,8 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
 
     let server: Server
     private var head: HTTPRequestHead?
+    /// The request's path, without its query.
+    private var path = ""
     private var body = ByteBuffer()
     private var bodyKind: RequestBody?
     private var rejected: HVCError?
@@ -124,7 +126,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             head = requestHead
             body.clear()
             rejected = nil
-            let path = String(requestHead.uri.split(separator: "?", maxSplits: 1).first ?? "")
+            path = String(requestHead.uri.split(separator: "?", maxSplits: 1).first ?? "")
             bodyKind = server.service.body(method: requestHead.method.rawValue, path: path)
             if bodyKind == nil {
                 rejected = HVCError(.notFound, "no route \(requestHead.method.rawValue) \(path)")
@@ -158,7 +160,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         let query = RequestHandler.query(head.uri)
         let data = Data(body.readableBytesView)
         let service = server.service
-        let (method, path) = (head.method.rawValue, String(head.uri.split(separator: "?", maxSplits: 1).first ?? ""))
+        let (method, path) = (head.method.rawValue, path)
         let loop = context.eventLoop
         let promise = loop.makePromise(of: Response.self)
         server.pool.submit { state in
@@ -202,9 +204,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         // Chunked: the head now, then each chunk as it is written; the connection ends with the body.
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: response.contentType)
-        for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
+        var headers = RequestHandler.headers(of: response)
         headers.add(name: "Transfer-Encoding", value: "chunked")
         headers.add(name: "Connection", value: "close")
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
@@ -222,9 +222,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private func write(context: ChannelHandlerContext, _ response: Response, keepAlive: Bool) {
         busy = false
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: response.contentType)
-        for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
+        var headers = RequestHandler.headers(of: response)
         headers.add(name: "Content-Length", value: "\(response.body.count)")
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
@@ -232,6 +230,14 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         if !withoutBody { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil) }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    /// The headers `response` names itself: its content type, then its own.
+    static func headers(of response: Response) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
+        return headers
     }
 
     /// A streamed body's writer: each chunk is flushed before `write` returns.

@@ -8,7 +8,7 @@ import Musl
 /// Pids come back soon (`pid_max` is 32768 on many hosts), so a record of a process by its pid
 /// alone takes a later process for its writer once the writer is dead; the start time tells
 /// them apart. Written as `PID START`, with a START of 0 where it could not be read.
-public struct ProcessStamp: Equatable, Sendable, CustomStringConvertible {
+public struct ProcessStamp: Hashable, Sendable, CustomStringConvertible {
     public let pid: Int32
     /// nil where unknown: such a record is believed while its pid runs.
     public let start: UInt64?
@@ -22,6 +22,12 @@ public struct ProcessStamp: Equatable, Sendable, CustomStringConvertible {
     public static var current: ProcessStamp {
         let pid = getpid()
         return ProcessStamp(pid: pid, start: ProcessStamp.status(of: pid)?.start)
+    }
+
+    /// The process `pid` as it runs now (its start time read), nil when it does not run.
+    public static func running(_ pid: Int32) -> ProcessStamp? {
+        guard let status = status(of: pid), status.state != "Z", status.state != "X" else { return nil }
+        return ProcessStamp(pid: pid, start: status.start)
     }
 
     /// `PID START` (the two leading fields of `text`, separated by blanks or by `separator`); a
@@ -40,9 +46,8 @@ public struct ProcessStamp: Equatable, Sendable, CustomStringConvertible {
 
     /// Whether this process runs: its pid lives, is not a zombie, and started when recorded.
     public var isAlive: Bool {
-        guard let status = ProcessStamp.status(of: pid), status.state != "Z", status.state != "X" else { return false }
-        guard let start else { return true }
-        return status.start == start
+        guard let running = ProcessStamp.running(pid) else { return false }
+        return start.map { $0 == running.start } ?? true
     }
 
     /// A pid's state letter and start time, nil when no such process exists.

@@ -237,10 +237,11 @@ extension EndToEnd {
         func leaks(since before: HostSnapshot, ledger: ChaosLedger) -> [String] {
             var leaks: [String] = []
             func files(_ path: String) -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] }
-            leaks += h.leftoverVMMs().map { "process: QEMU \($0)" }
-            leaks += h.supervisors().map { "process: hvc-shim \($0) \(ChaosProcesses.commandLine($0).joined(separator: " "))" }
-            leaks += h.templateKeepers().map { "process: template keeper \($0)" }
-            leaks += ChaosProcesses.attachedRuns(h).map { "process: hvc run \($0)" }
+            let (vmms, supervisors, keepers, runs) = (h.leftoverVMMs(), h.supervisors(), h.templateKeepers(), ChaosProcesses.attachedRuns(h))
+            leaks += vmms.map { "process: QEMU \($0)" }
+            leaks += supervisors.map { "process: hvc-shim \($0) \(ChaosProcesses.commandLine($0).joined(separator: " "))" }
+            leaks += keepers.map { "process: template keeper \($0)" }
+            leaks += runs.map { "process: hvc run \($0)" }
             leaks += h.leftoverMounts().map { "mount: \($0)" }
             leaks += files(h.runRoot + "/uids").map { "uid claim: \($0)" }
             leaks += h.leftoverVMDirectories().map { "VM run directory: \($0) (\(describeVMDirectory(h.runRoot + "/vms/" + $0)))" }
@@ -266,12 +267,10 @@ extension EndToEnd {
             leaks += after.firewall.subtracting(before.firewall).sorted().map { "firewall rule: \($0)" }
             // Any other process of hvc's programs that this run started (a name server, an
             // hvcd, an hvc-oci, a pool member), besides those named above.
-            let named = Set(leaks.compactMap { $0.hasPrefix("process: ") ? $0.split(separator: " ").first { Int($0) != nil }.map(String.init) : nil })
-            leaks += after.processes.subtracting(before.processes).sorted().compactMap { stamp in
-                let pid = String(stamp.split(separator: " ")[0])
-                guard !named.contains(pid), let number = Int32(pid) else { return nil }
-                return "process: \(pid) \(ChaosProcesses.commandLine(number).prefix(4).joined(separator: " "))"
-            }
+            let named = Set(vmms + supervisors + keepers + runs)
+            leaks += after.processes.subtracting(before.processes).sorted { $0.pid < $1.pid }
+                .filter { !named.contains($0.pid) }
+                .map { "process: \($0.pid) \(ChaosProcesses.commandLine($0.pid).prefix(4).joined(separator: " "))" }
             return leaks
         }
     }
@@ -380,7 +379,7 @@ struct HostSnapshot {
     /// Every rule of every table, iptables' and nftables', without counters.
     var firewall: Set<String>
     /// Processes of hvc's binaries and QEMU, by pid and start time.
-    var processes: Set<String>
+    var processes: Set<ProcessStamp>
 
     static func take() -> HostSnapshot {
         var cgroups = Set<String>()
@@ -398,7 +397,7 @@ struct HostSnapshot {
             }
         }
         let links = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []))
-        return HostSnapshot(cgroups: cgroups, links: links, firewall: firewallRules(), processes: Set(hvcProcesses().map(\.description)))
+        return HostSnapshot(cgroups: cgroups, links: links, firewall: firewallRules(), processes: Set(hvcProcesses()))
     }
 
     /// The rules a container or a network of hvc's can leave, table by table: every rule of
@@ -432,17 +431,8 @@ struct HostSnapshot {
         return entries.compactMap(Int32.init).compactMap { pid in
             guard pid != getpid(), let program = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe"),
                   programs.contains(program.hasSuffix(" (deleted)") ? String(program.dropLast(10)) : program) else { return nil }
-            let stamp = ProcessStamp(pid: pid, start: startTime(pid))
-            return stamp.isAlive ? stamp : nil
+            return ProcessStamp.running(pid)
         }
-    }
-
-    /// Field 22 of /proc/PID/stat (0 when unreadable).
-    static func startTime(_ pid: Int32) -> UInt64 {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? UInt64(fields[19]) ?? 0 : 0
     }
 }
 

@@ -389,6 +389,13 @@ struct Harness: Sendable {
         }
     }
 
+    /// The host's kernel release (`uname -r`), which no guest's may be.
+    static let hostKernelRelease: String = {
+        var system = utsname()
+        uname(&system)
+        return withUnsafeBytes(of: system.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }()
+
     /// A TCP port free on every address of the host now, chosen by the kernel (a fixed port may
     /// be another program's on another machine).
     static func freePort() -> Int {

@@ -72,13 +72,14 @@ enum IsolationTable {
 
     /// Records `rows` and expects each held; rewrites the table with every row of this run.
     static func record(_ rows: [Row], sourceLocation: SourceLocation = #_sourceLocation) {
-        for row in rows where attacksDisabled {
-            #expect(row.result != .held, "\(row.area): \(row.attack): held with its attack disabled", sourceLocation: sourceLocation)
-        }
-        for row in rows where !attacksDisabled {
-            #expect(row.result == .held,
-                    "\(row.area): \(row.attack): \(row.result.rawValue): attempted \(row.attempted ?? "no"), observed \(row.observed), control \(row.control)",
-                    sourceLocation: sourceLocation)
+        for row in rows {
+            if attacksDisabled {
+                #expect(row.result != .held, "\(row.area): \(row.attack): held with its attack disabled", sourceLocation: sourceLocation)
+            } else {
+                #expect(row.result == .held,
+                        "\(row.area): \(row.attack): \(row.result.rawValue): attempted \(row.attempted ?? "no"), observed \(row.observed), control \(row.control)",
+                        sourceLocation: sourceLocation)
+            }
         }
         let all = recorded.withLock { recorded in
             recorded += rows
