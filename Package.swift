@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "Runtime", "OCI", "CLinux", "HVCSystem", "VMM",
+                "Runtime", "OCI", "CLinux", "HVCSystem", "VMM", "AgentProtocol",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "VMMTests", dependencies: ["VMM"]),
         .testTarget(name: "JailTests", dependencies: ["Jail"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
-        .testTarget(name: "APIServerTests", dependencies: ["APIServer"]),
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "AgentProtocol", "CLinux", "HVCSystem", "VMM"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI", "VMM", "AgentProtocol", "HVCSystem"]),
         .testTarget(name: "OCICommandLineTests", dependencies: ["OCICommandLine", "Runtime"]),
         .testTarget(name: "ShimTests", dependencies: ["hvc-shim", "Runtime"]),

@@ -9,6 +9,7 @@ import Synchronization
 /// with an error that names them.
 public struct DockerHandler: HTTPService {
     let handler: Handler
+    let sessions = DockerSessions()
 
     public init(handler: Handler) { self.handler = handler }
 
@@ -102,7 +103,18 @@ public struct DockerHandler: HTTPService {
         case .startContainer(let id):
             let record = try handler.container(id, caller)
             guard record.state.status != .running else { return DockerHandler.notModified }
-            _ = try manager.start(record.id)
+            if record.state.status == .created, let attach = sessions.takePendingStart(record.id) {
+                // An attached client waits: the command is held until it attaches.
+                do {
+                    _ = try manager.startForAttach(record.id)
+                    attach.resolve(.success(()))
+                } catch {
+                    attach.resolve(.failure(error))
+                    throw error
+                }
+            } else {
+                _ = try manager.start(record.id)
+            }
             return DockerHandler.noContent
         case .stopContainer(let id):
             let record = try handler.container(id, caller)
@@ -129,6 +141,24 @@ public struct DockerHandler: HTTPService {
             return DockerHandler.noContent
         case .containerLogs(let id):
             return try logs(try handler.container(id, caller), query: query)
+        case .attachContainer(let id):
+            return try attach(try handler.container(id, caller), query: query)
+        case .resizeContainer(let id):
+            let record = try handler.container(id, caller)
+            let size = try DockerHandler.size(query)
+            sessions.resize(record.id, rows: size.rows, columns: size.columns)
+            return Response(status: 200)
+        case .createExec(let id):
+            return try createExec(try handler.container(id, caller), body: body)
+        case .startExec(let id):
+            return try startExec(try exec(id, caller), body: body, caller: caller)
+        case .resizeExec(let id):
+            let exec = try exec(id, caller)
+            let size = try DockerHandler.size(query)
+            sessions.resize("exec " + exec.id, rows: size.rows, columns: size.columns)
+            return Response(status: 201)
+        case .inspectExec(let id):
+            return try DockerHandler.json(try exec(id, caller).inspect)
         case .listImages:
             return try DockerHandler.json(try runtime.images.list().map(DockerViews.image))
         case .inspectImage(let name):
@@ -182,12 +212,16 @@ public struct DockerHandler: HTTPService {
         }
         let watch = try ContainerWatch.of(runtime.containers)
         let startedBefore = record.state.status == .running
+        let journal = runtime.containers.events
+        let journalStart = journal.end()
         return Response.feed(contentType: "application/json") { feed in
             // The last exit code seen (a removed container's), and whether it has run since.
             let seen = Mutex((code: record.state.exitCode, running: startedBefore))
             let token = watch.observe(record.id) { current in
                 guard let current else {
-                    let code = seen.withLock { $0.code }
+                    // Its exit and removal may come as one change: the journal has its code.
+                    let died = journal.read(from: journalStart).events.last { $0.id == record.id && $0.action == "die" }
+                    let code = died?.exitCode ?? seen.withLock { $0.code }
                     _ = feed.write(body(code, condition == "removed" ? nil : "container \(record.name) was removed while waited for"))
                     feed.finish()
                     return false

@@ -14,6 +14,12 @@ public enum DockerRoute: Equatable, Sendable {
     case waitContainer(String)
     case deleteContainer(String)
     case containerLogs(String)
+    case attachContainer(String)
+    case resizeContainer(String)
+    case createExec(String)
+    case startExec(String)
+    case resizeExec(String)
+    case inspectExec(String)
     case listImages
     case pullImage
     case inspectImage(String)
@@ -40,6 +46,12 @@ public enum DockerRoute: Equatable, Sendable {
         case ("POST", 3, "containers", "kill"): self = .killContainer(id)
         case ("POST", 3, "containers", "wait"): self = .waitContainer(id)
         case ("GET", 3, "containers", "logs"): self = .containerLogs(id)
+        case ("POST", 3, "containers", "attach"): self = .attachContainer(id)
+        case ("POST", 3, "containers", "resize"): self = .resizeContainer(id)
+        case ("POST", 3, "containers", "exec"): self = .createExec(id)
+        case ("POST", 3, "exec", "start"): self = .startExec(id)
+        case ("POST", 3, "exec", "resize"): self = .resizeExec(id)
+        case ("GET", 3, "exec", "json"): self = .inspectExec(id)
         case ("DELETE", 2, "containers", _): self = .deleteContainer(id)
         case ("GET", 2, "images", _) where id == "json": self = .listImages
         case ("POST", 2, "images", _) where id == "create": self = .pullImage

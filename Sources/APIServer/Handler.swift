@@ -1,4 +1,5 @@
 import Foundation
+import HVCSystem
 import OCI
 import Runtime
 
@@ -18,6 +19,9 @@ public struct Response: Sendable {
     /// Registers what will answer (calling its argument once) and returns how to give up,
     /// called when the client goes first.
     public var pending: (@Sendable (@escaping @Sendable (Response) -> Void) -> (@Sendable () -> Void))?
+    /// Takes the connection over once the head is out (`Hijack`): given a blocking descriptor
+    /// whose reads are the client's bytes and whose writes go to the client.
+    public var hijack: (@Sendable (FileDescriptor) -> Void)?
 
     public init(status: Int, contentType: String = "application/json", body: Data = Data(),
                 stream: (@Sendable (ResponseStream) -> Void)? = nil) {
@@ -32,6 +36,13 @@ public struct Response: Sendable {
                             _ feed: @escaping @Sendable (ResponseFeed) -> (@Sendable () -> Void)) -> Response {
         var response = Response(status: status, contentType: contentType)
         response.feed = feed
+        return response
+    }
+
+    /// A connection taken over by `service` after a head of `contentType`.
+    public static func hijacked(contentType: String, _ service: @escaping @Sendable (FileDescriptor) -> Void) -> Response {
+        var response = Response(status: 101, contentType: contentType)
+        response.hijack = service
         return response
     }
 

@@ -49,10 +49,11 @@ public final class Server: Sendable {
                 channel.closeFuture.whenComplete { [self] _ in connections.withLock { $0 -= 1 } }
                 let idle = limits.idleTimeout
                 return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap { [self] in
-                    channel.pipeline.addHandlers([
-                        IdleStateHandler(readTimeout: idle),
-                        RequestHandler(server: self),
-                    ])
+                    channel.eventLoop.makeCompletedFuture {
+                        let handlers = channel.pipeline.syncOperations
+                        try handlers.addHandler(IdleStateHandler(readTimeout: idle), name: RequestHandler.idleHandlerName)
+                        try handlers.addHandler(RequestHandler(server: self))
+                    }
                 }
             }
         let channel = try bootstrap.bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true).wait()
@@ -101,6 +102,10 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     private var busy = false
     /// The request is a HEAD: the response's head goes out, its body does not.
     private var withoutBody = false
+    /// The request asks to take the connection over (`Upgrade: tcp`, as Docker's clients send).
+    private var upgrade = false
+
+    static let idleHandlerName = "idle"
 
     init(server: Server) { self.server = server }
 
@@ -149,6 +154,7 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let keepAlive = head.isKeepAlive
         withoutBody = head.method == .HEAD
+        upgrade = head.headers["Upgrade"].contains { $0.lowercased() == "tcp" }
         if let rejected {
             write(context: context, server.service.errorResponse(rejected), keepAlive: keepAlive)
             return
@@ -197,6 +203,20 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             channel.closeFuture.whenComplete { _ in
                 if answered.withLock({ was in defer { was = true }; return !was }) { giveUp() }
             }
+            return
+        }
+        if let service = response.hijack {
+            // Docker's clients ask to upgrade and wait for 101; older ones take a 200 and the stream.
+            let status = upgrade ? "101 UPGRADED" : "200 OK"
+            var head = "HTTP/1.1 \(status)\r\nContent-Type: \(response.contentType)\r\n"
+            head += upgrade ? "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" : "\r\n"
+            // The idle timeout and HTTP's pipelining (which holds reads until a response ends) go.
+            let handlers = context.pipeline.syncOperations
+            handlers.removeHandler(name: RequestHandler.idleHandlerName, promise: nil)
+            if let pipelining = try? handlers.handler(type: HTTPServerPipelineHandler.self) {
+                handlers.removeHandler(pipelining, promise: nil)
+            }
+            Hijack.start(channel, head: head, service: service)
             return
         }
         guard response.stream != nil || response.feed != nil else {

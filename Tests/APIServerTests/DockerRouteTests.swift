@@ -1,7 +1,11 @@
+import AgentProtocol
 @testable import APIServer
+import CLinux
 import Foundation
+import HVCSystem
 import Runtime
 import Testing
+import VMM
 
 struct DockerRouteTests {
     @Test(arguments: [
@@ -21,13 +25,19 @@ struct DockerRouteTests {
         ("GET", "/v1.41/images/json", .listImages),
         ("POST", "/v1.41/images/create", .pullImage),
         ("GET", "/v1.41/images/localhost:5000/team/app:1/json", .inspectImage("localhost:5000/team/app:1")),
+        ("POST", "/v1.41/containers/abc/attach", .attachContainer("abc")),
+        ("POST", "/v1.41/containers/abc/resize", .resizeContainer("abc")),
+        ("POST", "/v1.41/containers/abc/exec", .createExec("abc")),
+        ("POST", "/v1.41/exec/e1/start", .startExec("e1")),
+        ("POST", "/v1.41/exec/e1/resize", .resizeExec("e1")),
+        ("GET", "/v1.41/exec/e1/json", .inspectExec("e1")),
     ])
     func routes(_ method: String, _ path: String, _ route: DockerRoute) {
         #expect(DockerRoute(method: method, path: path) == route)
     }
 
     @Test(arguments: [
-        ("GET", "/v1.41/networks"), ("POST", "/v1.41/containers/abc/attach"), ("GET", "/v1/containers/json"),
+        ("GET", "/v1.41/networks"), ("GET", "/v1.41/containers/abc/attach"), ("GET", "/v1.41/exec/e1/start"), ("GET", "/v1/containers/json"),
         ("GET", "/v1.x/version"), ("PUT", "/v1.41/containers/create"), ("GET", "/v1.41/containers//json"), ("GET", "/"),
     ])
     func unknownRoutes(_ method: String, _ path: String) {
@@ -90,5 +100,38 @@ struct DockerRouteTests {
         #expect(DockerViews.duration(4000) == "About an hour")
         #expect(DockerViews.duration(36000) == "10 hours")
         #expect(DockerViews.duration(3 * 86400) == "3 days")
+    }
+}
+
+/// The relay between a Docker client's connection and a supervisor, over socket pairs.
+struct DockerRelayTests {
+    /// Output in Docker's multiplexed frames without a terminal, raw with one; the exit code
+    /// returned; frames for other processes passed over.
+    @Test(arguments: [false, true])
+    func outputIsFramedUnlessOnATerminal(_ terminal: Bool) throws {
+        let (supervisor, relayEnd) = try FrameChannel.pair()
+        var fds: [Int32] = [-1, -1]
+        try #require(hvc_socketpair(&fds) == 0)
+        let (client, relayClient) = (FileDescriptor(fds[0]), FileDescriptor(fds[1]))
+        try supervisor.send(Frame(process: 1, .stdout(Array("out".utf8))))
+        try supervisor.send(Frame(process: 2, .stdout(Array("other".utf8))))
+        try supervisor.send(Frame(process: 1, .stderr(Array("err".utf8))))
+        try supervisor.send(Frame(process: 1, .exited(.exited(6))))
+        let relay = DockerRelay(channel: relayEnd, client: relayClient, terminal: terminal, stdin: false, stdout: true, stderr: true)
+        #expect(relay.run() == 6)
+        relayClient.close()
+        var received: [UInt8] = []
+        while let bytes = try? client.read(max: 4096), !bytes.isEmpty { received += bytes }
+        let expected: [UInt8] = terminal ? Array("outerr".utf8)
+            : [1, 0, 0, 0, 0, 0, 0, 3] + Array("out".utf8) + [2, 0, 0, 0, 0, 0, 0, 3] + Array("err".utf8)
+        #expect(received == expected)
+    }
+
+    /// A start that fails ends with the shell's codes, its message on stderr.
+    @Test func aCommandNotFoundIs127() throws {
+        let (supervisor, relayEnd) = try FrameChannel.pair()
+        try supervisor.send(Frame(process: 1, .startFailed(.notFound, "exec \"nope\": not found")))
+        let relay = DockerRelay(channel: relayEnd, client: nil, terminal: false, stdin: false, stdout: true, stderr: true)
+        #expect(relay.run() == 127)
     }
 }

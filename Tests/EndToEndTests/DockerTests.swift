@@ -76,6 +76,64 @@ extension EndToEnd {
             }
         }
 
+        /// `docker run` without `-d` attaches before it starts: output, stdin, a terminal and the
+        /// exit code come through; `--rm` leaves nothing; exec runs in the VM, with and without
+        /// a terminal; `-p` publishes a page the host fetches; `-v` binds a host folder and a
+        /// named volume that outlives its container.
+        @Test func theDockerCLIAttachesExecsPublishesAndMounts() throws {
+            try withDockerSocket { socket, _ in
+                let run = docker(socket, ["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"])
+                #expect(run.status == 3 && run.stdout == "out\n" && run.stderr == "err\n", "\(run.status) \(run.stdout) \(run.stderr)")
+                #expect(docker(socket, ["ps", "-a", "-q"]).stdout.isEmpty, "--rm left a container")
+                #expect(h.hvc(["ps", "-a", "-q"]).stdout.isEmpty)
+
+                let piped = h.execute(["/usr/bin/env", "DOCKER_HOST=unix://" + socket, DockerTests.cli, "run", "-i", "--rm", "busybox",
+                                       "sh", "-c", "tr a-z A-Z; echo end"], stdin: "through stdin\n", timeout: 120)
+                #expect(piped.status == 0 && piped.stdout == "THROUGH STDIN\nend\n", "\(piped.stdout) \(piped.stderr)")
+
+                // A terminal: `script` gives the CLI one, as a user's shell would.
+                let terminal = h.execute(["/usr/bin/script", "-qec", "/usr/bin/env DOCKER_HOST=unix://\(socket) \(DockerTests.cli) run -it --rm busybox sh -c 'tty; exit 4'",
+                                          "/dev/null"], timeout: 120)
+                #expect(terminal.status == 4 && terminal.stdout.contains("/dev/pts/0"), "\(terminal.status) \(terminal.stdout) \(terminal.stderr)")
+
+                let started = docker(socket, ["run", "-d", "--name", "dk-exec", "busybox", "sleep", "300"])
+                try #require(started.status == 0, "\(started.stderr)")
+                defer { _ = h.hvc(["rm", "-f", "dk-exec"]) }
+                let exec = docker(socket, ["exec", "dk-exec", "sh", "-c", "echo in-the-vm; uname -r; exit 7"])
+                let lines = exec.stdout.split(separator: "\n").map(String.init)
+                #expect(exec.status == 7 && lines.first == "in-the-vm" && lines.last?.hasSuffix("-hvc") == true, "\(exec.stdout) \(exec.stderr)")
+                let execTerminal = h.execute(["/usr/bin/script", "-qec", "/usr/bin/env DOCKER_HOST=unix://\(socket) \(DockerTests.cli) exec -it dk-exec sh -c 'tty; exit 9'",
+                                              "/dev/null"], timeout: 120)
+                #expect(execTerminal.status == 9 && execTerminal.stdout.contains("/dev/pts/"), "\(execTerminal.stdout) \(execTerminal.stderr)")
+                let missing = docker(socket, ["exec", "dk-exec", "no-such-command"])
+                #expect(missing.status == 127 && missing.stderr.contains("no-such-command"), "\(missing.status) \(missing.stderr)")
+
+                let port = Harness.freePort()
+                let web = docker(socket, ["run", "-d", "--name", "dk-page", "-p", "\(port):80", "busybox", "sh", "-c",
+                                          "echo page-from-a-vm > /tmp/index.html; exec httpd -f -p 80 -h /tmp"])
+                try #require(web.status == 0, "\(web.stderr)")
+                defer { _ = h.hvc(["rm", "-f", "dk-page"]) }
+                var page = Harness.Result3(status: -1, stdout: "", stderr: "")
+                #expect(Harness.eventually(30) {
+                    page = h.execute(["/usr/bin/curl", "-sS", "--max-time", "5", "http://127.0.0.1:\(port)/index.html"], timeout: 10)
+                    return page.stdout == "page-from-a-vm\n"
+                }, "\(page.stdout) \(page.stderr)")
+                #expect(docker(socket, ["port", "dk-page"]).stdout.contains("80/tcp -> 0.0.0.0:\(port)"))
+
+                let folder = Harness.scratch + "/docker-bind-\(getpid())"
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                try "from-the-host\n".write(toFile: folder + "/in", atomically: true, encoding: .utf8)
+                let bound = docker(socket, ["run", "--rm", "-v", folder + ":/data", "busybox", "sh", "-c", "cat /data/in; echo from-the-vm > /data/out"])
+                #expect(bound.status == 0 && bound.stdout == "from-the-host\n", "\(bound.stdout) \(bound.stderr)")
+                #expect((try? String(contentsOfFile: folder + "/out", encoding: .utf8)) == "from-the-vm\n")
+                let volume = "dk-volume-\(getpid())"
+                defer { _ = h.hvc(["volume", "rm", volume]) }
+                let wrote = docker(socket, ["run", "--rm", "-v", volume + ":/v", "busybox", "sh", "-c", "echo kept > /v/k"])
+                let read = docker(socket, ["run", "--rm", "-v", volume + ":/v", "busybox", "cat", "/v/k"])
+                #expect(wrote.status == 0 && read.stdout == "kept\n", "\(wrote.stderr) \(read.stdout) \(read.stderr)")
+            }
+        }
+
         /// What hvc does not carry out is refused by name, and leaves no container behind.
         @Test func unsupportedOptionsAreRefusedByName() throws {
             try withDockerSocket { socket, _ in
@@ -102,7 +160,7 @@ extension EndToEnd {
                 defer { _ = h.hvc(["rm", "-f", "dk-a1", "dk-b1"]) }
                 #expect(docker(socket, as: 2501, ["ps", "-a", "--format", "{{.Names}}"]).stdout == "dk-a1\n")
                 #expect(docker(socket, as: 2502, ["ps", "-a", "--format", "{{.Names}}"]).stdout == "dk-b1\n")
-                for arguments in [["inspect", idB], ["logs", idB], ["stop", idB], ["kill", idB]] {
+                for arguments in [["inspect", idB], ["logs", idB], ["stop", idB], ["kill", idB], ["exec", idB, "true"], ["attach", idB]] {
                     let r = docker(socket, as: 2501, arguments)
                     let said = r.stderr.lowercased()
                     #expect(r.status != 0 && (said.contains("no such container") || said.contains("no such object")), "\(arguments): \(r.stderr)")

@@ -53,7 +53,7 @@ public enum PoolMember {
                             networkInterface: true, nested: pool.nested ?? false)
         let provider = TemplateClone(
             request: VMRequest(owner: id, tenant: "hvc-pool", imageReference: pool.image, shape: shape, pidsLimit: 256, servesFolders: true),
-            runtime: runtime)
+            runtime: runtime, capturesTemplate: false)
         let vm = try provider.launch(in: directory, timing: nil) { (vm: LaunchedVM) throws(HVCError) in launched = vm }
         try provider.restore(vm, in: directory, timing: nil)
         guard let key = vm.template?.key else { throw HVCError("pool \(poolName): the VM is not a clone of a template") }

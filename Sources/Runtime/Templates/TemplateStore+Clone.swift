@@ -17,8 +17,11 @@ extension TemplateStore {
 
     /// Descriptors for one clone of the template for `inputs`: its memory loaded (starting its
     /// keeper if none runs) and its state file checked against the recorded digest. A
-    /// template that fails either check is removed and made again, never used.
-    func cloneSource(runtime: Runtime, shape: VMShape, reference: String, inputs: TemplateInputs) throws(HVCError) -> CloneSource {
+    /// template that fails either check is removed and made again, never used. Without
+    /// `captures`, a missing or failing template is an error, never made: a pool's VM must not
+    /// bring back a template that `hvc template rm` removed while it started.
+    func cloneSource(runtime: Runtime, shape: VMShape, reference: String, inputs: TemplateInputs,
+                     captures: Bool = true) throws(HVCError) -> CloneSource {
         let key = inputs.key
         try makeDirectory(directory, mode: 0o700)
         try makeDirectory(runDirectory, mode: 0o700)
@@ -28,6 +31,9 @@ extension TemplateStore {
                 if let template = load(key) {
                     if let source = try open(template, runtime: runtime, problem: &problem) { return source }
                     remove(key)
+                }
+                guard captures else {
+                    throw HVCError(.notFound, "template \(key.prefix(12)) is gone" + (problem.isEmpty ? "" : " (\(problem))"))
                 }
                 _ = try TemplateCapture.capture(runtime: runtime, shape: shape, reference: reference, inputs: inputs)
                 // A template of the same image and shape under another key has a stale input.

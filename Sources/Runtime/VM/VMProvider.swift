@@ -164,12 +164,15 @@ struct ColdBoot: VMProvider {
 struct TemplateClone: VMProvider {
     let request: VMRequest
     let runtime: Runtime
+    /// Makes the template when it is missing (a pool's VM clones only one that exists).
+    var capturesTemplate = true
 
     func launch(in directory: VMDirectory, timing: RunTiming?, adopt: (LaunchedVM) throws(HVCError) -> Void) throws(HVCError) -> LaunchedVM {
         try runtime.checkAssets()
         let templates = runtime.templates
         let inputs = try templates.inputs(runtime: runtime, shape: request.shape)
-        let clone = try templates.cloneSource(runtime: runtime, shape: request.shape, reference: request.imageReference, inputs: inputs)
+        let clone = try templates.cloneSource(runtime: runtime, shape: request.shape, reference: request.imageReference, inputs: inputs,
+                                             captures: capturesTemplate)
         timing?.mark("template")
         let (vm, confinement) = try VMLaunch.start(request, memory: .clone, memoryFD: clone.memory.raw, bootsKernel: false,
                                                    directory: directory, runtime: runtime, timing: timing)
