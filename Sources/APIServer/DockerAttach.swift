@@ -9,19 +9,16 @@ import VMM
 extension DockerHandler {
     static let streamType = "application/vnd.docker.raw-stream"
 
-    /// `POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1`. To a created
-    /// container (the docker CLI attaches before it starts) it waits for `start`, which then
-    /// holds the command until this client has attached; with `logs=1`, the log so far first.
+    /// `POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1`. To a container that
+    /// is not running (the docker CLI attaches before it starts) it waits for `start`, which
+    /// then holds the command until this client has attached; with `logs=1`, the log so far first.
     func attach(_ record: ContainerRecord, query: [String: String]) throws -> Response {
-        guard record.state.status != .exited else {
-            throw HVCError(.conflict, "container \(record.name) has exited: you cannot attach to a stopped container")
-        }
         let relay: @Sendable (FrameChannel, FileDescriptor) -> DockerRelay = { channel, client in
             DockerRelay(channel: channel, client: client, terminal: record.config.process.terminal, stdin: Handler.flag(query, "stdin"),
                         stdout: Handler.flag(query, "stdout"), stderr: Handler.flag(query, "stderr"))
         }
         let replay = Handler.flag(query, "logs") ? try logs(record, query: ["stdout": query["stdout"] ?? "", "stderr": query["stderr"] ?? ""]).body : Data()
-        let waiter = record.state.status == .created ? sessions.awaitStart(record.id) : nil
+        let waiter = record.state.status != .running ? sessions.awaitStart(record.id) : nil
         let (sessions, manager) = (self.sessions, self.manager)
         return Response.hijacked(contentType: DockerHandler.streamType) { client in
             if let waiter {

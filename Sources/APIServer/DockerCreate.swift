@@ -27,6 +27,14 @@ enum DockerCreate {
         request.hostname = nonEmpty(config["Hostname"])
         request.tty = config["Tty"] as? Bool
         request.autoRemove = host["AutoRemove"] as? Bool
+        if let policy = host["RestartPolicy"] as? [String: Any], let name = nonEmpty(policy["Name"]), name != "no" {
+            let count = (policy["MaximumRetryCount"] as? NSNumber)?.intValue ?? 0
+            request.restart = name == "on-failure" && count > 0 ? "on-failure:\(count)" : name
+        }
+        if let labels = config["Labels"] as? [String: Any], !labels.isEmpty {
+            guard let strings = labels as? [String: String] else { throw HVCError(.invalid, "Labels must map strings to strings") }
+            request.labels = strings
+        }
         request.readOnly = host["ReadonlyRootfs"] as? Bool
         request.publishAll = host["PublishAllPorts"] as? Bool
         if let memory = (host["Memory"] as? NSNumber)?.int64Value, memory > 0 {
@@ -94,13 +102,9 @@ enum DockerCreate {
             if let list = host[field] as? [Any], !list.isEmpty { try refuse("HostConfig.\(field)", "not carried out yet") }
         }
         if let mounts = host["Mounts"] as? [Any], !mounts.isEmpty { try refuse("HostConfig.Mounts", "not carried out yet; use Binds") }
-        if let policy = host["RestartPolicy"] as? [String: Any], let name = nonEmpty(policy["Name"]), name != "no" {
-            try refuse("HostConfig.RestartPolicy \(name)", "restart policies are not carried out yet")
-        }
         if let log = host["LogConfig"] as? [String: Any], let type = nonEmpty(log["Type"]), type != "json-file" {
             try refuse("HostConfig.LogConfig.Type \(type)", "hvc keeps each container's log as json-file")
         }
-        if let labels = config["Labels"] as? [String: Any], !labels.isEmpty { try refuse("Labels", "not carried out yet") }
         if config["Healthcheck"] is [String: Any] { try refuse("Healthcheck", "not carried out yet") }
         if let signal = nonEmpty(config["StopSignal"]) { try refuse("StopSignal \(signal)", "stop sends TERM, then KILL") }
         if let volumes = config["Volumes"] as? [String: Any], !volumes.isEmpty {

@@ -91,7 +91,7 @@ public struct DockerHandler: HTTPService {
             let all = Handler.flag(query, "all")
             let filters = try DockerHandler.filters(query["filters"])
             let visible = try runtime.containers.list()
-                .filter { caller.owns($0.config.tenant) && (all || $0.state.status == .running) && DockerHandler.matches($0, filters) }
+                .filter { caller.owns($0.config.tenant) && (all || $0.state.status == .running) && filters.matches($0) }
                 .sorted { $0.config.created > $1.config.created }
             return try DockerHandler.json(visible.map(DockerViews.summary))
         case .createContainer:
@@ -103,7 +103,7 @@ public struct DockerHandler: HTTPService {
         case .startContainer(let id):
             let record = try handler.container(id, caller)
             guard record.state.status != .running else { return DockerHandler.notModified }
-            if record.state.status == .created, let attach = sessions.takePendingStart(record.id) {
+            if let attach = sessions.takePendingStart(record.id) {
                 // An attached client waits: the command is held until it attaches.
                 do {
                     _ = try manager.startForAttach(record.id)
@@ -116,14 +116,16 @@ public struct DockerHandler: HTTPService {
                 _ = try manager.start(record.id)
             }
             return DockerHandler.noContent
-        case .stopContainer(let id):
+        case .stopContainer(let id), .restartContainer(let id):
             let record = try handler.container(id, caller)
-            guard record.state.status == .running else { return DockerHandler.notModified }
+            let restart = route == .restartContainer(id)
+            guard restart || record.state.status == .running || record.state.restarting == true else { return DockerHandler.notModified }
             let seconds = query["t"] ?? query["timeout"] ?? "10"
             guard let timeout = Int(seconds), timeout >= -1 else {
                 throw HVCError(.invalid, "stop timeout \"\(seconds.prefix(32))\" is not a number of seconds")
             }
-            _ = try manager.stop(record.id, timeout: timeout < 0 ? 3600 : min(timeout, 3600))
+            let bounded = timeout < 0 ? 3600 : min(timeout, 3600)
+            _ = restart ? try manager.restart(record.id, timeout: bounded) : try manager.stop(record.id, timeout: bounded)
             return DockerHandler.noContent
         case .killContainer(let id):
             let record = try handler.container(id, caller)
@@ -168,33 +170,17 @@ public struct DockerHandler: HTTPService {
         }
     }
 
-    /// The `filters` parameter: `{"name": {"web": true}}` or `{"name": ["web"]}`, by filter.
-    static func filters(_ text: String?) throws -> [String: [String]] {
-        guard let text, !text.isEmpty else { return [:] }
+    /// The `filters` parameter: `{"label": {"a=b": true}}` or `{"label": ["a=b"]}`, by filter.
+    static func filters(_ text: String?) throws -> ContainerFilter {
+        var filter = ContainerFilter()
+        guard let text, !text.isEmpty else { return filter }
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
             throw HVCError(.invalid, "filters is not a JSON object of filters")
         }
-        var result: [String: [String]] = [:]
-        for (key, value) in object {
-            guard ["name", "id", "status"].contains(key) else {
-                throw HVCError(.invalid, "the \(key.prefix(32)) filter is not supported by hvc: use name, id or status")
-            }
-            result[key] = (value as? [String: Any]).map { Array($0.keys) } ?? (value as? [String]) ?? []
+        for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+            for item in (value as? [String: Any]).map({ Array($0.keys) }) ?? (value as? [String]) ?? [] { try filter.add(key, item) }
         }
-        return result
-    }
-
-    /// Whether `record` passes every filter (each passes when one of its values matches).
-    static func matches(_ record: ContainerRecord, _ filters: [String: [String]]) -> Bool {
-        filters.allSatisfy { key, values in
-            values.contains { value in
-                switch key {
-                case "name": record.name.contains(value.hasPrefix("/") ? String(value.dropFirst()) : value)
-                case "id": record.id.hasPrefix(value)
-                default: record.state.status.rawValue == value
-                }
-            }
-        }
+        return filter
     }
 
     /// `POST /containers/{id}/wait`: `{"StatusCode": N}` once the condition holds: `not-running`

@@ -21,6 +21,9 @@ enum DockerViews {
         case .running: return "Up " + duration(now.timeIntervalSince(record.state.started ?? now))
         case .exited:
             let code = record.state.exitCode.map(String.init) ?? "-1"
+            if record.state.restarting == true {
+                return "Restarting (\(code)) " + duration(now.timeIntervalSince(record.state.finished ?? now)) + " ago"
+            }
             return "Exited (\(code)) " + duration(now.timeIntervalSince(record.state.finished ?? now)) + " ago"
         }
     }
@@ -72,8 +75,8 @@ enum DockerViews {
             "ImageID": imageID(record.config.imageID),
             "Command": record.config.process.arguments.joined(separator: " "),
             "Created": Int(record.config.created.timeIntervalSince1970),
-            "State": record.state.status.rawValue, "Status": status(record),
-            "Ports": ports(record), "Labels": [String: String](),
+            "State": record.state.restarting == true ? "restarting" : record.state.status.rawValue, "Status": status(record),
+            "Ports": ports(record), "Labels": record.config.labels ?? [:],
             "HostConfig": ["NetworkMode": record.config.network ?? "none"],
             "NetworkSettings": ["Networks": networks(record)],
             "Mounts": mounts(record),
@@ -110,18 +113,20 @@ enum DockerViews {
             "Id": record.id, "Name": "/" + record.name, "Created": time(config.created),
             "Path": arguments.first ?? "", "Args": Array(arguments.dropFirst()),
             "State": [
-                "Status": state.status.rawValue, "Running": running, "Paused": false, "Restarting": false,
+                "Status": state.restarting == true ? "restarting" : state.status.rawValue, "Running": running, "Paused": false,
+                "Restarting": state.restarting == true,
                 "OOMKilled": state.oomKilled, "Dead": false, "Pid": running ? Int(state.vmmPID ?? 0) : 0,
                 "ExitCode": Int(state.exitCode ?? 0), "Error": state.error ?? "",
                 "StartedAt": time(state.started), "FinishedAt": time(state.finished),
             ] as [String: Any],
-            "Image": imageID(config.imageID), "LogPath": record.logPath, "RestartCount": 0,
+            "Image": imageID(config.imageID), "LogPath": record.logPath, "RestartCount": state.restartCount ?? 0,
             "Driver": "hvc", "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
             "HostConfig": [
                 "NetworkMode": config.network ?? "none", "AutoRemove": config.autoRemove,
                 "Memory": config.memoryMiB << 20, "NanoCpus": config.cpus * 1_000_000_000,
                 "PidsLimit": config.pidsLimit, "ReadonlyRootfs": config.readOnlyRoot ?? false,
-                "PortBindings": bindings, "RestartPolicy": ["Name": "no", "MaximumRetryCount": 0] as [String: Any],
+                "PortBindings": bindings, "RestartPolicy": ["Name": config.restartPolicy?.name.rawValue ?? "no",
+                                                        "MaximumRetryCount": config.restartPolicy?.maximumRetries ?? 0] as [String: Any],
                 "LogConfig": ["Type": "json-file", "Config": [String: String]()] as [String: Any],
                 "Runtime": "hvc", "Isolation": "",
             ] as [String: Any],
@@ -130,7 +135,7 @@ enum DockerViews {
                 "Cmd": arguments, "Image": config.image, "WorkingDir": config.process.workingDirectory,
                 "Entrypoint": NSNull(), "Tty": config.process.terminal, "OpenStdin": false,
                 "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
-                "Labels": [String: String](), "Volumes": NSNull(),
+                "Labels": config.labels ?? [:], "Volumes": NSNull(),
             ] as [String: Any],
             "NetworkSettings": [
                 "IPAddress": state.endpoint?.address.description ?? "", "Gateway": state.endpoint?.gateway.description ?? "",

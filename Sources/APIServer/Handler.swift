@@ -161,12 +161,13 @@ public struct Handler: Sendable {
         case .startContainer(let id):
             let record = try manager.start(try container(id, caller).id)
             return try Handler.json(record)
-        case .stopContainer(let id):
+        case .stopContainer(let id), .restartContainer(let id):
             guard let timeout = Int(query["timeout"] ?? "10") else {
                 throw HVCError(.invalid, "stop timeout \"\(query["timeout"] ?? "")\" is not a number of seconds")
             }
-            let record = try manager.stop(try container(id, caller).id, timeout: min(timeout, 3600))
-            return try Handler.json(record)
+            let record = try container(id, caller)
+            if case .restartContainer = route { return try Handler.json(try manager.restart(record.id, timeout: min(timeout, 3600))) }
+            return try Handler.json(try manager.stop(record.id, timeout: min(timeout, 3600)))
         case .killContainer(let id):
             let signal = try SignalName.parse(query["signal"] ?? "KILL")
             try manager.kill(try container(id, caller).id, signal: signal)

@@ -23,7 +23,7 @@ struct SuperviseCommand: ShimRoleCommand {
         let runtime = state.runtime()
         do {
             let record = try runtime.containers.resolve(container)
-            Foundation.exit(Supervisor(config: record.config, runtime: runtime, awaitsAttach: awaitAttach).run())
+            Foundation.exit(Supervisor.runUnderRestartPolicy(Supervisor(config: record.config, runtime: runtime, awaitsAttach: awaitAttach)))
         } catch {
             exitReporting(error.message, code: 125)
         }

@@ -9,6 +9,7 @@ protocol ContainerService {
     func create(_ request: CreateContainerRequest) throws(HVCError) -> String
     func start(_ container: String) throws(HVCError)
     func stop(_ container: String, timeout: Int) throws(HVCError)
+    func restart(_ container: String, timeout: Int) throws(HVCError)
     func kill(_ container: String, signal: Int32) throws(HVCError)
     /// Waits for the container to exit; returns its exit code.
     func wait(_ container: String) throws(HVCError) -> Int32
@@ -31,6 +32,7 @@ struct LocalContainers: ContainerService {
 
     func start(_ container: String) throws(HVCError) { _ = try manager.start(container) }
     func stop(_ container: String, timeout: Int) throws(HVCError) { _ = try manager.stop(container, timeout: timeout) }
+    func restart(_ container: String, timeout: Int) throws(HVCError) { _ = try manager.restart(container, timeout: timeout) }
     func kill(_ container: String, signal: Int32) throws(HVCError) { try manager.kill(container, signal: signal) }
     func wait(_ container: String) throws(HVCError) -> Int32 { try manager.wait(container) }
     func remove(_ container: String, force: Bool, volumes: Bool) throws(HVCError) {
@@ -55,6 +57,9 @@ struct DaemonContainers: ContainerService {
 
     func start(_ container: String) throws(HVCError) { _ = try client.call("POST", path(container, "start")) }
     func stop(_ container: String, timeout: Int) throws(HVCError) { _ = try client.call("POST", path(container, "stop") + "?timeout=\(timeout)") }
+    func restart(_ container: String, timeout: Int) throws(HVCError) {
+        _ = try client.call("POST", path(container, "restart") + "?timeout=\(timeout)")
+    }
     func kill(_ container: String, signal: Int32) throws(HVCError) { _ = try client.call("POST", path(container, "kill") + "?signal=\(signal)") }
 
     func wait(_ container: String) throws(HVCError) -> Int32 {

@@ -13,11 +13,15 @@ struct PS: ParsableCommand {
     var quiet = false
     @Option(help: "Output format: table or json.")
     var format = OutputFormat.table
+    @Option(name: [.customShort("f"), .customLong("filter")],
+            help: "Show only containers that match: id=, name=, label=KEY[=VALUE], status=, ancestor=, exited=, network=, volume= (one key's values are alternatives).")
+    var filter: [String] = []
 
     func run() throws {
         try HVC.guarded {
+            let matching = try ContainerFilter(parsing: filter)
             let everything = try global.containers().list()
-            let records = everything.filter { all || $0.state.status == .running }
+            let records = everything.filter { (all || $0.state.status == .running || matching.values["status"] != nil) && matching.matches($0) }
             if quiet {
                 for record in records { print(String(record.id.prefix(12))) }
             } else if format == .json {

@@ -4,7 +4,7 @@ import Runtime
 import VMM
 
 struct Start: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start created containers in the background.")
+    static let configuration = CommandConfiguration(abstract: "Start created or exited containers in the background (an exited one in a new VM).")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Containers (name, id or id prefix).")
@@ -58,6 +58,25 @@ struct Stop: ParsableCommand {
         try HVC.guarded {
             try global.forEach(containers) { service, container throws(HVCError) in
                 try service.stop(container, timeout: time)
+                return container
+            }
+        }
+    }
+}
+
+struct Restart: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop containers (as stop does) and start them again, each in a new VM.")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait before SIGKILL.")
+    var time = 10
+    @Argument(help: "Containers (name, id or id prefix).")
+    var containers: [String]
+
+    func run() throws {
+        try HVC.guarded {
+            try global.forEach(containers) { service, container throws(HVCError) in
+                try service.restart(container, timeout: time)
                 return container
             }
         }

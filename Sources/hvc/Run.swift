@@ -79,6 +79,10 @@ struct ContainerOptions: ParsableArguments {
     var nested = false
     @Option(help: "Storage driver option: size=SIZE bounds the writable layer (default: half the VM's memory, where it lives).")
     var storageOpt: [String] = []
+    @Option(help: "What to do when the command ends: no, on-failure[:N], always or unless-stopped (each restart is a new VM).")
+    var restart = "no"
+    @Option(help: "Set a label: KEY=VALUE (or KEY, empty).")
+    var label: [String] = []
 
     @Argument(help: "Image name or id.")
     var image: String
@@ -120,6 +124,16 @@ struct ContainerOptions: ParsableArguments {
         for text in tmpfs { mounts.append(try ContainerMount.parseTmpfsFlag(text)) }
         request.mounts = mounts.isEmpty ? nil : mounts
         request.readOnly = readOnly ? true : nil
+        request.restart = restart == "no" ? nil : restart
+        if !label.isEmpty {
+            var labels: [String: String] = [:]
+            for text in label {
+                let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                guard !parts[0].isEmpty else { throw HVCError(.invalid, "label \"\(text.prefix(64))\" has no key: give KEY=VALUE") }
+                labels[String(parts[0])] = parts.count == 2 ? String(parts[1]) : ""
+            }
+            request.labels = labels
+        }
         return request
     }
 
@@ -142,6 +156,9 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         if detach && container.rm { throw ValidationError("--rm and --detach cannot be used together yet") }
+        if !detach && container.restart != "no" {
+            throw ValidationError("--restart needs --detach: the policy is kept by a detached container's supervisor")
+        }
     }
 
     func run() throws {

@@ -18,6 +18,7 @@ struct DockerRouteTests {
         ("GET", "/v1.41/containers/abc/json", .inspectContainer("abc")),
         ("POST", "/v1.41/containers/abc/start", .startContainer("abc")),
         ("POST", "/v1.41/containers/abc/stop", .stopContainer("abc")),
+        ("POST", "/v1.41/containers/abc/restart", .restartContainer("abc")),
         ("POST", "/v1.41/containers/abc/kill", .killContainer("abc")),
         ("POST", "/v1.41/containers/abc/wait", .waitContainer("abc")),
         ("GET", "/v1.41/containers/abc/logs", .containerLogs("abc")),
@@ -73,8 +74,6 @@ struct DockerRouteTests {
         (#"{"Image":"busybox","HostConfig":{"IpcMode":"host"}}"#, "HostConfig.IpcMode host"),
         (#"{"Image":"busybox","HostConfig":{"CapAdd":["SYS_ADMIN"]}}"#, "HostConfig.CapAdd"),
         (#"{"Image":"busybox","HostConfig":{"Devices":[{"PathOnHost":"/dev/sda"}]}}"#, "HostConfig.Devices"),
-        (#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always"}}}"#, "HostConfig.RestartPolicy always"),
-        (#"{"Image":"busybox","Labels":{"a":"b"}}"#, "Labels"),
         (#"{"Image":"busybox","StopSignal":"SIGINT"}"#, "StopSignal SIGINT"),
     ])
     func setFieldsHvcDoesNotCarryOutAreRefusedByName(_ body: String, _ field: String) {
@@ -84,6 +83,16 @@ struct DockerRouteTests {
         } catch {
             #expect(error.message.hasPrefix("\(field) is not supported by hvc"), "\(error.message)")
         }
+    }
+
+    @Test func restartPoliciesAndLabelsAreCarriedOver() throws {
+        let body = #"{"Image":"busybox","Labels":{"com.example.tier":"web"},"HostConfig":{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3}}}"#
+        let request = try DockerCreate.request(Data(body.utf8), name: nil)
+        #expect(request.restart == "on-failure:3" && request.labels == ["com.example.tier": "web"])
+        let options = try request.runOptions()
+        #expect(options.restartPolicy == RestartPolicy(name: .onFailure, maximumRetries: 3) && options.labels["com.example.tier"] == "web")
+        let always = try DockerCreate.request(Data(#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always"},"AutoRemove":true}}"#.utf8), name: nil)
+        #expect(throws: HVCError.self) { try always.runOptions() }
     }
 
     @Test func badBodiesAreRefused() {

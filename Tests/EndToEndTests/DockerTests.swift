@@ -134,11 +134,42 @@ extension EndToEnd {
             }
         }
 
+        /// A restart policy, labels and label filters, start of an exited container, restart.
+        @Test func restartPoliciesLabelsAndRestartThroughTheDockerCLI() throws {
+            try withDockerSocket { socket, _ in
+                defer { _ = h.hvc(["rm", "-f", "dk-retry", "dk-again"]) }
+                let retry = docker(socket, ["run", "-d", "--name", "dk-retry", "--restart", "on-failure:2", "--label", "app=retry",
+                                            "busybox", "sh", "-c", "echo try; exit 1"])
+                try #require(retry.status == 0, "\(retry.stderr)")
+                var state = ""
+                #expect(Harness.eventually(90) {
+                    state = docker(socket, ["inspect", "--format", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}}", "dk-retry"]).stdout
+                    return state == "2 exited 1 on-failure\n"
+                }, "\(state)")
+                #expect(docker(socket, ["logs", "dk-retry"]).stdout == "try\ntry\ntry\n")
+                let labelled = docker(socket, ["ps", "-a", "--filter", "label=app=retry", "--format", "{{.Names}} {{.Label \"app\"}}"])
+                #expect(labelled.stdout == "dk-retry retry\n", "\(labelled.stdout) \(labelled.stderr)")
+                #expect(docker(socket, ["ps", "-a", "-q", "--filter", "label=app=other"]).stdout.isEmpty)
+
+                let again = docker(socket, ["run", "-d", "--name", "dk-again", "busybox", "sh", "-c", "echo boot; sleep 300"])
+                try #require(again.status == 0, "\(again.stderr)")
+                #expect(Harness.eventually { docker(socket, ["logs", "dk-again"]).stdout == "boot\n" })
+                let restart = docker(socket, ["restart", "-t", "1", "dk-again"])
+                #expect(restart.status == 0 && restart.stdout == "dk-again\n", "\(restart.stderr)")
+                #expect(Harness.eventually { docker(socket, ["logs", "dk-again"]).stdout == "boot\nboot\n" })
+                #expect(docker(socket, ["stop", "-t", "1", "dk-again"]).status == 0)
+                let start = docker(socket, ["start", "dk-again"])
+                #expect(start.status == 0, "\(start.stderr)")
+                #expect(Harness.eventually { docker(socket, ["logs", "dk-again"]).stdout == "boot\nboot\nboot\n" })
+                #expect(docker(socket, ["inspect", "--format", "{{.State.Running}}", "dk-again"]).stdout == "true\n")
+            }
+        }
+
         /// What hvc does not carry out is refused by name, and leaves no container behind.
         @Test func unsupportedOptionsAreRefusedByName() throws {
             try withDockerSocket { socket, _ in
                 for (flags, field) in [(["--privileged"], "HostConfig.Privileged"), (["--network", "host"], "HostConfig.NetworkMode host"),
-                                       (["--pid", "host"], "HostConfig.PidMode host"), (["--label", "a=b"], "Labels")] {
+                                       (["--pid", "host"], "HostConfig.PidMode host"), (["--cap-add", "SYS_ADMIN"], "HostConfig.CapAdd")] {
                     let r = docker(socket, ["run", "-d"] + flags + ["busybox", "true"])
                     #expect(r.status == 125 && r.stderr.contains("\(field) is not supported by hvc"), "\(flags): \(r.stderr)")
                 }

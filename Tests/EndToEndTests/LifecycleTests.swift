@@ -177,6 +177,98 @@ extension EndToEnd {
             expectNothingLeft()
         }
 
+        /// A restart policy brings a container back in a new VM (its log going on, the count in
+        /// its state) until it succeeds, reaches its bound, or a user stops it; an exited
+        /// container starts again, and `restart` stops and starts a running one.
+        @Test func restartPoliciesStartAndRestart() throws {
+            let volume = "restart-runs-\(getpid())"
+            defer { _ = h.hvc(["rm", "-f", "rs-third", "rs-fails", "rs-always", "rs-live"]); _ = h.hvc(["volume", "rm", volume]) }
+            func settled(_ name: String, restarts: Int) -> [String: Any]? {
+                var state: [String: Any]?
+                _ = Harness.eventually(90) {
+                    state = try? h.state(name)
+                    return state?["status"] as? String == "exited" && state?["restarting"] == nil && state?["restartCount"] as? Int == restarts
+                }
+                return state
+            }
+
+            // Fails twice (a volume counts the runs), then succeeds: two restarts, exit 0.
+            let third = h.hvc(["run", "-d", "--name", "rs-third", "--restart", "on-failure:5", "-v", volume + ":/v", "busybox", "sh", "-c",
+                               "echo run >> /v/runs; echo ran; [ $(wc -l < /v/runs) -ge 3 ]"])
+            try #require(third.status == 0, "\(third.stderr)")
+            let thirdState = settled("rs-third", restarts: 2)
+            #expect(thirdState?["exitCode"] as? Int == 0, "\(String(describing: thirdState))")
+            #expect(h.hvc(["logs", "rs-third"]).stdout == "ran\nran\nran\n")
+            // Started again by hand: a fourth run, the count from zero.
+            #expect(h.hvc(["start", "rs-third"]).status == 0)
+            #expect(h.hvc(["wait", "rs-third"]).stdout == "0\n")
+            #expect(Harness.eventually(10) { h.hvc(["logs", "rs-third"]).stdout == "ran\nran\nran\nran\n" })
+            #expect(try h.state("rs-third")["restartCount"] == nil)
+
+            // Always failing under on-failure:2: two restarts, then it stays exited.
+            _ = h.hvc(["run", "-d", "--name", "rs-fails", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo try; exit 3"])
+            let failsState = settled("rs-fails", restarts: 2)
+            #expect(failsState?["exitCode"] as? Int == 3, "\(String(describing: failsState))")
+            #expect(h.hvc(["logs", "rs-fails"]).stdout == "try\ntry\ntry\n")
+            #expect(Harness.eventually(10) { h.supervisors().isEmpty })
+
+            // Always: back after each exit, until stopped; then it stays down.
+            _ = h.hvc(["run", "-d", "--name", "rs-always", "--restart", "always", "busybox", "sh", "-c", "echo up; sleep 1"])
+            #expect(Harness.eventually(60) { (try? h.state("rs-always")["restartCount"] as? Int ?? 0) ?? 0 >= 2 })
+            let stop = h.hvc(["stop", "-t", "1", "rs-always"])
+            #expect(stop.status == 0, "\(stop.stderr)")
+            let stopped = try h.state("rs-always")
+            #expect(stopped["status"] as? String == "exited" && stopped["restarting"] == nil, "\(stopped)")
+            let lines = h.hvc(["logs", "rs-always"]).stdout
+            Thread.sleep(forTimeInterval: 3)
+            #expect(h.hvc(["logs", "rs-always"]).stdout == lines, "it came back after a stop")
+            #expect(try h.state("rs-always")["status"] as? String == "exited")
+
+            // restart: the same container in a new VM.
+            _ = h.hvc(["run", "-d", "--name", "rs-live", "busybox", "sh", "-c", "echo boot; sleep 300"])
+            #expect(Harness.eventually { h.hvc(["logs", "rs-live"]).stdout == "boot\n" })
+            let firstVMM = try h.state("rs-live")["vmmPID"] as? Int
+            let restart = h.hvc(["restart", "-t", "1", "rs-live"])
+            #expect(restart.status == 0, "\(restart.stderr)")
+            let live = try h.state("rs-live")
+            #expect(live["status"] as? String == "running" && live["vmmPID"] as? Int != firstVMM, "\(live)")
+            #expect(Harness.eventually { h.hvc(["logs", "rs-live"]).stdout == "boot\nboot\n" })
+
+            for (arguments, said) in [(["create", "--rm", "--restart", "always", "busybox", "true"], "cannot be combined"),
+                                      (["run", "-d", "--restart", "sometimes", "busybox", "true"], "restart policy \"sometimes\" is not known"),
+                                      (["run", "--restart", "always", "busybox", "true"], "--restart needs --detach")] {
+                let refused = h.hvc(arguments)
+                #expect(refused.status != 0 && refused.stderr.contains(said), "\(arguments): \(refused.stderr)")
+            }
+            #expect(h.hvc(["rm", "-f", "rs-third", "rs-fails", "rs-always", "rs-live"]).status == 0)
+            expectNothingLeft()
+        }
+
+        /// Labels are kept and filter `ps`, as the other filters do.
+        @Test func labelsAndFilters() throws {
+            let web = h.hvc(["run", "-d", "--name", "lb-web", "--label", "tier=web", "--label", "team", "busybox", "sleep", "300"])
+            let db = h.hvc(["run", "-d", "--name", "lb-db", "--label", "tier=db", "busybox", "sh", "-c", "exit 4"])
+            try #require(web.status == 0 && db.status == 0, "\(web.stderr) \(db.stderr)")
+            defer { _ = h.hvc(["rm", "-f", "lb-web", "lb-db"]) }
+            #expect(h.hvc(["wait", "lb-db"]).stdout == "4\n")
+            func ids(_ filters: [String]) -> [String] {
+                h.hvc(["ps", "-a", "-q"] + filters.flatMap { ["--filter", $0] }).stdout.split(separator: "\n").map(String.init).sorted()
+            }
+            let (webID, dbID) = (String(web.stdout.prefix(12)), String(db.stdout.prefix(12)))
+            #expect(ids(["label=tier=web"]) == [webID])
+            #expect(ids(["label=team"]) == [webID])
+            #expect(ids(["label=tier"]) == [dbID, webID].sorted())
+            #expect(ids(["label=tier=web", "label=tier=db"]) == [dbID, webID].sorted())
+            #expect(ids(["label=tier=web", "status=exited"]).isEmpty)
+            #expect(ids(["exited=4"]) == [dbID])
+            #expect(ids(["ancestor=busybox", "name=lb-w"]) == [webID])
+            #expect(h.hvc(["ps", "-q", "--filter", "status=exited"]).stdout.hasPrefix(dbID))
+            let labels = try #require((try h.inspect("lb-web"))["config"] as? [String: Any])["labels"] as? [String: String]
+            #expect(labels == ["tier": "web", "team": ""])
+            let bad = h.hvc(["ps", "--filter", "colour=red"])
+            #expect(bad.status != 0 && bad.stderr.contains("the colour filter is not supported"), "\(bad.stderr)")
+        }
+
         @Test func tenConcurrentDetachedContainers() throws {
             let names = (0..<10).map { "par\($0)" }
             let group = DispatchGroup()

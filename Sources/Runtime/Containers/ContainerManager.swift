@@ -55,6 +55,8 @@ public struct ContainerManager: Sendable {
         config.readOnlyRoot = options.readOnlyRoot ? true : nil
         config.nested = options.nested ? true : nil
         config.writableBytes = options.writableBytes
+        config.restartPolicy = options.restartPolicy.name == .no ? nil : options.restartPolicy
+        config.labels = options.labels.isEmpty ? nil : options.labels
         let imageVolumes = (image.config.volumes ?? []).sorted()
         if options.mounts.isEmpty && imageVolumes.isEmpty && !options.readOnlyRoot { return try store.create(config) }
         return try runtime.volumes.resolveMounts(
@@ -144,12 +146,12 @@ public struct ContainerManager: Sendable {
 
     /// Starts a created container under a detached supervisor (`hvc-shim`) and waits until its
     /// command is running (or failed to start).
+    /// An exited container starts again in a new VM (its writable layer from the image again,
+    /// its log going on), as `docker start` restarts one.
     public func start(_ nameOrID: String) throws(HVCError) -> ContainerRecord {
-        let record = try store.resolve(nameOrID)
-        guard record.state.status == .created else {
-            if record.state.status == .running { return record }
-            throw HVCError(.conflict, "container \(record.name) has exited: create a new one (hvc run)")
-        }
+        var record = try store.resolve(nameOrID)
+        if record.state.status == .running { return record }
+        if record.state.status == .exited { record = try renew(record) }
         let shimPID: Int32
         if let claimed = PoolClaim.claim(record, runtime: runtime, attached: false, keepStdinOpen: false, rows: 24, columns: 80) {
             shimPID = claimed.supervisorPID
@@ -162,7 +164,8 @@ public struct ContainerManager: Sendable {
     /// Starts a created container whose supervisor holds the command until a client attaches
     /// to its control socket (`Message.attach`); returns once that socket is there.
     public func startForAttach(_ nameOrID: String) throws(HVCError) -> ContainerRecord {
-        let record = try store.resolve(nameOrID)
+        var record = try store.resolve(nameOrID)
+        if record.state.status == .exited { record = try renew(record) }
         guard record.state.status == .created else {
             throw HVCError(.conflict, "container \(record.name) is \(record.state.status.rawValue): attach to it instead")
         }
@@ -177,6 +180,28 @@ public struct ContainerManager: Sendable {
         } && awaitChange(in: vmDirectory, seconds: 60, whileAlive: shim) { FileManager.default.fileExists(atPath: socket) }
         guard listening else { throw HVCError("the container supervisor did not come up") }
         return record
+    }
+
+    /// Makes an exited container startable again: once the supervisor of its last run is
+    /// gone, its state is that of a created container (its log kept).
+    private func renew(_ record: ContainerRecord) throws(HVCError) -> ContainerRecord {
+        if record.state.restarting == true {
+            throw HVCError(.conflict, "container \(record.name) is restarting under its restart policy: stop it first (hvc stop)")
+        }
+        if let supervisor = record.state.supervisor, let watch = try? ContainerWatch.of(store),
+           !watch.waitForEnd(of: supervisor, seconds: 10) {
+            throw HVCError(.conflict, "container \(record.name) is still being torn down: try again")
+        }
+        try store.update(record.id) { state in
+            state = ContainerState()
+        }
+        return try store.resolve(record.id)
+    }
+
+    /// Stops a running container (as `stop`), then starts it again in a new VM.
+    public func restart(_ nameOrID: String, timeout: Int) throws(HVCError) -> ContainerRecord {
+        let record = try stop(nameOrID, timeout: timeout)
+        return try start(record.id)
     }
 
     private func waitUntilStarted(_ record: ContainerRecord, supervisor shimPID: Int32) throws(HVCError) -> ContainerRecord {
@@ -244,6 +269,7 @@ public struct ContainerManager: Sendable {
     public func kill(_ nameOrID: String, signal: Int32) throws(HVCError) {
         let record = try store.resolve(nameOrID)
         let channel = try controlChannel(record)
+        try markStoppedByUser(record)
         do {
             try channel.send(Frame(.signal(signal)))
         } catch {
@@ -254,8 +280,17 @@ public struct ContainerManager: Sendable {
     /// SIGTERM, then SIGKILL after `timeout` seconds, then the VM itself.
     public func stop(_ nameOrID: String, timeout: Int) throws(HVCError) -> ContainerRecord {
         guard timeout >= 0 else { throw HVCError(.invalid, "stop timeout \(timeout) is negative: give seconds, 0 or more") }
-        let record = try store.resolve(nameOrID)
-        guard record.state.status == .running else { return record }
+        var record = try store.resolve(nameOrID)
+        if record.state.status != .running && record.state.restarting != true { return record }
+        try markStoppedByUser(record)
+        if record.state.restarting == true {
+            // Its supervisor ends at the mark, or its new run has got as far as running.
+            guard let watch = try? ContainerWatch.of(store) else { return record }
+            let shim = record.state.supervisor
+            _ = watch.wait(for: record.id, seconds: 60, orEndOf: shim) { $0 == nil || $0?.state.restarting != true }
+            record = try store.resolve(record.id)
+            guard record.state.status == .running else { return record }
+        }
         let channel = try? controlChannel(record)
         try? channel?.send(Frame(.signal(SIGTERM)))
         if let done = waitForExit(record.id, seconds: Double(timeout)) { return done }
@@ -264,6 +299,12 @@ public struct ContainerManager: Sendable {
         try? channel?.send(Frame(.shutdown))
         if let done = waitForExit(record.id, seconds: 10) { return done }
         throw HVCError("container \(record.name) did not stop")
+    }
+
+    /// Keeps the container's restart policy from bringing it back.
+    private func markStoppedByUser(_ record: ContainerRecord) throws(HVCError) {
+        guard record.config.restartPolicy != nil else { return }
+        try store.update(record.id) { $0.stoppedByUser = true }
     }
 
     /// Waits for the container to exit; returns its exit code.

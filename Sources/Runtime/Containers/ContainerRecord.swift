@@ -43,6 +43,10 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     public var nested: Bool?
     /// The writable layer's bound in bytes (`--storage-opt size=`); nil: half the VM's memory.
     public var writableBytes: Int?
+    /// What happens when the command ends; nil: `no`.
+    public var restartPolicy: RestartPolicy?
+    /// Key-value metadata (`--label`), for filters and orchestrators.
+    public var labels: [String: String]?
 
     public var startsFromTemplate: Bool { template ?? true }
     /// Host folders or volumes go into its VM (tmpfs mounts are the guest's own).
@@ -108,6 +112,12 @@ public struct ContainerState: Codable, Equatable, Sendable {
     public var error: String?
     /// The container's interface on its network while it runs.
     public var endpoint: NetworkEndpoint?
+    /// Restarts its restart policy made since it was last started by a user.
+    public var restartCount: Int?
+    /// Its supervisor waits to restart it (the policy's pause, then a new VM's boot).
+    public var restarting: Bool?
+    /// A user stopped or killed it: its restart policy does not bring it back.
+    public var stoppedByUser: Bool?
 
     public init() {}
 

@@ -26,6 +26,10 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
     public var tty: Bool?
     /// Remove the container once it has exited (`--rm`).
     public var autoRemove: Bool?
+    /// `no`, `on-failure[:N]`, `always` or `unless-stopped` (`--restart`).
+    public var restart: String?
+    /// Key-value metadata (`--label`).
+    public var labels: [String: String]?
     /// The networks to join: at most one, by name; `none` for no interface. Default: the
     /// tenant's `bridge`.
     public var networks: [String]?
@@ -67,6 +71,13 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
         options.template = template ?? true
         options.terminal = tty ?? false
         options.remove = autoRemove ?? false
+        if let restart { options.restartPolicy = try RestartPolicy.parse(restart) }
+        if let labels {
+            guard labels.count <= 256, labels.allSatisfy({ !$0.key.isEmpty && $0.key.utf8.count <= 256 && $0.value.utf8.count <= 4096 }) else {
+                throw HVCError(.invalid, "labels: at most 256, each a key of 1 to 256 bytes and a value of at most 4096")
+            }
+            options.labels = labels
+        }
         if let networks {
             guard networks.count <= 1 else {
                 throw HVCError(.invalid, "a container joins one network: give one in networks")

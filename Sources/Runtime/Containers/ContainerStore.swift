@@ -117,7 +117,7 @@ public struct ContainerStore: Sendable {
             try change(&state)
             try writeAtomically(path(id) + "/state.json", JSONEncoder.hvc.encode(state))
             if state.status != before, let config = readConfig(id) {
-                if before == .created { events.append("start", config: config) }
+                if state.status == .running { events.append("start", config: config) }
                 if state.status == .exited { events.append("die", config: config, exitCode: state.exitCode) }
             }
             return state

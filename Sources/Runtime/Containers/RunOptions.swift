@@ -35,6 +35,8 @@ public struct RunOptions: Sendable {
     public var nested = false
     /// The writable layer's bound; nil: half the VM's memory (the layer lives in guest memory).
     public var writableBytes: Int?
+    public var restartPolicy = RestartPolicy(name: .no)
+    public var labels: [String: String] = [:]
 
     public init(image: String) { self.image = image }
 
@@ -48,6 +50,9 @@ public struct RunOptions: Sendable {
         try RunOptions.checkCPUs(cpus)
         try RunOptions.checkFits(cpus: cpus, memoryMiB: memoryMiB, host: host)
         if let network, network != Network.noneName { try Network.validateName(network) }
+        if remove && restartPolicy.name != .no {
+            throw HVCError(.invalid, "--restart \(restartPolicy.text) and --rm cannot be combined: a removed container cannot restart")
+        }
         if network == Network.noneName, !ports.isEmpty || publishAll {
             throw HVCError(.invalid, "--network none has no ports to publish: drop -p/-P or choose a network")
         }

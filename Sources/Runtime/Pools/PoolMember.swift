@@ -117,7 +117,7 @@ public enum PoolMember {
                 attached: request.attached ? FrameChannel(socket: connection) : nil,
                 keepStdinOpen: request.keepStdinOpen, terminalSize: (request.rows, request.columns), timing: false)
             handedOver = true
-            return supervisor.run()
+            return Supervisor.runUnderRestartPolicy(supervisor)
         }
     }
 

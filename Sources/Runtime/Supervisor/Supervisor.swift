@@ -71,6 +71,7 @@ public final class Supervisor: Sendable {
                 _ = try? store.update(id) { state in
                     state.status = .running
                     state.started = Date()
+                    state.restarting = nil
                 }
             },
             exited: { timing.mark("exited") },
