@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 import Runtime
 
 /// `POST /containers/create`'s body (Docker's `Config` with its `HostConfig`) as hvc's own
@@ -30,6 +31,12 @@ enum DockerCreate {
         if let policy = host["RestartPolicy"] as? [String: Any], let name = nonEmpty(policy["Name"]), name != "no" {
             let count = (policy["MaximumRetryCount"] as? NSNumber)?.intValue ?? 0
             request.restart = name == "on-failure" && count > 0 ? "on-failure:\(count)" : name
+        }
+        if let check = config["Healthcheck"] as? [String: Any] {
+            func nanoseconds(_ key: String) -> Int64? { (check[key] as? NSNumber)?.int64Value }
+            request.healthcheck = Healthcheck(Test: try strings(check["Test"], "Healthcheck.Test"), Interval: nanoseconds("Interval"),
+                                              Timeout: nanoseconds("Timeout"), Retries: (check["Retries"] as? NSNumber)?.intValue,
+                                              StartPeriod: nanoseconds("StartPeriod"))
         }
         if let labels = config["Labels"] as? [String: Any], !labels.isEmpty {
             guard let strings = labels as? [String: String] else { throw HVCError(.invalid, "Labels must map strings to strings") }
@@ -105,7 +112,6 @@ enum DockerCreate {
         if let log = host["LogConfig"] as? [String: Any], let type = nonEmpty(log["Type"]), type != "json-file" {
             try refuse("HostConfig.LogConfig.Type \(type)", "hvc keeps each container's log as json-file")
         }
-        if config["Healthcheck"] is [String: Any] { try refuse("Healthcheck", "not carried out yet") }
         if let signal = nonEmpty(config["StopSignal"]) { try refuse("StopSignal \(signal)", "stop sends TERM, then KILL") }
         if let volumes = config["Volumes"] as? [String: Any], !volumes.isEmpty {
             try refuse("Volumes", "anonymous volumes come from the image's VOLUME; use Binds")

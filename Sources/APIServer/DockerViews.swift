@@ -18,7 +18,7 @@ enum DockerViews {
     static func status(_ record: ContainerRecord, now: Date = Date()) -> String {
         switch record.state.status {
         case .created: return "Created"
-        case .running: return "Up " + duration(now.timeIntervalSince(record.state.started ?? now))
+        case .running: return "Up " + duration(now.timeIntervalSince(record.state.started ?? now)) + record.state.healthSuffix
         case .exited:
             let code = record.state.exitCode.map(String.init) ?? "-1"
             if record.state.restarting == true {
@@ -118,6 +118,10 @@ enum DockerViews {
                 "OOMKilled": state.oomKilled, "Dead": false, "Pid": running ? Int(state.vmmPID ?? 0) : 0,
                 "ExitCode": Int(state.exitCode ?? 0), "Error": state.error ?? "",
                 "StartedAt": time(state.started), "FinishedAt": time(state.finished),
+                "Health": state.health.map { health in
+                    ["Status": health.status.rawValue, "FailingStreak": health.failingStreak,
+                     "Log": health.log.map { ["Start": time($0.start), "End": time($0.end), "ExitCode": Int($0.exitCode), "Output": $0.output] }] as [String: Any]
+                } as Any? ?? NSNull(),
             ] as [String: Any],
             "Image": imageID(config.imageID), "LogPath": record.logPath, "RestartCount": state.restartCount ?? 0,
             "Driver": "hvc", "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
@@ -136,6 +140,10 @@ enum DockerViews {
                 "Entrypoint": NSNull(), "Tty": config.process.terminal, "OpenStdin": false,
                 "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
                 "Labels": config.labels ?? [:], "Volumes": NSNull(),
+                "Healthcheck": config.healthcheck.map { check in
+                    ["Test": check.Test ?? [], "Interval": check.Interval ?? 0, "Timeout": check.Timeout ?? 0,
+                     "Retries": check.Retries ?? 0, "StartPeriod": check.StartPeriod ?? 0] as [String: Any]
+                } as Any? ?? NSNull(),
             ] as [String: Any],
             "NetworkSettings": [
                 "IPAddress": state.endpoint?.address.description ?? "", "Gateway": state.endpoint?.gateway.description ?? "",

@@ -42,6 +42,7 @@ public struct ImageConfigFile: Codable, Sendable {
         public var ExposedPorts: [String: EmptyObject]?
         /// `{"/data": {}}`: paths that get an anonymous volume.
         public var Volumes: [String: EmptyObject]?
+        public var Healthcheck: OCI.Healthcheck?
     }
 
     /// A JSON `{}`, whatever it holds.
@@ -56,6 +57,25 @@ public struct ImageConfigFile: Codable, Sendable {
     public var os: String?
     public var config: Config?
     public var rootfs: RootFS
+}
+
+/// How to tell that a container works (Docker's `HEALTHCHECK`, in an image's config and a
+/// container's): `Test` is `["NONE"]` (none), `["CMD", ARGS...]` or `["CMD-SHELL", COMMAND]`;
+/// durations in nanoseconds, 0 for the default.
+public struct Healthcheck: Codable, Equatable, Sendable {
+    public var Test: [String]?
+    public var Interval: Int64?
+    public var Timeout: Int64?
+    public var Retries: Int?
+    public var StartPeriod: Int64?
+
+    public init(Test: [String]? = nil, Interval: Int64? = nil, Timeout: Int64? = nil, Retries: Int? = nil, StartPeriod: Int64? = nil) {
+        self.Test = Test
+        self.Interval = Interval
+        self.Timeout = Timeout
+        self.Retries = Retries
+        self.StartPeriod = StartPeriod
+    }
 }
 
 /// One entry of a `docker save` archive's `manifest.json`.

@@ -75,7 +75,9 @@ struct ContainerSummary: Codable {
         }
         switch record.state.status {
         case .created: status = "Created"
-        case .running: status = "Up " + age(record.state.started ?? record.config.created)
+        case .running: status = "Up " + age(record.state.started ?? record.config.created) + record.state.healthSuffix
+        case .exited where record.state.restarting == true:
+            status = "Restarting (\(record.state.exitCode ?? -1)) " + age(record.state.finished ?? record.config.created) + " ago"
         case .exited: status = "Exited (\(record.state.exitCode ?? -1)) " + age(record.state.finished ?? record.config.created) + " ago"
         }
     }

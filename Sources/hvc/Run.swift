@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OCI
 import Runtime
 import VMM
 
@@ -83,6 +84,18 @@ struct ContainerOptions: ParsableArguments {
     var restart = "no"
     @Option(help: "Set a label: KEY=VALUE (or KEY, empty).")
     var label: [String] = []
+    @Option(help: "Health check command, run by the container's shell (over the image's HEALTHCHECK).")
+    var healthCmd: String?
+    @Option(help: "Time between health checks, e.g. 30s (default 30s).")
+    var healthInterval: String?
+    @Option(help: "Longest a health check may run, e.g. 30s (default 30s).")
+    var healthTimeout: String?
+    @Option(help: "Failures in a row that make the container unhealthy (default 3).")
+    var healthRetries: Int?
+    @Option(help: "Time after start in which failed checks do not count, e.g. 10s.")
+    var healthStartPeriod: String?
+    @Flag(help: "Run no health check, not even the image's.")
+    var noHealthcheck = false
 
     @Argument(help: "Image name or id.")
     var image: String
@@ -125,6 +138,7 @@ struct ContainerOptions: ParsableArguments {
         request.mounts = mounts.isEmpty ? nil : mounts
         request.readOnly = readOnly ? true : nil
         request.restart = restart == "no" ? nil : restart
+        request.healthcheck = try healthcheck()
         if !label.isEmpty {
             var labels: [String: String] = [:]
             for text in label {
@@ -135,6 +149,18 @@ struct ContainerOptions: ParsableArguments {
             request.labels = labels
         }
         return request
+    }
+
+    /// The `--health-*` flags as Docker's `Healthcheck`; nil when none is given.
+    func healthcheck() throws(HVCError) -> Healthcheck? {
+        if noHealthcheck {
+            guard healthCmd == nil else { throw HVCError(.invalid, "--no-healthcheck and --health-cmd cannot be combined") }
+            return Healthcheck(Test: ["NONE"])
+        }
+        guard healthCmd != nil || healthInterval != nil || healthTimeout != nil || healthRetries != nil || healthStartPeriod != nil else { return nil }
+        return Healthcheck(Test: healthCmd.map { ["CMD-SHELL", $0] }, Interval: try healthInterval.map(Healthcheck.parseDuration),
+                           Timeout: try healthTimeout.map(Healthcheck.parseDuration), Retries: healthRetries,
+                           StartPeriod: try healthStartPeriod.map(Healthcheck.parseDuration))
     }
 
     /// What an attached local run does: the request's options, with stdin and removal.

@@ -162,6 +162,17 @@ extension EndToEnd {
                 #expect(start.status == 0, "\(start.stderr)")
                 #expect(Harness.eventually { docker(socket, ["logs", "dk-again"]).stdout == "boot\nboot\nboot\n" })
                 #expect(docker(socket, ["inspect", "--format", "{{.State.Running}}", "dk-again"]).stdout == "true\n")
+
+                let checked = docker(socket, ["run", "-d", "--name", "dk-health", "--health-cmd", "true", "--health-interval", "1s",
+                                              "busybox", "sleep", "300"])
+                try #require(checked.status == 0, "\(checked.stderr)")
+                defer { _ = h.hvc(["rm", "-f", "dk-health"]) }
+                var status = ""
+                #expect(Harness.eventually(60) {
+                    status = docker(socket, ["inspect", "--format", "{{.State.Health.Status}}", "dk-health"]).stdout
+                    return status == "healthy\n"
+                }, "\(status)")
+                #expect(docker(socket, ["ps", "--filter", "name=dk-health", "--format", "{{.Status}}"]).stdout.contains("(healthy)"))
             }
         }
 

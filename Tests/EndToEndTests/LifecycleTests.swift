@@ -269,6 +269,27 @@ extension EndToEnd {
             #expect(bad.status != 0 && bad.stderr.contains("the colour filter is not supported"), "\(bad.stderr)")
         }
 
+        /// A health check turns a container healthy once its test passes, and unhealthy after
+        /// its retries fail in a row; ps shows it and filters by it.
+        @Test func healthChecksRunInTheContainer() throws {
+            let run = h.hvc(["run", "-d", "--name", "hc-web", "--health-cmd", "test -f /tmp/ready && echo ready-said",
+                             "--health-interval", "1s", "--health-retries", "2", "--health-timeout", "5s",
+                             "busybox", "sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 300"])
+            try #require(run.status == 0, "\(run.stderr)")
+            defer { _ = h.hvc(["rm", "-f", "hc-web"]) }
+            func health() -> [String: Any]? { (try? h.state("hc-web"))?["health"] as? [String: Any] }
+            #expect(Harness.eventually(60) { health()?["status"] as? String == "healthy" }, "\(String(describing: health()))")
+            let log = health()?["log"] as? [[String: Any]] ?? []
+            #expect(log.last?["exitCode"] as? Int == 0 && log.last?["output"] as? String == "ready-said\n", "\(log)")
+            #expect(h.hvc(["ps"]).stdout.contains("(healthy)"))
+            #expect(h.hvc(["ps", "-q", "--filter", "health=healthy"]).stdout.hasPrefix(String(run.stdout.prefix(12))))
+            #expect(h.hvc(["exec", "hc-web", "rm", "/tmp/ready"]).status == 0)
+            #expect(Harness.eventually(60) { health()?["status"] as? String == "unhealthy" }, "\(String(describing: health()))")
+            #expect((health()?["failingStreak"] as? Int ?? 0) >= 2)
+            let bad = h.hvc(["run", "-d", "--health-interval", "1x", "busybox", "true"])
+            #expect(bad.status != 0 && bad.stderr.contains("duration \"1x\""), "\(bad.stderr)")
+        }
+
         @Test func tenConcurrentDetachedContainers() throws {
             let names = (0..<10).map { "par\($0)" }
             let group = DispatchGroup()

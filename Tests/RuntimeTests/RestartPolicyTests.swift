@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import OCI
 @testable import Runtime
 import Testing
 
@@ -65,5 +66,49 @@ struct ContainerFilterTests {
     @Test(arguments: ["colour=red", "label", "exited=x", "id="])
     func badFiltersAreRefused(_ text: String) {
         #expect(throws: HVCError.self) { try ContainerFilter(parsing: [text]) }
+    }
+}
+
+struct HealthcheckTests {
+    @Test(arguments: [("30s", Int64(30_000_000_000)), ("1m30s", 90_000_000_000), ("500ms", 500_000_000), ("0", 0), ("1.5s", 1_500_000_000),
+                      ("2h", 7_200_000_000_000), ("10us", 10_000)])
+    func durationsParse(_ text: String, _ nanoseconds: Int64) throws {
+        #expect(try Healthcheck.parseDuration(text) == nanoseconds)
+    }
+
+    @Test(arguments: ["", "30", "s", "3x", "1m30", "-1s"])
+    func badDurationsAreRefused(_ text: String) {
+        #expect(throws: HVCError.self) { try Healthcheck.parseDuration(text) }
+    }
+
+    @Test func testsBecomeCommandsAndFlagsGoOverTheImage() throws {
+        #expect(Healthcheck(Test: ["CMD-SHELL", "curl -f localhost"]).command == ["/bin/sh", "-c", "curl -f localhost"])
+        #expect(Healthcheck(Test: ["CMD", "/bin/check", "-q"]).command == ["/bin/check", "-q"])
+        #expect(Healthcheck(Test: ["NONE"]).command == nil && Healthcheck().command == nil)
+        let image = Healthcheck(Test: ["CMD", "/bin/check"], Interval: 5_000_000_000, Retries: 5)
+        let flags = Healthcheck(Interval: 1_000_000_000, Timeout: 2_000_000_000)
+        let merged = flags.overriding(image)
+        #expect(merged.command == ["/bin/check"] && merged.interval == 1_000_000_000 && merged.timeout == 2_000_000_000 && merged.retries == 5)
+        #expect(Healthcheck(Test: ["NONE"]).overriding(image).command == nil)
+        #expect(Healthcheck().interval == Healthcheck.defaultInterval && Healthcheck().retries == 3)
+        for bad in [Healthcheck(Test: ["SHELL", "x"]), Healthcheck(Test: ["CMD"]), Healthcheck(Interval: 5), Healthcheck(Retries: -1)] {
+            #expect(throws: HVCError.self, "\(bad)") { try bad.validate() }
+        }
+        try Healthcheck(Test: ["CMD-SHELL", "true"], Interval: 1_000_000).validate()
+    }
+
+    @Test func retriesFailuresInARowMakeItUnhealthyAndASuccessHealthy() {
+        var health = HealthState()
+        func probe(_ code: Int32) -> HealthProbe { HealthProbe(start: Date(), end: Date(), exitCode: code, output: "") }
+        health.record(probe(1), retries: 2, counts: false)
+        #expect(health.status == .starting && health.failingStreak == 0)
+        health.record(probe(1), retries: 2, counts: true)
+        #expect(health.status == .starting && health.failingStreak == 1)
+        health.record(probe(1), retries: 2, counts: true)
+        #expect(health.status == .unhealthy && health.failingStreak == 2)
+        health.record(probe(0), retries: 2, counts: true)
+        #expect(health.status == .healthy && health.failingStreak == 0)
+        for _ in 0..<10 { health.record(probe(0), retries: 2, counts: true) }
+        #expect(health.log.count == HealthState.keptProbes)
     }
 }

@@ -3,9 +3,10 @@ import Foundation
 /// `ps --filter` (and the Docker API's `filters`): values of one key are alternatives, keys
 /// together must all hold. Keys: `id` (a prefix), `name` (a part), `label` (`KEY` or
 /// `KEY=VALUE`), `status` (`created`, `restarting`, `running`, `exited`), `ancestor` (the
-/// image as given, or its id or an id prefix), `exited` (the exit code), `network`, `volume`.
+/// image as given, or its id or an id prefix), `exited` (the exit code), `network`, `volume`,
+/// `health` (`starting`, `healthy`, `unhealthy`, `none`).
 public struct ContainerFilter: Equatable, Sendable {
-    public static let keys = ["id", "name", "label", "status", "ancestor", "exited", "network", "volume"]
+    public static let keys = ["id", "name", "label", "status", "ancestor", "exited", "network", "volume", "health"]
 
     public private(set) var values: [String: [String]] = [:]
 
@@ -49,6 +50,7 @@ public struct ContainerFilter: Equatable, Sendable {
         case "exited": return state.status == .exited && state.exitCode.map(String.init) == value
         case "network": return config.network == value
         case "volume": return (config.mounts ?? []).contains { $0.source == value || $0.target == value }
+        case "health": return value == (state.health?.status.rawValue ?? "none")
         default: return false
         }
     }

@@ -1,6 +1,7 @@
 import AgentProtocol
 import Foundation
 import HVCSystem
+import OCI
 import VMM
 
 /// What a container is: fixed when it is created.
@@ -47,6 +48,8 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     public var restartPolicy: RestartPolicy?
     /// Key-value metadata (`--label`), for filters and orchestrators.
     public var labels: [String: String]?
+    /// The health check its supervisor runs (the image's, under the container's flags); nil: none.
+    public var healthcheck: Healthcheck?
 
     public var startsFromTemplate: Bool { template ?? true }
     /// Host folders or volumes go into its VM (tmpfs mounts are the guest's own).
@@ -118,6 +121,8 @@ public struct ContainerState: Codable, Equatable, Sendable {
     public var restarting: Bool?
     /// A user stopped or killed it: its restart policy does not bring it back.
     public var stoppedByUser: Bool?
+    /// How its health check has gone, while it has one.
+    public var health: HealthState?
 
     public init() {}
 

@@ -1,3 +1,4 @@
+import OCI
 import VMM
 
 /// The API's container-create request: what hvcd decodes and the CLI sends, locally or through
@@ -30,6 +31,8 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
     public var restart: String?
     /// Key-value metadata (`--label`).
     public var labels: [String: String]?
+    /// Docker's `Healthcheck` object, over the image's (`Test: ["NONE"]` turns it off).
+    public var healthcheck: Healthcheck?
     /// The networks to join: at most one, by name; `none` for no interface. Default: the
     /// tenant's `bridge`.
     public var networks: [String]?
@@ -72,6 +75,10 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
         options.terminal = tty ?? false
         options.remove = autoRemove ?? false
         if let restart { options.restartPolicy = try RestartPolicy.parse(restart) }
+        if let healthcheck {
+            try healthcheck.validate()
+            options.healthcheck = healthcheck
+        }
         if let labels {
             guard labels.count <= 256, labels.allSatisfy({ !$0.key.isEmpty && $0.key.utf8.count <= 256 && $0.value.utf8.count <= 4096 }) else {
                 throw HVCError(.invalid, "labels: at most 256, each a key of 1 to 256 bytes and a value of at most 4096")

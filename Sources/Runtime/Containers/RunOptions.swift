@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import OCI
 import VMM
 
 /// What `hvc run` was asked for.
@@ -36,6 +37,8 @@ public struct RunOptions: Sendable {
     /// The writable layer's bound; nil: half the VM's memory (the layer lives in guest memory).
     public var writableBytes: Int?
     public var restartPolicy = RestartPolicy(name: .no)
+    /// Health check fields over the image's (`--health-*`); a test of `["NONE"]` turns it off.
+    public var healthcheck: Healthcheck?
     public var labels: [String: String] = [:]
 
     public init(image: String) { self.image = image }

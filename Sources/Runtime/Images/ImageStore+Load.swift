@@ -50,7 +50,7 @@ extension ImageStore {
         let c = unpacked.config.config
         let config = ImageConfig(entrypoint: c?.Entrypoint, cmd: c?.Cmd, env: c?.Env, workingDir: c?.WorkingDir, user: c?.User,
                                  exposedPorts: c?.ExposedPorts.map { $0.keys.sorted() },
-                                 volumes: c?.Volumes.map { $0.keys.sorted() })
+                                 volumes: c?.Volumes.map { $0.keys.sorted() }, healthcheck: c?.Healthcheck)
         let manifest = try keepBlobs(unpacked)
         return try store(tree: staging + "/rootfs", id: unpacked.configDigest.description, references: references,
                          config: config, manifest: manifest)

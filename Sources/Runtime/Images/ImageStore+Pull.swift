@@ -79,7 +79,7 @@ extension ImageStore {
         let c = configFile.config
         let config = ImageConfig(entrypoint: c?.Entrypoint, cmd: c?.Cmd, env: c?.Env, workingDir: c?.WorkingDir, user: c?.User,
                                  exposedPorts: c?.ExposedPorts.map { $0.keys.sorted() },
-                                 volumes: c?.Volumes.map { $0.keys.sorted() })
+                                 volumes: c?.Volumes.map { $0.keys.sorted() }, healthcheck: c?.Healthcheck)
         let image = try store(tree: staging + "/rootfs", id: id, references: [name], config: config,
                               manifest: try storeManifest(data))
         return PullResult(image: image, downloadedBlobs: downloaded, downloadedBytes: bytes)

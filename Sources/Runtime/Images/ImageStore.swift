@@ -13,14 +13,18 @@ public struct ImageConfig: Codable, Equatable, Sendable {
     public var exposedPorts: [String]?
     /// Paths that get an anonymous volume in every container (the image's `VOLUME`s).
     public var volumes: [String]?
+    /// The image's `HEALTHCHECK`.
+    public var healthcheck: Healthcheck?
 
     enum CodingKeys: String, CodingKey {
         case entrypoint = "Entrypoint", cmd = "Cmd", env = "Env", workingDir = "WorkingDir", user = "User"
-        case exposedPorts = "ExposedPorts", volumes = "Volumes"
+        case exposedPorts = "ExposedPorts", volumes = "Volumes", healthcheck = "Healthcheck"
     }
 
     public init(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil,
-                workingDir: String? = nil, user: String? = nil, exposedPorts: [String]? = nil, volumes: [String]? = nil) {
+                workingDir: String? = nil, user: String? = nil, exposedPorts: [String]? = nil, volumes: [String]? = nil,
+                healthcheck: Healthcheck? = nil) {
+        self.healthcheck = healthcheck
         self.entrypoint = entrypoint
         self.cmd = cmd
         self.env = env

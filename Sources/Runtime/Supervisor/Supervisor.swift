@@ -98,6 +98,7 @@ public final class Supervisor: Sendable {
             return teardown.finish(GuestRouter.Outcome(code: error.exitCode, error: error.message), network: nil, directory: nil)
         }
         var network: ContainerNetworkSide?
+        var health: HealthMonitor?
         let outcome: GuestRouter.Outcome
         do throws(HVCError) {
             if router.awaitsAttach {
@@ -112,11 +113,14 @@ public final class Supervisor: Sendable {
             // The attached client's stdin and signals wait in its socket until the command exists.
             router.serveInProcessClient()
             try router.listen(at: directory.controlSocket)
+            health = HealthMonitor(config: config, store: runtime.containers, controlSocket: directory.controlSocket)
+            health?.start()
             var pacer = CPUPacer(share: Supervisor.relayCPUShare)
             outcome = relay(channel, directory: directory, pacer: &pacer)
         } catch {
             outcome = GuestRouter.Outcome(code: error.exitCode, error: error.message)
         }
+        health?.stop()
         return teardown.finish(outcome, network: network, directory: directory)
     }
 
