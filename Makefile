@@ -20,7 +20,7 @@ export HVC_FUZZ_PYTHON ?= $(FUZZ_VENV)/bin/python
 PACKAGES := qemu-system-x86 qemu-utils busybox-static e2fsprogs erofs-utils cpio file \
 	linux-source-6.1 flex bison bc libelf-dev \
 	libseccomp-dev libcap-dev libarchive-dev runc python3 python3-yaml python3-jsonschema python3-venv \
-	skopeo umoci docker-registry podman containerd docker.io \
+	skopeo umoci docker-registry podman containerd docker.io docker-compose \
 	containernetworking-plugins nftables iptables iproute2 util-linux iperf3 curl
 
 .PHONY: all deps fuzz-deps build kernel initramfs policy assets image run test unit-test e2e-test isolation mutants bench install clean

@@ -56,6 +56,17 @@ enum DockerCreate {
         if let mode = nonEmpty(host["NetworkMode"]), mode != "default" {
             request.networks = [mode]
         }
+        if let endpoints = (config["NetworkingConfig"] as? [String: Any])?["EndpointsConfig"] as? [String: Any], !endpoints.isEmpty {
+            guard endpoints.count == 1, let (network, value) = endpoints.first else {
+                throw HVCError(.invalid, "NetworkingConfig.EndpointsConfig with \(endpoints.count) networks is not supported by hvc: a container joins one network")
+            }
+            let endpoint = value as? [String: Any] ?? [:]
+            if let addresses = endpoint["IPAMConfig"] as? [String: Any], addresses.values.contains(where: { nonEmpty($0) != nil }) {
+                throw HVCError(.invalid, "NetworkingConfig.EndpointsConfig.IPAMConfig is not supported by hvc: its network assigns addresses")
+            }
+            if request.networks == nil && network != "default" { request.networks = [network] }
+            if let aliases = try strings(endpoint["Aliases"], "Aliases"), !aliases.isEmpty { request.networkAliases = aliases }
+        }
         request.ports = try ports(host["PortBindings"])
         var mounts: [ContainerMount] = []
         for bind in try strings(host["Binds"], "HostConfig.Binds") ?? [] {
@@ -66,6 +77,10 @@ enum DockerCreate {
                 let text = (options as? String).flatMap { $0.isEmpty ? nil : $0 }
                 mounts.append(try ContainerMount.parseTmpfsFlag(text.map { target + ":" + $0 } ?? target))
             }
+        }
+        // `Volumes` names paths that get a volume: a bind's target has one; the others get an anonymous volume.
+        for target in ((config["Volumes"] as? [String: Any]) ?? [:]).keys.sorted() where !mounts.contains(where: { $0.target == target }) {
+            mounts.append(try ContainerMount.parseVolumeFlag(target))
         }
         if !mounts.isEmpty { request.mounts = mounts }
         return request
@@ -113,9 +128,6 @@ enum DockerCreate {
             try refuse("HostConfig.LogConfig.Type \(type)", "hvc keeps each container's log as json-file")
         }
         if let signal = nonEmpty(config["StopSignal"]) { try refuse("StopSignal \(signal)", "stop sends TERM, then KILL") }
-        if let volumes = config["Volumes"] as? [String: Any], !volumes.isEmpty {
-            try refuse("Volumes", "anonymous volumes come from the image's VOLUME; use Binds")
-        }
     }
 
     static func strings(_ value: Any?, _ field: String) throws(HVCError) -> [String]? {

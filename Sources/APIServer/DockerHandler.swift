@@ -161,6 +161,9 @@ public struct DockerHandler: HTTPService {
             return Response(status: 201)
         case .inspectExec(let id):
             return try DockerHandler.json(try exec(id, caller).inspect)
+        case .listNetworks, .inspectNetwork, .createNetwork, .deleteNetwork, .pruneNetworks,
+             .listVolumes, .inspectVolume, .createVolume, .deleteVolume, .pruneVolumes:
+            return try resource(route, query: query, body: body, caller: caller)
         case .listImages:
             return try DockerHandler.json(try runtime.images.list().map(DockerViews.image))
         case .inspectImage(let name):

@@ -21,6 +21,16 @@ public enum DockerRoute: Equatable, Sendable {
     case startExec(String)
     case resizeExec(String)
     case inspectExec(String)
+    case listNetworks
+    case inspectNetwork(String)
+    case createNetwork
+    case deleteNetwork(String)
+    case pruneNetworks
+    case listVolumes
+    case inspectVolume(String)
+    case createVolume
+    case deleteVolume(String)
+    case pruneVolumes
     case listImages
     case pullImage
     case inspectImage(String)
@@ -55,6 +65,16 @@ public enum DockerRoute: Equatable, Sendable {
         case ("POST", 3, "exec", "resize"): self = .resizeExec(id)
         case ("GET", 3, "exec", "json"): self = .inspectExec(id)
         case ("DELETE", 2, "containers", _): self = .deleteContainer(id)
+        case ("GET", 1, "networks", _): self = .listNetworks
+        case ("POST", 2, "networks", _) where id == "create": self = .createNetwork
+        case ("POST", 2, "networks", _) where id == "prune": self = .pruneNetworks
+        case ("GET", 2, "networks", _): self = .inspectNetwork(id)
+        case ("DELETE", 2, "networks", _): self = .deleteNetwork(id)
+        case ("GET", 1, "volumes", _): self = .listVolumes
+        case ("POST", 2, "volumes", _) where id == "create": self = .createVolume
+        case ("POST", 2, "volumes", _) where id == "prune": self = .pruneVolumes
+        case ("GET", 2, "volumes", _): self = .inspectVolume(id)
+        case ("DELETE", 2, "volumes", _): self = .deleteVolume(id)
         case ("GET", 2, "images", _) where id == "json": self = .listImages
         case ("POST", 2, "images", _) where id == "create": self = .pullImage
         case ("GET", _, "images", _) where parts.count >= 3 && parts.last == "json":

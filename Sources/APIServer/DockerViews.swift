@@ -57,8 +57,10 @@ enum DockerViews {
 
     static func networks(_ record: ContainerRecord) -> [String: Any] {
         guard let network = record.config.network else { return [:] }
+        // Docker gives each container its short id as an alias; hvc's name server answers it too.
         var entry: [String: Any] = ["NetworkID": record.state.endpoint?.networkID ?? "", "IPAddress": "", "Gateway": "",
-                                    "IPPrefixLen": 0, "MacAddress": ""]
+                                    "IPPrefixLen": 0, "MacAddress": "",
+                                    "Aliases": [ContainerID.shortForm(record.id)] + (record.config.networkAliases ?? [])]
         if let endpoint = record.state.endpoint {
             entry["IPAddress"] = endpoint.address.description
             entry["Gateway"] = endpoint.gateway.description
@@ -152,6 +154,29 @@ enum DockerViews {
             ] as [String: Any],
             "Mounts": mounts(record),
         ]
+    }
+
+    /// `GET /networks/{id}` (and, with no members, an entry of `GET /networks`).
+    static func network(_ network: Network, members: [NetworkDetails.Member]) -> [String: Any] {
+        var containers: [String: Any] = [:]
+        for member in members {
+            containers[member.id] = ["Name": member.name, "EndpointID": member.id, "MacAddress": member.mac ?? "",
+                                     "IPv4Address": member.address ?? "", "IPv6Address": ""]
+        }
+        return [
+            "Name": network.name, "Id": network.id, "Created": time(network.created), "Scope": "local", "Driver": "bridge",
+            "EnableIPv6": false, "Internal": network.isInternal, "Attachable": false, "Ingress": false, "ConfigOnly": false,
+            "ConfigFrom": ["Network": ""],
+            "IPAM": ["Driver": "default", "Options": [String: String](),
+                     "Config": [["Subnet": network.subnet.description, "Gateway": network.subnet.gateway.description]]] as [String: Any],
+            "Containers": containers, "Options": [String: String](), "Labels": network.labels ?? [:],
+        ]
+    }
+
+    /// A volume as `GET /volumes/{name}` shows it.
+    static func volume(_ volume: Volume) -> [String: Any] {
+        ["Name": volume.name, "Driver": "local", "Mountpoint": volume.mountpoint, "CreatedAt": time(volume.created),
+         "Labels": volume.labels ?? [:], "Scope": "local", "Options": [String: String]()]
     }
 
     /// An entry of `GET /images/json`, and (with more) `GET /images/{name}/json`.

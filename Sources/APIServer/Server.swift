@@ -300,11 +300,15 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// The query's parameters, form-decoded (`+` is a space, as Python's and Go's clients send it).
     static func query(_ uri: String) -> [String: String] {
         guard let mark = uri.firstIndex(of: "?") else { return [:] }
         var result: [String: String] = [:]
         for pair in uri[uri.index(after: mark)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            let parts = pair.split(separator: "=", maxSplits: 1).map { part in
+                let text = part.replacingOccurrences(of: "+", with: " ")
+                return text.removingPercentEncoding ?? text
+            }
             if parts.count == 2 { result[parts[0]] = parts[1] } else if parts.count == 1 { result[parts[0]] = "" }
         }
         return result

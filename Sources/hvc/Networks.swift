@@ -65,6 +65,8 @@ struct NetworkCreate: ParsableCommand {
     var `internal` = false
     @Option(help: "Whether containers may connect to the host's own addresses: true or false (default: true locally, the tenant's setting through hvcd).")
     var hostAccess: Bool?
+    @Option(help: "Set a label: KEY=VALUE (or KEY, empty).")
+    var label: [String] = []
     @Argument(help: "Network name.")
     var name: String
 
@@ -74,6 +76,7 @@ struct NetworkCreate: ParsableCommand {
             request.subnet = subnet
             request.internal = `internal` ? true : nil
             request.hostAccess = hostAccess
+            request.labels = try Labels.parse(label)
             print(try global.networks().create(request).id)
             return 0
         }

@@ -84,6 +84,8 @@ struct ContainerOptions: ParsableArguments {
     var restart = "no"
     @Option(help: "Set a label: KEY=VALUE (or KEY, empty).")
     var label: [String] = []
+    @Option(help: "Another name for the container on its network's name server.")
+    var networkAlias: [String] = []
     @Option(help: "Health check command, run by the container's shell (over the image's HEALTHCHECK).")
     var healthCmd: String?
     @Option(help: "Time between health checks, e.g. 30s (default 30s).")
@@ -139,15 +141,8 @@ struct ContainerOptions: ParsableArguments {
         request.readOnly = readOnly ? true : nil
         request.restart = restart == "no" ? nil : restart
         request.healthcheck = try healthcheck()
-        if !label.isEmpty {
-            var labels: [String: String] = [:]
-            for text in label {
-                let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                guard !parts[0].isEmpty else { throw HVCError(.invalid, "label \"\(text.prefix(64))\" has no key: give KEY=VALUE") }
-                labels[String(parts[0])] = parts.count == 2 ? String(parts[1]) : ""
-            }
-            request.labels = labels
-        }
+        request.labels = try Labels.parse(label)
+        request.networkAliases = networkAlias.isEmpty ? nil : networkAlias
         return request
     }
 

@@ -59,12 +59,16 @@ struct VolumeCreate: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a volume.")
 
     @OptionGroup var global: GlobalOptions
+    @Option(help: "Set a label: KEY=VALUE (or KEY, empty).")
+    var label: [String] = []
     @Argument(help: "Volume name.")
     var name: String
 
     func run() throws {
         try HVC.guarded {
-            print(try global.volumes().create(CreateVolumeRequest(name: name)).name)
+            var request = CreateVolumeRequest(name: name)
+            request.labels = try Labels.parse(label)
+            print(try global.volumes().create(request).name)
             return 0
         }
     }

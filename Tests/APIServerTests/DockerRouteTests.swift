@@ -27,6 +27,16 @@ struct DockerRouteTests {
         ("POST", "/v1.41/images/create", .pullImage),
         ("GET", "/v1.41/images/localhost:5000/team/app:1/json", .inspectImage("localhost:5000/team/app:1")),
         ("POST", "/v1.41/containers/abc/attach", .attachContainer("abc")),
+        ("GET", "/v1.41/networks", .listNetworks),
+        ("POST", "/v1.41/networks/create", .createNetwork),
+        ("GET", "/v1.41/networks/n1", .inspectNetwork("n1")),
+        ("DELETE", "/v1.41/networks/n1", .deleteNetwork("n1")),
+        ("POST", "/v1.41/networks/prune", .pruneNetworks),
+        ("GET", "/v1.41/volumes", .listVolumes),
+        ("POST", "/v1.41/volumes/create", .createVolume),
+        ("GET", "/v1.41/volumes/v1", .inspectVolume("v1")),
+        ("DELETE", "/v1.41/volumes/v1", .deleteVolume("v1")),
+        ("POST", "/v1.41/volumes/prune", .pruneVolumes),
         ("POST", "/v1.41/containers/abc/resize", .resizeContainer("abc")),
         ("POST", "/v1.41/containers/abc/exec", .createExec("abc")),
         ("POST", "/v1.41/exec/e1/start", .startExec("e1")),
@@ -38,7 +48,7 @@ struct DockerRouteTests {
     }
 
     @Test(arguments: [
-        ("GET", "/v1.41/networks"), ("GET", "/v1.41/containers/abc/attach"), ("GET", "/v1.41/exec/e1/start"), ("GET", "/v1/containers/json"),
+        ("GET", "/v1.41/system/df"), ("GET", "/v1.41/containers/abc/attach"), ("POST", "/v1.41/networks/n1/connect"), ("GET", "/v1.41/exec/e1/start"), ("GET", "/v1/containers/json"),
         ("GET", "/v1.x/version"), ("PUT", "/v1.41/containers/create"), ("GET", "/v1.41/containers//json"), ("GET", "/"),
     ])
     func unknownRoutes(_ method: String, _ path: String) {
@@ -93,6 +103,39 @@ struct DockerRouteTests {
         #expect(options.restartPolicy == RestartPolicy(name: .onFailure, maximumRetries: 3) && options.labels["com.example.tier"] == "web")
         let always = try DockerCreate.request(Data(#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always"},"AutoRemove":true}}"#.utf8), name: nil)
         #expect(throws: HVCError.self) { try always.runOptions() }
+    }
+
+    /// Compose's networking: the network by its endpoint, the service's aliases; a `Volumes`
+    /// path without a bind becomes an anonymous volume.
+    @Test func endpointsAliasesAndVolumesAreCarriedOver() throws {
+        let body = #"{"Image":"busybox","Volumes":{"/data":{},"/cache":{}},"HostConfig":{"Binds":["proj_data:/data:rw"],"NetworkMode":"proj_default"},"NetworkingConfig":{"EndpointsConfig":{"proj_default":{"Aliases":["web","a1b2"],"IPAMConfig":null}}}}"#
+        let request = try DockerCreate.request(Data(body.utf8), name: nil)
+        #expect(request.networks == ["proj_default"] && request.networkAliases == ["web", "a1b2"])
+        let mounts = try #require(request.mounts)
+        #expect(mounts.count == 2 && mounts.contains { $0.target == "/data" && $0.source == "proj_data" }
+                && mounts.contains { $0.target == "/cache" && $0.anonymous == true })
+        for bad in [#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"a":{},"b":{}}}}"#,
+                    #"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"a":{"IPAMConfig":{"IPv4Address":"10.1.1.1"}}}}}"#] {
+            #expect(throws: HVCError.self, "\(bad)") { try DockerCreate.request(Data(bad.utf8), name: nil) }
+        }
+        #expect(throws: HVCError.self) {
+            try DockerCreate.request(Data(#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"n":{"Aliases":["bad name"]}}}}"#.utf8), name: nil).runOptions()
+        }
+    }
+
+    @Test func networkBodiesBecomeHvcsRequestsOrAreRefusedByName() throws {
+        let request = try DockerHandler.networkRequest(Data(#"{"Name":"proj_default","Driver":"bridge","Labels":{"com.docker.compose.project":"proj"},"IPAM":{"Driver":"default","Config":[{"Subnet":"10.213.0.0/24","Gateway":"10.213.0.1"}]},"Internal":false,"EnableIPv6":false,"Options":{}}"#.utf8))
+        #expect(request.name == "proj_default" && request.subnet == "10.213.0.0/24" && request.labels?["com.docker.compose.project"] == "proj")
+        for (body, field) in [(#"{"Name":"n","Driver":"overlay"}"#, "Driver overlay"), (#"{"Name":"n","EnableIPv6":true}"#, "EnableIPv6"),
+                              (#"{"Name":"n","Options":{"com.docker.network.bridge.name":"x"}}"#, "Options"),
+                              (#"{"Name":"n","IPAM":{"Config":[{"Subnet":"10.213.0.0/24","Gateway":"10.213.0.9"}]}}"#, "IPAM.Config.Gateway 10.213.0.9")] {
+            do {
+                _ = try DockerHandler.networkRequest(Data(body.utf8))
+                Issue.record("\(body) was taken")
+            } catch {
+                #expect((error as? HVCError)?.message.hasPrefix("\(field) is not supported by hvc") == true, "\(error)")
+            }
+        }
     }
 
     @Test func badBodiesAreRefused() {

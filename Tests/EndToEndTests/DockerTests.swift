@@ -176,6 +176,65 @@ extension EndToEnd {
             }
         }
 
+        /// Debian's docker-compose (1.29) brings up two services on a network of their own, the
+        /// client reaching the web by its service name, the web's page published and kept on a
+        /// named volume; `down -v` leaves no container, network, volume, VM or bridge.
+        @Test func composeBringsUpTwoServicesAndTearsThemDown() throws {
+            try withDockerSocket { socket, _ in
+                let port = Harness.freePort()
+                let project = "hvcc\(getpid())"
+                let folder = Harness.scratch + "/compose-\(getpid())"
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                try """
+                version: "3"
+                services:
+                  web:
+                    image: busybox
+                    command: sh -c "echo page-from-web > /www/index.html; exec httpd -f -p 80 -h /www"
+                    ports: ["\(port):80"]
+                    volumes: ["pages:/www"]
+                  client:
+                    image: busybox
+                    command: sh -c "until wget -qO- http://web/index.html; do sleep 1; done; exec sleep 300"
+                    depends_on: [web]
+                volumes:
+                  pages: {}
+                """.write(toFile: folder + "/docker-compose.yml", atomically: true, encoding: .utf8)
+                let networksBefore = h.hvc(["network", "ls", "-q"]).stdout
+                let links = { h.execute(["/usr/sbin/ip", "-o", "link", "show"]).stdout.split(separator: "\n").filter { $0.contains(": hvc") }.count }
+                let linksBefore = links()
+                func compose(_ arguments: [String]) -> Harness.Result3 {
+                    h.execute(["/usr/bin/env", "DOCKER_HOST=unix://" + socket, "/usr/bin/docker-compose", "--no-ansi", "-f",
+                               folder + "/docker-compose.yml", "-p", project] + arguments, timeout: 240)
+                }
+                defer { _ = compose(["down", "-v"]) }
+                let up = compose(["up", "-d"])
+                try #require(up.status == 0, "\(up.stdout) \(up.stderr)")
+                var page = Harness.Result3(status: -1, stdout: "", stderr: "")
+                #expect(Harness.eventually(60) {
+                    page = h.execute(["/usr/bin/curl", "-sS", "--max-time", "5", "http://127.0.0.1:\(port)/index.html"], timeout: 10)
+                    return page.stdout == "page-from-web\n"
+                }, "\(page.stdout) \(page.stderr)")
+                var logs = Harness.Result3(status: -1, stdout: "", stderr: "")
+                #expect(Harness.eventually(60) {
+                    logs = compose(["logs", "--no-color", "client"])
+                    return logs.stdout.contains("page-from-web")
+                }, "the client did not reach the web by its name: \(logs.stdout) \(logs.stderr)")
+                let ps = docker(socket, ["ps", "--filter", "label=com.docker.compose.project=\(project)", "--format", "{{.Names}}"])
+                #expect(ps.stdout.split(separator: "\n").sorted() == ["\(project)_client_1", "\(project)_web_1"], "\(ps.stdout)")
+                #expect(h.hvc(["volume", "ls"]).stdout.contains("\(project)_pages"))
+                #expect(h.hvc(["network", "ls"]).stdout.contains("\(project)_default"))
+
+                let down = compose(["down", "-v"])
+                #expect(down.status == 0, "\(down.stdout) \(down.stderr)")
+                #expect(h.hvc(["ps", "-a", "-q"]).stdout.isEmpty)
+                #expect(h.hvc(["network", "ls", "-q"]).stdout == networksBefore)
+                #expect(!h.hvc(["volume", "ls"]).stdout.contains(project))
+                #expect(h.leftoverVMDirectories().isEmpty && h.leftoverVMMs().isEmpty)
+                #expect(links() == linksBefore, "a bridge or veth of the project is left")
+            }
+        }
+
         /// What hvc does not carry out is refused by name, and leaves no container behind.
         @Test func unsupportedOptionsAreRefusedByName() throws {
             try withDockerSocket { socket, _ in
@@ -185,7 +244,7 @@ extension EndToEnd {
                     #expect(r.status == 125 && r.stderr.contains("\(field) is not supported by hvc"), "\(flags): \(r.stderr)")
                 }
                 #expect(h.hvc(["ps", "-a", "-q"]).stdout.isEmpty)
-                let unknown = docker(socket, ["network", "ls"])
+                let unknown = docker(socket, ["system", "df"])
                 #expect(unknown.status != 0 && unknown.stderr.contains("is not supported by hvc's Docker API"), "\(unknown.stderr)")
             }
         }
@@ -208,6 +267,21 @@ extension EndToEnd {
                     #expect(r.status != 0 && (said.contains("no such container") || said.contains("no such object")), "\(arguments): \(r.stderr)")
                 }
                 _ = docker(socket, as: 2501, ["rm", "-f", idB])
+                // Networks and volumes are per tenant too: B's are not found by A, and A may use the same names.
+                #expect(docker(socket, as: 2502, ["network", "create", "dk-net"]).status == 0)
+                #expect(docker(socket, as: 2502, ["volume", "create", "dk-vol"]).status == 0)
+                defer {
+                    _ = docker(socket, as: 2502, ["network", "rm", "dk-net"]); _ = docker(socket, as: 2502, ["volume", "rm", "dk-vol"])
+                    _ = docker(socket, as: 2501, ["network", "rm", "dk-net"]); _ = docker(socket, as: 2501, ["volume", "rm", "dk-vol"])
+                }
+                for arguments in [["network", "inspect", "dk-net"], ["volume", "inspect", "dk-vol"], ["network", "rm", "dk-net"], ["volume", "rm", "dk-vol"]] {
+                    let r = docker(socket, as: 2501, arguments)
+                    #expect(r.status != 0 && (r.stderr.lowercased().contains("not found") || r.stderr.lowercased().contains("no such")), "\(arguments): \(r.stderr)")
+                }
+                #expect(!docker(socket, as: 2501, ["network", "ls", "--format", "{{.Name}}"]).stdout.contains("dk-net"))
+                #expect(!docker(socket, as: 2501, ["volume", "ls", "--format", "{{.Name}}"]).stdout.contains("dk-vol"))
+                #expect(docker(socket, as: 2502, ["volume", "ls", "--format", "{{.Name}}"]).stdout == "dk-vol\n")
+                #expect(docker(socket, as: 2501, ["network", "create", "dk-net"]).status == 0, "names are per tenant")
                 // B's container ran on through A's attempts, its removal among them.
                 #expect(docker(socket, as: 2502, ["inspect", "--format", "{{.State.Running}}", idB]).stdout == "true\n")
             }

@@ -1,7 +1,7 @@
 import Foundation
 
-/// `ps --filter` (and the Docker API's `filters`): values of one key are alternatives, keys
-/// together must all hold. Keys: `id` (a prefix), `name` (a part), `label` (`KEY` or
+/// `ps --filter` (and the Docker API's `filters`), as Docker has them: values of one key are
+/// alternatives, but every `label` must hold, and keys together must all hold. Keys: `id` (a prefix), `name` (a part), `label` (`KEY` or
 /// `KEY=VALUE`), `status` (`created`, `restarting`, `running`, `exited`), `ancestor` (the
 /// image as given, or its id or an id prefix), `exited` (the exit code), `network`, `volume`,
 /// `health` (`starting`, `healthy`, `unhealthy`, `none`).
@@ -30,7 +30,9 @@ public struct ContainerFilter: Equatable, Sendable {
     }
 
     public func matches(_ record: ContainerRecord) -> Bool {
-        values.allSatisfy { key, alternatives in alternatives.contains { ContainerFilter.holds(key, $0, record) } }
+        values.allSatisfy { key, given in
+            key == "label" ? given.allSatisfy { ContainerFilter.holds(key, $0, record) } : given.contains { ContainerFilter.holds(key, $0, record) }
+        }
     }
 
     static func holds(_ key: String, _ value: String, _ record: ContainerRecord) -> Bool {

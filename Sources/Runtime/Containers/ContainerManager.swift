@@ -57,6 +57,7 @@ public struct ContainerManager: Sendable {
         config.writableBytes = options.writableBytes
         config.restartPolicy = options.restartPolicy.name == .no ? nil : options.restartPolicy
         config.labels = options.labels.isEmpty ? nil : options.labels
+        config.networkAliases = options.networkAliases.isEmpty || network == nil ? nil : options.networkAliases
         let check = options.healthcheck.map { $0.overriding(image.config.healthcheck) } ?? image.config.healthcheck
         config.healthcheck = check?.command == nil ? nil : check
         let imageVolumes = (image.config.volumes ?? []).sorted()

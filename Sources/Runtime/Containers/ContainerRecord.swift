@@ -48,6 +48,8 @@ public struct ContainerConfig: Codable, Equatable, Sendable {
     public var restartPolicy: RestartPolicy?
     /// Key-value metadata (`--label`), for filters and orchestrators.
     public var labels: [String: String]?
+    /// More names its network's name server answers with its address (`--network-alias`).
+    public var networkAliases: [String]?
     /// The health check its supervisor runs (the image's, under the container's flags); nil: none.
     public var healthcheck: Healthcheck?
 

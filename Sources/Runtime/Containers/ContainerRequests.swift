@@ -31,6 +31,8 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
     public var restart: String?
     /// Key-value metadata (`--label`).
     public var labels: [String: String]?
+    /// More names for the container on its network (`--network-alias`).
+    public var networkAliases: [String]?
     /// Docker's `Healthcheck` object, over the image's (`Test: ["NONE"]` turns it off).
     public var healthcheck: Healthcheck?
     /// The networks to join: at most one, by name; `none` for no interface. Default: the
@@ -75,16 +77,12 @@ public struct CreateContainerRequest: Codable, Sendable, Equatable {
         options.terminal = tty ?? false
         options.remove = autoRemove ?? false
         if let restart { options.restartPolicy = try RestartPolicy.parse(restart) }
+        options.networkAliases = networkAliases ?? []
         if let healthcheck {
             try healthcheck.validate()
             options.healthcheck = healthcheck
         }
-        if let labels {
-            guard labels.count <= 256, labels.allSatisfy({ !$0.key.isEmpty && $0.key.utf8.count <= 256 && $0.value.utf8.count <= 4096 }) else {
-                throw HVCError(.invalid, "labels: at most 256, each a key of 1 to 256 bytes and a value of at most 4096")
-            }
-            options.labels = labels
-        }
+        if let labels = try Labels.checked(labels) { options.labels = labels }
         if let networks {
             guard networks.count <= 1 else {
                 throw HVCError(.invalid, "a container joins one network: give one in networks")

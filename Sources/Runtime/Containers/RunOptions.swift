@@ -40,6 +40,8 @@ public struct RunOptions: Sendable {
     /// Health check fields over the image's (`--health-*`); a test of `["NONE"]` turns it off.
     public var healthcheck: Healthcheck?
     public var labels: [String: String] = [:]
+    /// More names for the container on its network (`--network-alias`).
+    public var networkAliases: [String] = []
 
     public init(image: String) { self.image = image }
 
@@ -55,6 +57,12 @@ public struct RunOptions: Sendable {
         if let network, network != Network.noneName { try Network.validateName(network) }
         if remove && restartPolicy.name != .no {
             throw HVCError(.invalid, "--restart \(restartPolicy.text) and --rm cannot be combined: a removed container cannot restart")
+        }
+        for alias in networkAliases where !ContainerID.isValidName(alias) || alias.count > 63 {
+            throw HVCError(.invalid, "network alias \"\(alias.prefix(64))\" is not a name: use letters, digits, _ . - (at most 63)")
+        }
+        if network == Network.noneName, !networkAliases.isEmpty {
+            throw HVCError(.invalid, "--network none has no name server to give aliases to: drop --network-alias or choose a network")
         }
         if network == Network.noneName, !ports.isEmpty || publishAll {
             throw HVCError(.invalid, "--network none has no ports to publish: drop -p/-P or choose a network")

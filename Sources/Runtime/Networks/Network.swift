@@ -17,6 +17,8 @@ public struct Network: Codable, Equatable, Sendable {
     /// The MTU of its bridge, veths and guests: the host uplink's when the network was made.
     public var mtu: Int
     public var created: Date
+    /// Key-value metadata (`--label`).
+    public var labels: [String: String]?
 
     public init(id: String, name: String, tenant: String, subnet: IPv4Subnet, bridge: String, isInternal: Bool,
                 hostAccess: Bool, mtu: Int, created: Date) {

@@ -9,6 +9,8 @@ public struct CreateNetworkRequest: Codable, Sendable, Equatable {
     public var `internal`: Bool?
     /// Its containers may connect to the host's own addresses.
     public var hostAccess: Bool?
+    /// Key-value metadata (`--label`).
+    public var labels: [String: String]?
 
     public init(name: String) { self.name = name }
 }
@@ -63,7 +65,8 @@ public struct NetworkManager: Sendable {
             throw HVCError(.forbidden, "tenant \(tenant) may not give a network host access: ask an admin to set hostAccess in the tenants file")
         }
         return try runtime.networks.create(name: request.name, tenant: tenant, subnet: subnet, isInternal: request.internal ?? false,
-                                           hostAccess: hostAccess && !(request.internal ?? false), maxNetworks: maxNetworks)
+                                           hostAccess: hostAccess && !(request.internal ?? false), maxNetworks: maxNetworks,
+                                           labels: try Labels.checked(request.labels))
     }
 
     public func list() -> [Network] { runtime.networks.list(tenant: tenant) }

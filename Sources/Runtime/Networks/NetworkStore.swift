@@ -56,7 +56,7 @@ public struct NetworkStore: Sendable {
 
     /// Makes a network; with no subnet, the first free /24 of 10.210.0.0/16.
     public func create(name: String, tenant: String, subnet: IPv4Subnet?, isInternal: Bool, hostAccess: Bool,
-                       maxNetworks: Int? = nil) throws(HVCError) -> Network {
+                       maxNetworks: Int? = nil, labels: [String: String]? = nil) throws(HVCError) -> Network {
         try Network.validateName(name)
         if let subnet {
             guard subnet.prefix >= 8, subnet.prefix <= 29 else {
@@ -88,8 +88,9 @@ public struct NetworkStore: Sendable {
                 chosen = free
             }
             let id = randomHex(32)
-            let network = Network(id: id, name: name, tenant: tenant, subnet: chosen, bridge: "hvc" + id.prefix(8),
+            var network = Network(id: id, name: name, tenant: tenant, subnet: chosen, bridge: "hvc" + id.prefix(8),
                                   isInternal: isInternal, hostAccess: hostAccess, mtu: HostNetwork.mtu, created: Date())
+            network.labels = labels
             try makeDirectory(tenantDirectory(tenant), mode: 0o700)
             try writeAtomically(path(name, tenant: tenant), try JSONEncoder.hvc.encode(network))
             // The bridge now, so that its route tells any other hvc state on this host that

@@ -57,7 +57,8 @@ final class ContainerNetworkSide: Sendable {
                     record, containerID: config.id, netns: netns, ipamDirectory: runtime.networks.ipamDirectory, ports: ports)
                 attachment.memberFile = names.memberFile(config.id)
                 try writeAtomically(directory.networkAttachment, try JSONEncoder.hvc.encode(attachment))
-                try names.join(config.id, line: "\(attachment.endpoint.address)\t\(config.name) \(ContainerID.shortForm(config.id))")
+                let aliases = (config.networkAliases ?? []).map { " " + $0 }.joined()
+                try names.join(config.id, line: "\(attachment.endpoint.address)\t\(config.name) \(ContainerID.shortForm(config.id))" + aliases)
                 NameServer.ensureRunning(runtime)
                 outcome = .success(attachment)
             } catch {

@@ -3,6 +3,8 @@ import Foundation
 /// The API's volume-create request.
 public struct CreateVolumeRequest: Codable, Sendable, Equatable {
     public var name: String
+    /// Key-value metadata (`--label`).
+    public var labels: [String: String]?
     public init(name: String) { self.name = name }
 }
 
@@ -29,7 +31,7 @@ public struct VolumeManager: Sendable {
     }
 
     public func create(_ request: CreateVolumeRequest) throws(HVCError) -> Volume {
-        try runtime.volumes.create(request.name, tenant: tenant)
+        try runtime.volumes.create(request.name, tenant: tenant, labels: try Labels.checked(request.labels))
     }
 
     public func list() -> [Volume] { runtime.volumes.list(tenant: tenant) }

@@ -10,6 +10,8 @@ public struct Volume: Codable, Equatable, Sendable {
     public var anonymous: Bool
     /// Where its files are on the host.
     public var mountpoint: String
+    /// Key-value metadata (`--label`).
+    public var labels: [String: String]?
 }
 
 /// Volumes per tenant under `<root>/volumes`. Making, removing and a container's use of a volume
@@ -49,14 +51,17 @@ public struct VolumeStore: Sendable {
     /// Makes a volume; `exclusive`: refuse a name in use (`volume create`), else return the
     /// existing one (a run's `-v NAME:…`, which makes it on first use).
     @discardableResult
-    public func create(_ name: String, tenant: String, anonymous: Bool = false, exclusive: Bool = true) throws(HVCError) -> Volume {
+    public func create(_ name: String, tenant: String, anonymous: Bool = false, exclusive: Bool = true,
+                       labels: [String: String]? = nil) throws(HVCError) -> Volume {
         try ContainerMount.checkVolumeName(name)
         try makeDirectory(directory, mode: 0o700)
-        return try withLock(lockPath) { () throws(HVCError) -> Volume in try createHeld(name, tenant: tenant, anonymous: anonymous, exclusive: exclusive) }
+        return try withLock(lockPath) { () throws(HVCError) -> Volume in
+            try createHeld(name, tenant: tenant, anonymous: anonymous, exclusive: exclusive, labels: labels)
+        }
     }
 
     /// `create`'s work, for a caller that holds the lock (`whileHeld`).
-    func createHeld(_ name: String, tenant: String, anonymous: Bool, exclusive: Bool) throws(HVCError) -> Volume {
+    func createHeld(_ name: String, tenant: String, anonymous: Bool, exclusive: Bool, labels: [String: String]? = nil) throws(HVCError) -> Volume {
         if let existing = load(name, tenant: tenant) {
             guard !exclusive else { throw HVCError(.conflict, "volume \"\(name)\" exists already: choose another name") }
             return existing
@@ -67,7 +72,8 @@ public struct VolumeStore: Sendable {
         try? FileManager.default.removeItem(atPath: base)
         try makeDirectory(base, mode: 0o700)
         try makeDirectory(dataPath(name, tenant: tenant), mode: 0o755)
-        let volume = Volume(name: name, tenant: tenant, created: Date(), anonymous: anonymous, mountpoint: dataPath(name, tenant: tenant))
+        let volume = Volume(name: name, tenant: tenant, created: Date(), anonymous: anonymous, mountpoint: dataPath(name, tenant: tenant),
+                            labels: labels)
         try writeAtomically(recordPath(name, tenant: tenant), try JSONEncoder.hvc.encode(volume))
         return volume
     }
