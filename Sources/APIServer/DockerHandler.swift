@@ -19,7 +19,8 @@ public struct DockerHandler: HTTPService {
 
     public func body(method: String, path: String) -> RequestBody? {
         // Unknown routes are answered by `respond`, with Docker's error naming them.
-        .json
+        if case .putArchive? = DockerRoute(method: method, path: path) { return .archive }
+        return .json
     }
 
     public func respond(method: String, path: String, query: [String: String], body: Data, caller: Caller) -> Response {
@@ -145,6 +146,8 @@ public struct DockerHandler: HTTPService {
             return try logs(try handler.container(id, caller), query: query)
         case .attachContainer(let id):
             return try attach(try handler.container(id, caller), query: query)
+        case .statArchive(let id), .getArchive(let id), .putArchive(let id):
+            return try archive(route, try handler.container(id, caller), query: query, body: body)
         case .resizeContainer(let id):
             let record = try handler.container(id, caller)
             let size = try DockerHandler.size(query)

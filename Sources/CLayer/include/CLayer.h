@@ -21,4 +21,10 @@ int hvc_apply_layer(const char *layer_path, const char *root, uint64_t already, 
 int hvc_extract_archive(const char *archive_path, const char *directory, uint64_t max_bytes,
                         char *error, size_t error_size);
 
+/// Extracts a copy out of a container (`hvc cp`) into `directory`: regular files, directories
+/// and symbolic links, with their permissions (never set-user-ID or set-group-ID bits) and
+/// times, not their owners; confined as above.
+int hvc_extract_copy(const char *archive_path, const char *directory, uint64_t max_bytes,
+                     char *error, size_t error_size);
+
 #endif

@@ -65,45 +65,29 @@ final class HealthMonitor: Sendable {
     /// One run of the test, bounded by its timeout.
     private func probe() -> HealthProbe {
         let start = Date()
-        func ended(_ code: Int32, _ output: [UInt8]) -> HealthProbe {
+        var output: [UInt8] = []
+        func ended(_ code: Int32, _ text: String? = nil) -> HealthProbe {
             // The guest's text, its lines kept.
-            let text = String(decoding: output.prefix(HealthProbe.maxOutput), as: UTF8.self)
+            let bytes = text.map { Array($0.utf8) } ?? output
+            let shown = String(decoding: bytes.prefix(HealthProbe.maxOutput), as: UTF8.self)
                 .split(separator: "\n", omittingEmptySubsequences: false).map { String($0).sanitizedGuestText }.joined(separator: "\n")
-            return HealthProbe(start: start, end: Date(), exitCode: code, output: text)
+            return HealthProbe(start: start, end: Date(), exitCode: code, output: shown)
         }
         guard let channel = try? FrameChannel.connect(path: controlSocket) else {
-            return ended(-1, Array("the container's supervisor could not be reached".utf8))
+            return ended(-1, "the container's supervisor could not be reached")
         }
         defer { channel.shutdown() }
         var spec = config.process.spec()
         spec.arguments = command
         spec.terminal = false
-        do {
-            try channel.send(Frame(process: 1, .start(spec)))
-            try channel.send(Frame(process: 1, .closeStdin))
-        } catch {
-            return ended(-1, Array("the health check could not be started: \(error)".utf8))
+        let ending = ContainerProcess.run(over: channel, spec: spec, seconds: Double(check.timeout) / 1e9) { _, bytes in
+            if output.count < HealthProbe.maxOutput { output += bytes }
+            return true
         }
-        let deadline = start.addingTimeInterval(Double(check.timeout) / 1e9)
-        var output: [UInt8] = []
-        while true {
-            let left = deadline.timeIntervalSinceNow
-            guard left > 0 else { break }
-            channel.setReceiveTimeout(seconds: max(1, Int(left.rounded(.up))))
-            guard let frame = try? channel.receive() else { break }
-            guard frame.process == 1 else { continue }
-            switch frame.message {
-            case .stdout(let bytes), .stderr(let bytes):
-                if output.count < HealthProbe.maxOutput { output += bytes }
-            case .exited(let status):
-                return ended(status.code, output)
-            case .startFailed(_, let message):
-                return ended(-1, Array(message.utf8))
-            default:
-                continue
-            }
+        switch ending {
+        case .exited(let code): return ended(code)
+        case .notStarted(let why), .lost(let why): return ended(-1, why)
+        case .timedOut: return ended(-1, "Health check exceeded timeout (\(Double(check.timeout) / 1e9)s)")
         }
-        try? channel.send(Frame(process: 1, .signal(SIGKILL)))
-        return ended(-1, Array("Health check exceeded timeout (\(Double(check.timeout) / 1e9)s)".utf8))
     }
 }
