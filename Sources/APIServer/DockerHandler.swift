@@ -146,6 +146,8 @@ public struct DockerHandler: HTTPService {
             return try logs(try handler.container(id, caller), query: query)
         case .attachContainer(let id):
             return try attach(try handler.container(id, caller), query: query)
+        case .containerStats(let id):
+            return try stats(try handler.container(id, caller), query: query)
         case .statArchive(let id), .getArchive(let id), .putArchive(let id):
             return try archive(route, try handler.container(id, caller), query: query, body: body)
         case .resizeContainer(let id):

@@ -161,6 +161,8 @@ public struct Handler: Sendable {
         case .startContainer(let id):
             let record = try manager.start(try container(id, caller).id)
             return try Handler.json(record)
+        case .containerStats(let id):
+            return try Handler.json(try ContainerStats.sample(try container(id, caller), runtime: runtime))
         case .stopContainer(let id), .restartContainer(let id):
             guard let timeout = Int(query["timeout"] ?? "10") else {
                 throw HVCError(.invalid, "stop timeout \"\(query["timeout"] ?? "")\" is not a number of seconds")

@@ -10,6 +10,8 @@ protocol ContainerService {
     func start(_ container: String) throws(HVCError)
     func stop(_ container: String, timeout: Int) throws(HVCError)
     func restart(_ container: String, timeout: Int) throws(HVCError)
+    /// What the container's VM uses now.
+    func stats(_ container: String) throws(HVCError) -> ContainerStats
     func kill(_ container: String, signal: Int32) throws(HVCError)
     /// Waits for the container to exit; returns its exit code.
     func wait(_ container: String) throws(HVCError) -> Int32
@@ -33,6 +35,9 @@ struct LocalContainers: ContainerService {
     func start(_ container: String) throws(HVCError) { _ = try manager.start(container) }
     func stop(_ container: String, timeout: Int) throws(HVCError) { _ = try manager.stop(container, timeout: timeout) }
     func restart(_ container: String, timeout: Int) throws(HVCError) { _ = try manager.restart(container, timeout: timeout) }
+    func stats(_ container: String) throws(HVCError) -> ContainerStats {
+        try ContainerStats.sample(try manager.runtime.containers.resolve(container), runtime: manager.runtime)
+    }
     func kill(_ container: String, signal: Int32) throws(HVCError) { try manager.kill(container, signal: signal) }
     func wait(_ container: String) throws(HVCError) -> Int32 { try manager.wait(container) }
     func remove(_ container: String, force: Bool, volumes: Bool) throws(HVCError) {
@@ -59,6 +64,9 @@ struct DaemonContainers: ContainerService {
     func stop(_ container: String, timeout: Int) throws(HVCError) { _ = try client.call("POST", path(container, "stop") + "?timeout=\(timeout)") }
     func restart(_ container: String, timeout: Int) throws(HVCError) {
         _ = try client.call("POST", path(container, "restart") + "?timeout=\(timeout)")
+    }
+    func stats(_ container: String) throws(HVCError) -> ContainerStats {
+        try client.decode(ContainerStats.self, try client.call("GET", path(container, "stats")))
     }
     func kill(_ container: String, signal: Int32) throws(HVCError) { _ = try client.call("POST", path(container, "kill") + "?signal=\(signal)") }
 

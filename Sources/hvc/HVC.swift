@@ -10,7 +10,7 @@ struct HVC: ParsableCommand {
         abstract: "Run containers, each in its own micro-VM.",
         version: Runtime.version,
         subcommands: [
-            Run.self, Create.self, Start.self, PS.self, Logs.self, Exec.self, Attach.self, Copy.self, Stop.self, Restart.self, Kill.self, Wait.self,
+            Run.self, Create.self, Start.self, PS.self, Logs.self, Exec.self, Attach.self, Copy.self, Stats.self, Stop.self, Restart.self, Kill.self, Wait.self,
             Remove.self, Inspect.self, Images.self, Pull.self, Login.self, Load.self, Save.self, Tag.self, RemoveImage.self, Import.self, ImageGroup.self,
             Info.self, TemplateGroup.self, PoolGroup.self, NetworkGroup.self, VolumeGroup.self, Port.self, Serve.self,
         ])

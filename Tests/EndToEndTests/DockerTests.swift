@@ -105,6 +105,8 @@ extension EndToEnd {
                 let execTerminal = h.execute(["/usr/bin/script", "-qec", "/usr/bin/env DOCKER_HOST=unix://\(socket) \(DockerTests.cli) exec -it dk-exec sh -c 'tty; exit 9'",
                                               "/dev/null"], timeout: 120)
                 #expect(execTerminal.status == 9 && execTerminal.stdout.contains("/dev/pts/"), "\(execTerminal.stdout) \(execTerminal.stderr)")
+                let stats = docker(socket, ["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "dk-exec"])
+                #expect(stats.status == 0 && stats.stdout.hasPrefix("dk-exec ") && stats.stdout.contains("MiB / "), "\(stats.stdout) \(stats.stderr)")
                 let missing = docker(socket, ["exec", "dk-exec", "no-such-command"])
                 #expect(missing.status == 127 && missing.stderr.contains("no-such-command"), "\(missing.status) \(missing.stderr)")
 

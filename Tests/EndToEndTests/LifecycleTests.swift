@@ -292,6 +292,28 @@ extension EndToEnd {
             #expect(bad.status != 0 && bad.stderr.contains("duration \"1x\""), "\(bad.stderr)")
         }
 
+        /// `hvc stats` reads each VM's use on the host: a guest spinning shows a CPU share an
+        /// idle one does not; traffic and memory show.
+        @Test func statsShowWhatEachVMUses() throws {
+            let busy = h.hvc(["run", "-d", "--name", "st-busy", "busybox", "sh", "-c", "while :; do :; done"])
+            let idle = h.hvc(["run", "-d", "--name", "st-idle", "busybox", "sleep", "300"])
+            try #require(busy.status == 0 && idle.status == 0, "\(busy.stderr) \(idle.stderr)")
+            defer { _ = h.hvc(["rm", "-f", "st-busy", "st-idle"]) }
+            let ping = h.hvc(["exec", "st-idle", "sh", "-c",
+                              "gw=$(ip route | awk '/default/ {print $3}'); for i in 1 2 3 4 5 6 7 8 9 10; do ping -c 1 -W 1 $gw >/dev/null && exit 0; sleep 1; done; exit 1"])
+            #expect(ping.status == 0, "the guest did not reach its gateway: \(ping.stderr)")
+            let sampled = h.hvc(["stats", "--no-stream", "--format", "json", "st-busy", "st-idle"])
+            try #require(sampled.status == 0, "\(sampled.stderr)")
+            let rows = try #require(try JSONSerialization.jsonObject(with: Data(sampled.stdout.utf8)) as? [[String: String]])
+            func share(_ name: String) -> Double { Double(rows.first { $0["name"] == name }?["cpu"]?.dropLast() ?? "") ?? -1 }
+            #expect(share("st-busy") > 40 && share("st-busy") > share("st-idle") + 25, "\(rows)")
+            let idleRow = rows.first { $0["name"] == "st-idle" } ?? [:]
+            #expect(idleRow["network"].map { !$0.hasPrefix("0B /") || !$0.hasSuffix("/ 0B") } == true, "\(idleRow)")
+            #expect(idleRow["memory"]?.contains("MiB / ") == true && idleRow["pids"].flatMap { Int($0) } ?? 0 > 0, "\(idleRow)")
+            let stopped = h.hvc(["stats", "--no-stream", "no-such-container"])
+            #expect(stopped.status != 0 && stopped.stderr.contains("no such container"), "\(stopped.stderr)")
+        }
+
         @Test func tenConcurrentDetachedContainers() throws {
             let names = (0..<10).map { "par\($0)" }
             let group = DispatchGroup()
