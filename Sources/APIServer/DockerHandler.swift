@@ -19,7 +19,10 @@ public struct DockerHandler: HTTPService {
 
     public func body(method: String, path: String) -> RequestBody? {
         // Unknown routes are answered by `respond`, with Docker's error naming them.
-        if case .putArchive? = DockerRoute(method: method, path: path) { return .archive }
+        switch DockerRoute(method: method, path: path) {
+        case .putArchive?, .loadImage?: return .archive
+        default: break
+        }
         return .json
     }
 
@@ -146,6 +149,8 @@ public struct DockerHandler: HTTPService {
             return try logs(try handler.container(id, caller), query: query)
         case .attachContainer(let id):
             return try attach(try handler.container(id, caller), query: query)
+        case .events:
+            return try events(query: query, caller: caller)
         case .containerStats(let id):
             return try stats(try handler.container(id, caller), query: query)
         case .statArchive(let id), .getArchive(let id), .putArchive(let id):
@@ -175,6 +180,8 @@ public struct DockerHandler: HTTPService {
             return try DockerHandler.json(DockerViews.inspectImage(try runtime.images.resolve(name)))
         case .pullImage:
             return try pull(query)
+        case .tagImage, .deleteImage, .loadImage, .saveImage:
+            return try image(route, query: query, body: body, caller: caller)
         }
     }
 

@@ -35,9 +35,14 @@ public enum DockerRoute: Equatable, Sendable {
     case createVolume
     case deleteVolume(String)
     case pruneVolumes
+    case events
     case listImages
     case pullImage
     case inspectImage(String)
+    case tagImage(String)
+    case deleteImage(String)
+    case loadImage
+    case saveImage(String)
 
     /// The newest API version served, and the oldest a client may ask for.
     public static let apiVersion = "1.41"
@@ -73,6 +78,7 @@ public enum DockerRoute: Equatable, Sendable {
         case ("POST", 3, "exec", "resize"): self = .resizeExec(id)
         case ("GET", 3, "exec", "json"): self = .inspectExec(id)
         case ("DELETE", 2, "containers", _): self = .deleteContainer(id)
+        case ("GET", 1, "events", _): self = .events
         case ("GET", 1, "networks", _): self = .listNetworks
         case ("POST", 2, "networks", _) where id == "create": self = .createNetwork
         case ("POST", 2, "networks", _) where id == "prune": self = .pruneNetworks
@@ -85,9 +91,18 @@ public enum DockerRoute: Equatable, Sendable {
         case ("DELETE", 2, "volumes", _): self = .deleteVolume(id)
         case ("GET", 2, "images", _) where id == "json": self = .listImages
         case ("POST", 2, "images", _) where id == "create": self = .pullImage
+        case ("POST", 2, "images", _) where id == "load": self = .loadImage
+        // `docker save` names its image in the query (`names=`).
+        case ("GET", 2, "images", _) where id == "get": self = .saveImage("")
+        // An image's name may hold slashes (`localhost:5000/team/app:1`).
         case ("GET", _, "images", _) where parts.count >= 3 && parts.last == "json":
-            // An image's name may hold slashes (`localhost:5000/team/app:1`).
             self = .inspectImage(parts.dropFirst().dropLast().joined(separator: "/"))
+        case ("POST", _, "images", _) where parts.count >= 3 && parts.last == "tag":
+            self = .tagImage(parts.dropFirst().dropLast().joined(separator: "/"))
+        case ("GET", _, "images", _) where parts.count >= 3 && parts.last == "get":
+            self = .saveImage(parts.dropFirst().dropLast().joined(separator: "/"))
+        case ("DELETE", _, "images", _) where parts.count >= 2:
+            self = .deleteImage(parts.dropFirst().joined(separator: "/"))
         default: return nil
         }
     }

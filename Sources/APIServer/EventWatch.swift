@@ -57,20 +57,26 @@ struct EventWatch: Sendable {
     /// Where the journal ended when the request came.
     let offset: UInt64
     let watch: ContainerWatch
+    /// An event as the client reads it (one JSON line), or nil to leave it out.
+    var render: @Sendable (ContainerEvent) -> Data? = EventWatch.jsonLine
 
-    /// Follows the journal into `feed`; returns how to stop.
-    func start(_ feed: ResponseFeed) -> @Sendable () -> Void {
-        let pump = FeedPump(feed: feed, offset: offset)
+    static let jsonLine: @Sendable (ContainerEvent) -> Data? = { event in
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let (journal, caller, watch) = (journal, caller, watch)
+        return (try? encoder.encode(event)).map { $0 + Data([0x0a]) }
+    }
+
+    /// Follows the journal into `feed` (after `first`); returns how to stop.
+    func start(_ feed: ResponseFeed, first: Data = Data()) -> @Sendable () -> Void {
+        guard feed.write(first) else { return {} }
+        let pump = FeedPump(feed: feed, offset: offset)
+        let (journal, caller, watch, render) = (journal, caller, watch, render)
         let token = watch.observeJournal {
             pump.pass(again: { watch.recheckJournal() }) { offset in
                 let more = journal.read(from: offset)
                 var data = Data()
                 for event in more.events where caller.owns(event.tenant) {
-                    guard let line = try? encoder.encode(event) else { continue }
-                    data += line + Data([0x0a])
+                    if let line = render(event) { data += line }
                 }
                 return FeedPump.Read(data: data, next: more.next)
             }

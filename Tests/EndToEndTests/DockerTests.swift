@@ -149,6 +149,11 @@ extension EndToEnd {
                     return state == "2 exited 1 on-failure\n"
                 }, "\(state)")
                 #expect(docker(socket, ["logs", "dk-retry"]).stdout == "try\ntry\ntry\n")
+                // Each run's end is an event in the journal: three of them.
+                let since = Int(Date().timeIntervalSince1970) - 600, until = Int(Date().timeIntervalSince1970) + 1
+                let died = docker(socket, ["events", "--since", "\(since)", "--until", "\(until)", "--filter", "container=dk-retry",
+                                           "--filter", "event=die", "--format", "{{.Action}} {{.Actor.Attributes.exitCode}}"])
+                #expect(died.stdout == "die 1\ndie 1\ndie 1\n", "\(died.stdout) \(died.stderr)")
                 let labelled = docker(socket, ["ps", "-a", "--filter", "label=app=retry", "--format", "{{.Names}} {{.Label \"app\"}}"])
                 #expect(labelled.stdout == "dk-retry retry\n", "\(labelled.stdout) \(labelled.stderr)")
                 #expect(docker(socket, ["ps", "-a", "-q", "--filter", "label=app=other"]).stdout.isEmpty)
@@ -234,6 +239,48 @@ extension EndToEnd {
                 #expect(!h.hvc(["volume", "ls"]).stdout.contains(project))
                 #expect(h.leftoverVMDirectories().isEmpty && h.leftoverVMMs().isEmpty)
                 #expect(links() == linksBefore, "a bridge or veth of the project is left")
+            }
+        }
+
+        /// Images through the docker CLI: a pull from a loopback registry, run; tag, save and
+        /// load again, remove; a tenant may not name or remove the shared images.
+        @Test func imagesPullTagSaveLoadAndRemove() throws {
+            let directory = h.root + "/../docker-registry-\(getpid())"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let (address, registry) = try h.startRegistry(directory)
+            defer { registry.terminate(); registry.waitUntilExit() }
+            let archive = directory + "/layers.tar"
+            let salt = UUID().uuidString
+            #expect(h.execute(["/usr/bin/python3", Harness.repository + "/Tests/EndToEndTests/Fixtures/make-image.py", "layers", archive,
+                               "/tmp/hvc-outside", salt]).status == 0)
+            let push = h.execute(["/usr/bin/skopeo", "copy", "--dest-tls-verify=false", "oci-archive:" + archive, "docker://\(address)/dk-pulled:v1"])
+            try #require(push.status == 0, "skopeo: \(push.stderr)")
+            let tenants = #"{"tenants": {"dk-img": {"uids": [2503]}}}"#
+            try withDockerSocket(tenants: tenants) { socket, _ in
+                let pulled = docker(socket, ["pull", "\(address)/dk-pulled:v1"])
+                #expect(pulled.status == 0 && pulled.stdout.contains("Downloaded newer image"), "\(pulled.stdout) \(pulled.stderr)")
+                let run = docker(socket, ["run", "--rm", "\(address)/dk-pulled:v1", "cat", "/etc/salt"])
+                #expect(run.stdout == salt, "\(run.stdout) \(run.stderr)")
+
+                #expect(docker(socket, ["tag", "\(address)/dk-pulled:v1", "dk-renamed:v2"]).status == 0)
+                let listed = docker(socket, ["images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout
+                #expect(listed.contains("dk-renamed:v2") && listed.contains("\(address)/dk-pulled:v1"), "\(listed)")
+                let saved = directory + "/saved.tar"
+                let save = docker(socket, ["save", "-o", saved, "dk-renamed:v2"])
+                #expect(save.status == 0, "\(save.stderr)")
+                let removed = docker(socket, ["rmi", "dk-renamed:v2", "\(address)/dk-pulled:v1"])
+                #expect(removed.status == 0, "\(removed.stderr)")
+                #expect(!docker(socket, ["images", "--format", "{{.Repository}}"]).stdout.contains("dk-renamed"))
+                let load = docker(socket, ["load", "-i", saved])
+                #expect(load.status == 0 && load.stdout.contains("Loaded image: "), "\(load.stdout) \(load.stderr)")
+                let again = docker(socket, ["run", "--rm", "dk-renamed:v2", "cat", "/etc/salt"])
+                #expect(again.stdout == salt, "\(again.stdout) \(again.stderr)")
+
+                for arguments in [["tag", "dk-renamed:v2", "busybox:taken"], ["rmi", "dk-renamed:v2"]] {
+                    let refused = docker(socket, as: 2503, arguments)
+                    #expect(refused.status != 0 && refused.stderr.contains("only an admin"), "\(arguments): \(refused.stderr)")
+                }
+                #expect(docker(socket, ["rmi", "dk-renamed:v2"]).status == 0)
             }
         }
 

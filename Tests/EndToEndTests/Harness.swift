@@ -262,6 +262,25 @@ struct Harness: Sendable {
         return directory + "/config.yml"
     }
 
+    /// Starts Debian's docker-registry on a free loopback port, serving `directory`; returns its
+    /// address and process.
+    func startRegistry(_ directory: String) throws -> (address: String, process: Process) {
+        let port = Harness.freePort()
+        let config = try Harness.writeRegistryConfig(directory, port: port)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
+        process.arguments = ["serve", config]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let address = "127.0.0.1:\(port)"
+        guard registryComesUp(address) else {
+            process.terminate()
+            throw HarnessError(message: "registry did not start at \(address)")
+        }
+        return (address, process)
+    }
+
     /// Whether a registry answers at `address` (host:port) within 10 s.
     func registryComesUp(_ address: String) -> Bool {
         Harness.eventually(10) {

@@ -9,25 +9,10 @@ extension EndToEnd {
 
         init() throws { h = try Harness.make() }
 
-        /// Starts a registry on a free loopback port; returns its address and process.
-        func startRegistry(_ directory: String) throws -> (address: String, process: Process) {
-            let port = Harness.freePort()
-            let config = try Harness.writeRegistryConfig(directory, port: port)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
-            process.arguments = ["serve", config]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let address = "127.0.0.1:\(port)"
-            try #require(h.registryComesUp(address), "registry did not start")
-            return (address, process)
-        }
-
         @Test func pullsFromALoopbackRegistryAndOnlyOnce() throws {
             let directory = h.root + "/../registry-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let (address, registry) = try startRegistry(directory)
+            let (address, registry) = try h.startRegistry(directory)
             defer { registry.terminate(); registry.waitUntilExit() }
             let archive = directory + "/layers.tar"
             // A salt makes this image's last layer and config new to the store; its lower layers

@@ -128,7 +128,9 @@ extension ImageStore {
             "mediaType": manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json",
             "digest": digest.description, "size": manifestData.count,
         ]
-        if let name = image.references.first { entry["annotations"] = ["org.opencontainers.image.ref.name": name] }
+        // The name asked for, when it is one of the image's; else its first.
+        let asked = (try? ImageReference(name: text)).map(\.description).flatMap { image.references.contains($0) ? $0 : nil }
+        if let name = asked ?? image.references.first { entry["annotations"] = ["org.opencontainers.image.ref.name": name] }
         let index: [String: Any] = ["schemaVersion": 2, "manifests": [entry]]
         try writeAtomically(staging + "/oci-layout", Data(#"{"imageLayoutVersion": "1.0.0"}"#.utf8))
         try writeAtomically(staging + "/index.json", (try? JSONSerialization.data(withJSONObject: index, options: [.sortedKeys])) ?? Data())
