@@ -8,7 +8,8 @@
 # networking, hvc against podman (bench/net.py); then shared folders, hvc against podman
 # (bench/volumes.py); then a second-level VM in a nested container (bench/nested.py); then hvcd's
 # ps latency with and without a thousand waiting clients (bench/daemon.py); then a pod of two
-# containers through containerd's CRI, hvc-oci (one VM per pod) against runc (bench/pods.py).
+# containers through containerd's CRI, hvc-oci (one VM per pod) against runc (bench/pods.py); then
+# `docker run --rm` through hvcd's Docker API against dockerd with runc (bench/docker.py).
 # Prints a Markdown report to stdout and writes it to bench/results.md, which bench/quote.py then
 # copies into README.md's marked block (`make test` checks the two agree).
 #
@@ -23,8 +24,9 @@
 #        BENCH_DAEMON  hvcd's ps latency with 0 and 1,000 waiting clients (default 1; 0 skips)
 #        BENCH_PODS   a pod of two containers under containerd's CRI, hvc against runc (default 1;
 #                     0 skips); needs the venv of `make fuzz-deps` (HVC_FUZZ_PYTHON names its python)
+#        BENCH_DOCKER `docker run --rm` through hvcd's Docker API against dockerd + runc (default 1; 0 skips)
 #        BENCH_SECTION_RUNS  timed runs of each figure in the sections after the main table:
-#                     network, shared folders, nesting, hvcd, pods (default 7)
+#                     network, shared folders, nesting, hvcd, pods, docker (default 7)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -58,6 +60,8 @@ section_runs=${BENCH_SECTION_RUNS:-7}
 [[ $section_runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECTION_RUNS must be a positive integer, not '$section_runs'"
 pods=${BENCH_PODS:-1}
 [[ $pods =~ ^[01]$ ]] || die "BENCH_PODS must be 0 or 1, not '$pods'"
+docker_section=${BENCH_DOCKER:-1}
+[[ $docker_section =~ ^[01]$ ]] || die "BENCH_DOCKER must be 0 or 1, not '$docker_section'"
 
 export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}
 for f in vmlinux initramfs.cpio kernel-release; do
@@ -67,6 +71,7 @@ done
 # --- packages the benchmark and its peers need --------------------------------------------------
 packages=(qemu-system-x86 busybox-static runc podman python3 erofs-utils file linux-image-cloud-amd64)
 if [ "$net" -eq 1 ]; then packages+=(iperf3); fi
+if [ "$docker_section" -eq 1 ]; then packages+=(docker.io); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -254,6 +259,16 @@ if [ "$pods" -eq 1 ]; then
   wait "$bench_pid"
   bench_pid=
   tee -a "$here/results.md" <"$tmp/pods.md"
+fi
+
+# --- the Docker API: docker run --rm through hvcd against dockerd with runc --------------------
+if [ "$docker_section" -eq 1 ]; then
+  say "docker: docker run --rm through hvcd's Docker API against dockerd + runc"
+  python3 "$here/docker.py" --hvc "$hvc" --tmp "$tmp" --runs "$section_runs" >"$tmp/docker.md" &
+  bench_pid=$!
+  wait "$bench_pid"
+  bench_pid=
+  tee -a "$here/results.md" <"$tmp/docker.md"
 fi
 
 python3 "$here/quote.py" "$here/results.md" "$repo/README.md"
