@@ -97,6 +97,11 @@ public enum ContainerFiles {
             if errors.count < 4096 { errors += bytes }
             return true
         }
+        // What the container's tar refuses is the archive's fault.
+        if case .exited(let code) = ending, code != 0 {
+            let said = String(decoding: errors, as: UTF8.self).split(separator: "\n").first.map { String($0).sanitizedGuestText } ?? ""
+            throw HVCError(.invalid, "extracting into \(path) in container \(record.name) failed (\(code))" + (said.isEmpty ? "" : ": " + said))
+        }
         try check(ending, "extracting into \(path)", record, errors)
     }
 
