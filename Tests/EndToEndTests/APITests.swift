@@ -211,20 +211,8 @@ extension EndToEnd {
         @Test func fuzzingFromTheSpecFindsNoNonconformingResponses() throws {
             let python = try #require(ProcessInfo.processInfo.environment["HVC_FUZZ_PYTHON"], "HVC_FUZZ_PYTHON is unset: run through `make test`")
             try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: run `make fuzz-deps`")
-            let directory = h.root + "/../fuzz-\(UUID().uuidString.prefix(8))"
-            var store = h
-            store.root = directory + "/root"
-            store.runRoot = directory + "/run"
-            let image = store.execute(["/bin/bash", Harness.repository + "/rootfs/images/busybox/build.sh", Harness.binary])
-            try #require(image.status == 0, "\(image.stderr)")
-            let running = store.hvc(["run", "-d", "--name", "fuzz-live", "busybox", "sleep", "1000"])
-            let created = store.hvc(["create", "--name", "fuzz-created", "busybox", "sleep", "1000"])
-            try #require(running.status == 0 && created.status == 0, "\(running.stderr)\(created.stderr)")
-            defer {
-                let all = store.hvc(["ps", "-a", "-q"]).stdout.split(separator: "\n").map(String.init)
-                _ = store.hvc(["rm", "-f"] + all, timeout: 300)
-                _ = store.hvc(["template", "rm", "--all"])
-            }
+            let (store, directory, cleanup) = try h.fuzzStore()
+            defer { cleanup() }
             let (socket, daemon) = try store.startDaemon(directory, tenants: "{}")
             defer { daemon.terminate(); daemon.waitUntilExit() }
             let fuzz = h.execute([python, Harness.repository + "/Tests/EndToEndTests/Fixtures/fuzz_api.py", socket, APITests.spec, "50",

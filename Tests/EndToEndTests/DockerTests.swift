@@ -249,12 +249,7 @@ extension EndToEnd {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let (address, registry) = try h.startRegistry(directory)
             defer { registry.terminate(); registry.waitUntilExit() }
-            let archive = directory + "/layers.tar"
-            let salt = UUID().uuidString
-            #expect(h.execute(["/usr/bin/python3", Harness.repository + "/Tests/EndToEndTests/Fixtures/make-image.py", "layers", archive,
-                               "/tmp/hvc-outside", salt]).status == 0)
-            let push = h.execute(["/usr/bin/skopeo", "copy", "--dest-tls-verify=false", "oci-archive:" + archive, "docker://\(address)/dk-pulled:v1"])
-            try #require(push.status == 0, "skopeo: \(push.stderr)")
+            let salt = try h.pushSaltedImage(to: address, as: "dk-pulled:v1", staging: directory)
             let tenants = #"{"tenants": {"dk-img": {"uids": [2503]}}}"#
             try withDockerSocket(tenants: tenants) { socket, _ in
                 let pulled = docker(socket, ["pull", "\(address)/dk-pulled:v1"])
@@ -290,22 +285,8 @@ extension EndToEnd {
         @Test func fuzzingTheDockerRoutesFindsNoNonconformingResponses() throws {
             let python = try #require(ProcessInfo.processInfo.environment["HVC_FUZZ_PYTHON"], "HVC_FUZZ_PYTHON is unset: run through `make test`")
             try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: run `make fuzz-deps`")
-            let directory = h.root + "/../docker-fuzz-\(UUID().uuidString.prefix(8))"
-            var store = h
-            store.root = directory + "/root"
-            store.runRoot = directory + "/run"
-            let image = store.execute(["/bin/bash", Harness.repository + "/rootfs/images/busybox/build.sh", Harness.binary])
-            try #require(image.status == 0, "\(image.stderr)")
-            let running = store.hvc(["run", "-d", "--name", "fuzz-live", "busybox", "sleep", "1000"])
-            let created = store.hvc(["create", "--name", "fuzz-created", "busybox", "sleep", "1000"])
-            try #require(running.status == 0 && created.status == 0, "\(running.stderr)\(created.stderr)")
-            defer {
-                let all = store.hvc(["ps", "-a", "-q"]).stdout.split(separator: "\n").map(String.init)
-                _ = store.hvc(["rm", "-f"] + all, timeout: 300)
-                _ = store.hvc(["network", "prune"])
-                _ = store.hvc(["volume", "prune"])
-                _ = store.hvc(["template", "rm", "--all"])
-            }
+            let (store, directory, cleanup) = try h.fuzzStore()
+            defer { cleanup() }
             let (socket, daemon) = try store.startDaemon(directory, tenants: "{}")
             defer { daemon.terminate(); daemon.waitUntilExit() }
             let docker = (socket as NSString).deletingLastPathComponent + "/docker.sock"

@@ -281,6 +281,45 @@ struct Harness: Sendable {
         return (address, process)
     }
 
+    /// Pushes a layered test image whose last layer and config hold a new salt (so that they are
+    /// new to any store) to `address`/`name`, staged in `directory`; returns the salt.
+    func pushSaltedImage(to address: String, as name: String, staging directory: String) throws -> String {
+        let archive = directory + "/layers-\(UUID().uuidString.prefix(8)).tar"
+        let salt = UUID().uuidString
+        let made = execute(["/usr/bin/python3", Harness.repository + "/Tests/EndToEndTests/Fixtures/make-image.py", "layers", archive,
+                            "/tmp/hvc-outside", salt])
+        guard made.status == 0 else { throw HarnessError(message: "make-image.py: \(made.stderr)") }
+        let push = execute(["/usr/bin/skopeo", "copy", "--dest-tls-verify=false", "oci-archive:" + archive, "docker://\(address)/\(name)"])
+        guard push.status == 0 else { throw HarnessError(message: "skopeo: \(push.stderr)") }
+        return salt
+    }
+
+    /// A store of its own for a fuzz run: the busybox image, a running container `fuzz-live`
+    /// and a created one `fuzz-created`; its cleanup removes every container, network, volume
+    /// and template the run left.
+    func fuzzStore() throws -> (store: Harness, directory: String, cleanup: () -> Void) {
+        let directory = root + "/../fuzz-\(UUID().uuidString.prefix(8))"
+        var store = self
+        store.root = directory + "/root"
+        store.runRoot = directory + "/run"
+        let image = store.execute(["/bin/bash", Harness.repository + "/rootfs/images/busybox/build.sh", Harness.binary])
+        guard image.status == 0 else { throw HarnessError(message: "busybox image: \(image.stderr)") }
+        let running = store.hvc(["run", "-d", "--name", "fuzz-live", "busybox", "sleep", "1000"])
+        let created = store.hvc(["create", "--name", "fuzz-created", "busybox", "sleep", "1000"])
+        let cleanup = {
+            let all = store.hvc(["ps", "-a", "-q"]).stdout.split(separator: "\n").map(String.init)
+            _ = store.hvc(["rm", "-f"] + all, timeout: 300)
+            _ = store.hvc(["network", "prune"])
+            _ = store.hvc(["volume", "prune"])
+            _ = store.hvc(["template", "rm", "--all"])
+        }
+        guard running.status == 0 && created.status == 0 else {
+            cleanup()
+            throw HarnessError(message: "fuzz containers: \(running.stderr)\(created.stderr)")
+        }
+        return (store, directory, cleanup)
+    }
+
     /// Whether a registry answers at `address` (host:port) within 10 s.
     func registryComesUp(_ address: String) -> Bool {
         Harness.eventually(10) {

@@ -14,14 +14,9 @@ extension EndToEnd {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let (address, registry) = try h.startRegistry(directory)
             defer { registry.terminate(); registry.waitUntilExit() }
-            let archive = directory + "/layers.tar"
             // A salt makes this image's last layer and config new to the store; its lower layers
             // may already be there from other tests, and are then not downloaded again.
-            let salt = UUID().uuidString
-            #expect(h.execute(["/usr/bin/python3", Harness.repository + "/Tests/EndToEndTests/Fixtures/make-image.py", "layers", archive,
-                               "/tmp/hvc-outside", salt]).status == 0)
-            let push = h.execute(["/usr/bin/skopeo", "copy", "--dest-tls-verify=false", "oci-archive:" + archive, "docker://\(address)/pulled:v1"])
-            try #require(push.status == 0, "skopeo: \(push.stderr)")
+            let salt = try h.pushSaltedImage(to: address, as: "pulled:v1", staging: directory)
 
             let first = h.hvc(["pull", "\(address)/pulled:v1"])
             #expect(first.status == 0, "\(first.stderr)")
@@ -35,11 +30,7 @@ extension EndToEnd {
             #expect(second.stdout.contains("0 blobs, 0 bytes downloaded"))
 
             // Through hvcd, with progress streamed as JSON lines, then the result.
-            let salt2 = UUID().uuidString
-            #expect(h.execute(["/usr/bin/python3", Harness.repository + "/Tests/EndToEndTests/Fixtures/make-image.py", "layers", archive,
-                               "/tmp/hvc-outside", salt2]).status == 0)
-            let push2 = h.execute(["/usr/bin/skopeo", "copy", "--dest-tls-verify=false", "oci-archive:" + archive, "docker://\(address)/pulled:v2"])
-            try #require(push2.status == 0, "skopeo: \(push2.stderr)")
+            _ = try h.pushSaltedImage(to: address, as: "pulled:v2", staging: directory)
             let (socket, daemon) = try h.startDaemon(directory + "/daemon", tenants: "{}")
             defer { daemon.terminate(); daemon.waitUntilExit() }
             let progress = h.execute(["/usr/bin/python3", Harness.repository + "/Tests/EndToEndTests/Fixtures/api_client.py", socket,
