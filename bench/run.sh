@@ -193,7 +193,7 @@ facts+=" host kernel $(uname -r)"
 commit=$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$repo" status --porcelain -- Sources rootfs bench 2>/dev/null)" ] || commit+=" with uncommitted changes"
 facts+="; run $(date -u '+%Y-%m-%d %H:%M') UTC at commit $commit with BENCH_RUNS=$runs BENCH_IDLE=$idle BENCH_SCALE=$scale"
-facts+=" BENCH_SUSTAINED=$sustained BENCH_NET=$net BENCH_VOLUMES=$volumes BENCH_NESTED=$nested BENCH_DAEMON=$daemon BENCH_PODS=$pods"
+facts+=" BENCH_SUSTAINED=$sustained BENCH_NET=$net BENCH_VOLUMES=$volumes BENCH_NESTED=$nested BENCH_DAEMON=$daemon BENCH_PODS=$pods BENCH_DOCKER=$docker_section"
 facts+=" BENCH_SECTION_RUNS=$section_runs"
 say "$facts"
 say "$runs runs of each benchmark"

@@ -153,6 +153,13 @@ public struct DockerHandler: HTTPService {
             return try events(query: query, caller: caller)
         case .containerStats(let id):
             return try stats(try handler.container(id, caller), query: query)
+        case .topContainer(let id):
+            let record = try handler.container(id, caller)
+            guard record.state.status == .running else {
+                throw HVCError(.conflict, "container \(record.name) is not running: only a running container has processes to list")
+            }
+            let top = try ContainerTop.list(over: try manager.controlChannel(record), record, psArguments: query["ps_args"] ?? "-ef")
+            return try DockerHandler.json(["Titles": top.titles, "Processes": top.processes])
         case .statArchive(let id), .getArchive(let id), .putArchive(let id):
             return try archive(route, try handler.container(id, caller), query: query, body: body)
         case .resizeContainer(let id):
@@ -171,7 +178,7 @@ public struct DockerHandler: HTTPService {
             return Response(status: 201)
         case .inspectExec(let id):
             return try DockerHandler.json(try exec(id, caller).inspect)
-        case .listNetworks, .inspectNetwork, .createNetwork, .deleteNetwork, .pruneNetworks,
+        case .listNetworks, .inspectNetwork, .createNetwork, .deleteNetwork, .pruneNetworks, .changeNetworkMembers,
              .listVolumes, .inspectVolume, .createVolume, .deleteVolume, .pruneVolumes:
             return try resource(route, query: query, body: body, caller: caller)
         case .listImages:

@@ -26,6 +26,9 @@ extension DockerHandler {
             return DockerHandler.noContent
         case .pruneNetworks:
             return try DockerHandler.json(["NetworksDeleted": networks.prune()])
+        case .changeNetworkMembers(let name):
+            let network = try network(name, networks)
+            throw HVCError(.invalid, "network connect and disconnect are not supported: a container's VM gets its networks (\(network.name) among them, with --network) when it is created")
         case .listVolumes:
             let filters = try DockerHandler.resourceFilters(query["filters"], keys: ["name", "label", "dangling", "driver"])
             return try DockerHandler.json(["Volumes": volumes.list().filter { volume in

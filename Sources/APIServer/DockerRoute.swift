@@ -17,6 +17,7 @@ public enum DockerRoute: Equatable, Sendable {
     case containerLogs(String)
     case attachContainer(String)
     case containerStats(String)
+    case topContainer(String)
     case statArchive(String)
     case getArchive(String)
     case putArchive(String)
@@ -30,6 +31,8 @@ public enum DockerRoute: Equatable, Sendable {
     case createNetwork
     case deleteNetwork(String)
     case pruneNetworks
+    /// `connect` and `disconnect`: refused, a VM's interfaces are fixed when it boots.
+    case changeNetworkMembers(String)
     case listVolumes
     case inspectVolume(String)
     case createVolume
@@ -69,6 +72,7 @@ public enum DockerRoute: Equatable, Sendable {
         case ("GET", 3, "containers", "logs"): self = .containerLogs(id)
         case ("POST", 3, "containers", "attach"): self = .attachContainer(id)
         case ("GET", 3, "containers", "stats"): self = .containerStats(id)
+        case ("GET", 3, "containers", "top"): self = .topContainer(id)
         case ("HEAD", 3, "containers", "archive"): self = .statArchive(id)
         case ("GET", 3, "containers", "archive"): self = .getArchive(id)
         case ("PUT", 3, "containers", "archive"): self = .putArchive(id)
@@ -84,6 +88,7 @@ public enum DockerRoute: Equatable, Sendable {
         case ("POST", 2, "networks", _) where id == "prune": self = .pruneNetworks
         case ("GET", 2, "networks", _): self = .inspectNetwork(id)
         case ("DELETE", 2, "networks", _): self = .deleteNetwork(id)
+        case ("POST", 3, "networks", "connect"), ("POST", 3, "networks", "disconnect"): self = .changeNetworkMembers(id)
         case ("GET", 1, "volumes", _): self = .listVolumes
         case ("POST", 2, "volumes", _) where id == "create": self = .createVolume
         case ("POST", 2, "volumes", _) where id == "prune": self = .pruneVolumes

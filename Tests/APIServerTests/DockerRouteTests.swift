@@ -30,6 +30,9 @@ struct DockerRouteTests {
         ("GET", "/v1.41/networks", .listNetworks),
         ("GET", "/v1.41/events", .events),
         ("GET", "/v1.41/containers/abc/stats", .containerStats("abc")),
+        ("GET", "/v1.41/containers/abc/top", .topContainer("abc")),
+        ("POST", "/networks/n1/connect", .changeNetworkMembers("n1")),
+        ("POST", "/v1.41/networks/n1/disconnect", .changeNetworkMembers("n1")),
         ("HEAD", "/v1.41/containers/abc/archive", .statArchive("abc")),
         ("GET", "/v1.41/containers/abc/archive", .getArchive("abc")),
         ("PUT", "/v1.41/containers/abc/archive", .putArchive("abc")),
@@ -58,7 +61,7 @@ struct DockerRouteTests {
     }
 
     @Test(arguments: [
-        ("GET", "/v1.41/system/df"), ("GET", "/v1.41/containers/abc/attach"), ("POST", "/v1.41/networks/n1/connect"), ("GET", "/v1.41/exec/e1/start"), ("GET", "/v1/containers/json"),
+        ("GET", "/v1.41/system/df"), ("GET", "/v1.41/containers/abc/attach"), ("GET", "/v1.41/networks/n1/connect"), ("GET", "/v1.41/exec/e1/start"), ("GET", "/v1/containers/json"),
         ("GET", "/v1.x/version"), ("PUT", "/v1.41/containers/create"), ("GET", "/v1.41/containers//json"), ("GET", "/"),
     ])
     func unknownRoutes(_ method: String, _ path: String) {

@@ -107,6 +107,13 @@ extension EndToEnd {
                 #expect(execTerminal.status == 9 && execTerminal.stdout.contains("/dev/pts/"), "\(execTerminal.stdout) \(execTerminal.stderr)")
                 let stats = docker(socket, ["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "dk-exec"])
                 #expect(stats.status == 0 && stats.stdout.hasPrefix("dk-exec ") && stats.stdout.contains("MiB / "), "\(stats.stdout) \(stats.stderr)")
+                // top: the container's own processes, its pid 1 among them, never the ps that listed them.
+                let top = docker(socket, ["top", "dk-exec"])
+                let topLines = top.stdout.split(separator: "\n").map(String.init)
+                #expect(top.status == 0 && topLines.first?.contains("PID") == true && topLines.contains { $0.hasSuffix("sleep 300") }
+                        && !topLines.contains { $0.contains("ps -ef") }, "\(top.stdout) \(top.stderr)")
+                let connect = docker(socket, ["network", "connect", "bridge", "dk-exec"])
+                #expect(connect.status != 0 && connect.stderr.contains("network connect and disconnect are not supported"), "\(connect.stderr)")
                 let missing = docker(socket, ["exec", "dk-exec", "no-such-command"])
                 #expect(missing.status == 127 && missing.stderr.contains("no-such-command"), "\(missing.status) \(missing.stderr)")
 
@@ -325,7 +332,7 @@ extension EndToEnd {
                 defer { _ = h.hvc(["rm", "-f", "dk-a1", "dk-b1"]) }
                 #expect(docker(socket, as: 2501, ["ps", "-a", "--format", "{{.Names}}"]).stdout == "dk-a1\n")
                 #expect(docker(socket, as: 2502, ["ps", "-a", "--format", "{{.Names}}"]).stdout == "dk-b1\n")
-                for arguments in [["inspect", idB], ["logs", idB], ["stop", idB], ["kill", idB], ["exec", idB, "true"], ["attach", idB]] {
+                for arguments in [["inspect", idB], ["logs", idB], ["stop", idB], ["kill", idB], ["exec", idB, "true"], ["attach", idB], ["top", idB]] {
                     let r = docker(socket, as: 2501, arguments)
                     let said = r.stderr.lowercased()
                     #expect(r.status != 0 && (said.contains("no such container") || said.contains("no such object")), "\(arguments): \(r.stderr)")
