@@ -119,8 +119,12 @@ func readFile(_ path: String, max: Int = 1 << 20) throws(Errno) -> String {
 
 /// Writes a file of the container's root filesystem: the image's symlinks resolve inside it.
 func writeContainerFile(_ path: String, _ text: String) throws(Errno) {
+    try writeContainerFile(path, Array(text.utf8))
+}
+
+func writeContainerFile(_ path: String, _ bytes: [UInt8]) throws(Errno) {
     let fd = FileDescriptor(try valueOrErrno { hvc_open_in_root(Boot.rootfs, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644) })
-    try fd.writeAll(Array(text.utf8))
+    try fd.writeAll(bytes)
 }
 
 /// Reads a file of the container's root filesystem (at most 1 MiB of it).

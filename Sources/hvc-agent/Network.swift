@@ -3,22 +3,37 @@ import CLinux
 import Glibc
 import HVCSystem
 
-/// The guest's side of the container's network: loopback, `eth0` as the host leased it, the
-/// default route, and the container's `/etc/resolv.conf` and `/etc/hosts`.
+/// The guest's side of the container's network: loopback and `eth0` up from boot, then `eth0`
+/// as the host leased it, the default route, and the container's `/etc/resolv.conf` and `/etc/hosts`.
 enum GuestNetwork {
     static let interface = "eth0"
 
+    nonisolated(unsafe) private static var upSinceBoot = false
+
+    /// Before any container: loopback up, and `eth0` (when the VM has one) up without an address
+    /// or IPv6. A template's clones inherit both and take only their own MAC, address and route:
+    /// each path a clone runs is translated afresh under TCG.
+    static func prepareAtBoot() {
+        _ = hvc_interface_up("lo")
+        guard access("/sys/class/net/\(interface)", F_OK) == 0 else { return }
+        disableIPv6()
+        upSinceBoot = hvc_interface_up(interface) == 0
+    }
+
+    /// The network is IPv4: no IPv6 on eth0 (its router solicitations, duplicate address probes
+    /// and multicast reports would be flooded to every VM on the bridge, waking each). Loopback
+    /// keeps ::1.
+    private static func disableIPv6() {
+        for path in ["/proc/sys/net/ipv6/conf/\(interface)/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"] {
+            try? writeFile(path, "1\n")
+        }
+    }
+
     /// Sets up what `hello` describes; returns a complaint for the host's log, or nil.
     static func configure(_ hello: Hello, hostname: String, writesFiles: Bool) -> String? {
-        _ = hvc_interface_up("lo")
         var complaint: String?
         if let nic = hello.interface {
-            // The network is IPv4: no IPv6 on eth0 (its router solicitations, duplicate address
-            // probes and multicast reports would be flooded to every VM on the bridge, waking
-            // each). Loopback keeps ::1.
-            for path in ["/proc/sys/net/ipv6/conf/\(interface)/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"] {
-                try? writeFile(path, "1\n")
-            }
+            if !upSinceBoot { disableIPv6() }
             let netmask: UInt32 = nic.prefix == 0 ? 0 : UInt32.max << (32 - UInt32(nic.prefix))
             let configured = nic.mac.withUnsafeBufferPointer { mac in
                 hvc_interface_configure(interface, mac.baseAddress, nic.address.bigEndian, netmask.bigEndian, Int32(nic.mtu))

@@ -18,6 +18,7 @@ func bootFailure(_ message: String) -> Never {
 let port: FileDescriptor
 do {
     try Boot.mountSystem()
+    GuestNetwork.prepareAtBoot()
     let cmdline = Boot.commandLine()
     try Boot.mountRoot(device: "/dev/" + (cmdline["hvc.root"] ?? "vda"), type: cmdline["hvc.rootfstype"] ?? "erofs")
     if cmdline["hvc.prewarm"] == "1" { Prewarm.run() }
