@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -52,13 +53,21 @@ void hvc_reboot(void) {
 }
 
 int hvc_unix_listen(const char *path, int backlog) {
+    // The socket is made under a name beside `path` and renamed once it listens: a client
+    // that finds `path` is never refused (bind makes the file before listen takes clients).
     struct sockaddr_un address;
-    int fd = unix_socket(path, &address);
+    char staged[sizeof address.sun_path];
+    int length = snprintf(staged, sizeof staged, "%s.new", path);
+    int in_place = length < 0 || (size_t)length >= sizeof staged;
+    const char *bound = in_place ? path : staged;
+    int fd = unix_socket(bound, &address);
     if (fd < 0) return -1;
+    if (!in_place) unlink(staged);
     // The socket's directory is private to the supervisor; the mode narrows it further.
-    if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0 || chmod(path, 0600) < 0 ||
-        listen(fd, backlog) < 0) {
-        int saved = errno;
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0 || chmod(bound, 0600) < 0 ||
+        listen(fd, backlog) < 0 || (!in_place && renameat2(AT_FDCWD, staged, AT_FDCWD, path, RENAME_NOREPLACE) < 0)) {
+        int saved = errno == EEXIST ? EADDRINUSE : errno;
+        if (!in_place) unlink(staged);
         close(fd);
         errno = saved;
         return -1;

@@ -206,7 +206,8 @@ void hvc_reboot(void);
 /// socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC) connected to `path`; returns the fd or -1 with errno.
 int hvc_unix_connect(const char *path);
 
-/// socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC) bound to `path` (mode 0600) and listening.
+/// socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC) bound to `path` (mode 0600) and listening; `path`
+/// appears only once it listens (EADDRINUSE when it exists).
 int hvc_unix_listen(const char *path, int backlog);
 /// accept4(2) with SOCK_CLOEXEC: the next connection on a listening socket, or -1 with errno.
 int hvc_accept(int listener);
