@@ -80,7 +80,7 @@ public enum ContainerFiles {
         var errors: [UInt8] = []
         let ending = ContainerProcess.run(over: try connect(), record, arguments: ["tar", "-cf", "-", "-C", directory, name]) { stream, bytes in
             if stream == 2 {
-                if errors.count < 4096 { errors += bytes }
+                if errors.count < ContainerProcess.keptErrorBytes { errors += bytes }
                 return true
             }
             return output(bytes)
@@ -94,13 +94,12 @@ public enum ContainerFiles {
         let path = try containerPath(text)
         var errors: [UInt8] = []
         let ending = ContainerProcess.run(over: try connect(), record, arguments: ["tar", "-xf", "-", "-C", path], input: input) { _, bytes in
-            if errors.count < 4096 { errors += bytes }
+            if errors.count < ContainerProcess.keptErrorBytes { errors += bytes }
             return true
         }
         // What the container's tar refuses is the archive's fault.
         if case .exited(let code) = ending, code != 0 {
-            let said = String(decoding: errors, as: UTF8.self).split(separator: "\n").first.map { String($0).sanitizedGuestText } ?? ""
-            throw HVCError(.invalid, "extracting into \(path) in container \(record.name) failed (\(code))" + (said.isEmpty ? "" : ": " + said))
+            throw HVCError(.invalid, "extracting into \(path) in container \(record.name) failed (\(code))" + ContainerProcess.reason(errors))
         }
         try check(ending, "extracting into \(path)", record, errors)
     }
@@ -109,17 +108,16 @@ public enum ContainerFiles {
     public static func move(over connect: Connect, _ record: ContainerRecord, from: String, to: String) throws(HVCError) {
         var errors: [UInt8] = []
         let ending = ContainerProcess.run(over: try connect(), record, arguments: ["mv", try containerPath(from), try containerPath(to)], seconds: 60) { _, bytes in
-            if errors.count < 4096 { errors += bytes }
+            if errors.count < ContainerProcess.keptErrorBytes { errors += bytes }
             return true
         }
         try check(ending, "mv \(from) \(to)", record, errors)
     }
 
     private static func check(_ ending: ContainerProcess.Ending, _ what: String, _ record: ContainerRecord, _ errors: [UInt8]) throws(HVCError) {
-        let said = String(decoding: errors, as: UTF8.self).split(separator: "\n").first.map { String($0).sanitizedGuestText } ?? ""
         switch ending {
         case .exited(0): return
-        case .exited(let code): throw HVCError(.runtime, "\(what) in container \(record.name) failed (\(code))" + (said.isEmpty ? "" : ": " + said))
+        case .exited(let code): throw HVCError(.runtime, "\(what) in container \(record.name) failed (\(code))" + ContainerProcess.reason(errors))
         case .notStarted(let why): throw HVCError(.runtime, "container \(record.name) cannot copy files (\(why)): its image needs tar")
         case .timedOut: throw HVCError(.runtime, "\(what) in container \(record.name) did not finish")
         case .lost(let why): throw HVCError(.conflict, "container \(record.name): \(why)")

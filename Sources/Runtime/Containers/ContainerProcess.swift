@@ -20,6 +20,16 @@ public enum ContainerProcess {
 
     static let process: UInt32 = 1
 
+    /// Most bytes of a process's stderr kept to say why it failed.
+    static let keptErrorBytes = 4096
+
+    /// The first line of what a process wrote to stderr, sanitized, as `": LINE"`; empty when it
+    /// wrote nothing.
+    static func reason(_ errors: [UInt8]) -> String {
+        let said = String(decoding: errors, as: UTF8.self).split(separator: "\n").first.map { String($0).sanitizedGuestText } ?? ""
+        return said.isEmpty ? "" : ": " + said
+    }
+
     /// Runs `arguments` with the container's environment and user. `input` gives stdin's next
     /// bytes (nil or empty: its end); `output` takes each chunk with its stream (1 stdout,
     /// 2 stderr) and returns false to stop reading (the process is killed).

@@ -20,15 +20,14 @@ public struct ContainerTop: Equatable, Sendable {
         var errors: [UInt8] = []
         let ending = ContainerProcess.run(over: channel, record, arguments: ["sh", "-c", "echo $$; exec ps \"$@\"", "ps"] + arguments,
                                           seconds: 30) { stream, bytes in
-            if stream == 1 { output += bytes } else if errors.count < 4096 { errors += bytes }
+            if stream == 1 { output += bytes } else if errors.count < ContainerProcess.keptErrorBytes { errors += bytes }
             return output.count <= maxOutput
         }
-        let said = String(decoding: errors, as: UTF8.self).split(separator: "\n").first.map { String($0).sanitizedGuestText } ?? ""
         switch ending {
         case .exited(0): break
         case .exited(let code):
             throw HVCError(.invalid, "ps \(arguments.joined(separator: " ").prefix(64)) in container \(record.name) failed (\(code))"
-                           + (said.isEmpty ? "" : ": " + said) + ": give ps options it takes")
+                           + ContainerProcess.reason(errors) + ": give ps options it takes")
         case .notStarted(let why):
             throw HVCError(.runtime, "container \(record.name) cannot list its processes (\(why)): its image needs sh and ps")
         case .timedOut: throw HVCError(.runtime, "ps in container \(record.name) did not finish")
