@@ -8,7 +8,7 @@ import HVCSystem
 enum GuestNetwork {
     static let interface = "eth0"
 
-    nonisolated(unsafe) private static var upSinceBoot = false
+    nonisolated(unsafe) private static var ipv6OffSinceBoot = false
 
     /// Before any container: loopback up, and `eth0` (when the VM has one) up without an address
     /// or IPv6. A template's clones inherit both and take only their own MAC, address and route:
@@ -17,7 +17,8 @@ enum GuestNetwork {
         _ = hvc_interface_up("lo")
         guard access("/sys/class/net/\(interface)", F_OK) == 0 else { return }
         disableIPv6()
-        upSinceBoot = hvc_interface_up(interface) == 0
+        ipv6OffSinceBoot = true
+        _ = hvc_interface_up(interface)
     }
 
     /// The network is IPv4: no IPv6 on eth0 (its router solicitations, duplicate address probes
@@ -33,7 +34,7 @@ enum GuestNetwork {
     static func configure(_ hello: Hello, hostname: String, writesFiles: Bool) -> String? {
         var complaint: String?
         if let nic = hello.interface {
-            if !upSinceBoot { disableIPv6() }
+            if !ipv6OffSinceBoot { disableIPv6() }
             let netmask: UInt32 = nic.prefix == 0 ? 0 : UInt32.max << (32 - UInt32(nic.prefix))
             let configured = nic.mac.withUnsafeBufferPointer { mac in
                 hvc_interface_configure(interface, mac.baseAddress, nic.address.bigEndian, netmask.bigEndian, Int32(nic.mtu))
