@@ -113,7 +113,9 @@ class Bench:
 
 
 def qemu_accel_args(accel):
-    return ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
+    # hvc's own CPU models: the host's under KVM; under TCG QEMU's max without the byte-wise
+    # string copies (ERMS, FSRM) that TCG runs slowly.
+    return ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max,svm=off,erms=off,fsrm=off"]
 
 
 def make_qemu_run(args, tmp, name, machine_args, kernel, marker):
@@ -142,10 +144,12 @@ def make_qemu_run(args, tmp, name, machine_args, kernel, marker):
     return run
 
 
-def make_hvc_run(args, extra, clock=None):
-    env = dict(os.environ, HVC_TIMING="1")
-    if clock:
-        env["HVC_GUEST_CLOCK"] = clock
+CALIBRATED = {"HVC_GUEST_CLOCK": "calibrated"}
+ERMS = {"HVC_GUEST_ERMS": "on"}
+
+
+def make_hvc_run(args, extra, env_extra=None):
+    env = dict(os.environ, HVC_TIMING="1", **(env_extra or {}))
 
     def run():
         seconds, rc, out, err = timed([args.hvc, "run", "--rm", *extra, "busybox", "true"], env=env,
@@ -351,7 +355,10 @@ def report(args, benches, marks, memory):
                  f"q35 cloud kernel ÷ cold = {ratio(median['q35'], median['cold'])}; "
                  f"with the host's TSC rate given to the guest ÷ left to calibrate: cold "
                  f"{ratio(median['cold'], median['cold-calibrated'])}, templated "
-                 f"{ratio(median['template-ab'], median['template-calibrated'])}.")
+                 f"{ratio(median['template-ab'], median['template-calibrated'])}; "
+                 f"with ERMS and FSRM hidden from the guest ÷ shown: cold "
+                 f"{ratio(median['cold'], median['cold-erms'])}, templated "
+                 f"{ratio(median['template-ab'], median['template-erms'])}.")
     lines.append("")
     for key, title in (("template", "templated"), ("cold", "cold")):
         b = by_key[key]
@@ -582,7 +589,21 @@ def sustained_starts(args, seconds):
     return rates
 
 
+def check_guest_cpus(args):
+    """The rows with the old guest CPU compare something only if its guest shows ERMS and hvc's
+    own does not: each guest's /proc/cpuinfo is read once."""
+    def erms_cpus(env_extra):
+        _, rc, out, err = timed([args.hvc, "run", "--rm", "--network", "none", "busybox", "grep", "-cw", "erms",
+                                 "/proc/cpuinfo"], env=dict(os.environ, **env_extra), timeout=args.timeout)
+        if rc not in (0, 1) or not out.strip().isdigit():
+            raise BenchError(f"reading the guest's /proc/cpuinfo: exited {rc}\n  stderr:\n{tail(err)}")
+        return int(out)
+    if args.accel == "tcg" and (erms_cpus({}) or not erms_cpus(ERMS)):
+        raise BenchError("HVC_GUEST_ERMS=on did not give the guest a CPU with ERMS, or hvc's own guest shows it")
+
+
 def measure(args):
+    check_guest_cpus(args)
     benches = [
         Bench("cold", "`hvc run --rm --no-template busybox true` (cold boot)", make_hvc_run(args, ["--no-template"])),
         Bench("template", "`hvc run --rm busybox true` (clone of the template, on the default network)", make_hvc_run(args, [])),
@@ -590,7 +611,9 @@ def measure(args):
         Bench("template-none", "`hvc run --rm --network none busybox true` (clone of the template without a network interface)",
               make_hvc_run(args, ["--network", "none"])),
         Bench("cold-calibrated", "cold boot, guest left to calibrate its clock (`HVC_GUEST_CLOCK=calibrated`: jiffies under TCG, as before)",
-              make_hvc_run(args, ["--no-template"], clock="calibrated")),
+              make_hvc_run(args, ["--no-template"], CALIBRATED)),
+        Bench("cold-erms", "cold boot, guest CPU showing ERMS and FSRM (`HVC_GUEST_ERMS=on`: byte-wise string copies under TCG, as before)",
+              make_hvc_run(args, ["--no-template"], ERMS)),
         Bench("bare", "bare QEMU microvm, hvc's kernel, busybox /init → reboot (no hvc)",
               make_qemu_run(args, args.tmp, "bare",
                             ["-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off"],
@@ -618,14 +641,17 @@ def measure(args):
                 if b.key in marks:
                     marks[b.key].append(m)
         print(f"bench: {what}: {', '.join(parts)}", file=sys.stderr, flush=True)
-    # Clones with the old clock against clones with the new: an image keeps one template per
-    # shape, so the two would replace each other's in a round-robin; they alternate in blocks
-    # instead, each block after one run that makes its template.
-    ab = {"template-ab": Bench("template-ab", "`hvc run --rm busybox true`, clone (blocks alternating with the next row)",
+    # Clones as hvc makes them against clones with the old clock and with the old CPU model: an
+    # image keeps one template per shape, so they would replace each other's in a round-robin;
+    # they alternate in blocks instead, each block after one run that makes its template.
+    ab = {"template-ab": Bench("template-ab", "`hvc run --rm busybox true`, clone (blocks alternating with the next two rows)",
                                make_hvc_run(args, [])),
           "template-calibrated": Bench("template-calibrated", "clone, guest left to calibrate its clock "
-                                       "(`HVC_GUEST_CLOCK=calibrated`; blocks alternating with the row above)",
-                                       make_hvc_run(args, [], clock="calibrated"))}
+                                       "(`HVC_GUEST_CLOCK=calibrated`; blocks alternating with the rows beside)",
+                                       make_hvc_run(args, [], CALIBRATED)),
+          "template-erms": Bench("template-erms", "clone, guest CPU showing ERMS and FSRM "
+                                 "(`HVC_GUEST_ERMS=on`; blocks alternating with the rows beside)",
+                                 make_hvc_run(args, [], ERMS))}
     blocks = 4
     for block in range(blocks):
         for b in ab.values():
@@ -633,7 +659,7 @@ def measure(args):
             for _ in range(max(1, args.runs // 2)):
                 wall, _ = b.run()
                 b.samples.append(wall)
-        print(f"bench: clock blocks {block + 1}/{blocks}", file=sys.stderr, flush=True)
+        print(f"bench: clock and CPU blocks {block + 1}/{blocks}", file=sys.stderr, flush=True)
     benches[4:4] = list(ab.values())
     benches += measure_podman_kept(args)
     memory = None

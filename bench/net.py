@@ -6,7 +6,8 @@ Measures, for each runtime, on the same image (static busybox plus iperf3 and it
     5 s per run, median of --runs, default 7);
   - the round trip of a small HTTP GET through a published port (busybox httpd), a new
     connection each, median and p90 of 200.
-Each phase runs round-robin, one run of hvc, then one of podman, so that drift hits both alike;
+Each phase runs round-robin: hvc, hvc with the guest CPU it had before (ERMS shown), podman, so
+that drift hits all alike;
 a failure of either fails the bench (a figure without its peer is no ratio).
 
 Usage: net.py --hvc PATH --podman "PODMAN CMD" --tmp DIR [--runs N]
@@ -98,14 +99,14 @@ def shared_libraries(binary):
 
 
 class Hvc:
-    label = "hvc"
     image = "hvc-bench-net:latest"
 
-    def __init__(self, path, workdir):
-        self.path = path
+    def __init__(self, path, workdir, label="hvc", key="hvc", env=None):
+        """`env`: what else the environment sets, for a variant of hvc in the same store."""
+        self.path, self.label, self.key = path, label, key
         self.env = dict(os.environ, HVC_ROOT=os.path.join(workdir, "hvc-root"),
                         HVC_RUN_ROOT=os.path.join(workdir, "hvc-run"),
-                        HVC_ASSETS=os.environ.get("HVC_ASSETS", os.path.abspath(DEFAULT_ASSETS)))
+                        HVC_ASSETS=os.environ.get("HVC_ASSETS", os.path.abspath(DEFAULT_ASSETS)), **(env or {}))
         self.names = []
 
     def hvc(self, *argv, timeout=120.0, check=True):
@@ -143,7 +144,7 @@ class Hvc:
 
 
 class Podman:
-    label = "podman (runc)"
+    label, key = "podman (runc)", "podman"
     image = "localhost/hvc-bench-net:latest"
     # The host's hard RLIMIT_NOFILE is below podman's default, which runc then fails to set.
     limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -262,16 +263,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+def shows_erms(rt):
+    """Whether the guest's (or container's) CPU shows ERMS, from its /proc/cpuinfo."""
+    cpuinfo = rt.run(["/bin/cat", "/proc/cpuinfo"], timeout=120)
+    flags = [line for line in cpuinfo.splitlines() if line.startswith("flags")]
+    if not flags:
+        raise BenchError(f"{rt.label}: /proc/cpuinfo has no flags line")
+    return "erms" in flags[0].split()
+
+
+def hides_erms(hvc):
+    """Whether hvc hides ERMS from its guests here (TCG): `hvc info` prints the guest's CPU model."""
+    return any(line.startswith("guest cpu:") and "erms=off" in line for line in hvc.hvc("info").splitlines())
+
+
 def measure(runtimes, runs):
     """The four figures of each runtime, {label: {figure: value}}. Every phase runs round-robin,
     one run of each runtime in turn, so that the machine's drift hits all of them alike; at most
     two containers of each runtime run at once."""
     prefix = f"hvc-bench-net-{os.getpid()}"
-    server = f"{prefix}-iperf"
-    clients = {}
+    servers, clients = {}, {}
     for rt in runtimes:
-        rt.start(server, ["/usr/bin/iperf3", "-s"])
-        clients[rt.label] = ["-c", rt.address(server), "-t", str(IPERF_SECONDS), "-J"]
+        servers[rt.label] = f"{prefix}-{rt.key}-iperf"
+        rt.start(servers[rt.label], ["/usr/bin/iperf3", "-s"])
+        clients[rt.label] = ["-c", rt.address(servers[rt.label]), "-t", str(IPERF_SECONDS), "-J"]
     host = {rt.label: [] for rt in runtimes}
     peer = {rt.label: [] for rt in runtimes}
     for i in range(runs):
@@ -285,12 +300,12 @@ def measure(runtimes, runs):
             peer[rt.label].append(iperf(lambda: rt.run(["/usr/bin/iperf3", *client], timeout=IPERF_SECONDS + 120)))
             say(f"{rt.label}: container → container run {i + 1}/{runs}: {rate(peer[rt.label][-1])}")
     for rt in runtimes:
-        rt.remove(server)
+        rt.remove(servers[rt.label])
 
-    web, ports = f"{prefix}-httpd", {}
+    webs, ports = {}, {}
     for rt in runtimes:
-        ports[rt.label] = free_port()
-        rt.start(web, ["/bin/httpd", "-f", "-p", "80", "-h", "/www"], publish=f"{ports[rt.label]}:80")
+        webs[rt.label], ports[rt.label] = f"{prefix}-{rt.key}-httpd", free_port()
+        rt.start(webs[rt.label], ["/bin/httpd", "-f", "-p", "80", "-h", "/www"], publish=f"{ports[rt.label]}:80")
         wait_http(ports[rt.label])
     gets = {rt.label: [] for rt in runtimes}
     for _ in range(GETS):
@@ -298,7 +313,7 @@ def measure(runtimes, runs):
             gets[rt.label].append(http_get_ms(ports[rt.label]))
     figures = {}
     for rt in runtimes:
-        rt.remove(web)
+        rt.remove(webs[rt.label])
         p90 = statistics.quantiles(gets[rt.label], n=10)[8]
         say(f"{rt.label}: {GETS} GETs through port {ports[rt.label]}: median {statistics.median(gets[rt.label]):.2f} ms, p90 {p90:.2f} ms")
         figures[rt.label] = {"host": statistics.median(host[rt.label]), "peer": statistics.median(peer[rt.label]),
@@ -314,15 +329,22 @@ def rate(bps):
     return f"{bps / 1e9:.2f} Gbit/s" if bps >= 1e9 else f"{bps / 1e6:.0f} Mbit/s"
 
 
-def report(runs, hvc, podman, facts):
+def report(runs, hvc, before, podman, facts):
     rows = [("host", f"TCP host → container (iperf3, {IPERF_SECONDS} s, median of {runs})", rate),
             ("peer", f"TCP container → container (iperf3, {IPERF_SECONDS} s, median of {runs})", rate),
             ("get", f"HTTP GET via a published port, new connection each (median of {GETS})",
              lambda v: f"{v:.2f} ms"),
             ("get90", f"same, p90 of {GETS}", lambda v: f"{v:.2f} ms")]
-    lines = ["### Network (`bench/net.py`)", "", "| Figure | hvc | podman (runc) | hvc / podman |", "| --- | ---: | ---: | ---: |"]
+    lines = ["### Network (`bench/net.py`)", ""]
+    if before:
+        lines += ["| Figure | hvc | hvc, guest CPU with ERMS (before) | podman (runc) | hvc / before | hvc / podman |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    else:
+        lines += ["| Figure | hvc | podman (runc) | hvc / podman |", "| --- | ---: | ---: | ---: |"]
     for key, label, fmt in rows:
-        lines.append(f"| {label} | {fmt(hvc[key])} | {fmt(podman[key])} | {hvc[key] / podman[key]:.2f}× |")
+        old = f" {fmt(before[key])} |" if before else ""
+        versus = f" {hvc[key] / before[key]:.2f}× |" if before else ""
+        lines.append(f"| {label} | {fmt(hvc[key])} |{old} {fmt(podman[key])} |{versus} {hvc[key] / podman[key]:.2f}× |")
     lines += ["", facts + "."]
     return "\n".join(lines) + "\n\n"
 
@@ -359,6 +381,8 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="net.", dir=os.path.abspath(args.tmp))
     hvc, podman = Hvc(os.path.abspath(args.hvc), workdir), Podman(args.podman)
+    # The same hvc with the guest CPU it had before ERMS and FSRM were hidden, in the same store.
+    before = Hvc(os.path.abspath(args.hvc), workdir, label="hvc (ERMS shown)", key="erms", env={"HVC_GUEST_ERMS": "on"})
     try:
         tree, tarball = os.path.join(workdir, "tree"), os.path.join(workdir, "tree.tar")
         build_tree(tree)
@@ -367,15 +391,25 @@ def main():
 
         say("network: hvc and podman (runc), round-robin")
         hvc.load(tree, tarball)
+        runtimes = [hvc, before, podman]
+        if hides_erms(hvc):
+            # The comparison holds only if the two guests' CPUs really differ.
+            if shows_erms(hvc) or not shows_erms(before):
+                raise BenchError("HVC_GUEST_ERMS=on did not give the guest a CPU with ERMS, or hvc's own guest shows it")
+        else:
+            say("network: hvc does not hide ERMS here (KVM): no row for the old guest CPU")
+            runtimes.remove(before)
         try:
             podman.load(tree, tarball)
         except BenchError as e:  # a figure without its peer is no ratio: the bench fails
             raise BenchError(f"podman (runc), the peer, failed: {e}")
-        figures = measure([hvc, podman], args.runs)
-        hvc_figures, podman_figures = figures[hvc.label], figures[podman.label]
+        figures = measure(runtimes, args.runs)
         facts = (f"{version}, the same binary in both images; hvc's default network `bridge`; podman's default "
-                 f"bridge network, network backend {podman.backend()}; each phase round-robin, hvc and podman in turn")
-        sys.stdout.write(report(args.runs, hvc_figures, podman_figures, facts))
+                 f"bridge network, network backend {podman.backend()}; each phase round-robin, "
+                 + ("hvc, hvc with the old guest CPU (`HVC_GUEST_ERMS=on`: ERMS and FSRM shown, so the guest "
+                    "copies a byte per TCG step; each guest's /proc/cpuinfo checked) and podman in turn"
+                    if before in runtimes else "hvc and podman in turn"))
+        sys.stdout.write(report(args.runs, figures[hvc.label], figures.get(before.label), figures[podman.label], facts))
         return 0
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
@@ -385,7 +419,7 @@ def main():
         return 130
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish cleaning up
-        for cleanup in (hvc.cleanup, podman.cleanup):
+        for cleanup in (before.cleanup, hvc.cleanup, podman.cleanup):
             try:
                 cleanup()
             except BenchError as e:  # a hung command: carry on with the rest

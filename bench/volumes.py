@@ -35,6 +35,7 @@ BIG_MIB = 256
 SCRIPT = r"""
 t() { adjtimex | awk '/status:/ { n = int($2 / 8192) %% 2 } /tv_sec/ { s = $2 } /tv_usec/ { u = $2 }
   END { if (n) u = int(u / 1000); printf "%%s%%06d", s, u }'; }
+echo erms $(grep -cw erms /proc/cpuinfo)
 cd /data
 a=$(t); dd if=/dev/zero of=big bs=1M count=%(mib)d conv=fsync 2>/dev/null; echo write $a $(t)
 a=$(t); dd if=big of=/dev/null bs=1M 2>/dev/null; echo read $a $(t)
@@ -82,13 +83,17 @@ def make_tarball(path):
 
 
 def parse(output):
-    """`NAME BEFORE AFTER` lines (microseconds) into seconds by name."""
+    """`NAME BEFORE AFTER` lines (microseconds) into seconds by name; `erms N`: how many CPUs
+    show ERMS."""
     figures = {}
     for line in output.splitlines():
+        m = re.fullmatch(r"erms (\d+)", line.strip())
+        if m:
+            figures["erms"] = int(m.group(1))
         m = re.fullmatch(r"(write|read|untar|lsR) (\d+) (\d+)", line.strip())
         if m:
             figures[m.group(1)] = (int(m.group(3)) - int(m.group(2))) / 1e6
-    if set(figures) != {"write", "read", "untar", "lsR"}:
+    if set(figures) != {"erms", "write", "read", "untar", "lsR"}:
         raise BenchError(f"the workload printed {output!r}")
     return figures
 
@@ -98,8 +103,8 @@ def workload(commands, runs):
     each in turn, so that drift hits all alike); throughputs in MiB/s, the small-file steps in s."""
     samples = {label: [] for label in commands}
     for i in range(runs):
-        for label, command in commands.items():
-            samples[label].append(parse(run(command)))
+        for label, (command, env) in commands.items():
+            samples[label].append(parse(run(command, env=env)))
             say(f"shared folders: {label} run {i + 1}/{runs}: {samples[label][-1]}")
     figures = {}
     for label, taken in samples.items():
@@ -109,6 +114,7 @@ def workload(commands, runs):
             "read": BIG_MIB / max(median["read"], 1e-6),
             "untar": median["untar"],
             "lsR": median["lsR"],
+            "erms": max(s["erms"] for s in taken),
         }
     return figures
 
@@ -126,19 +132,27 @@ def starts(hvc, env, folder, runs):
     return statistics.median(plain), statistics.median(shared)
 
 
-def report(runs, hvc, podman, start):
+def report(runs, hvc, before, podman, start):
     lines = ["", "### Shared folders (`bench/volumes.py`)", "",
              f"A host folder bind-mounted at `/data`, from inside a busybox container; medians of {runs} runs, "
-             f"hvc and podman in turn. "
-             f"hvc shares it over virtio-9p, served by the VM's own (jailed) QEMU; podman bind-mounts it.", "",
-             "| workload | hvc | podman (runc) | hvc / podman |", "| --- | --- | --- | --- |"]
+             + ("hvc, hvc with the guest CPU it had before (`HVC_GUEST_ERMS=on`: ERMS and FSRM shown, so the "
+                "guest copies a byte per TCG step; each guest's /proc/cpuinfo checked) and podman in turn. "
+                if before else "hvc and podman in turn. ")
+             + "hvc shares it over virtio-9p, served by the VM's own (jailed) QEMU; podman bind-mounts it.", ""]
+    if before:
+        lines += ["| workload | hvc | hvc, guest CPU with ERMS (before) | podman (runc) | hvc / before | hvc / podman |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    else:
+        lines += ["| workload | hvc | podman (runc) | hvc / podman |", "| --- | ---: | ---: | ---: |"]
     rows = [("sequential write, 256 MiB + fsync (MiB/s)", "write", "{:.0f}"),
             ("sequential read, 256 MiB, host page cache (MiB/s)", "read", "{:.0f}"),
             (f"unpack {FILES} files of 1-4 KiB (s)", "untar", "{:.2f}"),
             (f"`ls -lR` of those {FILES} files (s)", "lsR", "{:.2f}")]
     for label, key, fmt in rows:
-        ratio = f"{hvc[key] / podman[key]:.2f}" if podman[key] else "n/a"
-        lines.append(f"| {label} | {fmt.format(hvc[key])} | {fmt.format(podman[key])} | {ratio} |")
+        peers = [before, podman] if before else [podman]
+        ratios = [f"{hvc[key] / peer[key]:.2f}" if peer[key] else "n/a" for peer in peers]
+        lines.append(f"| {label} | {fmt.format(hvc[key])} | {' | '.join(fmt.format(p[key]) for p in peers)} | "
+                     f"{' | '.join(ratios)} |")
     plain, shared = start
     lines += ["", f"Templated start, `hvc run --rm busybox true`: {plain:.1f} ms without a host folder, "
                   f"{shared:.1f} ms with `-v DIR:/data` (+{shared - plain:.1f} ms; medians of {runs * 2} runs, in turn).", ""]
@@ -164,17 +178,24 @@ def main():
         env = dict(os.environ)
         # The host's hard RLIMIT_NOFILE is below podman's default, which runc then fails to set.
         limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+        hvc = [args.hvc, "run", "--rm", "--network", "none", "-v", folder + ":/data", "busybox", "sh", "-c", SCRIPT]
+        # The old guest CPU (ERMS and FSRM shown) beside hvc's, where hvc hides them (TCG).
+        info = run([args.hvc, "info"])
+        compare = any(line.startswith("guest cpu:") and "erms=off" in line for line in info.splitlines())
         commands = {
-            "hvc": [args.hvc, "run", "--rm", "--network", "none", "-v", folder + ":/data", "busybox", "sh", "-c", SCRIPT],
-            "podman (runc)": args.podman.split() + ["run", "--rm", "--network", "none", *limits, "-v", folder + ":/data",
-                                                    args.podman_image, "sh", "-c", SCRIPT],
+            "hvc": (hvc, None),
+            **({"hvc (ERMS shown)": (hvc, dict(os.environ, HVC_GUEST_ERMS="on"))} if compare else {}),
+            "podman (runc)": (args.podman.split() + ["run", "--rm", "--network", "none", *limits, "-v", folder + ":/data",
+                                                     args.podman_image, "sh", "-c", SCRIPT], None),
         }
         say("shared folders: hvc and podman (runc), round-robin")
         # A failure of either fails the bench: a figure without its peer is no ratio.
         figures = workload(commands, args.runs)
+        if compare and (figures["hvc"]["erms"] or not figures["hvc (ERMS shown)"]["erms"]):
+            raise BenchError("HVC_GUEST_ERMS=on did not give the guest a CPU with ERMS, or hvc's own guest shows it")
         say("shared folders: templated starts with and without a folder")
         start = starts(args.hvc, env, folder, args.runs * 2)
-        sys.stdout.write(report(args.runs, figures["hvc"], figures["podman (runc)"], start))
+        sys.stdout.write(report(args.runs, figures["hvc"], figures.get("hvc (ERMS shown)"), figures["podman (runc)"], start))
         return 0
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)

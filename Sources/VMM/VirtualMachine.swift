@@ -26,6 +26,9 @@ public struct VMConfiguration: Equatable, Sendable {
     /// The guest's CPU shows SVM (or, on a KVM host with nesting, the host's VMX/SVM), so its
     /// kernel's KVM works; otherwise both are hidden and the guest has no /dev/kvm.
     public var nested = false
+    /// Under TCG, the guest's CPU shows ERMS and FSRM as QEMU's `max` does, so that its kernel
+    /// and libc copy memory a byte per step; only to compare against (`HVC_GUEST_ERMS=on`).
+    public var bytewiseCopies = false
     /// A virtio-9p device serving this directory (as the VMM sees it) under `sharesTag`, or nil.
     public var sharedFolders: String?
 

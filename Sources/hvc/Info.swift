@@ -26,6 +26,7 @@ struct Info: ParsableCommand {
             print("/dev/kvm:        \(host.kvmDeviceUsable ? "usable" : "missing or not accessible")\(host.kvmIsPVM ? " (PVM: kvm_pvm loaded)" : "")")
             print("accelerator:     \(choice.accelerator.rawValue) (\(choice.reason))")
             print("guest clock:     \(runtime.guestClock(choice.accelerator).explanation)")
+            print("guest cpu:       \(QEMUCommandLine.cpuModel(accelerator: choice.accelerator, nested: false, bytewiseCopies: runtime.guestBytewiseCopies))")
             print("nesting:         \(runtime.nesting(choice.accelerator)) (hvc run --nested)")
             print("cgroups:         \(CgroupVersion.detect())")
             let policy = Result { () throws(JailError) -> (rules: Int, defaultError: String?) in

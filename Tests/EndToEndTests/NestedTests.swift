@@ -46,6 +46,25 @@ extension EndToEnd {
             #expect(made.status != 0 && !made.stdout.contains("byte from") && made.stdout.hasSuffix("0\n"), "\(made.stdout) \(made.stderr)")
         }
 
+        /// Under TCG the guest's CPU hides ERMS (TCG runs `rep movsb` a byte per step), and the
+        /// benchmark's `HVC_GUEST_ERMS=on` really gives the old CPU back.
+        @Test func underTCGTheGuestCPUHidesByteWiseStringCopies() throws {
+            let info = h.hvc(["info"]).stdout
+            let countERMS = ["sh", "-c", "grep -cw erms /proc/cpuinfo; grep -cw fsrm /proc/cpuinfo; true"]
+            let hidden = h.hvc(["run", "--rm", "--network", "none", NestedTests.image] + countERMS)
+            let shown = h.execute(["/usr/bin/env", "HVC_GUEST_ERMS=on", Harness.binary, "run", "--rm", "--no-template",
+                                   "--network", "none", NestedTests.image] + countERMS)
+            #expect(hidden.status == 0 && shown.status == 0, "\(hidden.stderr) \(shown.stderr)")
+            if info.contains("accelerator:     tcg") {
+                #expect(info.contains("guest cpu:       max,svm=off,erms=off,fsrm=off"), "\(info)")
+                #expect(hidden.stdout == "0\n0\n", "\(hidden.stdout)")
+                #expect(shown.stdout.hasPrefix("1\n"), "\(shown.stdout)")
+            } else {
+                #expect(info.contains("guest cpu:       host,vmx=off,svm=off"), "\(info)")
+                #expect(hidden.stdout == shown.stdout, "\(hidden.stdout) \(shown.stdout)")
+            }
+        }
+
         /// Debian's QEMU (the binary, its libraries and the microvm firmware copied from this
         /// host's package), hvc's own guest kernel and an initramfs whose /init prints a marker.
         static let secondLevelImage = "nestedqemu:1"

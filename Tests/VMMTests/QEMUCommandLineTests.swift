@@ -18,7 +18,7 @@ struct QEMUCommandLineTests {
     @Test func aNestedVMsCPUShowsVirtualization() {
         var tcg = configuration(.tcg)
         tcg.nested = true
-        #expect(values(QEMUCommandLine(tcg).arguments, "-cpu") == ["max"])
+        #expect(values(QEMUCommandLine(tcg).arguments, "-cpu") == ["max,erms=off,fsrm=off"])
         var kvm = configuration(.kvm)
         kvm.nested = true
         #expect(values(QEMUCommandLine(kvm).arguments, "-cpu") == ["host"])
@@ -29,8 +29,9 @@ struct QEMUCommandLineTests {
         #expect(values(args, "-M") == ["microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off"])
         #expect(values(args, "-accel") == ["tcg,tb-size=64"])
         #expect(values(args, "-sandbox") == ["on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"])
-        // No SVM unless the VM is to nest: its kernel's KVM then finds no hardware.
-        #expect(values(args, "-cpu") == ["max,svm=off"])
+        // No SVM unless the VM is to nest: its kernel's KVM then finds no hardware. No
+        // byte-wise string copies (ERMS, FSRM), which TCG runs a step per byte.
+        #expect(values(args, "-cpu") == ["max,svm=off,erms=off,fsrm=off"])
         #expect(values(args, "-m") == ["256M"])
         #expect(values(args, "-smp") == ["2"])
         #expect(values(args, "-kernel") == ["/k/vmlinux"])
@@ -51,6 +52,16 @@ struct QEMUCommandLineTests {
         let args = QEMUCommandLine(c).arguments
         #expect(values(args, "-fsdev") == ["local,id=shares,path=/shares,security_model=passthrough,multidevs=remap"])
         #expect(values(args, "-device").contains("virtio-9p-device,fsdev=shares,mount_tag=hvc.shares"))
+    }
+
+    @Test func bytewiseCopiesShowQEMUsOwnMaxModelUnderTCGOnly() {
+        var tcg = configuration(.tcg)
+        tcg.bytewiseCopies = true
+        #expect(values(QEMUCommandLine(tcg).arguments, "-cpu") == ["max,svm=off"])
+        var kvm = configuration(.kvm)
+        kvm.bytewiseCopies = true
+        #expect(values(QEMUCommandLine(kvm).arguments, "-cpu") == ["host,vmx=off,svm=off"])
+        #expect(QEMUCommandLine.cpuModel(accelerator: .tcg, nested: true, bytewiseCopies: true) == "max")
     }
 
     @Test func kvmUsesTheHostCPU() {

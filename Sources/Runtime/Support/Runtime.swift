@@ -80,6 +80,10 @@ public struct Runtime: Sendable {
         return GuestClock.choose(accelerator: accelerator, hostTSCKHz: kHz)
     }
 
+    /// `HVC_GUEST_ERMS=on` shows a TCG guest's CPU with ERMS and FSRM, as hvc did before it hid
+    /// them (the benchmark compares the two).
+    public var guestBytewiseCopies: Bool { ProcessInfo.processInfo.environment["HVC_GUEST_ERMS"] == "on" }
+
     /// Fails with the fix when a guest asset or QEMU is missing.
     public func checkAssets() throws(HVCError) {
         for (path, what) in [(paths.kernel, "guest kernel"), (paths.initramfs, "agent initramfs")]

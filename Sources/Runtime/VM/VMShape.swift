@@ -34,6 +34,7 @@ public struct VMShape: Sendable {
             consoleLog: VMDirectory.Jailed.consoleLog)
         configuration.memory = memory
         configuration.clock = runtime.guestClock(accelerator)
+        configuration.bytewiseCopies = runtime.guestBytewiseCopies
         configuration.networkInterface = networkInterface
         configuration.nested = nested
         // Every VM has the device, so that one template serves runs with and without folders.
