@@ -179,9 +179,12 @@ def main():
         # The host's hard RLIMIT_NOFILE is below podman's default, which runc then fails to set.
         limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
         hvc = [args.hvc, "run", "--rm", "--network", "none", "-v", folder + ":/data", "busybox", "sh", "-c", SCRIPT]
-        # The old guest CPU (ERMS and FSRM shown) beside hvc's, where hvc hides them (TCG).
-        info = run([args.hvc, "info"])
-        compare = any(line.startswith("guest cpu:") and "erms=off" in line for line in info.splitlines())
+        # The old guest CPU (ERMS and FSRM shown) beside hvc's, where the two differ (TCG).
+        probe = [args.hvc, "run", "--rm", "--network", "none", "busybox", "sh", "-c", "grep -cw erms /proc/cpuinfo; true"]
+        new, old = (int(run(probe, env=e).strip() or 0) for e in (None, dict(os.environ, HVC_GUEST_ERMS="on")))
+        if new and not old:
+            raise BenchError("hvc's own guest shows ERMS and the one with HVC_GUEST_ERMS=on does not")
+        compare = bool(old) and not new
         commands = {
             "hvc": (hvc, None),
             **({"hvc (ERMS shown)": (hvc, dict(os.environ, HVC_GUEST_ERMS="on"))} if compare else {}),
