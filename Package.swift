@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "CLayer", linkerSettings: [.linkedLibrary("archive")]),
         // OCI and Docker image formats: digests, manifests, indexes, archive layouts.
         .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Pulls over HTTP: FoundationNetworking only where images are pulled (hvc, hvcd).
+        .target(name: "Registry", dependencies: ["OCI"]),
         // The VirtualMachine protocol and its QEMU backend.
         .target(name: "VMM", dependencies: ["AgentProtocol", "HVCSystem", "CLinux", "Jail"]),
         // Containers, images, state on disk.
@@ -46,13 +48,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "hvc",
-            dependencies: ["Runtime", "OCI", "Jail", "VMM", "CLinux", "HVCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Runtime", "OCI", "Registry", "Jail", "VMM", "CLinux", "HVCSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The HTTP/JSON API on a Unix socket, with tenants.
         .target(
             name: "APIServer",
             dependencies: [
-                "Runtime", "OCI", "CLinux", "HVCSystem", "VMM", "AgentProtocol",
+                "Runtime", "OCI", "Registry", "CLinux", "HVCSystem", "VMM", "AgentProtocol",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]

@@ -1,5 +1,6 @@
 import Foundation
 import OCI
+import Registry
 import Runtime
 import Synchronization
 
@@ -301,7 +302,7 @@ public struct DockerHandler: HTTPService {
             let line = Handler.jsonLine
             _ = stream.write(line(["status": "Pulling from \(from)", "id": tag ?? "latest"]))
             do {
-                let result = try images.pull(reference) { status in _ = stream.write(line(["status": status])) }
+                let result = try images.pull(reference, via: RegistryClient.connect) { status in _ = stream.write(line(["status": status])) }
                 _ = stream.write(line(["status": "Digest: \(DockerViews.imageID(result.image.id))"]))
                 _ = stream.write(line(["status": "Status: Downloaded newer image for \(reference)"]))
             } catch {

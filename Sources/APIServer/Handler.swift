@@ -1,6 +1,7 @@
 import Foundation
 import HVCSystem
 import OCI
+import Registry
 import Runtime
 
 /// A response: status, content type, and a body, which is one of: data; a stream that writes
@@ -219,7 +220,7 @@ public struct Handler: Sendable {
         case .pullImage:
             let request = try JSONDecoder().decode(PullRequest.self, from: body)
             guard Handler.flag(query, "progress") else {
-                let result = try runtime.images.pull(request.reference)
+                let result = try runtime.images.pull(request.reference, via: RegistryClient.connect)
                 return try Handler.json(PullResult(id: result.image.id, downloadedBlobs: "\(result.downloadedBlobs)"))
             }
             // Validate before the 200 goes out; what fails later is reported in the stream.
@@ -227,7 +228,7 @@ public struct Handler: Sendable {
             let images = runtime.images
             return Response(status: 200, contentType: "application/x-ndjson") { stream in
                 do {
-                    let result = try images.pull(request.reference) { status in _ = stream.write(Handler.jsonLine(["status": status])) }
+                    let result = try images.pull(request.reference, via: RegistryClient.connect) { status in _ = stream.write(Handler.jsonLine(["status": status])) }
                     _ = stream.write(Handler.jsonLine(["id": result.image.id, "downloadedBlobs": "\(result.downloadedBlobs)"]))
                 } catch {
                     _ = stream.write(Handler.errorBody(error as? HVCError ?? HVCError(cause: error)) + Data([0x0a]))

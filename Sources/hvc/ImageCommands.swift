@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import OCI
+import Registry
 import Runtime
 
 struct Load: ParsableCommand {
@@ -144,7 +145,7 @@ struct Pull: ParsableCommand {
         } else {
             progress = nil
         }
-        let result = try global.runtime().images.pull(reference, plainHTTP: !tlsVerify, progress: progress)
+        let result = try global.runtime().images.pull(reference, plainHTTP: !tlsVerify, via: RegistryClient.connect, progress: progress)
         if showProgress { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
         if !quiet {
             let name = result.image.references.first ?? result.image.id

@@ -16,9 +16,10 @@ extension ImageStore {
     /// Pulls `text` from its registry: the linux/amd64 manifest, then every blob not already in
     /// the store (resuming partial downloads), each verified against its digest, then the
     /// layers applied as `load` does. A second pull of the same image downloads nothing.
-    public func pull(_ text: String, plainHTTP: Bool = false, progress: (@Sendable (String) -> Void)? = nil) throws(HVCError) -> PullResult {
+    public func pull(_ text: String, plainHTTP: Bool = false, via connect: RegistryConnecting,
+                     progress: (@Sendable (String) -> Void)? = nil) throws(HVCError) -> PullResult {
         do {
-            return try pullChecked(text, plainHTTP: plainHTTP, progress: progress)
+            return try pullChecked(text, plainHTTP: plainHTTP, connect: connect, progress: progress)
         } catch let error as HVCError {
             throw error
         } catch OCIError.invalid(let message) {
@@ -28,9 +29,10 @@ extension ImageStore {
         }
     }
 
-    private func pullChecked(_ text: String, plainHTTP: Bool, progress: (@Sendable (String) -> Void)?) throws -> PullResult {
+    private func pullChecked(_ text: String, plainHTTP: Bool, connect: RegistryConnecting,
+                             progress: (@Sendable (String) -> Void)?) throws -> PullResult {
         let reference = try RegistryReference(parsing: text)
-        let client = RegistryClient(reference: reference, credentials: credentials(for: reference.registry), plainHTTP: plainHTTP)
+        let client = connect(reference, credentials(for: reference.registry), plainHTTP)
         var (data, type, _) = try client.manifest(reference.manifestReference)
         if MediaTypes.index.contains(type) {
             let index = try JSONDecoder().decode(ImageIndex.self, from: data)

@@ -2,9 +2,15 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import OCI
 
 /// A client of the OCI distribution API: manifests and blobs, with bearer-token and basic auth.
-public final class RegistryClient: @unchecked Sendable {
+/// A module of its own: FoundationNetworking brings libcurl and some thirty libraries with it,
+/// which would cost every process that loads them (supervisors, hvc-oci) ~7 ms at start.
+public final class RegistryClient: RegistryFetching, @unchecked Sendable {
+    /// Connects `ImageStore.pull` to registries over HTTP(S).
+    public static let connect: RegistryConnecting = { RegistryClient(reference: $0, credentials: $1, plainHTTP: $2) }
+
     // @unchecked: used from one thread at a time (a pull); `token` is only touched by it.
     public let reference: RegistryReference
     let credentials: (user: String, password: String)?
