@@ -33,21 +33,29 @@ extension DockerHandler {
             let filters = try DockerHandler.resourceFilters(query["filters"], keys: ["name", "label", "dangling", "driver"])
             return try DockerHandler.json(["Volumes": volumes.list().filter { volume in
                 DockerHandler.matches(filters, name: volume.name, id: volume.name, labels: volume.labels) { key, value in
-                    key == "driver" ? value == "local" : (["true", "1"].contains(value) == (try? volumes.inspect(volume.name).containers.isEmpty))
+                    key == "driver" ? value == (volume.driver ?? .local).rawValue : (["true", "1"].contains(value) == (try? volumes.inspect(volume.name).containers.isEmpty))
                 }
             }.map(DockerViews.volume), "Warnings": [String]()] as [String: Any])
         case .inspectVolume(let name):
             return try DockerHandler.json(DockerViews.volume(try volumes.inspect(name).volume))
         case .createVolume:
             let object = try DockerHandler.object(body, "a volume's config")
-            if let driver = DockerCreate.nonEmpty(object["Driver"]), driver != "local" {
-                throw HVCError(.invalid, "Driver \(driver.prefix(32)) is not supported by hvc: volumes are local")
-            }
-            if let options = object["DriverOpts"] as? [String: Any], !options.isEmpty {
-                throw HVCError(.invalid, "DriverOpts is not supported by hvc: a volume is a directory of the host")
-            }
             var request = CreateVolumeRequest(name: DockerCreate.nonEmpty(object["Name"]) ?? DockerHandler.randomName())
             request.labels = try DockerHandler.labels(object["Labels"])
+            if let driver = DockerCreate.nonEmpty(object["Driver"]) {
+                guard let known = VolumeDriver(rawValue: driver) else {
+                    throw HVCError(.invalid, "Driver \(driver.prefix(32)) is not supported by hvc: use local or block")
+                }
+                request.driver = known
+            }
+            if let options = object["DriverOpts"] as? [String: Any], !options.isEmpty {
+                var strings: [String: String] = [:]
+                for (key, value) in options {
+                    guard let text = value as? String else { throw HVCError(.invalid, "DriverOpts \(key.prefix(32)) is not a string") }
+                    strings[key] = text
+                }
+                request.options = strings
+            }
             // Docker answers an existing name with that volume.
             if let existing = try? volumes.inspect(request.name) { return try DockerHandler.json(DockerViews.volume(existing.volume), status: 201) }
             return try DockerHandler.json(DockerViews.volume(try volumes.create(request)), status: 201)

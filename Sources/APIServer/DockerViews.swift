@@ -175,8 +175,8 @@ enum DockerViews {
 
     /// A volume as `GET /volumes/{name}` shows it.
     static func volume(_ volume: Volume) -> [String: Any] {
-        ["Name": volume.name, "Driver": "local", "Mountpoint": volume.mountpoint, "CreatedAt": time(volume.created),
-         "Labels": volume.labels ?? [:], "Scope": "local", "Options": [String: String]()]
+        ["Name": volume.name, "Driver": (volume.driver ?? .local).rawValue, "Mountpoint": volume.mountpoint, "CreatedAt": time(volume.created),
+         "Labels": volume.labels ?? [:], "Scope": "local", "Options": volume.sizeBytes.map { ["size": String($0)] } ?? [String: String]()]
     }
 
     /// An entry of `GET /images/json`, and (with more) `GET /images/{name}/json`.

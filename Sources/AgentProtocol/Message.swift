@@ -89,16 +89,17 @@ public struct GuestInterface: Equatable, Sendable {
 /// A mount the agent makes in the container before its first process: one of the VM's shared
 /// folders (`share` names its entry in the shared directory) or a tmpfs (`options` its data).
 public struct GuestMount: Codable, Equatable, Sendable {
-    public enum Kind: UInt8, Codable, Sendable { case share = 0, tmpfs = 1 }
+    /// block: a share entry that is an ext4 image, mounted through a loop device.
+    public enum Kind: UInt8, Codable, Sendable { case share = 0, tmpfs = 1, block = 2 }
     /// The 9P mount tag under which the VMM serves the VM's shared folders.
     public static let sharesTag = "hvc.shares"
     public var kind: Kind
-    /// share: the entry's name (one path component); tmpfs: its mount options.
+    /// share, block: the entry's name (one path component); tmpfs: its mount options.
     public var source: String
     /// Absolute path in the container.
     public var target: String
     public var readOnly: Bool
-    /// share: an empty volume, first filled with what the image has at `target` (Docker's copy).
+    /// share, block: an empty volume, first filled with what the image has at `target` (Docker's copy).
     public var populate: Bool
 
     public init(kind: Kind, source: String, target: String, readOnly: Bool, populate: Bool = false) {

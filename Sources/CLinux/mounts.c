@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/loop.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -230,4 +232,35 @@ int hvc_copy_tree(int from, int to, int depth) {
 
 int hvc_rename_exchange(const char *a, const char *b) {
     return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+}
+
+int hvc_loop_attach(int fd, int read_only, char *path, size_t size) {
+    int control = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (control < 0) return -1;
+    // Another caller may take the free device between asking and configuring: ask again.
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int number = ioctl(control, LOOP_CTL_GET_FREE);
+        if (number < 0) break;
+        snprintf(path, size, "/dev/loop%d", number);
+        int device = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        if (device < 0) break;
+        struct loop_config config;
+        memset(&config, 0, sizeof config);
+        config.fd = (unsigned)fd;
+        config.info.lo_flags = LO_FLAGS_AUTOCLEAR | (read_only ? LO_FLAGS_READ_ONLY : 0);
+        if (ioctl(device, LOOP_CONFIGURE, &config) == 0) {
+            close(control);
+            return device;
+        }
+        int saved = errno;
+        close(device);
+        if (saved != EBUSY) {
+            errno = saved;
+            break;
+        }
+    }
+    int saved = errno;
+    close(control);
+    errno = saved;
+    return -1;
 }

@@ -493,6 +493,7 @@ final class Agent {
                     members[name] = nil
                     PodMembers.remove(.init(root: member.root, cgroup: member.cgroup))
                 }
+                if child.pid == initPID { ContainerMounts.flushBlocks() }
                 send(Frame(process: child.id, .exited(status)))
                 children[child.id] = nil
                 if child.pid == initPID {

@@ -4,14 +4,18 @@ import Glibc
 import HVCSystem
 
 /// The container's mounts: its shared folders (entries of the VM's 9P share, mounted once at
-/// `sharesDirectory`) and tmpfs mounts, made in the prepared container's own mount namespace,
+/// `sharesDirectory`), block volumes (ext4 images among those entries) and tmpfs mounts, made in the prepared container's own mount namespace,
 /// where its root is `/`: a target's symlinks resolve inside the container, never into the guest.
 enum ContainerMounts {
     static let sharesDirectory = "/run/hvc/shares"
+    /// Where block volumes' file systems are mounted, an entry each, before they are placed.
+    static let blocksDirectory = "/run/hvc/blocks"
     /// 500 KB messages (QEMU's largest): sequential I/O in few round trips through the VMM.
     static let shareOptions = "trans=virtio,version=9p2000.L,cache=mmap,msize=512000"
 
     nonisolated(unsafe) private static var sharesMounted = false
+    /// The block volumes mounted so far, by entry.
+    nonisolated(unsafe) private static var blocksMounted: Set<String> = []
 
     /// Makes share `entry` the container's root (bound over the image's), and drops a container
     /// prepared on the image's root. Returns what went wrong, or nil.
@@ -54,23 +58,82 @@ enum ContainerMounts {
         return nil
     }
 
+    /// Mounts the ext4 image that is share `entry` at `blocksDirectory/entry` through a loop
+    /// device, once. Returns what went wrong, or nil.
+    static func mountBlock(_ entry: String, readOnly: Bool) -> String? {
+        guard !blocksMounted.contains(entry) else { return nil }
+        let image = open(sharesDirectory + "/" + entry, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW)
+        guard image >= 0 else { return "open the image: \(Errno.current)" }
+        defer { close(image) }
+        var path = [CChar](repeating: 0, count: 64)
+        let device = hvc_loop_attach(image, readOnly ? 1 : 0, &path, path.count)
+        guard device >= 0 else { return "loop device: \(Errno.current)" }
+        defer { close(device) }
+        let target = blocksDirectory + "/" + entry
+        do {
+            try Boot.makeDirectory(target, mode: 0o700)
+            // The image was zeros before mkfs: its inode tables need no zeroing in the background.
+            // Read-only: no journal replay, which would write.
+            try Boot.mount(String(cString: path), target, "ext4", flags: UInt(MS_NOSUID | MS_NODEV) | (readOnly ? UInt(MS_RDONLY) : 0),
+                           data: readOnly ? "noload" : "noinit_itable")
+        } catch {
+            return "\(error)"
+        }
+        blocksMounted.insert(entry)
+        return nil
+    }
+
+    /// Whether a block volume's file system holds nothing yet but mkfs's `lost+found`.
+    static func isEmptyFileSystem(_ path: String) -> Bool {
+        guard let dir = opendir(path) else { return false }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." && name != "lost+found" { return false }
+        }
+        return true
+    }
+
+    /// Writes the block volumes' files to their images, before the container's exit is reported
+    /// (the host ends the VM after it).
+    static func flushBlocks() {
+        guard !blocksMounted.isEmpty else { return }
+        sync()
+    }
+
     /// Makes `mounts` (and the root read-only) in the namespace of the prepared container `pid`.
     /// Returns what went wrong, or nil.
     static func place(_ mounts: [GuestMount], readOnlyRoot: Bool, in pid: pid_t) -> String? {
-        if mounts.contains(where: { $0.kind == .share }), let failure = mountShares() {
+        if mounts.contains(where: { $0.kind == .share || $0.kind == .block }), let failure = mountShares() {
             return "shared folders: \(failure)"
         }
-        for mount in mounts where mount.kind == .share && mount.populate {
-            if let failure = populate(sharesDirectory + "/" + mount.source, from: mount.target) {
+        for mount in mounts where mount.kind == .block {
+            if let failure = mountBlock(mount.source, readOnly: mount.readOnly) {
+                return "block volume at \(mount.target): \(failure)"
+            }
+        }
+        for mount in mounts where mount.populate {
+            let directory: String
+            switch mount.kind {
+            case .share: directory = sharesDirectory + "/" + mount.source
+            case .block where isEmptyFileSystem(blocksDirectory + "/" + mount.source): directory = blocksDirectory + "/" + mount.source
+            default: continue
+            }
+            if let failure = populate(directory, from: mount.target) {
                 return "filling the volume at \(mount.target): \(failure)"
             }
         }
         var trees: [Int32] = []
         defer { trees.forEach { close($0) } }
         for mount in mounts {
-            guard mount.kind == .share else { trees.append(-1); continue }
+            let directory: String
+            switch mount.kind {
+            case .share: directory = sharesDirectory
+            case .block: directory = blocksDirectory
+            case .tmpfs: trees.append(-1); continue
+            }
             let flags = mount.readOnly ? UInt32(HVC_MOUNT_READONLY) : 0
-            let fd = hvc_mount_tree_open(nil, sharesDirectory + "/" + mount.source, flags)
+            let fd = hvc_mount_tree_open(nil, directory + "/" + mount.source, flags)
             guard fd >= 0 else { return "shared folder for \(mount.target): \(Errno.current)" }
             trees.append(fd)
         }

@@ -48,6 +48,8 @@ struct DaemonVolumes: VolumeService {
     }
 }
 
+extension VolumeDriver: ExpressibleByArgument {}
+
 extension GlobalOptions {
     func volumes() throws(HVCError) -> any VolumeService {
         if let daemon = try daemon() { return DaemonVolumes(client: daemon) }
@@ -61,6 +63,10 @@ struct VolumeCreate: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Set a label: KEY=VALUE (or KEY, empty).")
     var label: [String] = []
+    @Option(name: [.customShort("d"), .long], help: "local (a host directory, shared live) or block (an ext4 image, one container's at a time, fast small files).")
+    var driver: VolumeDriver = .local
+    @Option(name: [.customShort("o"), .long], help: "A driver option: KEY=VALUE (block: size, default 10g).")
+    var opt: [String] = []
     @Argument(help: "Volume name.")
     var name: String
 
@@ -68,6 +74,16 @@ struct VolumeCreate: ParsableCommand {
         try HVC.guarded {
             var request = CreateVolumeRequest(name: name)
             request.labels = try Labels.parse(label)
+            request.driver = driver
+            var options: [String: String] = [:]
+            for text in opt {
+                let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty else {
+                    throw HVCError(.invalid, "invalid --opt \"\(text.prefix(64))\": use KEY=VALUE, e.g. size=10g")
+                }
+                options[parts[0]] = parts[1]
+            }
+            request.options = options.isEmpty ? nil : options
             print(try global.volumes().create(request).name)
             return 0
         }
@@ -91,8 +107,8 @@ struct VolumeList: ParsableCommand {
             } else if format == .json {
                 print(try jsonText(volumes))
             } else {
-                var rows = [["VOLUME NAME", "ANONYMOUS", "TENANT", "MOUNTPOINT"]]
-                for v in volumes { rows.append([v.name, v.anonymous ? "yes" : "no", v.tenant, v.mountpoint]) }
+                var rows = [["DRIVER", "VOLUME NAME", "ANONYMOUS", "TENANT", "MOUNTPOINT"]]
+                for v in volumes { rows.append([(v.driver ?? .local).rawValue, v.name, v.anonymous ? "yes" : "no", v.tenant, v.mountpoint]) }
                 printTable(rows)
             }
             return 0

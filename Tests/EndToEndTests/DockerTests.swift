@@ -140,6 +140,17 @@ extension EndToEnd {
                 let wrote = docker(socket, ["run", "--rm", "-v", volume + ":/v", "busybox", "sh", "-c", "echo kept > /v/k"])
                 let read = docker(socket, ["run", "--rm", "-v", volume + ":/v", "busybox", "cat", "/v/k"])
                 #expect(wrote.status == 0 && read.stdout == "kept\n", "\(wrote.stderr) \(read.stdout) \(read.stderr)")
+                // A block volume through Docker's driver options, its driver shown and kept to.
+                let block = "dk-block-\(getpid())"
+                defer { _ = h.hvc(["volume", "rm", block]) }
+                let made = docker(socket, ["volume", "create", "--driver", "block", "--opt", "size=64m", block])
+                #expect(made.status == 0, "\(made.stderr)")
+                #expect(docker(socket, ["volume", "inspect", "--format", "{{.Driver}} {{.Options.size}}", block]).stdout == "block 67108864\n")
+                let blockWrote = docker(socket, ["run", "--rm", "-v", block + ":/v", "busybox", "sh", "-c", "echo kept > /v/k"])
+                let blockRead = docker(socket, ["run", "--rm", "-v", block + ":/v", "busybox", "sh", "-c", "cat /v/k; mount | grep -c 'on /v type ext4'"])
+                #expect(blockWrote.status == 0 && blockRead.stdout == "kept\n1\n", "\(blockWrote.stderr) \(blockRead.stdout) \(blockRead.stderr)")
+                let unknown = docker(socket, ["volume", "create", "--driver", "nfs", "dk-nfs-\(getpid())"])
+                #expect(unknown.status != 0 && unknown.stderr.contains("use local or block"), "\(unknown.stderr)")
             }
         }
 

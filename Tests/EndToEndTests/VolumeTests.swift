@@ -3,7 +3,8 @@ import Testing
 
 extension EndToEnd {
     /// Volumes: host folders and named volumes shared into the VM over 9P, with Docker's
-    /// semantics (both ways, owners, read-only, symlinks inside), tenants kept to their own.
+    /// semantics (both ways, owners, read-only, symlinks inside), tenants kept to their own;
+    /// block volumes mounted by the guest's kernel, one container's at a time.
     @Suite struct VolumeTests {
         let h: Harness
 
@@ -173,6 +174,63 @@ extension EndToEnd {
             let supervisor = (state("pooled-folder")["supervisorPID"] as? Int).map(Int32.init) ?? 0
             #expect(waiting.contains(supervisor), "not a pooled VM")
             #expect(h.hvc(["exec", "pooled-folder", "cat", "/data/f"]).stdout == "pooled\n")
+        }
+
+        /// What debugfs (e2fsprogs, on the host) says of `path` in a block volume's image.
+        func inImage(_ image: String, _ request: String) -> String {
+            h.execute(["/usr/sbin/debugfs", "-R", request, image]).stdout
+        }
+
+        @Test func blockVolumesKeepWritesOwnersReadOnlyAndOneWriter() throws {
+            let name = "blk-\(UUID().uuidString.prefix(8).lowercased())", other = name + "-etc"
+            let created = h.hvc(["volume", "create", "--driver", "block", "--opt", "size=256m", name])
+            try #require(created.status == 0, "\(created.stderr)")
+            defer { _ = h.hvc(["rm", "-f", "blk-a"]); _ = h.hvc(["volume", "rm", name, other]) }
+            let image = h.root + "/volumes/default/\(name)/disk.ext4"
+            #expect(h.hvc(["volume", "ls"]).stdout.split(separator: "\n").contains { $0.hasPrefix("block") && $0.contains(name) })
+            #expect(((try? FileManager.default.attributesOfItem(atPath: image))?[.size] as? NSNumber)?.intValue == 256 << 20)
+
+            // The container's files, owners and all, are in the image once it has stopped.
+            let a = h.hvc(["run", "-d", "--name", "blk-a", "-v", name + ":/v", "busybox", "sh", "-c",
+                           "echo from-a > /v/a && chown 1234:4321 /v/a && for i in $(seq 300); do echo $i > /v/f$i; done; touch /v/done; sleep 300"])
+            try #require(a.status == 0, "\(a.stderr)")
+            #expect(state("blk-a")["template"] as? String != nil, "not a templated start")
+            #expect(Harness.eventually(60) { h.hvc(["exec", "blk-a", "ls", "/v/done"]).status == 0 })
+            #expect(h.hvc(["exec", "blk-a", "cat", "/v/f300"]).stdout == "300\n")
+            // One running container at a time: a second is refused, with nothing left of it.
+            let containers = h.hvc(["ps", "-a", "-q"]).stdout
+            let second = h.hvc(["run", "--rm", "--network", "none", "-v", name + ":/v:ro", "busybox", "true"])
+            #expect(second.status == 125 && second.stderr.contains("mounted by another running container")
+                        && second.stderr.split(separator: "\n").count == 1, "\(second.status): \(second.stderr)")
+            #expect(h.hvc(["ps", "-a", "-q"]).stdout == containers)
+            #expect(h.hvc(["stop", "-t", "1", "blk-a"]).status == 0)
+            #expect(inImage(image, "cat /a") == "from-a\n")
+            #expect(inImage(image, "cat /f300") == "300\n")
+            let owner = inImage(image, "stat /a")
+            #expect(owner.contains("User:  1234") && owner.contains("Group:  4321"), "\(owner)")
+
+            // A host write made while no container runs it (here with debugfs; `mount -o loop`
+            // does as well) is read by the next container; `:ro` holds against root in the guest.
+            let source = h.root + "/../blk-host-\(UUID().uuidString.prefix(8))"
+            try "from-host\n".write(toFile: source, atomically: false, encoding: .utf8)
+            defer { unlink(source) }
+            #expect(h.execute(["/usr/sbin/debugfs", "-w", "-R", "write \(source) host", image]).status == 0)
+            let ro = h.hvc(["run", "--rm", "--network", "none", "-v", name + ":/v:ro", "busybox", "sh", "-c",
+                            "cat /v/host /v/a; echo x > /v/a; echo write=$?; mount -o remount,rw /v; echo remount=$?; cat /v/a"])
+            #expect(ro.stdout.hasPrefix("from-host\nfrom-a\nwrite=1\n") && ro.stdout.hasSuffix("from-a\n"), "\(ro.stdout) \(ro.stderr)")
+            #expect(inImage(image, "cat /a") == "from-a\n")
+
+            // A new block volume starts with the image's files at its target, as Docker fills one.
+            #expect(h.hvc(["volume", "create", "-d", "block", other]).status == 0)
+            let filled = h.hvc(["run", "--rm", "--network", "none", "-v", other + ":/etc", "busybox", "sh", "-c", "head -1 /etc/passwd"])
+            #expect(filled.stdout.hasPrefix("root:"), "\(filled.stdout) \(filled.stderr)")
+            #expect(inImage(h.root + "/volumes/default/\(other)/disk.ext4", "cat /passwd").hasPrefix("root:"))
+
+            _ = h.hvc(["rm", "blk-a"])
+            #expect(h.hvc(["volume", "rm", name, other]).status == 0)
+            #expect(!FileManager.default.fileExists(atPath: image))
+            let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+            #expect(!mounts.contains(h.root + "/volumes"), "\(mounts)")
         }
 
         @Test func badMountsAreRefusedAndNothingIsMade() throws {

@@ -95,3 +95,56 @@ struct VolumeStoreTests {
         #expect(throws: HVCError.self) { try store.create("a/b", tenant: "t1") }
     }
 }
+
+/// Block volumes: the driver's options checked before anything is made; the image sparse and
+/// formatted, gone with the volume.
+struct BlockVolumeTests {
+    let root = "/tmp/hvc-block-test-\(getpid())-\(UUID().uuidString.prefix(8))"
+    var manager: VolumeManager {
+        VolumeManager(runtime: Runtime(paths: RuntimePaths(root: root, runRoot: root + "/run", assets: root + "/assets")), tenant: "t1")
+    }
+
+    func request(_ name: String, _ driver: VolumeDriver?, _ options: [String: String]?) -> CreateVolumeRequest {
+        var request = CreateVolumeRequest(name: name)
+        request.driver = driver
+        request.options = options
+        return request
+    }
+
+    @Test(arguments: [
+        (VolumeDriver.block, ["size": "1k"], "too small"), (.block, ["size": "lots"], "invalid block volume size"),
+        (.block, ["size": "20000g"], "too large"), (.block, ["colour": "red"], "unknown option \"colour\""),
+        (.local, ["size": "1g"], "takes no options"),
+    ] as [(VolumeDriver, [String: String], String)])
+    func badOptionsAreRefusedAndNothingIsMade(_ driver: VolumeDriver, _ options: [String: String], _ message: String) {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        do {
+            _ = try manager.create(request("v", driver, options))
+            Issue.record("\(driver) \(options) was accepted")
+        } catch {
+            #expect(error.kind == .invalid && error.message.contains(message), "\(error.message)")
+        }
+        #expect(manager.list().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: root + "/volumes/t1/v"))
+    }
+
+    @Test func blockVolumeIsASparseExt4Image() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let volume = try manager.create(request("fast", .block, ["size": "64m"]))
+        #expect(volume.driver == .block && volume.sizeBytes == 64 << 20 && volume.mountpoint.hasSuffix("/fast/disk.ext4"))
+        var info = stat()
+        #expect(stat(volume.mountpoint, &info) == 0)
+        #expect(info.st_size == 64 << 20)
+        #expect(Int(info.st_blocks) * 512 < 16 << 20, "not sparse: \(info.st_blocks) blocks")
+        // ext4's magic, 0xEF53 at byte 1080 (the superblock at 1024, s_magic at 56).
+        let image = try FileHandle(forReadingFrom: URL(fileURLWithPath: volume.mountpoint))
+        defer { try? image.close() }
+        try image.seek(toOffset: 1080)
+        #expect(try image.read(upToCount: 2) == Data([0x53, 0xEF]))
+        #expect(manager.list().map(\.driver) == [.block])
+        try manager.remove("fast")
+        #expect(!FileManager.default.fileExists(atPath: volume.mountpoint))
+        // The default size when none is given.
+        #expect(try manager.create(request("plain", .block, nil)).sizeBytes == 10 << 30)
+    }
+}

@@ -177,6 +177,10 @@ int hvc_mounts_place(pid_t pid, const struct hvc_placed_mount *mounts, size_t co
 /// In a child that enters the mount namespace of `pid`: detaches the mounts at `targets`
 /// (absolute, in that namespace); one that is not there is no error. Returns 0, or -1 with errno.
 int hvc_mounts_detach(pid_t pid, const char *const *targets, size_t count);
+/// Attaches the open file `fd` to a free loop device (asked of /dev/loop-control), read-only
+/// when `read_only`, detached again when its last user goes; writes the device's path to
+/// `path` (`size` bytes). Returns the device's fd, to hold until it is mounted, or -1 with errno.
+int hvc_loop_attach(int fd, int read_only, char *path, size_t size);
 /// Copies the tree in directory `from` into directory `to` (open fds): directories, regular
 /// files and symlinks, with owners, modes (without set-ID bits) and times; nothing followed out
 /// of `from`, at most 64 levels. Returns 0, or -1 with errno at the first failure.

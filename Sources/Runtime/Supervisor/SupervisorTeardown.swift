@@ -21,6 +21,8 @@ struct SupervisorTeardown {
             _ = launched.vm.waitForExit(timeoutSeconds: 5)
         }
         timing.mark("vm-gone")
+        // The guest wrote its block volumes before it reported the exit; another container may have them now.
+        BlockVolume.releaseAll()
         let hadAddress = network?.detach(directory: directory) ?? false
         launched?.confinement?.release()
         config.joinedInterface?.leave()

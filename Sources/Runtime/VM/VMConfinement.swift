@@ -39,6 +39,11 @@ final class VMConfinement: @unchecked Sendable {
     /// set modes and times on them (FOWNER), keep set-group-ID directories' gid (FSETID). No MKNOD,
     /// no SYS_ADMIN; the jail holds nothing else these could reach, its /proc only its own process,
     /// and the seccomp policy refuses set-ID modes and device nodes.
+    /// The host's page cache of what the 9P server writes is charged to the VMM: room for it, so
+    /// that a guest whose own page cache fills its RAM (a block volume) and then flushes is not
+    /// stopped by the host's OOM killer while that cache is dirty.
+    static let fileServerCacheMiB = 64
+
     static let fileServerCapabilities: [Int32] = [0 /* CHOWN */, 1 /* DAC_OVERRIDE */, 3 /* FOWNER */, 4 /* FSETID */]
 
     static func make(_ request: Request, directory: VMDirectory, runtime: Runtime) throws(HVCError) -> VMConfinement {
@@ -87,7 +92,8 @@ final class VMConfinement: @unchecked Sendable {
                 cgroup = vmCgroup
                 try directory.recordCgroups(vmCgroup.directories)
                 try vmCgroup.create(CgroupLimits(
-                    memoryBytes: Int64(request.shape.memoryMiB + QEMUCommandLine.overheadMiB) << 20,
+                    memoryBytes: Int64(request.shape.memoryMiB + QEMUCommandLine.overheadMiB
+                        + (request.servesFolders ? VMConfinement.fileServerCacheMiB : 0)) << 20,
                     cpus: request.shape.cpus, pids: request.pidsLimit))
             }
             var plan = JailPlan(root: directory.jailRoot, mounts: mounts, cgroup: cgroup, uid: uid, gid: uid, rules: rules)

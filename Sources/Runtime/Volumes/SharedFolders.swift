@@ -6,7 +6,8 @@ import HVCSystem
 /// Shares a container's host folders and volumes into its VM: each becomes a mount on an entry
 /// (`m0`, `m1`, ...) of the directory the VMM serves over 9P, made in the VMM's own mount
 /// namespace only, so that the host never holds it and it goes with the VMM. The guest agent
-/// then mounts each entry on its target in the container.
+/// then mounts each entry on its target in the container (a block volume's image through a
+/// loop device first).
 enum SharedFolders {
     /// The entry of a container's own root directory.
     static let rootEntry = "root"
@@ -31,6 +32,21 @@ enum SharedFolders {
             switch mount.type {
             case .tmpfs:
                 guestMounts.append(GuestMount(kind: .tmpfs, source: mount.tmpfsOptions, target: mount.target, readOnly: mount.readOnly))
+            case .volume where runtime.volumes.load(mount.source, tenant: tenant)?.driver == .block:
+                // The image is shared as a file; the guest mounts it through a loop device.
+                let entry = prefix + "m\(trees.count)"
+                let image = runtime.volumes.imagePath(mount.source, tenant: tenant)
+                try BlockVolume.lock(image, volume: mount.source)
+                let flags = UInt32(HVC_MOUNT_NOSUID | HVC_MOUNT_NODEV) | (mount.readOnly ? UInt32(HVC_MOUNT_READONLY) : 0)
+                let fd = hvc_mount_tree_open(nil, image, flags)
+                guard fd >= 0 else { throw HVCError("volume \(mount.source): \(Errno.current)") }
+                trees.append((fd, entry))
+                let made = open(directory.shares + "/" + entry, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
+                guard made >= 0 || Errno.current == .exists else { throw HVCError("shared folder entry \(entry): \(Errno.current)") }
+                if made >= 0 { close(made) }
+                // The guest fills it from the image only when its file system is still empty.
+                guestMounts.append(GuestMount(kind: .block, source: entry, target: mount.target, readOnly: mount.readOnly,
+                                              populate: !mount.readOnly))
             case .bind, .volume:
                 let entry = prefix + "m\(trees.count)"
                 let fd = try openTree(mount, tenant: tenant, runtime: runtime)

@@ -5,6 +5,10 @@ public struct CreateVolumeRequest: Codable, Sendable, Equatable {
     public var name: String
     /// Key-value metadata (`--label`).
     public var labels: [String: String]?
+    /// nil: `local`.
+    public var driver: VolumeDriver?
+    /// The driver's options (Docker's DriverOpts): `size` for `block`.
+    public var options: [String: String]?
     public init(name: String) { self.name = name }
 }
 
@@ -31,7 +35,9 @@ public struct VolumeManager: Sendable {
     }
 
     public func create(_ request: CreateVolumeRequest) throws(HVCError) -> Volume {
-        try runtime.volumes.create(request.name, tenant: tenant, labels: try Labels.checked(request.labels))
+        let driver = request.driver ?? .local
+        let size = try BlockVolume.size(driver: driver, options: request.options)
+        return try runtime.volumes.create(request.name, tenant: tenant, labels: try Labels.checked(request.labels), driver: driver, sizeBytes: size)
     }
 
     public func list() -> [Volume] { runtime.volumes.list(tenant: tenant) }

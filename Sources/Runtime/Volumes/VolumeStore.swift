@@ -1,15 +1,19 @@
 import Foundation
 
-/// A named volume: a host directory, `<root>/volumes/<tenant>/<name>/_data`, that containers
-/// mount by name and that outlives them.
+/// A named volume, that containers mount by name and that outlives them: a host directory,
+/// `<root>/volumes/<tenant>/<name>/_data`, or (driver `block`) an ext4 image there, `disk.ext4`.
 public struct Volume: Codable, Equatable, Sendable {
     public var name: String
     public var tenant: String
     public var created: Date
     /// Made for one container (an image's VOLUME or `-v /path`), removed with it.
     public var anonymous: Bool
-    /// Where its files are on the host.
+    /// Where its files are on the host: the directory, or the block volume's image.
     public var mountpoint: String
+    /// nil: `local`.
+    public var driver: VolumeDriver?
+    /// A block volume's image size in bytes.
+    public var sizeBytes: Int?
     /// Key-value metadata (`--label`).
     public var labels: [String: String]?
 }
@@ -26,6 +30,7 @@ public struct VolumeStore: Sendable {
     func path(_ name: String, tenant: String) -> String { tenantDirectory(tenant) + "/" + name }
     private func recordPath(_ name: String, tenant: String) -> String { path(name, tenant: tenant) + "/volume.json" }
     func dataPath(_ name: String, tenant: String) -> String { path(name, tenant: tenant) + "/_data" }
+    func imagePath(_ name: String, tenant: String) -> String { path(name, tenant: tenant) + "/" + BlockVolume.imageName }
 
     /// Every volume of `tenant`, or of all tenants when nil, by name.
     public func list(tenant: String?) -> [Volume] {
@@ -52,16 +57,17 @@ public struct VolumeStore: Sendable {
     /// existing one (a run's `-v NAME:…`, which makes it on first use).
     @discardableResult
     public func create(_ name: String, tenant: String, anonymous: Bool = false, exclusive: Bool = true,
-                       labels: [String: String]? = nil) throws(HVCError) -> Volume {
+                       labels: [String: String]? = nil, driver: VolumeDriver = .local, sizeBytes: Int? = nil) throws(HVCError) -> Volume {
         try ContainerMount.checkVolumeName(name)
         try makeDirectory(directory, mode: 0o700)
         return try withLock(lockPath) { () throws(HVCError) -> Volume in
-            try createHeld(name, tenant: tenant, anonymous: anonymous, exclusive: exclusive, labels: labels)
+            try createHeld(name, tenant: tenant, anonymous: anonymous, exclusive: exclusive, labels: labels, driver: driver, sizeBytes: sizeBytes)
         }
     }
 
     /// `create`'s work, for a caller that holds the lock (`whileHeld`).
-    func createHeld(_ name: String, tenant: String, anonymous: Bool, exclusive: Bool, labels: [String: String]? = nil) throws(HVCError) -> Volume {
+    func createHeld(_ name: String, tenant: String, anonymous: Bool, exclusive: Bool, labels: [String: String]? = nil,
+                    driver: VolumeDriver = .local, sizeBytes: Int? = nil) throws(HVCError) -> Volume {
         if let existing = load(name, tenant: tenant) {
             guard !exclusive else { throw HVCError(.conflict, "volume \"\(name)\" exists already: choose another name") }
             return existing
@@ -71,10 +77,22 @@ public struct VolumeStore: Sendable {
         // A half-made volume (no record) is made again from scratch.
         try? FileManager.default.removeItem(atPath: base)
         try makeDirectory(base, mode: 0o700)
-        try makeDirectory(dataPath(name, tenant: tenant), mode: 0o755)
-        let volume = Volume(name: name, tenant: tenant, created: Date(), anonymous: anonymous, mountpoint: dataPath(name, tenant: tenant),
+        var volume = Volume(name: name, tenant: tenant, created: Date(), anonymous: anonymous, mountpoint: dataPath(name, tenant: tenant),
                             labels: labels)
-        try writeAtomically(recordPath(name, tenant: tenant), try JSONEncoder.hvc.encode(volume))
+        do throws(HVCError) {
+            switch driver {
+            case .local:
+                try makeDirectory(dataPath(name, tenant: tenant), mode: 0o755)
+            case .block:
+                let size = sizeBytes ?? BlockVolume.defaultSize
+                try BlockVolume.make(imagePath(name, tenant: tenant), size: size)
+                (volume.mountpoint, volume.driver, volume.sizeBytes) = (imagePath(name, tenant: tenant), .block, size)
+            }
+            try writeAtomically(recordPath(name, tenant: tenant), try JSONEncoder.hvc.encode(volume))
+        } catch {
+            try? FileManager.default.removeItem(atPath: base)
+            throw error
+        }
         return volume
     }
 
