@@ -140,8 +140,10 @@ def report(runs, hvc, before, block, podman, start):
              + "A host folder bind-mounted at `/data`: hvc shares it over virtio-9p, served by the VM's own (jailed) "
                "QEMU; podman bind-mounts it. The block volume (`hvc volume create -d block`) is an ext4 image "
                "on that share which the guest's kernel mounts through a loop device: the file system runs in "
-               "the guest, and only its blocks cross to the host (its sequential read comes from the guest's "
-               "page cache, the others' from the host's).", ""]
+               "the guest, and only its blocks cross to the host (loop with direct I/O: a request is one 9P read "
+               "or write). Large files pay for that: their bytes pass the guest's page cache and loop device, "
+               "copies that TCG runs, and a 256 MiB file does not fit beside the guest's other memory (256 MiB), "
+               "so the read goes to the host; a host folder's sequential I/O is one copy per 500 KB message.", ""]
     columns = [("hvc, host folder", hvc)] + ([("hvc, guest CPU with ERMS (before)", before)] if before else []) \
         + [("hvc, block volume", block), ("podman (runc), host folder", podman)]
     ratios = ([("hvc / before", hvc, before)] if before else []) + [("block / host folder", block, hvc),

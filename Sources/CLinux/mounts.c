@@ -247,7 +247,10 @@ int hvc_loop_attach(int fd, int read_only, char *path, size_t size) {
         struct loop_config config;
         memset(&config, 0, sizeof config);
         config.fd = (unsigned)fd;
-        config.info.lo_flags = LO_FLAGS_AUTOCLEAR | (read_only ? LO_FLAGS_READ_ONLY : 0);
+        // Direct I/O: a request reaches the backing file as one read or write of all its pages
+        // (one 9P message of up to msize), where buffered loop I/O goes a page at a time and
+        // keeps requests from merging. Where the file cannot take it, the kernel goes buffered.
+        config.info.lo_flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO | (read_only ? LO_FLAGS_READ_ONLY : 0);
         if (ioctl(device, LOOP_CONFIGURE, &config) == 0) {
             close(control);
             return device;
