@@ -204,6 +204,10 @@ extension EndToEnd {
                         && second.stderr.split(separator: "\n").count == 1, "\(second.status): \(second.stderr)")
             #expect(h.hvc(["ps", "-a", "-q"]).stdout == containers)
             #expect(h.hvc(["stop", "-t", "1", "blk-a"]).status == 0)
+            let twice = h.hvc(["run", "--rm", "--network", "none", "-v", name + ":/a", "-v", name + ":/b", "busybox", "true"])
+            #expect(twice.status == 125 && twice.stderr.contains("mounted twice") && twice.stderr.split(separator: "\n").count == 1,
+                    "\(twice.status): \(twice.stderr)")
+            #expect(h.hvc(["ps", "-a", "-q"]).stdout == containers)
             #expect(inImage(image, "cat /a") == "from-a\n")
             #expect(inImage(image, "cat /f300") == "300\n")
             let owner = inImage(image, "stat /a")

@@ -28,12 +28,17 @@ enum SharedFolders {
                 throw HVCError("shared folder entry \(prefix + rootEntry): \(Errno.current)")
             }
         }
+        var blockVolumes = Set<String>()
         for mount in mounts {
             switch mount.type {
             case .tmpfs:
                 guestMounts.append(GuestMount(kind: .tmpfs, source: mount.tmpfsOptions, target: mount.target, readOnly: mount.readOnly))
             case .volume where runtime.volumes.load(mount.source, tenant: tenant)?.driver == .block:
                 // The image is shared as a file; the guest mounts it through a loop device.
+                // Two loop devices on one image would be two file systems writing the same blocks.
+                guard blockVolumes.insert(mount.source).inserted else {
+                    throw HVCError(.invalid, "block volume \"\(mount.source)\" is mounted twice: a block volume mounts once per container")
+                }
                 let entry = prefix + "m\(trees.count)"
                 let image = runtime.volumes.imagePath(mount.source, tenant: tenant)
                 try BlockVolume.lock(image, volume: mount.source)

@@ -143,6 +143,10 @@ extension VolumeStore {
                     }
                     _ = try createHeld(mounts[index].source, tenant: tenant, anonymous: mounts[index].anonymous == true, exclusive: false)
                 }
+                let blocks = mounts.filter { $0.type == .volume && load($0.source, tenant: tenant)?.driver == .block }.map(\.source)
+                if let twice = blocks.first(where: { name in blocks.filter { $0 == name }.count > 1 }) {
+                    throw HVCError(.invalid, "block volume \"\(twice)\" is mounted twice: a block volume mounts once per container")
+                }
                 return try record(mounts)
             } catch {
                 for name in made { try? FileManager.default.removeItem(atPath: path(name, tenant: tenant)) }
