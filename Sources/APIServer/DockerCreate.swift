@@ -124,6 +124,10 @@ enum DockerCreate {
             if let list = host[field] as? [Any], !list.isEmpty { try refuse("HostConfig.\(field)", "not carried out yet") }
         }
         if let mounts = host["Mounts"] as? [Any], !mounts.isEmpty { try refuse("HostConfig.Mounts", "not carried out yet; use Binds") }
+        // A volume made on first use is local; a block volume is made first, by name.
+        if let driver = nonEmpty(host["VolumeDriver"]), driver != "local" {
+            try refuse("HostConfig.VolumeDriver \(driver.prefix(32))", "make the volume first (docker volume create --driver \(driver.prefix(32)) NAME)")
+        }
         if let log = host["LogConfig"] as? [String: Any], let type = nonEmpty(log["Type"]), type != "json-file" {
             try refuse("HostConfig.LogConfig.Type \(type)", "hvc keeps each container's log as json-file")
         }

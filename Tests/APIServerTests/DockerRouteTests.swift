@@ -98,6 +98,7 @@ struct DockerRouteTests {
         (#"{"Image":"busybox","HostConfig":{"CapAdd":["SYS_ADMIN"]}}"#, "HostConfig.CapAdd"),
         (#"{"Image":"busybox","HostConfig":{"Devices":[{"PathOnHost":"/dev/sda"}]}}"#, "HostConfig.Devices"),
         (#"{"Image":"busybox","StopSignal":"SIGINT"}"#, "StopSignal SIGINT"),
+        (#"{"Image":"busybox","HostConfig":{"VolumeDriver":"block"}}"#, "HostConfig.VolumeDriver block"),
     ])
     func setFieldsHvcDoesNotCarryOutAreRefusedByName(_ body: String, _ field: String) {
         #expect(throws: HVCError.self) { try DockerCreate.request(Data(body.utf8), name: nil) }
