@@ -49,11 +49,7 @@ extension DockerHandler {
                 request.driver = known
             }
             if let options = object["DriverOpts"] as? [String: Any], !options.isEmpty {
-                var strings: [String: String] = [:]
-                for (key, value) in options {
-                    guard let text = value as? String else { throw HVCError(.invalid, "DriverOpts \(key.prefix(32)) is not a string") }
-                    strings[key] = text
-                }
+                guard let strings = options as? [String: String] else { throw HVCError(.invalid, "DriverOpts must map strings to strings") }
                 request.options = strings
             }
             // Docker answers an existing name with that volume.

@@ -28,33 +28,16 @@ enum SharedFolders {
                 throw HVCError("shared folder entry \(prefix + rootEntry): \(Errno.current)")
             }
         }
-        var blockVolumes = Set<String>()
         for mount in mounts {
             switch mount.type {
             case .tmpfs:
                 guestMounts.append(GuestMount(kind: .tmpfs, source: mount.tmpfsOptions, target: mount.target, readOnly: mount.readOnly))
-            case .volume where runtime.volumes.load(mount.source, tenant: tenant)?.driver == .block:
-                // The image is shared as a file; the guest mounts it through a loop device.
-                // Two loop devices on one image would be two file systems writing the same blocks.
-                guard blockVolumes.insert(mount.source).inserted else {
-                    throw HVCError(.invalid, "block volume \"\(mount.source)\" is mounted twice: a block volume mounts once per container")
-                }
-                let entry = prefix + "m\(trees.count)"
-                let image = runtime.volumes.imagePath(mount.source, tenant: tenant)
-                try BlockVolume.lock(image, volume: mount.source)
-                let flags = UInt32(HVC_MOUNT_NOSUID | HVC_MOUNT_NODEV) | (mount.readOnly ? UInt32(HVC_MOUNT_READONLY) : 0)
-                let fd = hvc_mount_tree_open(nil, image, flags)
-                guard fd >= 0 else { throw HVCError("volume \(mount.source): \(Errno.current)") }
-                trees.append((fd, entry))
-                let made = open(directory.shares + "/" + entry, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
-                guard made >= 0 || Errno.current == .exists else { throw HVCError("shared folder entry \(entry): \(Errno.current)") }
-                if made >= 0 { close(made) }
-                // The guest fills it from the image only when its file system is still empty.
-                guestMounts.append(GuestMount(kind: .block, source: entry, target: mount.target, readOnly: mount.readOnly,
-                                              populate: !mount.readOnly))
             case .bind, .volume:
+                // A block volume's image is shared as a file; the guest mounts it through a loop device.
+                let block = mount.type == .volume && runtime.volumes.load(mount.source, tenant: tenant)?.driver == .block
+                if block { try BlockVolume.lock(runtime.volumes.imagePath(mount.source, tenant: tenant), volume: mount.source) }
                 let entry = prefix + "m\(trees.count)"
-                let fd = try openTree(mount, tenant: tenant, runtime: runtime)
+                let fd = try openTree(mount, block: block, tenant: tenant, runtime: runtime)
                 trees.append((fd, entry))
                 var info = stat()
                 guard fstat(fd, &info) == 0 else { throw HVCError("shared folder \(mount.source): \(Errno.current)") }
@@ -62,10 +45,11 @@ enum SharedFolders {
                 let made = (info.st_mode & S_IFMT) == S_IFDIR ? mkdir(path, 0o755) : open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
                 guard made >= 0 || Errno.current == .exists else { throw HVCError("shared folder entry \(path): \(Errno.current)") }
                 if (info.st_mode & S_IFMT) != S_IFDIR { close(made) }
-                // An empty volume gets the image's files at its target first, as Docker fills it.
-                let populate = mount.type == .volume && !mount.readOnly
-                    && ((try? FileManager.default.contentsOfDirectory(atPath: runtime.volumes.dataPath(mount.source, tenant: tenant))) ?? ["?"]).isEmpty
-                guestMounts.append(GuestMount(kind: .share, source: entry, target: mount.target, readOnly: mount.readOnly,
+                // An empty volume gets the image's files at its target first, as Docker fills it
+                // (a block volume when the guest finds its file system empty).
+                let populate = mount.type == .volume && !mount.readOnly && (block
+                    || ((try? FileManager.default.contentsOfDirectory(atPath: runtime.volumes.dataPath(mount.source, tenant: tenant))) ?? ["?"]).isEmpty)
+                guestMounts.append(GuestMount(kind: block ? .block : .share, source: entry, target: mount.target, readOnly: mount.readOnly,
                                               populate: populate))
             }
         }
@@ -102,12 +86,13 @@ enum SharedFolders {
 
     /// A detached copy of the folder's mounts, never writable where the mount is read-only,
     /// without set-ID programs or devices; a tenant's folder resolved beneath its bind root.
-    private static func openTree(_ mount: ContainerMount, tenant: String, runtime: Runtime) throws(HVCError) -> Int32 {
+    private static func openTree(_ mount: ContainerMount, block: Bool, tenant: String, runtime: Runtime) throws(HVCError) -> Int32 {
         let flags = UInt32(HVC_MOUNT_NOSUID | HVC_MOUNT_NODEV) | (mount.readOnly ? UInt32(HVC_MOUNT_READONLY) : 0)
         let fd: Int32
         switch (mount.type, mount.within) {
         case (.volume, _):
-            fd = hvc_mount_tree_open(nil, runtime.volumes.dataPath(mount.source, tenant: tenant), flags)
+            let path = block ? runtime.volumes.imagePath(mount.source, tenant: tenant) : runtime.volumes.dataPath(mount.source, tenant: tenant)
+            fd = hvc_mount_tree_open(nil, path, flags)
         case (_, let root?):
             // The path as it resolves now, opened beneath the root: a component swapped for a
             // symlink since then makes the open fail instead of leaving the root.

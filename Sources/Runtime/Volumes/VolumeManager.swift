@@ -133,6 +133,7 @@ extension VolumeStore {
         }
         return try whileHeld { () throws(HVCError) -> R in
             var made: [String] = []
+            var blocks = Set<String>()
             do throws(HVCError) {
                 for index in mounts.indices where mounts[index].type == .volume {
                     if mounts[index].source.isEmpty {
@@ -141,11 +142,11 @@ extension VolumeStore {
                     } else if load(mounts[index].source, tenant: tenant) == nil {
                         made.append(mounts[index].source)
                     }
-                    _ = try createHeld(mounts[index].source, tenant: tenant, anonymous: mounts[index].anonymous == true, exclusive: false)
-                }
-                let blocks = mounts.filter { $0.type == .volume && load($0.source, tenant: tenant)?.driver == .block }.map(\.source)
-                if let twice = blocks.first(where: { name in blocks.filter { $0 == name }.count > 1 }) {
-                    throw HVCError(.invalid, "block volume \"\(twice)\" is mounted twice: a block volume mounts once per container")
+                    let volume = try createHeld(mounts[index].source, tenant: tenant, anonymous: mounts[index].anonymous == true, exclusive: false)
+                    // Two loop devices on one image would be two file systems writing the same blocks.
+                    guard volume.driver != .block || blocks.insert(volume.name).inserted else {
+                        throw HVCError(.invalid, "block volume \"\(volume.name)\" is mounted twice: a block volume mounts once per container")
+                    }
                 }
                 return try record(mounts)
             } catch {
