@@ -92,12 +92,31 @@ static int make_target(const char *path, int as_file) {
     return 0;
 }
 
-static _Noreturn void place(pid_t pid, const struct hvc_placed_mount *mounts, size_t count, int readonly_root,
+/// Makes the tree `root` this namespace's root: the kernel's file systems the container was
+/// prepared with (/proc, /sys, /dev and the mounts beneath them) move onto it, pivot_root swaps
+/// it in for every process whose root was the old one, and the old root is detached.
+static int reroot(int root) {
+    static const char staged[] = "/.hvc-root";
+    static const char *const kept[] = { "/proc", "/sys", "/dev" };
+    if (make_target(staged, 0) < 0) return -1;
+    if (syscall(SYS_move_mount, root, "", AT_FDCWD, staged, MOVE_MOUNT_F_EMPTY_PATH) < 0) return -1;
+    char target[64];
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        snprintf(target, sizeof target, "%s%s", staged, kept[i]);
+        if (make_target(target, 0) < 0 || mount(kept[i], target, NULL, MS_MOVE, NULL) < 0) return -1;
+    }
+    if (chdir(staged) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+        return -1;
+    return 0;
+}
+
+static _Noreturn void place(pid_t pid, int root, const struct hvc_placed_mount *mounts, size_t count, int readonly_root,
                             int fd) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)pid);
     int ns = open(path, O_RDONLY | O_CLOEXEC);
     if (ns < 0 || setns(ns, CLONE_NEWNS) < 0 || chdir("/") < 0) hvc_child_fail(fd, HVC_STAGE_NAMESPACES);
+    if (root >= 0 && reroot(root) < 0) hvc_child_fail(fd, HVC_STAGE_PIVOT_ROOT);
     for (size_t i = 0; i < count; i++) {
         const struct hvc_placed_mount *m = &mounts[i];
         int as_file = 0;
@@ -117,13 +136,13 @@ static _Noreturn void place(pid_t pid, const struct hvc_placed_mount *mounts, si
     _exit(0);
 }
 
-int hvc_mounts_place(pid_t pid, const struct hvc_placed_mount *mounts, size_t count, int readonly_root,
+int hvc_mounts_place(pid_t pid, int root, const struct hvc_placed_mount *mounts, size_t count, int readonly_root,
                      struct hvc_spawn_result *result) {
     memset(result, 0, sizeof *result);
     int fd;
     pid_t child = hvc_clone_reporting(0, &fd);
     if (child < 0) return -1;
-    if (child == 0) place(pid, mounts, count, readonly_root, fd);
+    if (child == 0) place(pid, root, mounts, count, readonly_root, fd);
     hvc_collect_reports(fd, result);
     int status;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}

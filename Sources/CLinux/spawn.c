@@ -237,8 +237,11 @@ static int apply_privileges_as_user(const struct hvc_privileges *v) {
         }
         if (syscall(SYS_capset, &header, data) < 0) return -1;
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) return -1;
+        // The kernel keeps an ambient capability only while it is permitted and inheritable;
+        // runc skips the others, and so do we (runc spec's default lists ambient, not inheritable).
+        uint64_t ambient = v->ambient & v->permitted & v->inheritable;
         for (int cap = 0; cap < 64; cap++) {
-            if (!(v->ambient & (1ULL << cap))) continue;
+            if (!(ambient & (1ULL << cap))) continue;
             if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return -1;
         }
     }

@@ -17,8 +17,8 @@ enum ContainerMounts {
     /// The block volumes mounted so far, by entry.
     nonisolated(unsafe) private static var blocksMounted: Set<String> = []
 
-    /// Makes share `entry` the container's root (bound over the image's), and drops a container
-    /// prepared on the image's root. Returns what went wrong, or nil.
+    /// Makes share `entry` the container's root, bound over the image's in the agent's own view
+    /// (its files and later processes' working directories). Returns what went wrong, or nil.
     static func mountRoot(_ entry: String) -> String? {
         if let failure = mountShares() { return "root directory: \(failure)" }
         do {
@@ -26,14 +26,12 @@ enum ContainerMounts {
         } catch {
             return "root directory: \(error)"
         }
-        if let stale = Prewarm.prepared {
-            // Its namespace holds the image's root: closing its socket makes the stub exit.
-            close(stale.control)
-            close(stale.reports)
-            Prewarm.prepared = nil
-        }
+        rootEntry = entry
         return nil
     }
+
+    /// The share that is the container's root, once `mountRoot` made it so.
+    nonisolated(unsafe) private(set) static var rootEntry: String?
 
     /// Copies what the image has at `target` (resolved inside the container's root) into the
     /// shared directory `entry`; nothing when the image has no directory there.
@@ -103,7 +101,8 @@ enum ContainerMounts {
 
     /// Makes `mounts` (and the root read-only) in the namespace of the prepared container `pid`.
     /// Returns what went wrong, or nil.
-    static func place(_ mounts: [GuestMount], readOnlyRoot: Bool, in pid: pid_t) -> String? {
+    /// With `reroot`, the container (prepared on the image's root) is moved onto the root share first.
+    static func place(_ mounts: [GuestMount], readOnlyRoot: Bool, reroot: Bool, in pid: pid_t) -> String? {
         if mounts.contains(where: { $0.kind == .share || $0.kind == .block }), let failure = mountShares() {
             return "shared folders: \(failure)"
         }
@@ -137,13 +136,19 @@ enum ContainerMounts {
             guard fd >= 0 else { return "shared folder for \(mount.target): \(Errno.current)" }
             trees.append(fd)
         }
+        var root: Int32 = -1
+        if reroot, let rootEntry {
+            root = hvc_mount_tree_open(nil, sharesDirectory + "/" + rootEntry, 0)
+            guard root >= 0 else { return "root directory: \(Errno.current)" }
+        }
+        defer { if root >= 0 { close(root) } }
         let strings = mounts.map { (strdup($0.target), $0.kind == .tmpfs ? strdup($0.source + ($0.readOnly ? ",ro" : "")) : nil) }
         defer { strings.forEach { free($0.0); free($0.1) } }
         let placed = mounts.indices.map { i in
             hvc_placed_mount(tree: trees[i], target: strings[i].0, tmpfs_options: strings[i].1, create: 1)
         }
         var result = hvc_spawn_result()
-        let status = placed.withUnsafeBufferPointer { hvc_mounts_place(pid, $0.baseAddress, $0.count, readOnlyRoot ? 1 : 0, &result) }
+        let status = placed.withUnsafeBufferPointer { hvc_mounts_place(pid, root, $0.baseAddress, $0.count, readOnlyRoot ? 1 : 0, &result) }
         guard status == 0 else { return "mounts: \(Errno.current)" }
         guard result.stage == 0 else { return "mounts: \(String(cString: strerror(result.error)))" }
         return nil

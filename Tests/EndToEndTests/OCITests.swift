@@ -269,6 +269,41 @@ extension EndToEnd {
 
         /// The runtime spec's lifecycle and its error cases, hvc-oci driven directly on a bundle
         /// made here; the container's stdio (which create hands on) goes to a file.
+        /// The bundle `runc spec` writes (ambient capabilities without inheritable ones, a
+        /// read-only root) runs as under runc, and the container's root is the bundle's own: the
+        /// container prepared on the base image's root moved onto it, the old root detached.
+        @Test func runcSpecBundleRunsOnTheBundleRoot() throws {
+            let base = h.root + "/../oci-spec-\(UUID().uuidString.prefix(8))"
+            defer { try? FileManager.default.removeItem(atPath: base) }
+            let rootfs = base + "/bundle/rootfs"
+            var steps = [["/bin/mkdir", "-p", rootfs + "/bin"], ["/bin/cp", "/bin/busybox", rootfs + "/bin/busybox"],
+                         ["/bin/sh", "-c", "echo bundle-root > \(rootfs)/marker"], ["/usr/sbin/runc", "spec", "--bundle", base + "/bundle"]]
+            for applet in ["sh", "cat", "grep"] { steps.append(["/bin/ln", "-s", "busybox", rootfs + "/bin/" + applet]) }
+            for step in steps { #expect(h.execute(step).status == 0, "\(step)") }
+            let configPath = base + "/bundle/config.json"
+            var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+            var process = try #require(config["process"] as? [String: Any])
+            let capabilities = try #require(process["capabilities"] as? [String: Any])
+            #expect(capabilities["ambient"] != nil && capabilities["inheritable"] == nil, "runc spec's default changed: \(capabilities)")
+            process["terminal"] = false
+            process["args"] = ["sh", "-c", "cat /marker; grep Cap /proc/self/status; cat /proc/self/mountinfo"]
+            config["process"] = process
+            try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+            let runtime = URL(fileURLWithPath: Harness.binary).deletingLastPathComponent().appendingPathComponent("hvc-oci").path
+            let globals = ["--root", base + "/state", "--hvc-root", h.root, "--hvc-run-root", h.runRoot, "--hvc-assets", Harness.assets]
+            let run = h.execute(["/bin/sh", "-c", "exec \"$@\" >>\(base)/stdio 2>&1 </dev/null", "sh", runtime] + globals
+                                + ["run", "--bundle", base + "/bundle", "c2"], timeout: 180)
+            #expect(run.status == 0, "\(run.stderr)")
+            defer { _ = h.execute([runtime] + globals + ["delete", "--force", "c2"]) }
+            #expect(Harness.eventually(30) { h.execute([runtime] + globals + ["state", "c2"]).stdout.contains("\"stopped\"") })
+            let output = (try? String(contentsOfFile: base + "/stdio", encoding: .utf8)) ?? ""
+            #expect(output.contains("bundle-root"), "\(output)")
+            // As runc gives it: the spec's three capabilities, none of them ambient.
+            #expect(output.contains("CapEff:\t0000000020000420") && output.contains("CapAmb:\t0000000000000000"), "\(output)")
+            let roots = output.split(separator: "\n").filter { $0.split(separator: " ").dropFirst(4).first == "/" }
+            #expect(roots.count == 1 && roots.first?.contains(" - 9p ") == true, "one root, the bundle's share: \(output)")
+        }
+
         @Test func runtimeSpecLifecycleAndErrors() throws {
             let base = h.root + "/../oci-bundle-\(UUID().uuidString.prefix(8))"
             defer { try? FileManager.default.removeItem(atPath: base) }

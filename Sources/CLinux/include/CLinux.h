@@ -169,10 +169,11 @@ struct hvc_placed_mount {
     const char *tmpfs_options;  /* tmpfs mount data, or NULL */
     int create;                 /* make the target (and its parents) first: a file for a file tree */
 };
-/// In a child that enters the mount namespace of `pid`: places each mount in order, then (when
-/// `readonly_root`) makes that namespace's root read-only. Returns 0 with the failing stage and
-/// errno in `result`, or -1 with errno when no child could be made.
-int hvc_mounts_place(pid_t pid, const struct hvc_placed_mount *mounts, size_t count, int readonly_root,
+/// In a child that enters the mount namespace of `pid`: first, when `root` is a detached tree
+/// (not -1), makes it that namespace's root (pivot_root; /proc, /sys and /dev move onto it),
+/// then places each mount in order, then (when `readonly_root`) makes the root read-only.
+/// Returns 0 with the failing stage and errno in `result`, or -1 with errno when no child could be made.
+int hvc_mounts_place(pid_t pid, int root, const struct hvc_placed_mount *mounts, size_t count, int readonly_root,
                      struct hvc_spawn_result *result);
 /// In a child that enters the mount namespace of `pid`: detaches the mounts at `targets`
 /// (absolute, in that namespace); one that is not there is no error. Returns 0, or -1 with errno.

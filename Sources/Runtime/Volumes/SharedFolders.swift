@@ -58,7 +58,7 @@ enum SharedFolders {
         defer { targets.forEach { free($0) } }
         let placed = trees.indices.map { i in hvc_placed_mount(tree: trees[i].fd, target: targets[i], tmpfs_options: nil, create: 0) }
         var result = hvc_spawn_result()
-        let status = placed.withUnsafeBufferPointer { hvc_mounts_place(vmmPID, $0.baseAddress, $0.count, 0, &result) }
+        let status = placed.withUnsafeBufferPointer { hvc_mounts_place(vmmPID, -1, $0.baseAddress, $0.count, 0, &result) }
         guard status == 0 else { throw HVCError("sharing folders with the VM: \(Errno.current)") }
         guard result.stage == 0 else {
             throw HVCError("sharing folders with the VM: \(String(cString: strerror(result.error)))")
