@@ -86,8 +86,10 @@ struct SupervisorBoot {
         return shared
     }
 
+    /// A gated container (hvc-oci's, held until `start`) gets its `hello` before the gate, as runc's
+    /// `create` sets up what `start` then runs: the guest mounts its root and folders while the
+    /// caller goes on to `start`.
     private func sendSession(_ channel: FrameChannel, directory: VMDirectory) throws(HVCError) {
-        if let gate, !gate() { throw HVCError(.conflict, "the container was deleted before it started") }
         let mounts = try shareFolders(directory)
         let networkSetup = try network.guestSetup(timing: timing)
         let now = UInt64(Date().timeIntervalSince1970 * 1e9)
@@ -101,6 +103,11 @@ struct SupervisorBoot {
         hello.writableBytes = config.writableBytes.map { UInt64(clamping: $0) } ?? 0
         do {
             try channel.send(Frame(.hello(hello)))
+        } catch {
+            throw HVCError("guest agent", cause: error, detail: directory.diagnostics())
+        }
+        if let gate, !gate() { throw HVCError(.conflict, "the container was deleted before it started") }
+        do {
             try channel.send(Frame(process: GuestRouter.initProcess, .start(spec)))
             if !router.keepsInitStdinOpen { try channel.send(Frame(process: GuestRouter.initProcess, .closeStdin)) }
         } catch {
