@@ -6,7 +6,7 @@ extension HVCOCI {
     /// runc's `create`: records the container and boots its VM; its command waits for `start`.
     struct Create: RuncCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create a container from an OCI bundle; its command waits for start.")
+            commandName: "create", abstract: "Create a container from an OCI bundle; its command waits for start.")
         static var flags: RuncFlags { CreateOptions.flags }
 
         @OptionGroup var global: GlobalOptions
@@ -23,7 +23,7 @@ extension HVCOCI {
 
     /// runc's `run`: `create`, then `start`.
     struct Run: RuncCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a container and start its command.")
+        static let configuration = CommandConfiguration(commandName: "run", abstract: "Create a container and start its command.")
         static var flags: RuncFlags { CreateOptions.flags }
 
         @OptionGroup var global: GlobalOptions

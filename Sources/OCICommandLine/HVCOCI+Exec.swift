@@ -6,7 +6,7 @@ extension HVCOCI {
     /// runc's `exec`: a process in a running container, its host process relaying it.
     struct Exec: RuncCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run a process in a running container.",
+            commandName: "exec", abstract: "Run a process in a running container.",
             discussion: "Flags end at the id: what follows is the command and its arguments.")
         static let flags = RuncFlags(values: ["process", "cwd", "user", "pid-file", "console-socket", "preserve-fds"],
                                      switches: ["tty", "detach"], lists: ["env"])

@@ -5,7 +5,7 @@ import Runtime
 extension HVCOCI {
     /// runc's `start`: lets the created container's command run.
     struct Start: RuncCommand {
-        static let configuration = CommandConfiguration(abstract: "Start a created container's command.")
+        static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a created container's command.")
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The container's id.")
@@ -20,7 +20,7 @@ extension HVCOCI {
 
     /// runc's `state`: the runtime spec's state as JSON.
     struct State: RuncCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a container's state as JSON.")
+        static let configuration = CommandConfiguration(commandName: "state", abstract: "Print a container's state as JSON.")
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The container's id.")
@@ -39,7 +39,7 @@ extension HVCOCI {
 
     /// runc's `kill`: a signal to the container's command.
     struct Kill: RuncCommand {
-        static let configuration = CommandConfiguration(abstract: "Send a signal (default TERM) to a container's command.")
+        static let configuration = CommandConfiguration(commandName: "kill", abstract: "Send a signal (default TERM) to a container's command.")
 
         static let flags = RuncFlags(switches: ["all"])
 
@@ -61,7 +61,7 @@ extension HVCOCI {
 
     /// runc's `delete`.
     struct Delete: RuncCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a stopped container (with --force, any).")
+        static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a stopped container (with --force, any).")
         static let flags = RuncFlags(switches: ["force"])
 
         @OptionGroup var global: GlobalOptions
@@ -79,7 +79,7 @@ extension HVCOCI {
 
     /// runc's `pause`: stops the whole VM.
     struct Pause: RuncCommand {
-        static let configuration = CommandConfiguration(abstract: "Pause a running container (its whole VM).")
+        static let configuration = CommandConfiguration(commandName: "pause", abstract: "Pause a running container (its whole VM).")
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The container's id.")
@@ -94,7 +94,7 @@ extension HVCOCI {
 
     /// runc's `resume`.
     struct Resume: RuncCommand {
-        static let configuration = CommandConfiguration(abstract: "Resume a paused container.")
+        static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume a paused container.")
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The container's id.")

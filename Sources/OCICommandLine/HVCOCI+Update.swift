@@ -5,7 +5,7 @@ import Runtime
 extension HVCOCI {
     /// runc's `update`: new resources for a running container's VM.
     struct Update: RuncCommand {
-        static let configuration = CommandConfiguration(abstract: "Apply new resources (CPU quota, pids) to a container's VM.")
+        static let configuration = CommandConfiguration(commandName: "update", abstract: "Apply new resources (CPU quota, pids) to a container's VM.")
         static let flags = RuncFlags(values: ["resources"], fallbacks: ["resources": "r"])
 
         @OptionGroup var global: GlobalOptions
@@ -26,7 +26,7 @@ extension HVCOCI {
 
     /// runc's `features`: what this runtime supports.
     struct Features: RuncCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the runtime's features as JSON.")
+        static let configuration = CommandConfiguration(commandName: "features", abstract: "Print the runtime's features as JSON.")
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: .hidden)

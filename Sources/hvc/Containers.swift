@@ -84,7 +84,7 @@ struct ContainerSummary: Codable {
 }
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a container's configuration and state as JSON.")
+    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Show a container's configuration and state as JSON.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Containers (name, id or id prefix).")
@@ -102,7 +102,7 @@ struct Inspect: ParsableCommand {
 }
 
 struct Logs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a container's output.")
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print a container's output.")
 
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Keep printing new output until the container exits.")

@@ -6,7 +6,7 @@ import Runtime
 
 struct Load: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load an image from a docker-archive or oci-archive tar file (docker save, skopeo copy).")
+        commandName: "load", abstract: "Load an image from a docker-archive or oci-archive tar file (docker save, skopeo copy).")
 
     @OptionGroup var global: GlobalOptions
     @Option(name: [.customShort("i"), .customLong("input")], help: "The archive to read.")
@@ -28,7 +28,7 @@ struct Load: ParsableCommand {
 }
 
 struct Tag: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Give an image another name.")
+    static let configuration = CommandConfiguration(commandName: "tag", abstract: "Give an image another name.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Image name or id.")
@@ -115,7 +115,7 @@ struct ImagePrune: ParsableCommand {
 }
 
 struct Pull: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Pull an image from a registry (OCI distribution API).")
+    static let configuration = CommandConfiguration(commandName: "pull", abstract: "Pull an image from a registry (OCI distribution API).")
 
     @OptionGroup var global: GlobalOptions
     @Option(name: .customLong("tls-verify"), help: "Use HTTPS (true) or plain HTTP (false); loopback registries always use HTTP.")
@@ -157,7 +157,7 @@ struct Pull: ParsableCommand {
 }
 
 struct Login: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Store credentials for a registry.")
+    static let configuration = CommandConfiguration(commandName: "login", abstract: "Store credentials for a registry.")
 
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "User name.")
@@ -184,7 +184,7 @@ struct Login: ParsableCommand {
 }
 
 struct Save: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write an image to an OCI archive (loadable by hvc load, skopeo, podman).")
+    static let configuration = CommandConfiguration(commandName: "save", abstract: "Write an image to an OCI archive (loadable by hvc load, skopeo, podman).")
 
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "The archive to write.")

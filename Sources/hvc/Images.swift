@@ -4,7 +4,7 @@ import OCI
 import Runtime
 
 struct Images: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List images.", aliases: ["ls"])
+    static let configuration = CommandConfiguration(commandName: "images", abstract: "List images.", aliases: ["ls"])
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Output format: table or json.")
@@ -46,7 +46,7 @@ struct Images: ParsableCommand {
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Make an image from a root filesystem directory.")
+        commandName: "import", abstract: "Make an image from a root filesystem directory.")
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Default command (repeat for arguments), e.g. --cmd sh.")

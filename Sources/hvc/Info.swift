@@ -6,7 +6,7 @@ import VMM
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show what this host offers, which accelerator hvc uses and why, and what is missing.",
+        commandName: "info", abstract: "Show what this host offers, which accelerator hvc uses and why, and what is missing.",
         aliases: ["doctor"])
 
     @OptionGroup var global: GlobalOptions

@@ -4,7 +4,7 @@ import Runtime
 import VMM
 
 struct Start: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start created or exited containers in the background (an exited one in a new VM).")
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start created or exited containers in the background (an exited one in a new VM).")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Containers (name, id or id prefix).")
@@ -21,7 +21,7 @@ struct Start: ParsableCommand {
 }
 
 struct Exec: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a command in a running container.")
+    static let configuration = CommandConfiguration(commandName: "exec", abstract: "Run a command in a running container.")
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var process: ProcessOptions
@@ -46,7 +46,7 @@ struct Exec: ParsableCommand {
 }
 
 struct Stop: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop running containers: SIGTERM, then SIGKILL after a grace period.")
+    static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop running containers: SIGTERM, then SIGKILL after a grace period.")
 
     @OptionGroup var global: GlobalOptions
     @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait before SIGKILL.")
@@ -65,7 +65,7 @@ struct Stop: ParsableCommand {
 }
 
 struct Restart: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop containers (as stop does) and start them again, each in a new VM.")
+    static let configuration = CommandConfiguration(commandName: "restart", abstract: "Stop containers (as stop does) and start them again, each in a new VM.")
 
     @OptionGroup var global: GlobalOptions
     @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait before SIGKILL.")
@@ -84,7 +84,7 @@ struct Restart: ParsableCommand {
 }
 
 struct Kill: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Send a signal to the command of running containers.")
+    static let configuration = CommandConfiguration(commandName: "kill", abstract: "Send a signal to the command of running containers.")
 
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "Signal name or number.")
@@ -104,7 +104,7 @@ struct Kill: ParsableCommand {
 }
 
 struct Wait: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Wait for containers to exit and print their exit codes.")
+    static let configuration = CommandConfiguration(commandName: "wait", abstract: "Wait for containers to exit and print their exit codes.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Containers (name, id or id prefix).")
@@ -142,7 +142,7 @@ struct Remove: ParsableCommand {
 
 struct Attach: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print a running container's output from now on; exit with its command's code.")
+        commandName: "attach", abstract: "Print a running container's output from now on; exit with its command's code.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Container (name, id or id prefix).")

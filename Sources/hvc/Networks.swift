@@ -162,7 +162,7 @@ struct NetworkPrune: ParsableCommand {
 }
 
 struct Port: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List a container's published ports.")
+    static let configuration = CommandConfiguration(commandName: "port", abstract: "List a container's published ports.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Container name or id.")

@@ -168,7 +168,7 @@ struct ContainerOptions: ParsableArguments {
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a command in a new container, in its own micro-VM.")
+        commandName: "run", abstract: "Run a command in a new container, in its own micro-VM.")
 
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Run in the background and print the container id.")
@@ -207,7 +207,7 @@ struct Run: ParsableCommand {
 }
 
 struct Create: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a container without starting it.")
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a container without starting it.")
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var container: ContainerOptions

@@ -5,7 +5,7 @@ import Runtime
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the API daemon (hvcd) in the foreground on a Unix socket.")
+        commandName: "serve", abstract: "Run the API daemon (hvcd) in the foreground on a Unix socket.")
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "The socket (default: <run-root>/hvc.sock).")

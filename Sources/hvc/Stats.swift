@@ -4,7 +4,7 @@ import Runtime
 
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show what running containers' VMs use: CPU, memory, network and block I/O, processes.")
+        commandName: "stats", abstract: "Show what running containers' VMs use: CPU, memory, network and block I/O, processes.")
 
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Print one sample (over a second) and exit.")
