@@ -27,6 +27,15 @@ struct RuncCommandLineTests {
         }
     }
 
+    /// Each command names itself: a name ArgumentParser derives from the type's description
+    /// costs a scan of every loaded library's conformances, on every call podman makes.
+    @Test func everyCommandNamesItself() {
+        for command in HVCOCI.configuration.subcommands {
+            #expect(command.configuration.commandName != nil, "\(command) has no commandName")
+        }
+        #expect(HVCOCI.commands.map(\.name) == ["create", "run", "start", "state", "kill", "delete", "exec", "ps", "pause", "resume", "update", "features"])
+    }
+
     @Test func containerdCreate() throws {
         let arguments = ["--root", "/run/containerd/runc/k8s.io", "--log", "/b/log.json", "--log-format", "json", "--systemd-cgroup",
                          "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "--console-socket", "/tmp/console.sock",
