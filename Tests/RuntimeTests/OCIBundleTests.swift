@@ -10,6 +10,18 @@ struct OCIBundleTests {
         """#
     static let podmanRoutes = #"[{"dst":"default","gateway":"10.88.0.1","dev":"eth0","protocol":"static","metric":100,"flags":[]}]"#
 
+    /// `state`'s `created` is RFC 3339 UTC with milliseconds, as runc prints it.
+    @Test func stateCreatedIsRFC3339WithMilliseconds() throws {
+        let created = Date(timeIntervalSince1970: 1_796_000_000.25)
+        let record = OCIRecord(id: "c", bundle: "/b", container: "x", pid: 7, created: created, annotations: [:], stateRoot: "/s",
+                               root: "/r", runRoot: "/rr", assets: "/a")
+        let state = OCIContainers.ociState(record, status: "created")
+        #expect(state.created == "2026-11-30T00:53:20.250Z")
+        let parser = ISO8601DateFormatter()
+        parser.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        #expect(parser.date(from: state.created ?? "") == created)
+    }
+
     @Test func theNamespacesInterfaceIsTakenOver() throws {
         let joined = try #require(try JoinedInterface.parse(namespace: "/run/netns/x", addresses: Data(Self.podmanAddresses.utf8),
                                                             routes: Data(Self.podmanRoutes.utf8)))

@@ -22,8 +22,9 @@ public struct ContainerEventJournal: Sendable {
     static let maxBytes: off_t = 1 << 20
 
     func append(_ action: String, config: ContainerConfig, exitCode: Int32? = nil) {
+        // The format style, not ISO8601DateFormatter: that one costs a process ~1.6 ms to set up.
         let event = ContainerEvent(
-            time: ISO8601DateFormatter().string(from: Date()), action: action, id: config.id, name: config.name,
+            time: Date().formatted(.iso8601), action: action, id: config.id, name: config.name,
             image: config.image, tenant: config.tenant, exitCode: exitCode)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -394,10 +394,9 @@ public struct OCIContainers: Sendable {
 
     /// The runtime spec's state of `record` in `status`: its pid while it is not stopped.
     static func ociState(_ record: OCIRecord, status: String) -> OCIState {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return OCIState(id: record.id, status: status, pid: status == "stopped" ? 0 : record.pid, bundle: record.bundle,
-                        annotations: record.annotations, created: formatter.string(from: record.created))
+        OCIState(id: record.id, status: status, pid: status == "stopped" ? 0 : record.pid, bundle: record.bundle,
+                 annotations: record.annotations,
+                 created: record.created.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
     }
 
     /// Signals the container's command. With `all` (runc's `kill --all`, which containerd
