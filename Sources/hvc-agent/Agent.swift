@@ -219,8 +219,8 @@ final class Agent {
             // Docker creates a missing working directory; so do we, before the first process.
             try? Boot.makeDirectory(Boot.rootfs + spec.workingDirectory)
             // A container prepared on the image's root before a root share was mounted moves onto it.
-            let reroot = ContainerMounts.rootEntry != nil && Prewarm.prepared != nil
-            if !mounts.isEmpty || readOnlyRoot || nested || reroot {
+            let newRoot = Prewarm.prepared != nil ? ContainerMounts.rootEntry : nil
+            if !mounts.isEmpty || readOnlyRoot || nested || newRoot != nil {
                 // Mounts and /dev/kvm go into a prepared container before its process exists.
                 let prepared: hvc_prepared_container
                 do {
@@ -230,7 +230,7 @@ final class Agent {
                     send(Frame(process: id, .startFailed(.other, "\(error)")))
                     return
                 }
-                if let failure = ContainerMounts.place(mounts, readOnlyRoot: readOnlyRoot, reroot: reroot, in: prepared.pid) {
+                if let failure = ContainerMounts.place(mounts, readOnlyRoot: readOnlyRoot, root: newRoot, in: prepared.pid) {
                     send(Frame(process: id, .startFailed(.other, failure)))
                     return
                 }
@@ -352,7 +352,7 @@ final class Agent {
             send(Frame(process: id, .startFailed(.other, "container \(member.name): setting up its namespaces: \(error)")))
             return
         }
-        if let failure = ContainerMounts.place(member.mounts, readOnlyRoot: member.readOnlyRoot, reroot: false, in: prepared.pid) {
+        if let failure = ContainerMounts.place(member.mounts, readOnlyRoot: member.readOnlyRoot, in: prepared.pid) {
             close(prepared.control)
             close(prepared.reports)
             PodMembers.remove(placed)

@@ -101,8 +101,8 @@ enum ContainerMounts {
 
     /// Makes `mounts` (and the root read-only) in the namespace of the prepared container `pid`.
     /// Returns what went wrong, or nil.
-    /// With `reroot`, the container (prepared on the image's root) is moved onto the root share first.
-    static func place(_ mounts: [GuestMount], readOnlyRoot: Bool, reroot: Bool, in pid: pid_t) -> String? {
+    /// With `root`, a share, the container (prepared on the image's root) is moved onto it first.
+    static func place(_ mounts: [GuestMount], readOnlyRoot: Bool, root rootShare: String? = nil, in pid: pid_t) -> String? {
         if mounts.contains(where: { $0.kind == .share || $0.kind == .block }), let failure = mountShares() {
             return "shared folders: \(failure)"
         }
@@ -137,8 +137,8 @@ enum ContainerMounts {
             trees.append(fd)
         }
         var root: Int32 = -1
-        if reroot, let rootEntry {
-            root = hvc_mount_tree_open(nil, sharesDirectory + "/" + rootEntry, 0)
+        if let rootShare {
+            root = hvc_mount_tree_open(nil, sharesDirectory + "/" + rootShare, 0)
             guard root >= 0 else { return "root directory: \(Errno.current)" }
         }
         defer { if root >= 0 { close(root) } }

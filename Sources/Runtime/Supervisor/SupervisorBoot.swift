@@ -101,15 +101,16 @@ struct SupervisorBoot {
         hello.pidsLimit = config.guestPidsLimit.map { UInt32(clamping: $0) } ?? 0
         hello.nested = config.nested ?? false
         hello.writableBytes = config.writableBytes.map { UInt64(clamping: $0) } ?? 0
-        do {
-            try channel.send(Frame(.hello(hello)))
-        } catch {
-            throw HVCError("guest agent", cause: error, detail: directory.diagnostics())
-        }
+        try send([Frame(.hello(hello))], on: channel, directory: directory)
         if let gate, !gate() { throw HVCError(.conflict, "the container was deleted before it started") }
+        var command = [Frame(process: GuestRouter.initProcess, .start(spec))]
+        if !router.keepsInitStdinOpen { command.append(Frame(process: GuestRouter.initProcess, .closeStdin)) }
+        try send(command, on: channel, directory: directory)
+    }
+
+    private func send(_ frames: [Frame], on channel: FrameChannel, directory: VMDirectory) throws(HVCError) {
         do {
-            try channel.send(Frame(process: GuestRouter.initProcess, .start(spec)))
-            if !router.keepsInitStdinOpen { try channel.send(Frame(process: GuestRouter.initProcess, .closeStdin)) }
+            for frame in frames { try channel.send(frame) }
         } catch {
             throw HVCError("guest agent", cause: error, detail: directory.diagnostics())
         }
