@@ -93,6 +93,10 @@ public struct GuestMount: Codable, Equatable, Sendable {
     public enum Kind: UInt8, Codable, Sendable { case share = 0, tmpfs = 1, block = 2 }
     /// The 9P mount tag under which the VMM serves the VM's shared folders.
     public static let sharesTag = "hvc.shares"
+    /// The entry a pooled VM's host shares for its warm-up: a container root to rehearse on.
+    public static let rehearsalRoot = "warm-up-root"
+    /// The program in the rehearsal root that its container runs: it exits at once.
+    public static let rehearsalCommand = "/warm-up"
     public var kind: Kind
     /// share, block: the entry's name (one path component); tmpfs: its mount options.
     public var source: String

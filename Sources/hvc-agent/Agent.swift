@@ -193,6 +193,28 @@ final class Agent {
             try? writeContainerFile("/etc/machine-id", bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] } + [UInt8(ascii: "\n")])
         }
         if let complaint = GuestNetwork.configure(hello, hostname: hostname, writesFiles: ownsFiles) { fail(complaint) }
+        setUpFailure = setUpContainer()
+    }
+
+    /// Why the container could not be set up at `hello`: its first `start` reports it.
+    private var setUpFailure: String?
+
+    /// Places the container's mounts (and /dev/kvm) in a prepared container before its first
+    /// process is asked for, as runc's `create` does: a gated container's `start` then only
+    /// spawns. A container prepared on the image's root moves onto a root share first.
+    private func setUpContainer() -> String? {
+        let newRoot = Prewarm.prepared != nil ? ContainerMounts.rootEntry : nil
+        guard !mounts.isEmpty || readOnlyRoot || nested || newRoot != nil else { return nil }
+        let prepared: hvc_prepared_container
+        do {
+            prepared = try Prewarm.prepared ?? Prewarm.prepare().get()
+            Prewarm.prepared = prepared
+        } catch {
+            return "\(error)"
+        }
+        if let failure = ContainerMounts.place(mounts, readOnlyRoot: readOnlyRoot, root: newRoot, in: prepared.pid) { return failure }
+        if nested, let failure = Agent.makeNestingDevices(root: "/proc/\(prepared.pid)/root") { return failure }
+        return nil
     }
 
     // MARK: Processes
@@ -216,29 +238,12 @@ final class Agent {
             return
         }
         if initPID == nil {
+            if let setUpFailure {
+                send(Frame(process: id, .startFailed(.other, setUpFailure)))
+                return
+            }
             // Docker creates a missing working directory; so do we, before the first process.
             try? Boot.makeDirectory(Boot.rootfs + spec.workingDirectory)
-            // A container prepared on the image's root before a root share was mounted moves onto it.
-            let newRoot = Prewarm.prepared != nil ? ContainerMounts.rootEntry : nil
-            if !mounts.isEmpty || readOnlyRoot || nested || newRoot != nil {
-                // Mounts and /dev/kvm go into a prepared container before its process exists.
-                let prepared: hvc_prepared_container
-                do {
-                    prepared = try Prewarm.prepared ?? Prewarm.prepare().get()
-                    Prewarm.prepared = prepared
-                } catch {
-                    send(Frame(process: id, .startFailed(.other, "\(error)")))
-                    return
-                }
-                if let failure = ContainerMounts.place(mounts, readOnlyRoot: readOnlyRoot, root: newRoot, in: prepared.pid) {
-                    send(Frame(process: id, .startFailed(.other, failure)))
-                    return
-                }
-                if nested, let failure = Agent.makeNestingDevices(root: "/proc/\(prepared.pid)/root") {
-                    send(Frame(process: id, .startFailed(.other, failure)))
-                    return
-                }
-            }
         }
         let started = spawn(spec, id: id, root: Boot.rootfs) { [hostname, initPID] process, result in
             Boot.rootfs.withCString { root in

@@ -1,3 +1,4 @@
+import AgentProtocol
 import CLinux
 import Glibc
 import HVCSystem
@@ -53,7 +54,48 @@ enum Prewarm {
         // The shared-folder export, mounted now: its paths translated, and a container with
         // folders finds it mounted. (A template must not: QEMU cannot save a VM whose 9P
         // export is mounted.)
-        _ = ContainerMounts.mountShares()
+        guard ContainerMounts.mountShares() == nil else { return }
+        rehearseOnShare()
+    }
+
+    /// When the host shares a rehearsal root: a throwaway container set up on it as a bundle's
+    /// is (moved onto the share, a tmpfs placed, its user looked up through 9P, its program
+    /// executed from the share), so that a claim finds these paths translated too. It leaves
+    /// nothing: the program exits at once, the container's mount namespace with it.
+    private static func rehearseOnShare() {
+        let root = ContainerMounts.sharesDirectory + "/" + GuestMount.rehearsalRoot
+        var info = stat()
+        guard stat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { return }
+        _ = try? readContainerFile("/etc/passwd", root: root)
+        _ = try? readContainerFile("/etc/group", root: root)
+        guard case .success(var container) = prepare() else { return }
+        defer {
+            var ignored: Int32 = 0
+            waitpid(container.pid, &ignored, 0)
+        }
+        let scratch = [GuestMount(kind: .tmpfs, source: "size=64k", target: "/tmp", readOnly: false)]
+        guard ContainerMounts.place(scratch, readOnlyRoot: false, root: GuestMount.rehearsalRoot, in: container.pid) == nil else {
+            kill(container.pid, SIGKILL)
+            close(container.control)
+            close(container.reports)
+            return
+        }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { if null >= 0 { close(null) } }
+        var result = hvc_spawn_result()
+        _ = withCStringArray([GuestMount.rehearsalCommand]) { argv in
+            withCStringArray(["PATH=/bin"]) { envp in
+                "/bin".withCString { path in
+                    "/".withCString { cwd in
+                        var process = hvc_process(
+                            argv: argv, envp: envp, path: path, cwd: cwd, uid: 0, gid: 0, groups: nil,
+                            group_count: 0, stdin_fd: null, stdout_fd: null, stderr_fd: null, terminal: 0,
+                            privileges: hvc_privileges())
+                        return hvc_start_prepared_container(&container, "hvc", &process, &result)
+                    }
+                }
+            }
+        }
     }
 
     /// The argument that makes the agent exit at once (the warm-up's exec).

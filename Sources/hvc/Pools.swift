@@ -22,9 +22,16 @@ struct PoolSet: ParsableCommand {
     var size: Int
     @Flag(help: "The pool's VMs serve nested containers (hvc run --nested).")
     var nested = false
+    @Option(help: ArgumentHelp("`default`: the VMs have a network interface, for containers on a network; `none`: they have none, for "
+                               + "`--network none` containers and hvc-oci's bundles without an interface (image \(OCIContainers.baseImage)).",
+                               valueName: "default|none"))
+    var network = "default"
 
     func validate() throws {
         guard (0...PoolStore.largest).contains(size) else { throw ValidationError("the pool size must be between 0 and \(PoolStore.largest)") }
+        guard network == "default" || network == "none" else {
+            throw ValidationError("--network \(network): a pool's VMs have an interface (default) or none (none)")
+        }
     }
 
     func run() throws {
@@ -32,7 +39,8 @@ struct PoolSet: ParsableCommand {
             try global.requireLocal("pool set")
             let runtime = global.runtime()
             let (pool, key, started) = try runtime.setPool(image: image, memoryMiB: try shape.memoryMiB(),
-                                                           cpus: shape.cpus, size: size, accelerator: shape.accel, nested: nested)
+                                                           cpus: shape.cpus, size: size, accelerator: shape.accel, nested: nested,
+                                                           networkInterface: network == "default")
             guard pool.size > 0 else { return 0 }
             // Return once the pool is filled, so that the next run finds it.
             let waiting = runtime.pools.awaitMembers(key, size: pool.size, started: started, seconds: 120)
@@ -59,9 +67,9 @@ struct PoolList: ParsableCommand {
             if format == .json {
                 print(try jsonText(summaries))
             } else {
-                var rows = [["IMAGE", "MEMORY", "CPUS", "SIZE", "WAITING", "PSS"]]
+                var rows = [["IMAGE", "MEMORY", "CPUS", "NETWORK", "SIZE", "WAITING", "PSS"]]
                 for s in summaries {
-                    rows.append([s.image, "\(s.memoryMiB)MiB", "\(s.cpus)", "\(s.size)", "\(s.waiting)",
+                    rows.append([s.image, "\(s.memoryMiB)MiB", "\(s.cpus)", s.noNetwork == true ? "none" : "default", "\(s.size)", "\(s.waiting)",
                                  formatSize(Int64(s.pssBytes))])
                 }
                 printTable(rows)

@@ -143,6 +143,21 @@ public struct ContainerManager: Sendable {
         let terminal = record.config.process.terminal
         let size = terminal ? StdioSession.terminalSize(or: (24, 80)) : (24, 80)
         StdioSession.blockForwardedSignals()
+        // A pooled VM's supervisor holds the command for this process; this process's leaving ends it.
+        if let claimed = PoolClaim.claim(record, runtime: runtime, attached: true, keepStdinOpen: true, rows: size.0, columns: size.1,
+                                         gated: true, refill: .serviceOnly) {
+            defer { claimed.channel.waitForClose(timeoutSeconds: 10) }
+            guard gate() else {
+                claimed.channel.shutdown()
+                throw HVCError(.conflict, "the container was deleted before it started")
+            }
+            do {
+                try claimed.channel.send(Frame(.attach(stdin: true)))
+            } catch {
+                throw HVCError("the pooled VM's supervisor is gone", cause: error)
+            }
+            return try StdioSession(channel: claimed.channel).run(start: nil, interactive: true, terminal: terminal)
+        }
         let outcome = try superviseHere(record, interactive: true, terminal: terminal, size: size, timing: false, gate: gate)
         return (try? outcome.session.get()) ?? outcome.supervisor
     }

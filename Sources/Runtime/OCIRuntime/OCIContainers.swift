@@ -50,7 +50,7 @@ public struct OCIContainers: Sendable {
 
     public static let defaultStateRoot = "/run/hvc-oci"
     /// The image every bundle's VM boots: nothing in it is seen, the bundle's root is mounted over.
-    static let baseImage = "hvc-oci-base:1"
+    public static let baseImage = "hvc-oci-base:1"
     static let tenant = "oci"
 
     public init(runtime: Runtime, stateRoot: String) {
@@ -198,7 +198,9 @@ public struct OCIContainers: Sendable {
     }
 
     /// The base image, made on first use from an empty directory.
-    private func baseImage() throws(HVCError) -> Image {
+    private func baseImage() throws(HVCError) -> Image { try OCIContainers.baseImage(of: runtime) }
+
+    static func baseImage(of runtime: Runtime) throws(HVCError) -> Image {
         if let image = try? runtime.images.resolve(OCIContainers.baseImage) { return image }
         let empty = runtime.paths.root + "/.oci-base-\(getpid())"
         try makeDirectory(empty, mode: 0o755)
@@ -381,7 +383,6 @@ public struct OCIContainers: Sendable {
 
     func state(_ record: OCIRecord) -> OCIState {
         if record.sandbox != nil { return memberState(record) }
-        let id = record.id
         let container = try? runtime.containers.resolve(record.container)
         let alive = processIsAlive(record.pid)
         let status: String = switch container?.state.status {
@@ -586,7 +587,10 @@ public struct OCIContainers: Sendable {
         let cpu = resources.cpu.flatMap { cpu in cpu.quota.map { (quota: $0 > 0 ? Optional($0) : nil, period: cpu.period ?? 100_000) } }
         // The VMM's threads count too: the limit never goes below what the VM started with.
         let pids = resources.pids?.limit.flatMap { $0 > 0 ? max($0, Int64(container.config.pidsLimit)) : nil }
-        let cgroup = VMCgroup(version: CgroupVersion.detect(), tenant: container.config.tenant, vm: String(container.id.prefix(16)))
+        // A pooled VM stays in the cgroup it was started in, named after its pool member.
+        let named = VMDirectory(path: VMDirectory.path(in: runtime.paths.vms, id: container.id)).recordedCgroup()
+        let cgroup = VMCgroup(version: CgroupVersion.detect(), tenant: named?.tenant ?? container.config.tenant,
+                              vm: named?.vm ?? String(container.id.prefix(16)))
         do {
             try cgroup.update(cpu: cpu, pids: pids)
         } catch {

@@ -11,22 +11,31 @@ enum PoolClaim {
         let supervisorPID: Int32
     }
 
+    /// Who starts the VM that takes the claimed one's place.
+    enum Refill {
+        /// This process, or hvcd's keeper service where it serves this state.
+        case here
+        /// hvcd's keeper service only: a caller under a subreaper (conmon, containerd's shim)
+        /// would have the new VM adopted by it, and the subreaper waits for all it adopts.
+        case serviceOnly
+    }
+
+    /// - Parameter gated: the supervisor holds the command until the claimer sends `attach`
+    ///   (hvc-oci's `start`); the claimer's leaving before then ends the VM.
     static func claim(_ record: ContainerRecord, runtime: Runtime, attached: Bool, keepStdinOpen: Bool,
-                      rows: UInt16, columns: UInt16) -> Claimed? {
+                      rows: UInt16, columns: UInt16, gated: Bool = false, refill: Refill = .here) -> Claimed? {
         let config = record.config
-        guard config.startsFromTemplate, config.network != nil, !runtime.pools.list().isEmpty,
-              let image = try? runtime.images.resolve(config.imageID),
-              let inputs = try? runtime.templates.inputs(
-                runtime: runtime, shape: VMShape(image: image, memoryMiB: config.memoryMiB, cpus: config.cpus,
-                                                 accelerator: config.accelerator, networkInterface: true,
-                                                 nested: config.nested ?? false)) else { return nil }
+        let pools = runtime.pools.list()
+        guard let pool = pools.first(where: { $0.fits(config) }), let image = try? runtime.images.resolve(config.imageID),
+              let inputs = try? runtime.templates.inputs(runtime: runtime, shape: pool.shape(image)) else { return nil }
         let key = inputs.key
         defer {
-            runtime.refillPool(imageID: config.imageID, memoryMiB: config.memoryMiB, cpus: config.cpus,
-                               accelerator: config.accelerator, nested: config.nested ?? false, templateKey: key)
+            if KeeperService.requestRefill(pool: pool.name, key: key, paths: runtime.paths) == nil, refill == .here {
+                runtime.refillPool(named: pool.name, templateKey: key)
+            }
         }
         let request = PoolClaimRequest(container: record.id, attached: attached, keepStdinOpen: keepStdinOpen,
-                                       rows: rows, columns: columns)
+                                       rows: rows, columns: columns, gated: gated ? true : nil)
         guard let line = try? JSONEncoder().encode(request) else { return nil }
         for socket in runtime.pools.members(key) {
             let fd = hvc_unix_connect(socket)

@@ -12,6 +12,9 @@ struct PoolClaimRequest: Codable {
     var keepStdinOpen: Bool
     var rows: UInt16
     var columns: UInt16
+    /// Hold the command until the claimer sends `attach` on the claiming connection (hvc-oci's
+    /// `start`); nil: no.
+    var gated: Bool?
 }
 
 /// The pooled VM's answer: one JSON line; with `ok`, the pid of its new supervisor.
@@ -35,6 +38,9 @@ public enum PoolMember {
     public static func serve(runtime: Runtime, poolName: String) throws(HVCError) -> Int32? {
         signal(SIGTERM) { _ in PoolMember.stopRequested = 1 }
         guard let pool = runtime.pools.pool(named: poolName) else { return nil }
+        // A VM getting ready for a pool takes what CPU running containers leave (its VMM inherits
+        // this); a claim gives both back the normal share.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, waitingNice)
         let id = ContainerID.generate()
         let directory = try VMDirectory.create(in: runtime.paths.vms, id: id)
         var launched: LaunchedVM?
@@ -49,8 +55,7 @@ public enum PoolMember {
             }
         }
         let image = try runtime.images.resolve(pool.imageID)
-        let shape = VMShape(image: image, memoryMiB: pool.memoryMiB, cpus: pool.cpus, accelerator: pool.accelerator,
-                            networkInterface: true, nested: pool.nested ?? false)
+        let shape = pool.shape(image)
         let provider = TemplateClone(
             request: VMRequest(owner: id, tenant: "hvc-pool", imageReference: pool.image, shape: shape, pidsLimit: 256, servesFolders: true),
             runtime: runtime, capturesTemplate: false)
@@ -63,7 +68,10 @@ public enum PoolMember {
             guard case .ready(let ready) = try channel.receive().message, ready.version == Limits.version else {
                 throw HVCError("pool \(poolName): the guest agent did not say ready")
             }
-            // Have the guest run a first command's paths now, so that a claim finds them translated.
+            // Have the guest run a first command's paths now, so that a claim finds them translated:
+            // with a root to rehearse a container on, shared as a bundle's root is.
+            let rehearsal = PoolRehearsal.share(directory: directory, vmmPID: vm.vm.pid, runtime: runtime)
+            defer { if let rehearsal { PoolRehearsal.remove(rehearsal, directory: directory, vmmPID: vm.vm.pid) } }
             try channel.send(Frame(.warmUp))
             guard case .warmedUp = try channel.receive().message else { throw HVCError("pool \(poolName): the guest did not warm up") }
             channel.setReceiveTimeout(seconds: 0)
@@ -106,19 +114,42 @@ public enum PoolMember {
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             guard let (request, record) = takeClaim(connection, runtime: runtime, pool: pool) else { continue }
             unregister()
+            resetPriority(getpid())
+            resetPriority(vm.vm.pid)
             let reply = PoolClaimReply(ok: true, pid: getpid(), error: nil)
             do {
                 try connection.writeAll(Array((try? JSONEncoder().encode(reply)) ?? Data()) + [0x0a])
             } catch {
                 throw HVCError("pool \(poolName): claim reply", cause: error)
             }
+            let claimer = FrameChannel(socket: connection)
+            var gate: (@Sendable () -> Bool)?
+            if request.gated == true { gate = { awaitAttach(claimer) } }
             let supervisor = Supervisor(
                 config: record.config, runtime: runtime, provider: PooledVM(launched: vm, directory: directory),
-                attached: request.attached ? FrameChannel(socket: connection) : nil,
-                keepStdinOpen: request.keepStdinOpen, terminalSize: (request.rows, request.columns), timing: false)
+                attached: request.attached ? claimer : nil,
+                keepStdinOpen: request.keepStdinOpen, terminalSize: (request.rows, request.columns), timing: false,
+                gate: gate, endsWithClient: gate != nil)
             handedOver = true
             return Supervisor.runUnderRestartPolicy(supervisor)
         }
+    }
+
+    /// The nice value of a VM while it gets ready and waits in a pool.
+    static let waitingNice: Int32 = 19
+
+    /// Gives every thread of `pid` the normal nice value (nice is per thread on Linux).
+    private static func resetPriority(_ pid: Int32) {
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+            if let tid = UInt32(task) { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, 0) }
+        }
+    }
+
+    /// A gated claim's gate: the claimer's `attach`, the first frame it sends. Its leaving (or
+    /// anything else) means the command is not to run.
+    private static func awaitAttach(_ client: FrameChannel) -> Bool {
+        guard case .attach? = try? client.receive().message else { return false }
+        return true
     }
 
     /// Reads and checks a claim: from root, for a created container this VM fits.
@@ -136,9 +167,8 @@ public enum PoolMember {
         connection.setReceiveTimeout(seconds: 0)
         guard let record = try? runtime.containers.resolve(request.container), record.id == request.container,
               record.state.status == .created else { return refuse("no such created container") }
-        let c = record.config
-        guard c.startsFromTemplate, c.network != nil, c.imageID == pool.imageID, c.memoryMiB == pool.memoryMiB, c.cpus == pool.cpus,
-              c.accelerator == pool.accelerator else { return refuse("the container does not fit this pool") }
+        guard request.gated != true || request.attached else { return refuse("a gated claim is an attached one") }
+        guard pool.fits(record.config) else { return refuse("the container does not fit this pool") }
         return (request, record)
     }
 

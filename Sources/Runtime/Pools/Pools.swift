@@ -15,11 +15,34 @@ public struct Pool: Codable, Equatable, Sendable {
     public var size: Int
     /// Its VMs serve nested containers (`--nested`); nil: no.
     public var nested: Bool?
+    /// Its VMs have a network interface, for containers on a network; nil: yes. Without one
+    /// they serve `--network none` containers and hvc-oci's bundles that bring no interface.
+    public var networkInterface: Bool?
 
-    /// Pools are named by what their VMs fit: image, memory, CPUs, accelerator, nesting.
+    /// Pools are named by what their VMs fit: image, memory, CPUs, accelerator, nesting, interface.
     public var name: String {
         let shape = "\(imageID)|\(memoryMiB)|\(cpus)|\(accelerator.rawValue)" + (nested == true ? "|nested" : "")
+            + (networkInterface == false ? "|none" : "")
         return String(Digest.of(data: Data(shape.utf8)).hex.prefix(16))
+    }
+
+    /// Whether `text` is a pool's name as `name` makes them.
+    static func isName(_ text: String) -> Bool {
+        text.utf8.count == 16 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
+    /// The shape of its VMs.
+    func shape(_ image: Image) -> VMShape {
+        VMShape(image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, networkInterface: networkInterface ?? true,
+                nested: nested ?? false)
+    }
+
+    /// Whether a created container fits this pool's VMs: the same image and shape, and its
+    /// network reached through the interface a pool VM has (a joined namespace's is the caller's own).
+    func fits(_ config: ContainerConfig) -> Bool {
+        config.startsFromTemplate && config.joinedInterface == nil && (config.network != nil) == (networkInterface ?? true)
+            && config.imageID == imageID && config.memoryMiB == memoryMiB && config.cpus == cpus
+            && config.accelerator == accelerator && (config.nested ?? false) == (nested ?? false)
     }
 }
 
@@ -119,29 +142,26 @@ extension Runtime {
 
     /// Sets a pool's size: makes its template, records the size, starts the VMs missing and
     /// stops those beyond it. Returns the pool, its template's key and the pids of the VMs started.
+    /// `hvc-oci-base:1`, the image hvc-oci's VMs boot, is made here if hvc-oci has not made it yet.
     public func setPool(image reference: String, memoryMiB: Int, cpus: Int, size: Int, accelerator: Accelerator?,
-                        nested: Bool = false) throws(HVCError) -> (pool: Pool, key: String, started: [Int32]) {
+                        nested: Bool = false, networkInterface: Bool = true) throws(HVCError) -> (pool: Pool, key: String, started: [Int32]) {
         guard (0...PoolStore.largest).contains(size) else {
             throw HVCError(.invalid, "pool size \(size) is out of range: give 0 to \(PoolStore.largest)")
         }
-        let image = try images.resolve(reference)
+        let image = reference == OCIContainers.baseImage ? try OCIContainers.baseImage(of: self) : try images.resolve(reference)
         let accelerator = try chooseAccelerator(accelerator).accelerator
+        let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: size,
+                        nested: nested ? true : nil, networkInterface: networkInterface ? nil : false)
         if size == 0 {
             // Its waiting VMs notice within a second that the pool is gone, and leave.
-            let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: 0,
-                            nested: nested ? true : nil)
             try pools.save(pool)
             return (pool, "", [])
         }
         try checkAssets()
         if nested { try checkNesting(accelerator) }
-        // Pooled VMs serve containers on a network; `--network none` runs boot or clone as usual.
-        let shape = VMShape(image: image, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, networkInterface: true,
-                            nested: nested)
+        let shape = pool.shape(image)
         let inputs = try templates.inputs(runtime: self, shape: shape)
         let template = try templates.ensure(runtime: self, shape: shape, reference: reference, inputs: inputs)
-        let pool = Pool(image: reference, imageID: image.id, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: size,
-                        nested: nested ? true : nil)
         try pools.save(pool)
         let members = pools.members(template.key)
         for socket in members.dropFirst(size) {
@@ -162,10 +182,8 @@ extension Runtime {
         try? Shim.start(.poolMember(pool: pool), paths: paths)
     }
 
-    /// Starts pool VMs until the pool of this shape has its size again (after one was taken).
-    func refillPool(imageID: String, memoryMiB: Int, cpus: Int, accelerator: Accelerator, nested: Bool, templateKey: String) {
-        let name = Pool(image: "", imageID: imageID, memoryMiB: memoryMiB, cpus: cpus, accelerator: accelerator, size: 0,
-                        nested: nested ? true : nil).name
+    /// Starts pool VMs until `pool` has its size again (after one was taken).
+    func refillPool(named name: String, templateKey: String) {
         guard let pool = pools.pool(named: name) else { return }
         let waiting = pools.members(templateKey).count
         if waiting < pool.size {
@@ -180,6 +198,8 @@ public struct PoolSummary: Codable, Sendable {
     public var memoryMiB: Int
     public var cpus: Int
     public var size: Int
+    /// Its VMs have no network interface (`--network none`).
+    public var noNetwork: Bool?
     public var waiting: Int
     /// PSS of the waiting VMs' QEMU and supervisor processes together.
     public var pssBytes: Int
@@ -190,10 +210,7 @@ extension Runtime {
         pools.list().map { pool in
             var sockets: [String] = []
             if let image = try? images.resolve(pool.imageID),
-               let inputs = try? templates.inputs(runtime: self, shape: VMShape(image: image, memoryMiB: pool.memoryMiB,
-                                                                                   cpus: pool.cpus, accelerator: pool.accelerator,
-                                                                                   networkInterface: true,
-                                                                                   nested: pool.nested ?? false)) {
+               let inputs = try? templates.inputs(runtime: self, shape: pool.shape(image)) {
                 sockets = pools.members(inputs.key)
             }
             var pss = 0
@@ -205,7 +222,7 @@ extension Runtime {
                 for child in childProcesses(of: pid) { pss += processPSS(child) }
             }
             return PoolSummary(image: pool.image, memoryMiB: pool.memoryMiB, cpus: pool.cpus, size: pool.size,
-                               waiting: waiting, pssBytes: pss)
+                               noNetwork: pool.networkInterface == false ? true : nil, waiting: waiting, pssBytes: pss)
         }
     }
 }

@@ -104,14 +104,18 @@ final class GuestRouter: Sendable {
     let awaitsAttach: Bool
     private let attachArrived = DispatchSemaphore(value: 0)
     private let inProcess: Client?
+    /// The container ends when the in-process client leaves (it is the container's host process).
+    private let endsWithInProcessClient: Bool
     private let life: Mutex<Life>
     /// Signalled when the command has started or never will (for the attaching client).
     private let pastStart = Mutex<[DispatchSemaphore]>([])
 
     /// - Parameters:
     ///   - inProcess: the in-process client of `hvc run` without `-d`, owning process 1's stdio.
-    init(containerID: String, inProcess: Client?, keepInitStdinOpen: Bool, awaitsAttach: Bool, answerSeconds: Int, hooks: Hooks) {
+    init(containerID: String, inProcess: Client?, keepInitStdinOpen: Bool, awaitsAttach: Bool, answerSeconds: Int, hooks: Hooks,
+         endsWithInProcessClient: Bool = false) {
         self.containerID = containerID
+        self.endsWithInProcessClient = endsWithInProcessClient
         self.answerSeconds = answerSeconds
         self.hooks = hooks
         self.awaitsAttach = awaitsAttach && inProcess == nil
@@ -402,5 +406,6 @@ final class GuestRouter: Sendable {
             return (orphans, life.phase.channel)
         }
         for agentID in orphans { try? channel?.send(Frame(process: agentID, .signal(SIGKILL))) }
+        if endsWithInProcessClient, client === inProcess { vm?.vm.kill() }
     }
 }

@@ -53,7 +53,7 @@ public final class Supervisor: Sendable {
 
     init(config: ContainerConfig, runtime: Runtime, provider: (any VMProvider)?, attached: FrameChannel?, keepStdinOpen: Bool,
          terminalSize: (UInt16, UInt16), timing: Bool, awaitsAttach: Bool = false, gate: (@Sendable () -> Bool)? = nil,
-         answerSeconds: Int = Supervisor.agentAnswerSeconds) {
+         endsWithClient: Bool = false, answerSeconds: Int = Supervisor.agentAnswerSeconds) {
         self.config = config
         self.runtime = runtime
         self.provider = provider
@@ -77,7 +77,8 @@ public final class Supervisor: Sendable {
             exited: { timing.mark("exited") },
             oomKilled: { _ = try? store.update(id) { $0.oomKilled = true } })
         router = GuestRouter(containerID: config.id, inProcess: attached.map { GuestRouter.Client(channel: $0) },
-                             keepInitStdinOpen: keepStdinOpen, awaitsAttach: awaitsAttach, answerSeconds: answerSeconds, hooks: hooks)
+                             keepInitStdinOpen: keepStdinOpen, awaitsAttach: awaitsAttach, answerSeconds: answerSeconds, hooks: hooks,
+                             endsWithInProcessClient: endsWithClient)
         self.log = log
     }
 

@@ -8,8 +8,12 @@ import HVCSystem
 /// next container loads its template again. hvcd serves this socket, and the keepers it starts
 /// are its own children, outside any caller's tree: they stay for the next container.
 ///
-/// One line each way: `keep KEY`, answered `ready` or the keeper's report line. Only root may ask
-/// (the socket is root's, mode 0600, and the peer's uid is checked).
+/// The same holds for warm pools: the VM that takes a claimed one's place is started here when a
+/// caller asks with `refill POOL KEY`.
+///
+/// One line each way: `keep KEY`, answered `ready` or the keeper's report line; `refill POOL KEY`,
+/// answered `ok` before the VMs are started. Only root may ask (the socket is
+/// root's, mode 0600, and the peer's uid is checked).
 public enum KeeperService {
     public static func path(_ paths: RuntimePaths) -> String { paths.runRoot + "/keepers.sock" }
 
@@ -49,10 +53,31 @@ public enum KeeperService {
                     reply = error.reportLine
                 }
             }
+        } else if request.hasPrefix("refill "), case let words = request.split(separator: " "), words.count == 3,
+                  Pool.isName(String(words[1])), TemplateStore.isKey(String(words[2])) {
+            // Answered first: the claimer goes on with its container while the new VM starts.
+            _ = try? client.writeAll(Array((refillingLine + "\n").utf8))
+            client.close()
+            runtime.refillPool(named: String(words[1]), templateKey: String(words[2]))
+            return
         } else {
-            reply = TemplateKeeper.StartError.failed("the keeper service takes `keep KEY`").reportLine
+            reply = TemplateKeeper.StartError.failed("the keeper service takes `keep KEY` or `refill POOL KEY`").reportLine
         }
         _ = try? client.writeAll(Array((reply + "\n").utf8))
+    }
+
+    static let refillingLine = "ok"
+
+    /// Asks the service to refill pool `pool` (of template `key`); nil when no service answers.
+    static func requestRefill(pool: String, key: String, paths: RuntimePaths) -> Void? {
+        let fd = hvc_unix_connect(path(paths))
+        guard fd >= 0 else { return nil }
+        let connection = FileDescriptor(fd)
+        connection.setReceiveTimeout(seconds: 10)
+        guard (try? connection.writeAll(Array("refill \(pool) \(key)\n".utf8))) != nil,
+              let answer = (try? connection.readLine(max: 4096)) ?? nil,
+              String(decoding: answer, as: UTF8.self) == refillingLine else { return nil }
+        return ()
     }
 
     /// Asks the service for the keeper of `key`; nil when no service answers (the caller then

@@ -76,6 +76,16 @@ public struct VMDirectory: Sendable {
         try writeAtomically(path + "/cgroups", Data(directories.joined(separator: "\n").utf8))
     }
 
+    /// The tenant and VM names of the cgroup the VM was put in: the container's own, or, for a
+    /// pooled VM, the pool member's (`…/hvc/<tenant>/<vm>`).
+    public func recordedCgroup() -> (tenant: String, vm: String)? {
+        guard let text = try? String(contentsOfFile: path + "/cgroups", encoding: .utf8),
+              let first = text.split(separator: "\n").first else { return nil }
+        let parts = first.split(separator: "/")
+        guard parts.count >= 3, parts[parts.count - 3] == "hvc" else { return nil }
+        return (String(parts[parts.count - 2]), String(parts[parts.count - 1]))
+    }
+
     /// Remembers the VM's network namespace, before it is made.
     func recordNetworkMemberspace(_ path: String) throws(HVCError) {
         try writeAtomically(self.path + "/netns", Data(path.utf8))
