@@ -219,14 +219,7 @@ def measure_podman_kept(args):
                          "(its own round-robin with the next row)", make_podman_hvc_run(args)),
                    Bench("podman-b", "`podman --runtime runc run --rm --network none`, `/bin/true` (beside the row above)",
                          make_podman_run(args))]
-        for round_no in range(args.warmup + args.runs):
-            parts = []
-            for b in benches:
-                wall, _ = b.run()
-                parts.append(f"{b.key} {wall:.0f}ms")
-                if round_no >= args.warmup:
-                    b.samples.append(wall)
-            print(f"bench: hvcd keeping templates, round {round_no + 1}: {', '.join(parts)}", file=sys.stderr, flush=True)
+        round_robin(args, benches, "hvcd keeping templates")
         benches += measure_podman_pooled(args)
         return benches
     finally:
@@ -253,21 +246,30 @@ def measure_podman_pooled(args):
                      "(its own round-robin with the next row)", make_podman_hvc_run(args)),
                Bench("podman-c", "`podman --runtime runc run --rm --network none`, `/bin/true` (beside the row above)",
                      make_podman_run(args))]
+    def pool_full():
+        # Before each run, the pool full again: no refill of an earlier run lands in this one.
+        deadline = time.monotonic() + 60
+        while pool_waiting(args) < 2:
+            if time.monotonic() > deadline:
+                raise BenchError("the hvc-oci pool was not refilled within 60 s")
+            time.sleep(0.05)
+
+    round_robin(args, benches, "hvc-oci pool", before_run=pool_full)
+    return benches
+
+
+def round_robin(args, benches, label, before_run=None):
+    """Runs `benches` in turn, warm-up rounds first (not kept); `before_run`, untimed, before every run."""
     for round_no in range(args.warmup + args.runs):
         parts = []
         for b in benches:
-            # Before each run, the pool full again: no refill of an earlier run lands in this one.
-            deadline = time.monotonic() + 60
-            while pool_waiting(args) < 2:
-                if time.monotonic() > deadline:
-                    raise BenchError("the hvc-oci pool was not refilled within 60 s")
-                time.sleep(0.05)
+            if before_run:
+                before_run()
             wall, _ = b.run()
             parts.append(f"{b.key} {wall:.0f}ms")
             if round_no >= args.warmup:
                 b.samples.append(wall)
-        print(f"bench: hvc-oci pool, round {round_no + 1}: {', '.join(parts)}", file=sys.stderr, flush=True)
-    return benches
+        print(f"bench: {label}, round {round_no + 1}: {', '.join(parts)}", file=sys.stderr, flush=True)
 
 
 def make_runc_run(args):

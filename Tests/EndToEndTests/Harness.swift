@@ -379,6 +379,40 @@ struct Harness: Sendable {
         Int32(try #require(try state(container)["vmmPID"] as? Int))
     }
 
+    /// The fields of `/proc/PID/status`.
+    static func processStatus(_ pid: Int32) throws -> [String: String] {
+        let text = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
+        }
+        return fields
+    }
+
+    /// `controller:path` lines of `/proc/PID/cgroup`, for v1 controllers or the v2 ("") one.
+    static func cgroupPaths(_ pid: Int32) throws -> [String: String] {
+        let text = try String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
+        var paths: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            if parts.count == 3 { paths[String(parts[1])] = String(parts[2]) }
+        }
+        return paths
+    }
+
+    /// A file of `pid`'s cgroup: of `controller`'s hierarchy on a v1 host, of the unified one on v2.
+    static func cgroupFile(_ pid: Int32, controller: String, v2File: String, v1File: String) throws -> String {
+        let paths = try cgroupPaths(pid)
+        let path: String
+        if let v1 = paths[controller], v1 != "/" {
+            path = "/sys/fs/cgroup/\(controller)\(v1)/\(v1File)"
+        } else {
+            path = "/sys/fs/cgroup\(paths[""] ?? "")/\(v2File)"
+        }
+        return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Per-VM directories left under the run root.
     func leftoverVMDirectories() -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: runRoot + "/vms")) ?? []

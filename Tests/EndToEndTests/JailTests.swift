@@ -8,43 +8,11 @@ extension EndToEnd {
 
         init() throws { h = try Harness.make() }
 
-        func status(_ pid: Int32) throws -> [String: String] {
-            let text = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-            var fields: [String: String] = [:]
-            for line in text.split(separator: "\n") {
-                let parts = line.split(separator: ":", maxSplits: 1)
-                if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
-            }
-            return fields
-        }
-
-        /// `controller:path` lines of `/proc/PID/cgroup`, for v1 controllers or the v2 ("") one.
-        func cgroupPaths(_ pid: Int32) throws -> [String: String] {
-            let text = try String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
-            var paths: [String: String] = [:]
-            for line in text.split(separator: "\n") {
-                let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-                if parts.count == 3 { paths[String(parts[1])] = String(parts[2]) }
-            }
-            return paths
-        }
-
-        func cgroupFile(_ pid: Int32, controller: String, v2File: String, v1File: String) throws -> String {
-            let paths = try cgroupPaths(pid)
-            let path: String
-            if let v1 = paths[controller], v1 != "/" {
-                path = "/sys/fs/cgroup/\(controller)\(v1)/\(v1File)"
-            } else {
-                path = "/sys/fs/cgroup\(paths[""] ?? "")/\(v2File)"
-            }
-            return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-
         @Test func theVMMHasNoPrivilegesAndItsOwnNamespaces() throws {
             _ = h.hvc(["run", "-d", "--name", "jailed", "busybox", "sleep", "1000"])
             defer { _ = h.hvc(["rm", "-f", "jailed"]) }
             let pid = try h.vmmPID("jailed")
-            let fields = try status(pid)
+            let fields = try Harness.processStatus(pid)
             for cap in ["CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"] {
                 #expect(fields[cap] == "0000000000000000", "\(cap)")
             }
@@ -75,10 +43,10 @@ extension EndToEnd {
             defer { _ = h.hvc(["rm", "-f", "limited"]) }
             let pid = try h.vmmPID("limited")
             // Guest RAM plus the VMM overhead README states (160 MiB: TCG cache and QEMU's heap).
-            let memory = try cgroupFile(pid, controller: "memory", v2File: "memory.max", v1File: "memory.limit_in_bytes")
+            let memory = try Harness.cgroupFile(pid, controller: "memory", v2File: "memory.max", v1File: "memory.limit_in_bytes")
             #expect(memory == "\((256 + 160) << 20)")
-            #expect(try cgroupFile(pid, controller: "pids", v2File: "pids.max", v1File: "pids.max") == "64")
-            let quota = try cgroupFile(pid, controller: "cpu", v2File: "cpu.max", v1File: "cpu.cfs_quota_us")
+            #expect(try Harness.cgroupFile(pid, controller: "pids", v2File: "pids.max", v1File: "pids.max") == "64")
+            let quota = try Harness.cgroupFile(pid, controller: "cpu", v2File: "cpu.max", v1File: "cpu.cfs_quota_us")
             #expect(quota == "100000" || quota == "100000 100000")
         }
 
@@ -152,7 +120,7 @@ extension EndToEnd {
         @Test func nothingOfAVMRemainsAfterRm() throws {
             _ = h.hvc(["run", "-d", "--name", "ephemeral", "busybox", "sleep", "1000"])
             let pid = try h.vmmPID("ephemeral")
-            let cgroups = try cgroupPaths(pid).filter { $0.value.hasPrefix("/hvc/") }
+            let cgroups = try Harness.cgroupPaths(pid).filter { $0.value.hasPrefix("/hvc/") }
             #expect(!cgroups.isEmpty)
             #expect(h.hvc(["rm", "-f", "ephemeral"]).status == 0)
             #expect(Harness.eventually { kill(pid, 0) != 0 })

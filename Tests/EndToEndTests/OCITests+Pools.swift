@@ -2,17 +2,6 @@ import Foundation
 import Testing
 
 extension EndToEnd.OCITests {
-    /// The fields of `/proc/<pid>/status`.
-    static func status(_ pid: Int32) -> [String: String] {
-        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        var fields: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return fields
-    }
-
     /// A warm pool of the VMs hvc-oci runs bundles in (`hvc pool set hvc-oci-base:1 N --network
     /// none`) serves podman: a container's VM is one that waited, still jailed; hvcd starts the
     /// VM that takes its place (outside conmon's tree); the container's host process is still
@@ -40,7 +29,7 @@ extension EndToEnd.OCITests {
             let supervisor = try #require((state["supervisorPID"] as? Int).map(Int32.init))
             #expect(waiting.contains(supervisor), "the container's supervisor \(supervisor) is not the VM that waited: \(waiting)")
             let vmm = try h.vmmPID(id)
-            let jail = Self.status(vmm)
+            let jail = try Harness.processStatus(vmm)
             // Jailed as any VM that serves folders: only the file server's CHOWN, DAC_OVERRIDE, FOWNER, FSETID.
             #expect(jail["NoNewPrivs"] == "1" && jail["Seccomp"] == "2" && jail["CapEff"] == "000000000000001b", "\(jail)")
             #expect((jail["Uid"]?.split(separator: "\t") ?? []).allSatisfy { $0 != "0" }, "\(jail)")
@@ -80,16 +69,9 @@ extension EndToEnd.OCITests {
                     try #"{"pids": {"limit": 999}}"#.write(toFile: base + "/resources.json", atomically: false, encoding: .utf8)
                     let update = h.execute([runtime] + globals + ["update", "--resources", base + "/resources.json", name])
                     #expect(update.status == 0, "\(update.stderr)")
-                    // `N:pids:/path` on a v1 host, `0::/path` on a v2 one.
-                    let lines = ((try? String(contentsOfFile: "/proc/\(vmm)/cgroup", encoding: .utf8)) ?? "").split(separator: "\n")
-                    let file = lines.compactMap { line -> String? in
-                        let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-                        guard fields.count == 3 else { return nil }
-                        if fields[1] == "pids" { return "/sys/fs/cgroup/pids" + fields[2] + "/pids.max" }
-                        return fields[0] == "0" && fields[1].isEmpty ? "/sys/fs/cgroup" + fields[2] + "/pids.max" : nil
-                    }.first ?? "?"
-                    let limit = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-                    #expect(limit == "999\n" && file.contains("/hvc/hvc-pool/"), "\(file): \(limit)")
+                    let paths = try Harness.cgroupPaths(vmm)
+                    let limit = try Harness.cgroupFile(vmm, controller: "pids", v2File: "pids.max", v1File: "pids.max")
+                    #expect(limit == "999" && (paths["pids"] ?? paths[""] ?? "").contains("/hvc/hvc-pool/"), "\(paths): \(limit)")
                 }
                 let host = Int32((try? String(contentsOfFile: base + "/\(name).pid", encoding: .utf8)) ?? "") ?? 0
                 #expect(host > 0 && host != member && kill(host, SIGKILL) == 0)

@@ -25,8 +25,7 @@ enum PoolClaim {
     static func claim(_ record: ContainerRecord, runtime: Runtime, attached: Bool, keepStdinOpen: Bool,
                       rows: UInt16, columns: UInt16, gated: Bool = false, refill: Refill = .here) -> Claimed? {
         let config = record.config
-        let pools = runtime.pools.list()
-        guard let pool = pools.first(where: { $0.fits(config) }), let image = try? runtime.images.resolve(config.imageID),
+        guard let pool = runtime.pools.list().first(where: { $0.fits(config) }), let image = try? runtime.images.resolve(config.imageID),
               let inputs = try? runtime.templates.inputs(runtime: runtime, shape: pool.shape(image)) else { return nil }
         let key = inputs.key
         defer {

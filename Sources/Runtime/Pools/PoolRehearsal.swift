@@ -43,9 +43,9 @@ enum PoolRehearsal {
         return elf + code
     }()
 
+    /// Takes the rehearsal root back from the VM and removes it.
     static func remove(_ root: String, directory: VMDirectory, vmmPID: Int32) {
         SharedFolders.unshare(prefix: prefix, vmmPID: vmmPID, directory: directory)
         try? FileManager.default.removeItem(atPath: root)
     }
-
 }

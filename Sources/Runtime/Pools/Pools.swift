@@ -27,9 +27,7 @@ public struct Pool: Codable, Equatable, Sendable {
     }
 
     /// Whether `text` is a pool's name as `name` makes them.
-    static func isName(_ text: String) -> Bool {
-        text.utf8.count == 16 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
-    }
+    static func isName(_ text: String) -> Bool { text.isLowercaseHex(length: 16) }
 
     /// The shape of its VMs.
     func shape(_ image: Image) -> VMShape {

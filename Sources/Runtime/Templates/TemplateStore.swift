@@ -127,9 +127,7 @@ public struct TemplateStore: Sendable {
     }
 
     /// A template key: a SHA-256 in hex (one path component, nothing else).
-    static func isKey(_ text: String) -> Bool {
-        text.utf8.count == 64 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
-    }
+    static func isKey(_ text: String) -> Bool { text.isLowercaseHex(length: 64) }
 
     func load(_ key: String) -> Template? {
         guard let data = FileManager.default.contents(atPath: recordPath(key)),
@@ -176,5 +174,12 @@ extension TemplateStore {
                                                                      networkInterface: template.inputs.networkInterface ?? false,
                                                                      nested: template.inputs.nested ?? false)) else { return false }
         return now.key == template.key
+    }
+}
+
+extension String {
+    /// Exactly `length` lowercase hex digits: how hvc's digests and names of them are spelled.
+    func isLowercaseHex(length: Int) -> Bool {
+        utf8.count == length && utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 }
