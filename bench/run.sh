@@ -9,7 +9,8 @@
 # (bench/volumes.py); then a second-level VM in a nested container (bench/nested.py); then hvcd's
 # ps latency with and without a thousand waiting clients (bench/daemon.py); then a pod of two
 # containers through containerd's CRI, hvc-oci (one VM per pod) against runc (bench/pods.py); then
-# `docker run --rm` through hvcd's Docker API against dockerd with runc (bench/docker.py).
+# `docker run --rm` through hvcd's Docker API against dockerd with runc (bench/docker.py); then
+# `ctr run --rm` and `docker run --rm` with hvc-oci as their runtime against runc (bench/callers.py).
 # Prints a Markdown report to stdout and writes it to bench/results.md, which bench/quote.py then
 # copies into README.md's marked block (`make test` checks the two agree).
 #
@@ -25,8 +26,9 @@
 #        BENCH_PODS   a pod of two containers under containerd's CRI, hvc against runc (default 1;
 #                     0 skips); needs the venv of `make fuzz-deps` (HVC_FUZZ_PYTHON names its python)
 #        BENCH_DOCKER `docker run --rm` through hvcd's Docker API against dockerd + runc (default 1; 0 skips)
+#        BENCH_CALLERS `ctr run` and `docker run` with hvc-oci as their runtime, against runc (default 1; 0 skips)
 #        BENCH_SECTION_RUNS  timed runs of each figure in the sections after the main table:
-#                     network, shared folders, nesting, hvcd, pods, docker (default 7)
+#                     network, shared folders, nesting, hvcd, pods, docker, callers (default 7)
 #        HVC_ASSETS   guest kernel and initramfs (default: build/share/hvc in this repo)
 set -euo pipefail
 
@@ -62,6 +64,8 @@ pods=${BENCH_PODS:-1}
 [[ $pods =~ ^[01]$ ]] || die "BENCH_PODS must be 0 or 1, not '$pods'"
 docker_section=${BENCH_DOCKER:-1}
 [[ $docker_section =~ ^[01]$ ]] || die "BENCH_DOCKER must be 0 or 1, not '$docker_section'"
+callers=${BENCH_CALLERS:-1}
+[[ $callers =~ ^[01]$ ]] || die "BENCH_CALLERS must be 0 or 1, not '$callers'"
 
 export HVC_ASSETS=${HVC_ASSETS:-$repo/build/share/hvc}
 for f in vmlinux initramfs.cpio kernel-release; do
@@ -71,7 +75,7 @@ done
 # --- packages the benchmark and its peers need --------------------------------------------------
 packages=(qemu-system-x86 busybox-static runc podman python3 erofs-utils file linux-image-cloud-amd64)
 if [ "$net" -eq 1 ]; then packages+=(iperf3); fi
-if [ "$docker_section" -eq 1 ]; then packages+=(docker.io); fi
+if [ "$docker_section" -eq 1 ] || [ "$callers" -eq 1 ]; then packages+=(docker.io containerd); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -193,7 +197,7 @@ facts+=" host kernel $(uname -r)"
 commit=$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$repo" status --porcelain -- Sources rootfs bench 2>/dev/null)" ] || commit+=" with uncommitted changes"
 facts+="; run $(date -u '+%Y-%m-%d %H:%M') UTC at commit $commit with BENCH_RUNS=$runs BENCH_IDLE=$idle BENCH_SCALE=$scale"
-facts+=" BENCH_SUSTAINED=$sustained BENCH_NET=$net BENCH_VOLUMES=$volumes BENCH_NESTED=$nested BENCH_DAEMON=$daemon BENCH_PODS=$pods BENCH_DOCKER=$docker_section"
+facts+=" BENCH_SUSTAINED=$sustained BENCH_NET=$net BENCH_VOLUMES=$volumes BENCH_NESTED=$nested BENCH_DAEMON=$daemon BENCH_PODS=$pods BENCH_DOCKER=$docker_section BENCH_CALLERS=$callers"
 facts+=" BENCH_SECTION_RUNS=$section_runs"
 say "$facts"
 say "$runs runs of each benchmark"
@@ -269,6 +273,16 @@ if [ "$docker_section" -eq 1 ]; then
   wait "$bench_pid"
   bench_pid=
   tee -a "$here/results.md" <"$tmp/docker.md"
+fi
+
+# --- callers of hvc-oci: ctr run and docker run --runtime, hvc-oci against runc ---------------
+if [ "$callers" -eq 1 ]; then
+  say "callers: ctr run and docker run with hvc-oci as their runtime, against runc"
+  python3 "$here/callers.py" --hvc "$hvc" --tmp "$tmp" --runs "$section_runs" >"$tmp/callers.md" &
+  bench_pid=$!
+  wait "$bench_pid"
+  bench_pid=
+  tee -a "$here/results.md" <"$tmp/callers.md"
 fi
 
 python3 "$here/quote.py" "$here/results.md" "$repo/README.md"
