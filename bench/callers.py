@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -271,6 +272,8 @@ def main():
     args.containerd = (run(["containerd", "--version"]).stdout.split() + ["?"] * 3)[2]
     args.dockerd = run(["dockerd", "--version"]).stdout.split(",")[0].replace("Docker version ", "").strip()
     callers = Callers(args, base)
+    # run.sh ends a section with TERM: the pool, the daemons and containerd's /run state go too.
+    signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(128 + signo))
     try:
         callers.start()
         rows = round_robin(callers, {"ctr-hvc": lambda: callers.ctr_run(callers.wrapper), "ctr-runc": lambda: callers.ctr_run(None)},
@@ -282,6 +285,7 @@ def main():
     except BenchError as error:
         raise SystemExit(f"callers bench: {error}")
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish cleaning up
         callers.stop()
         shutil.rmtree(base, ignore_errors=True)
 
