@@ -27,10 +27,11 @@ import subprocess
 import sys
 import time
 
+from docker import busybox_tar
+
 POOL_IMAGE = "hvc-oci-base:1"
 POOL_SIZE = 2
 IMAGE = "docker.io/library/callers-busybox:1"
-VERBS = ("create", "start", "delete")
 
 
 class BenchError(Exception):
@@ -125,13 +126,7 @@ exit $status""", shell="/bin/bash")
         wait_until(lambda: run(self.ctr + ["version"], check=False).returncode == 0, 60, "containerd did not answer")
         wait_until(lambda: run(self.docker + ["version"], check=False).returncode == 0, 60, "dockerd did not answer")
         # One busybox image for both: imported into dockerd, saved, imported into containerd.
-        rootfs = os.path.join(self.base, "rootfs")
-        os.makedirs(os.path.join(rootfs, "bin"), exist_ok=True)
-        shutil.copy("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
-        for applet in ("sh", "true"):
-            os.symlink("busybox", os.path.join(rootfs, "bin", applet))
-        run(["tar", "-cf", os.path.join(self.base, "rootfs.tar"), "-C", rootfs, "."])
-        run(self.docker + ["import", os.path.join(self.base, "rootfs.tar"), IMAGE])
+        run(self.docker + ["import", busybox_tar(self.base), IMAGE])
         run(self.docker + ["save", "-o", os.path.join(self.base, "image.tar"), IMAGE])
         run(self.ctr + ["image", "import", os.path.join(self.base, "image.tar")])
         self.set_pool(POOL_SIZE)

@@ -213,76 +213,60 @@ bench_pid=$!
 wait "$bench_pid"
 bench_pid=
 
-# --- networking: iperf3 and HTTP through a published port, hvc against podman (runc) ----------
-if [ "$net" -eq 1 ]; then
-  say "network: iperf3 and HTTP round trips, hvc and podman"
-  python3 "$here/net.py" --hvc "$hvc" --podman "$podman" --tmp "$tmp" --runs "$section_runs" >"$tmp/net.md" &
+# One section after the main table: NAME COMMAND... runs COMMAND in the background (so that a
+# signal runs the cleanup at once), its Markdown in $tmp/NAME.md, then appended to results.md.
+section() {
+  local name=$1
+  shift
+  "$@" >"$tmp/$name.md" &
   bench_pid=$!
   wait "$bench_pid"
   bench_pid=
-  tee -a "$here/results.md" <"$tmp/net.md"
+  tee -a "$here/results.md" <"$tmp/$name.md"
+}
+
+# --- networking: iperf3 and HTTP through a published port, hvc against podman (runc) ----------
+if [ "$net" -eq 1 ]; then
+  say "network: iperf3 and HTTP round trips, hvc and podman"
+  section net python3 "$here/net.py" --hvc "$hvc" --podman "$podman" --tmp "$tmp" --runs "$section_runs"
 fi
 
 # --- shared folders: I/O in a bind-mounted host folder, hvc against podman (runc) -------------
 if [ "$volumes" -eq 1 ]; then
   say "shared folders: sequential and small-file I/O, hvc and podman"
-  python3 "$here/volumes.py" --hvc "$hvc" --podman "$podman" --podman-image localhost/hvc-bench-busybox:latest \
-    --tmp "$tmp" --runs "$section_runs" >"$tmp/volumes.md" &
-  bench_pid=$!
-  wait "$bench_pid"
-  bench_pid=
-  tee -a "$here/results.md" <"$tmp/volumes.md"
+  section volumes python3 "$here/volumes.py" --hvc "$hvc" --podman "$podman" --podman-image localhost/hvc-bench-busybox:latest \
+    --tmp "$tmp" --runs "$section_runs"
 fi
 
 # --- nesting: a second-level VM's boot, a workload at L1 and at L2 ----------------------------
 if [ "$nested" -eq 1 ]; then
   say "nesting: second-level boot and a workload at L1 and L2"
-  python3 "$here/nested.py" --hvc "$hvc" --tmp "$tmp" --runs "$section_runs" >"$tmp/nested.md" &
-  bench_pid=$!
-  wait "$bench_pid"
-  bench_pid=
-  tee -a "$here/results.md" <"$tmp/nested.md"
+  section nested python3 "$here/nested.py" --hvc "$hvc" --tmp "$tmp" --runs "$section_runs"
 fi
 
 # --- hvcd: ps latency with and without a thousand clients waiting ------------------------------
 if [ "$daemon" -eq 1 ]; then
   say "hvcd: ps latency with 0 and 1000 waiting clients"
-  python3 "$here/daemon.py" --hvc "$hvc" --tmp "$tmp" --waiters 1000 --runs "$section_runs" >"$tmp/daemon.md" &
-  bench_pid=$!
-  wait "$bench_pid"
-  bench_pid=
-  tee -a "$here/results.md" <"$tmp/daemon.md"
+  section daemon python3 "$here/daemon.py" --hvc "$hvc" --tmp "$tmp" --waiters 1000 --runs "$section_runs"
 fi
 
 # --- pods: two containers in a pod through containerd's CRI, hvc-oci against runc -------------
 if [ "$pods" -eq 1 ]; then
   say "pods: containerd's CRI, a pod of two containers, hvc against runc"
-  "$pods_python" "$here/pods.py" --hvc-oci "$(dirname "$hvc")/hvc-oci" --python "$pods_python" --tmp "$tmp" \
-    --runs "$section_runs" >"$tmp/pods.md" &
-  bench_pid=$!
-  wait "$bench_pid"
-  bench_pid=
-  tee -a "$here/results.md" <"$tmp/pods.md"
+  section pods "$pods_python" "$here/pods.py" --hvc-oci "$(dirname "$hvc")/hvc-oci" --python "$pods_python" --tmp "$tmp" \
+    --runs "$section_runs"
 fi
 
 # --- the Docker API: docker run --rm through hvcd against dockerd with runc --------------------
 if [ "$docker_section" -eq 1 ]; then
   say "docker: docker run --rm through hvcd's Docker API against dockerd + runc"
-  python3 "$here/docker.py" --hvc "$hvc" --tmp "$tmp" --runs "$section_runs" >"$tmp/docker.md" &
-  bench_pid=$!
-  wait "$bench_pid"
-  bench_pid=
-  tee -a "$here/results.md" <"$tmp/docker.md"
+  section docker python3 "$here/docker.py" --hvc "$hvc" --tmp "$tmp" --runs "$section_runs"
 fi
 
 # --- callers of hvc-oci: ctr run and docker run --runtime, hvc-oci against runc ---------------
 if [ "$callers" -eq 1 ]; then
   say "callers: ctr run and docker run with hvc-oci as their runtime, against runc"
-  python3 "$here/callers.py" --hvc "$hvc" --tmp "$tmp" --runs "$section_runs" >"$tmp/callers.md" &
-  bench_pid=$!
-  wait "$bench_pid"
-  bench_pid=
-  tee -a "$here/results.md" <"$tmp/callers.md"
+  section callers python3 "$here/callers.py" --hvc "$hvc" --tmp "$tmp" --runs "$section_runs"
 fi
 
 python3 "$here/quote.py" "$here/results.md" "$repo/README.md"
